@@ -1,0 +1,569 @@
+//! Function definitions: what starts a function, how it retries, and its handler.
+//!
+//! ```
+//! use hookflow::{Function, step::WaitFor};
+//! use std::time::Duration;
+//!
+//! let f = Function::new("post-purchase")
+//!     .on_event("purchase/created")
+//!     .retries(3)
+//!     .idempotency("event.data.orderId")
+//!     .handler(|ctx| async move {
+//!         let order: String = ctx.step.run("load-order", || async { Ok("o-1".to_string()) }).await?;
+//!         ctx.step.sleep("cool-off", Duration::from_secs(3600)).await?;
+//!         Ok(order)
+//!     });
+//! assert!(f.validate().is_ok());
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, FUNCTION_FAILED};
+use crate::expr::Expr;
+use crate::failure::DEFAULT_RETRIES;
+use crate::step::Step;
+
+/// What a handler receives.
+pub struct Ctx {
+    /// The event that started the run.
+    pub event: Event,
+    /// The durable step API.
+    pub step: Step,
+    /// This run's id.
+    pub run_id: String,
+    /// Run-level attempt (0 for the first execution, counts handler retries).
+    pub attempt: u32,
+}
+
+/// A type-erased handler.
+pub type Handler = Arc<dyn Fn(Ctx) -> BoxFuture<'static, anyhow::Result<Value>> + Send + Sync>;
+
+/// What starts a function.
+#[derive(Debug, Clone)]
+pub enum Trigger {
+    /// An event by name, optionally filtered by a CEL expression over `event`.
+    Event {
+        /// Event name.
+        name: String,
+        /// CEL filter source.
+        condition: Option<String>,
+    },
+    /// A cron schedule (5 fields, or 6 with seconds) in a time zone.
+    Cron {
+        /// The cron expression.
+        schedule: String,
+        /// IANA time zone name (`UTC` by default).
+        timezone: String,
+    },
+}
+
+/// Cancels a run when a matching event arrives.
+#[derive(Debug, Clone)]
+pub struct CancelOn {
+    /// The cancelling event's name.
+    pub event: String,
+    /// CEL condition over `event` (trigger) and `async` (the cancelling event).
+    pub condition: Option<String>,
+}
+
+impl CancelOn {
+    /// Cancel on any `event`.
+    pub fn event(name: impl Into<String>) -> Self {
+        Self {
+            event: name.into(),
+            condition: None,
+        }
+    }
+
+    /// Only when the field at `path` (e.g. `data.orderId`) is equal in both events.
+    #[must_use]
+    pub fn matching(mut self, path: &str) -> Self {
+        self.condition = Some(match_condition(path));
+        self
+    }
+
+    /// Only when the CEL `condition` over `event` and `async` holds.
+    #[must_use]
+    pub fn when(mut self, condition: impl Into<String>) -> Self {
+        self.condition = Some(condition.into());
+        self
+    }
+}
+
+/// The CEL condition for "field `path` is equal in `event` and `async`".
+#[must_use]
+pub fn match_condition(path: &str) -> String {
+    let path = path.trim_start_matches('.');
+    format!("event.{path} == async.{path}")
+}
+
+/// A function: triggers, policies and handler.
+#[derive(Clone)]
+pub struct Function {
+    pub(crate) id: String,
+    pub(crate) name: Option<String>,
+    pub(crate) triggers: Vec<Trigger>,
+    pub(crate) retries: u32,
+    pub(crate) idempotency: Option<String>,
+    pub(crate) cancel_on: Vec<CancelOn>,
+    pub(crate) start_timeout: Option<Duration>,
+    pub(crate) finish_timeout: Option<Duration>,
+    pub(crate) on_failure: Option<Handler>,
+    pub(crate) handler: Option<Handler>,
+    // compiled on validate()
+    pub(crate) compiled: Compiled,
+}
+
+#[derive(Clone, Default)]
+pub(crate) struct Compiled {
+    pub(crate) conditions: Vec<Option<Expr>>,
+    pub(crate) crons: Vec<Option<(croner::Cron, chrono_tz::Tz)>>,
+    pub(crate) idempotency: Option<Expr>,
+}
+
+impl fmt::Debug for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Function")
+            .field("id", &self.id)
+            .field("triggers", &self.triggers)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
+}
+
+fn erase<F, Fut, T>(f: F) -> Handler
+where
+    F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Serialize,
+{
+    Arc::new(move |ctx| {
+        let fut = f(ctx);
+        Box::pin(async move { Ok(serde_json::to_value(fut.await?)?) })
+    })
+}
+
+impl Function {
+    /// A function with this id (lowercase letters, digits and `-`).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: None,
+            triggers: Vec::new(),
+            retries: DEFAULT_RETRIES,
+            idempotency: None,
+            cancel_on: Vec::new(),
+            start_timeout: None,
+            finish_timeout: None,
+            on_failure: None,
+            handler: None,
+            compiled: Compiled::default(),
+        }
+    }
+
+    /// A human-readable name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Starts on every event named `name`.
+    #[must_use]
+    pub fn on_event(mut self, name: impl Into<String>) -> Self {
+        self.triggers.push(Trigger::Event {
+            name: name.into(),
+            condition: None,
+        });
+        self
+    }
+
+    /// Starts on events named `name` for which the CEL `condition` over `event` is true.
+    #[must_use]
+    pub fn on_event_if(mut self, name: impl Into<String>, condition: impl Into<String>) -> Self {
+        self.triggers.push(Trigger::Event {
+            name: name.into(),
+            condition: Some(condition.into()),
+        });
+        self
+    }
+
+    /// Starts on a cron schedule in UTC.
+    #[must_use]
+    pub fn on_cron(self, schedule: impl Into<String>) -> Self {
+        self.on_cron_in(schedule, "UTC")
+    }
+
+    /// Starts on a cron schedule in an IANA time zone (e.g. `Europe/London`).
+    #[must_use]
+    pub fn on_cron_in(mut self, schedule: impl Into<String>, timezone: impl Into<String>) -> Self {
+        self.triggers.push(Trigger::Cron {
+            schedule: schedule.into(),
+            timezone: timezone.into(),
+        });
+        self
+    }
+
+    /// Retries after the first attempt, for each step and for the handler
+    /// (default [`DEFAULT_RETRIES`]).
+    #[must_use]
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// At most one run per value of this CEL key over `event` per 24 h.
+    #[must_use]
+    pub fn idempotency(mut self, key: impl Into<String>) -> Self {
+        self.idempotency = Some(key.into());
+        self
+    }
+
+    /// Cancels a run when a matching event arrives.
+    #[must_use]
+    pub fn cancel_on(mut self, cancel: CancelOn) -> Self {
+        self.cancel_on.push(cancel);
+        self
+    }
+
+    /// Cancels a run that has not started within `timeout` of being queued.
+    #[must_use]
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = Some(timeout);
+        self
+    }
+
+    /// Cancels a run that has not finished within `timeout` of starting.
+    #[must_use]
+    pub fn finish_timeout(mut self, timeout: Duration) -> Self {
+        self.finish_timeout = Some(timeout);
+        self
+    }
+
+    /// Runs when this function fails for good. Its context's event is the
+    /// `hookflow/function.failed` event: `data.function_id`, `data.run_id`,
+    /// `data.error` and the original `data.event`.
+    #[must_use]
+    pub fn on_failure<F, Fut, T>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+        T: Serialize,
+    {
+        self.on_failure = Some(erase(f));
+        self
+    }
+
+    /// The handler; completes the definition.
+    #[must_use]
+    pub fn handler<F, Fut, T>(mut self, f: F) -> Self
+    where
+        F: Fn(Ctx) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = anyhow::Result<T>> + Send + 'static,
+        T: Serialize,
+    {
+        self.handler = Some(erase(f));
+        self
+    }
+
+    /// The function id.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Its triggers.
+    #[must_use]
+    pub fn triggers(&self) -> &[Trigger] {
+        &self.triggers
+    }
+
+    /// Its retry count.
+    #[must_use]
+    pub fn retry_count(&self) -> u32 {
+        self.retries
+    }
+
+    /// Its cancel_on entries.
+    #[must_use]
+    pub fn cancellations(&self) -> &[CancelOn] {
+        &self.cancel_on
+    }
+
+    /// Checks the definition: id, handler, triggers, expressions and schedules.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFunction`] naming the problem.
+    pub fn validate(&self) -> Result<()> {
+        self.compile().map(|_| ())
+    }
+
+    pub(crate) fn compile(&self) -> Result<Compiled> {
+        let invalid = |reason: String| Error::InvalidFunction {
+            function: self.id.clone(),
+            reason,
+        };
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !id_ok {
+            return Err(invalid(
+                "id must be 1-64 characters of a-z, 0-9 and '-'".into(),
+            ));
+        }
+        if self.handler.is_none() {
+            return Err(invalid("no handler".into()));
+        }
+        if self.triggers.is_empty() {
+            return Err(invalid("no trigger (on_event or on_cron)".into()));
+        }
+        let mut compiled = Compiled::default();
+        for trigger in &self.triggers {
+            match trigger {
+                Trigger::Event { name, condition } => {
+                    if name.trim().is_empty() {
+                        return Err(invalid("empty trigger event name".into()));
+                    }
+                    let expr = condition
+                        .as_deref()
+                        .map(Expr::compile)
+                        .transpose()
+                        .map_err(|e| invalid(e.to_string()))?;
+                    compiled.conditions.push(expr);
+                    compiled.crons.push(None);
+                }
+                Trigger::Cron { schedule, timezone } => {
+                    let cron = croner::Cron::from_str(schedule)
+                        .map_err(|e| invalid(format!("cron `{schedule}`: {e}")))?;
+                    let tz = chrono_tz::Tz::from_str(timezone)
+                        .map_err(|_| invalid(format!("unknown time zone `{timezone}`")))?;
+                    compiled.conditions.push(None);
+                    compiled.crons.push(Some((cron, tz)));
+                }
+            }
+        }
+        for cancel in &self.cancel_on {
+            if let Some(condition) = &cancel.condition {
+                Expr::compile(condition).map_err(|e| invalid(e.to_string()))?;
+            }
+        }
+        compiled.idempotency = self
+            .idempotency
+            .as_deref()
+            .map(Expr::compile)
+            .transpose()
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(compiled)
+    }
+
+    /// The next cron fire time strictly after `after_ms`, over all cron triggers.
+    #[must_use]
+    pub fn next_cron_after(&self, after_ms: i64) -> Option<i64> {
+        use chrono::TimeZone;
+        self.compiled
+            .crons
+            .iter()
+            .flatten()
+            .filter_map(|(cron, tz)| {
+                let start = tz.timestamp_millis_opt(after_ms).single()?;
+                cron.find_next_occurrence(&start, false)
+                    .ok()
+                    .map(|t| t.timestamp_millis())
+            })
+            .min()
+    }
+
+    /// True if `event` starts this function (name and condition).
+    #[must_use]
+    pub fn is_triggered_by(&self, event: &Event, event_json: &Value) -> bool {
+        self.triggers
+            .iter()
+            .zip(&self.compiled.conditions)
+            .any(|(trigger, expr)| match trigger {
+                Trigger::Event { name, .. } if *name == event.name => expr
+                    .as_ref()
+                    .is_none_or(|e| e.matches(&[("event", event_json)])),
+                _ => false,
+            })
+    }
+
+    /// True if the function has a cron trigger.
+    #[must_use]
+    pub fn has_cron(&self) -> bool {
+        self.compiled.crons.iter().any(Option::is_some)
+    }
+
+    pub(crate) fn handler_fn(&self) -> Option<&Handler> {
+        self.handler.as_ref()
+    }
+
+    pub(crate) fn idempotency_expr(&self) -> Option<&Expr> {
+        self.compiled.idempotency.as_ref()
+    }
+}
+
+/// Every registered function, validated, indexed by id and trigger event.
+#[derive(Clone, Default)]
+pub struct Registry {
+    functions: BTreeMap<String, Arc<Function>>,
+    by_event: BTreeMap<String, Vec<Arc<Function>>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.functions.keys()).finish()
+    }
+}
+
+/// Suffix of the function generated for an `on_failure` handler.
+pub const FAILURE_SUFFIX: &str = "-on-failure";
+
+impl Registry {
+    /// Validates and indexes `functions`. Each `on_failure` handler becomes a
+    /// function `<id>-on-failure` triggered by `hookflow/function.failed`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidFunction`] for the first invalid definition or a duplicate id.
+    pub fn new(functions: impl IntoIterator<Item = Function>) -> Result<Self> {
+        let mut registry = Self::default();
+        for function in functions {
+            if let Some(on_failure) = function.on_failure.clone() {
+                let mut failure = Function::new(format!("{}{FAILURE_SUFFIX}", function.id))
+                    .on_event_if(
+                        FUNCTION_FAILED,
+                        format!("event.data.function_id == '{}'", function.id),
+                    )
+                    .retries(function.retries);
+                failure.handler = Some(on_failure);
+                registry.insert(failure)?;
+            }
+            registry.insert(function)?;
+        }
+        Ok(registry)
+    }
+
+    fn insert(&mut self, mut function: Function) -> Result<()> {
+        function.compiled = function.compile()?;
+        if self.functions.contains_key(&function.id) {
+            return Err(Error::InvalidFunction {
+                function: function.id,
+                reason: "duplicate id".into(),
+            });
+        }
+        let function = Arc::new(function);
+        for trigger in &function.triggers {
+            if let Trigger::Event { name, .. } = trigger {
+                let list = self.by_event.entry(name.clone()).or_default();
+                if !list.iter().any(|f| f.id == function.id) {
+                    list.push(function.clone());
+                }
+            }
+        }
+        self.functions.insert(function.id.clone(), function);
+        Ok(())
+    }
+
+    /// The function with this id.
+    #[must_use]
+    pub fn get(&self, id: &str) -> Option<&Arc<Function>> {
+        self.functions.get(id)
+    }
+
+    /// Functions with an event trigger named `event`.
+    #[must_use]
+    pub fn triggered_by(&self, event: &str) -> &[Arc<Function>] {
+        self.by_event.get(event).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every function, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Function>> {
+        self.functions.values()
+    }
+
+    /// Number of functions (including generated on-failure functions).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.functions.len()
+    }
+
+    /// True if empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.functions.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn noop(id: &str) -> Function {
+        Function::new(id).handler(|_ctx| async { Ok(()) })
+    }
+
+    #[test]
+    fn invalid_definitions_are_reported() {
+        assert!(noop("Bad Id").on_event("a").validate().is_err());
+        assert!(noop("ok").validate().is_err(), "no trigger");
+        let err = noop("ok")
+            .on_event_if("a", "event.data.(")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("event.data.("), "{err}");
+        let err = noop("ok").on_cron("not a cron").validate().unwrap_err();
+        assert!(err.to_string().contains("cron"), "{err}");
+        let err = noop("ok")
+            .on_cron_in("0 9 * * *", "Mars/Base")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("Mars/Base"), "{err}");
+    }
+
+    #[test]
+    fn trigger_conditions_filter_events() {
+        let registry =
+            Registry::new([noop("big").on_event_if("order/paid", "event.data.total >= 100")])
+                .unwrap();
+        let f = &registry.triggered_by("order/paid")[0];
+        let big = Event::new("order/paid", json!({"total": 150}));
+        let small = Event::new("order/paid", json!({"total": 5}));
+        assert!(f.is_triggered_by(&big, &serde_json::to_value(&big).unwrap()));
+        assert!(!f.is_triggered_by(&small, &serde_json::to_value(&small).unwrap()));
+    }
+
+    #[test]
+    fn cron_respects_the_time_zone() {
+        let registry =
+            Registry::new([noop("daily").on_cron_in("0 9 * * *", "Europe/London")]).unwrap();
+        let f = registry.get("daily").unwrap();
+        // 2026-07-01T00:00:00Z: London is on BST (UTC+1), so 09:00 local = 08:00 UTC.
+        let start = 1_782_864_000_000;
+        let next = f.next_cron_after(start).unwrap();
+        assert_eq!(next - start, 8 * 3_600_000);
+    }
+
+    #[test]
+    fn on_failure_becomes_a_function() {
+        let registry = Registry::new([noop("pay")
+            .on_event("a")
+            .on_failure(|_ctx| async { Ok(()) })])
+        .unwrap();
+        assert!(registry.get("pay-on-failure").is_some());
+        assert_eq!(registry.triggered_by(FUNCTION_FAILED).len(), 1);
+        assert!(Registry::new([noop("x").on_event("a"), noop("x").on_event("b")]).is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! The embedded runtime: the engine over [`SqliteStore`] plus the loop that
+//! receives queue messages and hands them to [`Engine::handle`], acknowledging,
+//! retrying with backoff, or dead-lettering them like an SQS event source.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hookflow::clock::duration_ms;
+use hookflow::{Clock, Engine, EngineConfig, Handled, Registry};
+use tokio::sync::watch;
+
+use crate::Result;
+use crate::queue::Delivery;
+use crate::store::SqliteStore;
+
+/// Worker loop settings.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Concurrent workers (each handles one message at a time).
+    pub workers: usize,
+    /// How long a received message stays hidden while it is handled.
+    pub visibility: Duration,
+    /// Deliveries before a failing message is dead-lettered.
+    pub max_receives: u32,
+    /// Longest idle wait between queue polls.
+    pub idle_poll: Duration,
+    /// Delay before re-delivering a message whose run is held by another worker.
+    pub busy_delay: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            workers: 8,
+            visibility: Duration::from_secs(15 * 60),
+            max_receives: 10,
+            idle_poll: Duration::from_millis(250),
+            busy_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The engine on the embedded store, with its worker loop.
+#[derive(Clone)]
+pub struct Embedded {
+    engine: Engine<SqliteStore>,
+    config: WorkerConfig,
+}
+
+impl Embedded {
+    /// An embedded runtime over `store` for `registry`.
+    pub fn new(
+        store: SqliteStore,
+        registry: Registry,
+        clock: Arc<dyn Clock>,
+        config: WorkerConfig,
+    ) -> Self {
+        let engine_config = EngineConfig {
+            lease: config.visibility,
+            ..EngineConfig::default()
+        };
+        Self {
+            engine: Engine::new(store, registry, clock, engine_config),
+            config,
+        }
+    }
+
+    /// The engine.
+    #[must_use]
+    pub fn engine(&self) -> &Engine<SqliteStore> {
+        &self.engine
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &SqliteStore {
+        self.engine.store()
+    }
+
+    fn now(&self) -> i64 {
+        self.engine.clock().now_ms()
+    }
+
+    /// Prepares a (re)started process: frees what the previous process held
+    /// and schedules cron ticks. Returns how many in-flight messages were recovered.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn start(&self) -> hookflow::Result<usize> {
+        let recovered = self.store().recover(self.now()).await?;
+        self.engine.schedule_crons().await?;
+        Ok(recovered)
+    }
+
+    /// Handles one delivery: acknowledge on success, redeliver later when the
+    /// run is busy or handling failed, dead-letter after too many receives.
+    ///
+    /// # Errors
+    /// Storage errors while acknowledging.
+    pub async fn process(&self, delivery: &Delivery) -> Result<()> {
+        let store = self.store();
+        match self.engine.handle(&delivery.envelope).await {
+            Ok(Handled::Done) => store.ack(delivery).await,
+            Ok(Handled::Busy) => {
+                let at = self.now() + duration_ms(self.config.busy_delay);
+                store.retry_at(delivery, at, None).await
+            }
+            Err(err) => {
+                let error = format!("{err:#}");
+                if delivery.receive_count >= self.config.max_receives {
+                    tracing::error!(message = ?delivery.envelope.message, error, "message dead-lettered");
+                    store.dead_letter(delivery, error).await
+                } else {
+                    let backoff = Duration::from_secs(1 << delivery.receive_count.min(6));
+                    tracing::warn!(message = ?delivery.envelope.message, error, "message failed; will retry");
+                    store
+                        .retry_at(delivery, self.now() + duration_ms(backoff), Some(error))
+                        .await
+                }
+            }
+        }
+    }
+
+    /// Handles messages one at a time until none is visible at the clock's
+    /// current time; returns how many were handled. With a fake clock this runs
+    /// everything due "now", deterministically.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn drain(&self) -> Result<usize> {
+        let visibility = duration_ms(self.config.visibility);
+        let mut handled = 0;
+        loop {
+            let batch = self.store().receive(self.now(), 1, visibility).await?;
+            let Some(delivery) = batch.into_iter().next() else {
+                return Ok(handled);
+            };
+            self.process(&delivery).await?;
+            handled += 1;
+        }
+    }
+
+    /// Runs the worker loop until `shutdown` turns true.
+    pub async fn run_workers(&self, shutdown: watch::Receiver<bool>) {
+        let mut tasks = Vec::with_capacity(self.config.workers);
+        for _ in 0..self.config.workers.max(1) {
+            let this = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move { this.worker(shutdown).await }));
+        }
+        for task in tasks {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "worker task ended abnormally");
+            }
+        }
+    }
+
+    async fn worker(&self, mut shutdown: watch::Receiver<bool>) {
+        let visibility = duration_ms(self.config.visibility);
+        while !*shutdown.borrow() {
+            let notified = self.store().notify.notified();
+            match self.store().receive(self.now(), 1, visibility).await {
+                Ok(batch) if !batch.is_empty() => {
+                    for delivery in &batch {
+                        if let Err(err) = self.process(delivery).await {
+                            tracing::error!(error = %err, "queue update failed");
+                        }
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(err) => tracing::error!(error = %err, "queue receive failed"),
+            }
+            let wait = match self.store().next_visible_at().await {
+                Ok(Some(at)) => Duration::from_millis(u64::try_from(at - self.now()).unwrap_or(0)),
+                _ => self.config.idle_poll,
+            }
+            .min(self.config.idle_poll);
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! The SQLite schema. One table per record kind; JSON bodies hold the records,
+//! indexed columns hold what queries and conditional writes need.
+
+pub(crate) const PRAGMAS: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = FULL;
+PRAGMA busy_timeout = 5000;
+PRAGMA foreign_keys = OFF;
+";
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    ts          INTEGER NOT NULL,
+    received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_name ON events (name, received_at);
+
+CREATE TABLE IF NOT EXISTS runs (
+    id          TEXT PRIMARY KEY,
+    function_id TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_until INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_by_function ON runs (function_id, status, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);
+CREATE INDEX IF NOT EXISTS runs_by_time ON runs (created_at);
+
+CREATE TABLE IF NOT EXISTS steps (
+    run_id   TEXT NOT NULL,
+    step_id  TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    status   TEXT NOT NULL,
+    body     TEXT NOT NULL,
+    PRIMARY KEY (run_id, step_id)
+);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    function_id TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (function_id, key)
+);
+
+CREATE TABLE IF NOT EXISTS waiters (
+    event   TEXT NOT NULL,
+    run_id  TEXT NOT NULL,
+    step_id TEXT NOT NULL,
+    body    TEXT NOT NULL,
+    PRIMARY KEY (event, run_id, step_id)
+);
+
+CREATE TABLE IF NOT EXISTS queue (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    target        TEXT NOT NULL,
+    body          TEXT NOT NULL,
+    visible_at    INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    dedupe_key    TEXT UNIQUE,
+    dead          INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT
+);
+CREATE INDEX IF NOT EXISTS queue_visible ON queue (dead, visible_at);
+";
