@@ -1,5 +1,9 @@
 //! Helpers shared by the cross-crate tests.
 
+/// The README's Rust examples, compiled as doctests so they never go stale.
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

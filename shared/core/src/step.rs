@@ -422,22 +422,22 @@ impl Step {
                     if let Err(halt) = self.before_new_step().await {
                         return self.halt(halt).await;
                     }
-                    if let Some(condition) = &wait.condition {
-                        if let Err(err) = Expr::compile(condition) {
-                            let mut rec = new_record(
-                                &claim,
-                                StepKind::WaitForEvent,
-                                StepStatus::Failed,
-                                now,
-                                None,
-                                None,
-                            );
-                            rec.error = Some(err.to_string());
-                            rec.ended_at = Some(now);
-                            let error = step_error(&rec);
-                            self.checkpoint(rec).await?;
-                            return Err(error);
-                        }
+                    if let Some(condition) = &wait.condition
+                        && let Err(err) = Expr::compile(condition)
+                    {
+                        let mut rec = new_record(
+                            &claim,
+                            StepKind::WaitForEvent,
+                            StepStatus::Failed,
+                            now,
+                            None,
+                            None,
+                        );
+                        rec.error = Some(err.to_string());
+                        rec.ended_at = Some(now);
+                        let error = step_error(&rec);
+                        self.checkpoint(rec).await?;
+                        return Err(error);
                     }
                     let expires = now.saturating_add(duration_ms(wait.timeout));
                     let detail = json!({"event": wait.event, "condition": wait.condition});
@@ -631,10 +631,10 @@ impl Step {
     }
 
     async fn before_new_step(&self) -> Result<(), Halt> {
-        if let Some(deadline) = self.inner.deadline {
-            if self.inner.backend.now() >= deadline {
-                return Err(Halt::Cancelled("finish timeout exceeded".into()));
-            }
+        if let Some(deadline) = self.inner.deadline
+            && self.inner.backend.now() >= deadline
+        {
+            return Err(Halt::Cancelled("finish timeout exceeded".into()));
         }
         match self.inner.backend.is_cancelled().await {
             Ok(true) => Err(Halt::Cancelled("cancelled".into())),

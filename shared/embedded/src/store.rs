@@ -270,11 +270,10 @@ impl RunStore for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()?;
-            if let Some((holder, expires)) = holder {
-                if expires > now {
+            if let Some((holder, expires)) = holder
+                && expires > now {
                     return Ok(Some(holder));
                 }
-            }
             tx.execute(
                 "INSERT OR REPLACE INTO idempotency (function_id, key, run_id, expires_at)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -408,5 +407,29 @@ impl Timers for SqliteStore {
 impl From<rusqlite::types::FromSqlError> for EmbeddedError {
     fn from(err: rusqlite::types::FromSqlError) -> Self {
         Self::Sqlite(err.into())
+    }
+}
+
+impl SqliteStore {
+    /// Counts runs, optionally of one function and status.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn count_runs(
+        &self,
+        function_id: Option<&str>,
+        status: Option<hookflow::RunStatus>,
+    ) -> Result<u64> {
+        let function_id = function_id.map(str::to_owned);
+        let status = status.map(hookflow::RunStatus::as_str);
+        self.call(move |c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR function_id = ?1) AND (?2 IS NULL OR status = ?2)",
+                params![function_id, status],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
     }
 }

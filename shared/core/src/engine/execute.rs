@@ -47,15 +47,14 @@ impl<S: Store> Engine<S> {
             return self.apply(run, None, Outcome::Failed(reason)).await;
         };
         let now = self.now();
-        if run.started_at.is_none() {
-            if let Some(limit) = function.start_timeout {
-                if now - run.created_at > duration_ms(limit) {
-                    let reason = format!("not started within the {limit:?} start timeout");
-                    return self
-                        .apply(run, Some(&function), Outcome::Cancelled(reason))
-                        .await;
-                }
-            }
+        if run.started_at.is_none()
+            && let Some(limit) = function.start_timeout
+            && now - run.created_at > duration_ms(limit)
+        {
+            let reason = format!("not started within the {limit:?} start timeout");
+            return self
+                .apply(run, Some(&function), Outcome::Cancelled(reason))
+                .await;
         }
         let started_at = *run.started_at.get_or_insert(now);
         let deadline = function
@@ -109,10 +108,10 @@ impl<S: Store> Engine<S> {
                     RunStatus::Sleeping
                 };
                 run.wake_at = wake_at;
-                if self.store.update_run(&run).await? {
-                    if let Some(at) = wake_at {
-                        self.schedule_resume(&run, at).await?;
-                    }
+                if self.store.update_run(&run).await?
+                    && let Some(at) = wake_at
+                {
+                    self.schedule_resume(&run, at).await?;
                 }
                 tracing::debug!(run.id = %run.id, status = run.status.as_str(), wake_at, "run suspended");
                 return Ok(());
@@ -198,10 +197,10 @@ impl<S: Store> Engine<S> {
                 ));
             }
         }
-        if self.store.resolve_step(&parent.run_id, &step).await? {
-            if let Some(parent_run) = self.store.get_run(&parent.run_id).await? {
-                self.resume(&parent_run.function_id, &parent_run.id).await?;
-            }
+        if self.store.resolve_step(&parent.run_id, &step).await?
+            && let Some(parent_run) = self.store.get_run(&parent.run_id).await?
+        {
+            self.resume(&parent_run.function_id, &parent_run.id).await?;
         }
         Ok(())
     }

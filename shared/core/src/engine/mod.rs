@@ -300,11 +300,10 @@ impl<S: Store> Engine<S> {
                 .store
                 .claim_idempotency(function.id(), &key, &run.id, now, expires)
                 .await?
+                && holder != run.id
             {
-                if holder != run.id {
-                    tracing::info!(function = function.id(), run.id = %holder, "idempotency key already used; no new run");
-                    return Ok(None);
-                }
+                tracing::info!(function = function.id(), run.id = %holder, "idempotency key already used; no new run");
+                return Ok(None);
             }
             run.idempotency_key = Some(key);
         }
@@ -394,10 +393,11 @@ impl<S: Store> Engine<S> {
             }
         }
         for step in self.store.load_steps(&run.id).await? {
-            if step.kind == StepKind::WaitForEvent && step.status == StepStatus::Waiting {
-                if let Some(event) = step.detail.as_ref().and_then(|d| d["event"].as_str()) {
-                    self.store.remove_waiter(event, &run.id, &step.id).await?;
-                }
+            if step.kind == StepKind::WaitForEvent
+                && step.status == StepStatus::Waiting
+                && let Some(event) = step.detail.as_ref().and_then(|d| d["event"].as_str())
+            {
+                self.store.remove_waiter(event, &run.id, &step.id).await?;
             }
         }
         Ok(())

@@ -1,0 +1,201 @@
+//! The HTTP API of `hookflow dev`: send events, list and inspect runs with their
+//! step timeline, cancel and replay runs, and a health check.
+//!
+//! Errors are JSON `{"error": "..."}` with the status a client can act on:
+//! 400 bad input, 404 unknown run, 409 conflicting state, 413 body too large,
+//! 503 storage failure (retry).
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hookflow::{Error, Event, RunFilter, RunStatus};
+use hookflow_embedded::Embedded;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Largest request body accepted by `POST /events` (a batch): 4 MiB.
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// An API error.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        let status = match &err {
+            Error::InvalidEvent(_) | Error::Expression { .. } | Error::InvalidFunction { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::RunNotFound(_) | Error::UnknownFunction(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Json(_) | Error::Store(_) => {
+                tracing::error!(error = %err, "request failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        Self(status, err.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The router, over a running embedded runtime.
+pub fn router(runtime: Embedded) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/events", post(post_events))
+        .route("/functions", get(functions))
+        .route("/runs", get(list_runs))
+        .route("/runs/{id}", get(get_run))
+        .route("/runs/{id}/cancel", post(cancel_run))
+        .route("/runs/{id}/replay", post(replay_run))
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
+        .with_state(runtime)
+}
+
+async fn health(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
+    let depth = rt.store().depth().await.map_err(Error::from)?;
+    let queued: u64 = depth.iter().map(|(_, n)| n).sum();
+    let dead = rt.store().dead_letters().await.map_err(Error::from)?.len();
+    Ok(Json(json!({
+        "status": "ok",
+        "functions": rt.engine().registry().len(),
+        "queued_messages": queued,
+        "dead_letters": dead,
+    })))
+}
+
+/// `POST /events`: one event object or an array of them. Returns the ids and
+/// which were duplicates. A bad event rejects the whole batch (nothing stored).
+async fn post_events(
+    State(rt): State<Embedded>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("body is not valid JSON: {e}"),
+        )
+    })?;
+    let events: Vec<Event> = match value {
+        Value::Array(items) => items.into_iter().map(serde_json::from_value).collect(),
+        other => serde_json::from_value(other).map(|e| vec![e]),
+    }
+    .map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("not an event (name, data, id?, ts?): {e}"),
+        )
+    })?;
+    if events.is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "no events in the batch".into(),
+        ));
+    }
+    let ingested = rt.engine().ingest(events).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "events": ingested }))))
+}
+
+async fn functions(State(rt): State<Embedded>) -> Json<Value> {
+    let list: Vec<Value> = rt
+        .engine()
+        .registry()
+        .iter()
+        .map(|f| {
+            let triggers: Vec<Value> = f
+                .triggers()
+                .iter()
+                .map(|t| match t {
+                    hookflow::function::Trigger::Event { name, condition } => {
+                        json!({"event": name, "if": condition})
+                    }
+                    hookflow::function::Trigger::Cron { schedule, timezone } => {
+                        json!({"cron": schedule, "timezone": timezone})
+                    }
+                })
+                .collect();
+            json!({"id": f.id(), "triggers": triggers, "retries": f.retry_count()})
+        })
+        .collect();
+    Json(json!({ "functions": list }))
+}
+
+/// Query of `GET /runs`.
+#[derive(Debug, Deserialize)]
+pub struct RunsQuery {
+    /// Only runs of this function.
+    pub function: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<String>,
+    /// At most this many (default 100).
+    pub limit: Option<usize>,
+}
+
+async fn list_runs(
+    State(rt): State<Embedded>,
+    Query(q): Query<RunsQuery>,
+) -> ApiResult<Json<Value>> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("unknown status `{s}` (queued, running, sleeping, waiting, completed, failed, cancelled)"),
+            )
+        })?),
+    };
+    let filter = RunFilter {
+        function_id: q.function,
+        status,
+        limit: q.limit.unwrap_or(100).min(1000),
+    };
+    let runs = rt.engine().list_runs(&filter).await?;
+    let runs: Vec<Value> = runs
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "function_id": r.function_id, "status": r.status,
+                "event_id": r.event.id, "event_name": r.event.name,
+                "created_at": r.created_at, "started_at": r.started_at, "ended_at": r.ended_at,
+                "wake_at": r.wake_at, "error": r.error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "runs": runs })))
+}
+
+async fn get_run(State(rt): State<Embedded>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let view = rt
+        .engine()
+        .run_view(&id)
+        .await?
+        .ok_or_else(|| ApiError::from(Error::RunNotFound(id)))?;
+    Ok(Json(serde_json::to_value(view).map_err(Error::from)?))
+}
+
+async fn cancel_run(State(rt): State<Embedded>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let run = rt.engine().cancel(&id).await?;
+    Ok(Json(json!({"id": run.id, "status": run.status})))
+}
+
+async fn replay_run(
+    State(rt): State<Embedded>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let run = rt.engine().replay(&id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": run.id, "replay_of": id})),
+    ))
+}

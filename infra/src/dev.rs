@@ -1,0 +1,83 @@
+//! `hookflow dev`: the HTTP API and the worker loop over one SQLite file.
+//! Killing it at any point loses nothing: on start it recovers in-flight
+//! messages and leases and resumes every run from its journal.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use hookflow::SystemClock;
+use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
+use tokio::sync::watch;
+
+use crate::DevArgs;
+
+/// Starts the runtime on `args.db` and serves until SIGINT/SIGTERM.
+///
+/// # Errors
+/// Registry, database or bind failures, with what to fix.
+pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
+    let registry = hookflow_registry::registry().context("invalid function registry")?;
+    if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let store = SqliteStore::open(&args.db)
+        .with_context(|| format!("cannot open database {}", args.db.display()))?;
+    let config = WorkerConfig {
+        workers: args.workers,
+        ..WorkerConfig::default()
+    };
+    let runtime = Embedded::new(store, registry, Arc::new(SystemClock), config);
+    let recovered = runtime.start().await.context("recovery on start failed")?;
+    let listener = tokio::net::TcpListener::bind(args.addr())
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (is another hookflow dev running? try --port)",
+                args.addr()
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        url = %format!("http://{addr}"),
+        db = %args.db.display(),
+        functions = runtime.engine().registry().len(),
+        recovered,
+        "hookflow dev listening"
+    );
+    println!("hookflow dev listening on http://{addr}");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = {
+        let runtime = runtime.clone();
+        tokio::spawn(async move { runtime.run_workers(stop_rx).await })
+    };
+    axum::serve(listener, crate::api::router(runtime))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    let _ = stop_tx.send(true);
+    workers.await.context("workers ended abnormally")?;
+    tracing::info!("hookflow dev stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

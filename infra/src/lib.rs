@@ -1,0 +1,90 @@
+//! The `hookflow` command line: `dev` (the local server on the embedded
+//! backend), `bench` (throughput and latency on the embedded backend), and
+//! `functions` (what the registry holds).
+
+pub mod api;
+pub mod bench;
+pub mod dev;
+pub mod logging;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Default port of `hookflow dev`.
+pub const DEFAULT_PORT: u16 = 8288;
+
+/// Hookflow: durable workflows for webhooks, on AWS or on one machine.
+#[derive(Debug, Parser)]
+#[command(name = "hookflow", version, about)]
+pub struct Cli {
+    /// Log format: `pretty` (for terminals) or `json`.
+    #[arg(
+        long,
+        global = true,
+        env = "HOOKFLOW_LOG_FORMAT",
+        default_value = "pretty"
+    )]
+    pub log_format: logging::Format,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every registered function locally on the embedded SQLite backend.
+    Dev(DevArgs),
+    /// Measure runs/s and event-to-completion latency on the embedded backend.
+    Bench(bench::BenchArgs),
+    /// List the registered functions and their triggers.
+    Functions,
+}
+
+/// `hookflow dev` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, env = "HOOKFLOW_HOST", default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port to listen on (0 picks a free one and prints it).
+    #[arg(long, env = "HOOKFLOW_PORT", default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// SQLite database file (created if missing).
+    #[arg(long, env = "HOOKFLOW_DB", default_value = ".hookflow/dev.db")]
+    pub db: PathBuf,
+    /// Concurrent workers.
+    #[arg(long, env = "HOOKFLOW_WORKERS", default_value_t = 8)]
+    pub workers: usize,
+}
+
+impl DevArgs {
+    /// The socket address to bind.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Start-up failures (bad registry, database, port in use) with context.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The benchmark logs only problems: per-run lines would measure the terminal.
+    let level = if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" };
+    logging::init(cli.log_format, level);
+    match cli.command {
+        Command::Dev(args) => dev::serve(args).await,
+        Command::Bench(args) => bench::run(args).await,
+        Command::Functions => {
+            let registry = hookflow_registry::registry()?;
+            for function in registry.iter() {
+                println!("{}\t{:?}", function.id(), function.triggers());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The `hookflow dev` HTTP API, driven in-process through its router.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use hookflow::{FakeClock, Registry};
+use hookflow_embedded::testing::START_MS;
+use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn runtime() -> (Embedded, FakeClock) {
+    let clock = FakeClock::new(START_MS);
+    let registry = Registry::new(hookflow_registry::functions()).unwrap();
+    let store = SqliteStore::in_memory().unwrap();
+    (
+        Embedded::new(
+            store,
+            registry,
+            Arc::new(clock.clone()),
+            WorkerConfig::default(),
+        ),
+        clock,
+    )
+}
+
+async fn call(rt: &Embedded, method: &str, uri: &str, body: Option<String>) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, Body::from))
+        .unwrap();
+    let response = hookflow_cli::api::router(rt.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn events_start_runs_whose_timeline_is_visible() {
+    let (rt, clock) = runtime();
+    let body =
+        json!([{"name": "demo/hello", "data": {"name": "Ada", "delay_secs": 10}, "id": "e1"}])
+            .to_string();
+    let (status, out) = call(&rt, "POST", "/events", Some(body.clone())).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(out["events"][0], json!({"id": "e1", "duplicate": false}));
+    let (_, again) = call(&rt, "POST", "/events", Some(body)).await;
+    assert_eq!(again["events"][0]["duplicate"], true);
+    rt.drain().await.unwrap();
+
+    let (status, list) = call(
+        &rt,
+        "GET",
+        "/runs?function=hello-world&status=sleeping",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let runs = list["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    let id = runs[0]["id"].as_str().unwrap();
+
+    clock.advance(Duration::from_secs(10));
+    rt.drain().await.unwrap();
+    let (status, view) = call(&rt, "GET", &format!("/runs/{id}"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["status"], "completed");
+    let steps: Vec<_> = view["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(steps, ["compose", "pause", "deliver"]);
+    assert_eq!(view["steps"][0]["attempts"], 1);
+
+    let (status, replay) = call(&rt, "POST", &format!("/runs/{id}/replay"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(replay["replay_of"], id);
+    let (status, _) = call(&rt, "POST", &format!("/runs/{id}/cancel"), None).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a completed run cannot be cancelled"
+    );
+}
+
+#[tokio::test]
+async fn cancel_stops_a_sleeping_run() {
+    let (rt, clock) = runtime();
+    let body = json!({"name": "demo/hello", "data": {"delay_secs": 60}}).to_string();
+    call(&rt, "POST", "/events", Some(body)).await;
+    rt.drain().await.unwrap();
+    let (_, list) = call(&rt, "GET", "/runs", None).await;
+    let id = list["runs"][0]["id"].as_str().unwrap().to_owned();
+    let (status, out) = call(&rt, "POST", &format!("/runs/{id}/cancel"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["status"], "cancelled");
+    clock.advance(Duration::from_secs(60));
+    rt.drain().await.unwrap();
+    let (_, view) = call(&rt, "GET", &format!("/runs/{id}"), None).await;
+    assert_eq!(view["status"], "cancelled");
+    assert_eq!(
+        view["steps"].as_array().unwrap().len(),
+        2,
+        "deliver never ran"
+    );
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let (rt, _) = runtime();
+    let (status, out) = call(&rt, "POST", "/events", Some("{not json".into())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(out["error"].as_str().unwrap().contains("not valid JSON"));
+    let (status, out) = call(
+        &rt,
+        "POST",
+        "/events",
+        Some(json!({"name": ""}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(out["error"].as_str().unwrap().contains("must not be empty"));
+    let (status, _) = call(
+        &rt,
+        "POST",
+        "/events",
+        Some(json!({"data": {}}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "missing name");
+    let (status, _) = call(&rt, "POST", "/events", Some("[]".into())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let huge = json!({"name": "a/b", "data": {"blob": "x".repeat(5 * 1024 * 1024)}}).to_string();
+    let (status, _) = call(&rt, "POST", "/events", Some(huge)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = call(&rt, "GET", "/runs/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&rt, "GET", "/runs?status=bogus", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, health) = call(&rt, "GET", "/health", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "ok");
+    assert!(
+        rt.store().count_runs(None, None).await.unwrap() == 0,
+        "nothing stored by bad requests"
+    );
+}
