@@ -1,19 +1,23 @@
-//! The HTTP API of `hookflow dev`: send events, list and inspect runs with their
-//! step timeline, cancel and replay runs, and a health check.
+//! The HTTP API of `hookflow dev`: webhook endpoints for every provider, send
+//! events, list and inspect runs with their step timeline, cancel and replay
+//! runs, and a health check.
 //!
 //! Errors are JSON `{"error": "..."}` with the status a client can act on:
 //! 400 bad input, 404 unknown run, 409 conflicting state, 413 body too large,
 //! 503 storage failure (retry).
 
 use axum::Json;
+use std::sync::Arc;
+
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hookflow::{Error, Event, RunFilter, RunStatus};
 use hookflow_embedded::Embedded;
+use hookflow_webhooks::{CertFetcher, Provider, Receiver, WebhookRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -49,9 +53,33 @@ impl From<Error> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The router, over a running embedded runtime.
-pub fn router(runtime: Embedded) -> Router {
+/// What the handlers share: the runtime and the webhook receiver.
+pub struct AppState<F> {
+    /// The engine and its store.
+    pub runtime: Embedded,
+    /// Verifies and normalizes provider deliveries.
+    pub receiver: Arc<Receiver<F>>,
+}
+
+impl<F> Clone for AppState<F> {
+    fn clone(&self) -> Self {
+        Self {
+            runtime: self.runtime.clone(),
+            receiver: self.receiver.clone(),
+        }
+    }
+}
+
+impl<F> FromRef<AppState<F>> for Embedded {
+    fn from_ref(state: &AppState<F>) -> Self {
+        state.runtime.clone()
+    }
+}
+
+/// The router, over a running embedded runtime and a webhook receiver.
+pub fn router<F: CertFetcher + 'static>(runtime: Embedded, receiver: Arc<Receiver<F>>) -> Router {
     Router::new()
+        .route("/webhooks/{provider}", post(webhook::<F>))
         .route("/health", get(health))
         .route("/events", post(post_events))
         .route("/functions", get(functions))
@@ -60,7 +88,40 @@ pub fn router(runtime: Embedded) -> Router {
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/replay", post(replay_run))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
-        .with_state(runtime)
+        .with_state(AppState { runtime, receiver })
+}
+
+/// `POST /webhooks/{provider}`: verify the signature on the raw body, store the
+/// normalized event(s), answer as the provider expects (see `hookflow-webhooks`).
+async fn webhook<F: CertFetcher + 'static>(
+    State(state): State<AppState<F>>,
+    Path(provider): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(provider) = Provider::from_path(&provider) else {
+        return ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no webhook endpoint for `{provider}`"),
+        )
+        .into_response();
+    };
+    let request = WebhookRequest {
+        headers: headers
+            .iter()
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
+            .collect(),
+        body: body.to_vec(),
+    };
+    let now = state.runtime.engine().clock().now_ms();
+    let response = state
+        .receiver
+        .handle(provider, &request, state.runtime.engine(), now)
+        .await;
+    let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(response.body)).into_response()
 }
 
 async fn health(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {

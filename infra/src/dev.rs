@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use hookflow::SystemClock;
 use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
+use hookflow_webhooks::{Provider, Receiver, WebhookConfig};
 use tokio::sync::watch;
 
 use crate::DevArgs;
@@ -26,6 +27,18 @@ pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
         workers: args.workers,
         ..WorkerConfig::default()
     };
+    let webhooks = WebhookConfig::from_env().context("webhook configuration")?;
+    let (enabled, disabled): (Vec<_>, Vec<_>) = Provider::ALL
+        .into_iter()
+        .partition(|p| webhooks.is_configured(*p));
+    for provider in &disabled {
+        tracing::info!(
+            %provider,
+            set = WebhookConfig::env_vars(*provider).join(" + "),
+            "webhook endpoint disabled until its secret is set"
+        );
+    }
+    let receiver = Arc::new(Receiver::new(webhooks).context("webhook receiver")?);
     let runtime = Embedded::new(store, registry, Arc::new(SystemClock), config);
     let recovered = runtime.start().await.context("recovery on start failed")?;
     let listener = tokio::net::TcpListener::bind(args.addr())
@@ -41,6 +54,7 @@ pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
         url = %format!("http://{addr}"),
         db = %args.db.display(),
         functions = runtime.engine().registry().len(),
+        webhooks = ?enabled.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         recovered,
         "hookflow dev listening"
     );
@@ -51,7 +65,7 @@ pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
         let runtime = runtime.clone();
         tokio::spawn(async move { runtime.run_workers(stop_rx).await })
     };
-    axum::serve(listener, crate::api::router(runtime))
+    axum::serve(listener, crate::api::router(runtime, receiver))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;

@@ -74,7 +74,11 @@ impl DevArgs {
 /// Start-up failures (bad registry, database, port in use) with context.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The benchmark logs only problems: per-run lines would measure the terminal.
-    let level = if matches!(cli.command, Command::Bench(_)) { "warn" } else { "info" };
+    let level = if matches!(cli.command, Command::Bench(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     logging::init(cli.log_format, level);
     match cli.command {
         Command::Dev(args) => dev::serve(args).await,

@@ -15,7 +15,8 @@ pub enum Format {
 /// Installs the global subscriber (once; later calls are ignored), at
 /// `default_level` unless `RUST_LOG` says otherwise.
 pub fn init(format: Format, default_level: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -34,7 +34,8 @@ async fn call(rt: &Embedded, method: &str, uri: &str, body: Option<String>) -> (
         .header("content-type", "application/json")
         .body(body.map_or_else(Body::empty, Body::from))
         .unwrap();
-    let response = hookflow_cli::api::router(rt.clone())
+    let receiver = Arc::new(hookflow_webhooks::test_secrets::receiver().unwrap());
+    let response = hookflow_cli::api::router(rt.clone(), receiver)
         .oneshot(request)
         .await
         .unwrap();

@@ -44,7 +44,7 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn receive(&self, now: i64, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>> {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.call(move |c| {
+        self.call_relaxed(move |c| {
             let tx = c.transaction()?;
             let rows: Vec<(i64, String, u32)> = {
                 let mut stmt = tx.prepare_cached(
@@ -78,7 +78,7 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn ack(&self, delivery: &Delivery) -> Result<()> {
         let (id, count) = (delivery.id, delivery.receive_count);
-        self.call(move |c| {
+        self.call_relaxed(move |c| {
             c.execute(
                 "DELETE FROM queue WHERE id = ?1 AND receive_count = ?2",
                 params![id, count],
@@ -99,7 +99,7 @@ impl SqliteStore {
         error: Option<String>,
     ) -> Result<()> {
         let id = delivery.id;
-        self.call(move |c| {
+        self.call_relaxed(move |c| {
             c.execute(
                 "UPDATE queue SET visible_at = ?2, last_error = COALESCE(?3, last_error) WHERE id = ?1",
                 params![id, at, error],

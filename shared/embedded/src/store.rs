@@ -73,6 +73,25 @@ impl SqliteStore {
         .await?
     }
 
+    /// Like [`Self::call`], for writes that need not reach the disk before
+    /// returning: the commit skips its fsync (WAL, `synchronous=NORMAL`) and the
+    /// next durable commit flushes it. Only for writes whose loss in a crash is
+    /// harmless because [`SqliteStore::recover`] or redelivery redoes them:
+    /// queue visibility, acknowledgements and run leases.
+    pub(crate) async fn call_relaxed<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        self.call(move |c| {
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            let out = f(c);
+            c.pragma_update(None, "synchronous", "FULL")?;
+            out
+        })
+        .await
+    }
+
     async fn hf<T, F>(&self, f: F) -> HfResult<T>
     where
         T: Send + 'static,
@@ -228,7 +247,7 @@ impl RunStore for SqliteStore {
         until: i64,
     ) -> HfResult<bool> {
         let (id, owner) = (run_id.to_owned(), owner.to_owned());
-        self.hf(move |c| {
+        self.call_relaxed(move |c| {
             let changed = c.execute(
                 "UPDATE runs SET lease_owner = ?2, lease_until = ?4
                  WHERE id = ?1 AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_until <= ?3)",
@@ -237,11 +256,12 @@ impl RunStore for SqliteStore {
             Ok(changed == 1)
         })
         .await
+        .map_err(Into::into)
     }
 
     async fn release_lease(&self, run_id: &str, owner: &str) -> HfResult<()> {
         let (id, owner) = (run_id.to_owned(), owner.to_owned());
-        self.hf(move |c| {
+        self.call_relaxed(move |c| {
             c.execute(
                 "UPDATE runs SET lease_owner = NULL, lease_until = 0 WHERE id = ?1 AND lease_owner = ?2",
                 params![id, owner],
@@ -249,6 +269,7 @@ impl RunStore for SqliteStore {
             Ok(())
         })
         .await
+        .map_err(Into::into)
     }
 
     async fn claim_idempotency(

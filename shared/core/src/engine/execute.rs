@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::clock::duration_ms;
 use crate::error::Result;
 use crate::executor::{Outcome, execute};
@@ -87,9 +89,9 @@ impl<S: Store> Engine<S> {
         let journal = self.store.load_steps(&run.id).await?;
         let backend = Arc::new(RunBackend::new(self.clone(), &run));
         let span = tracing::info_span!("run", run.id = %run.id, function = %run.function_id);
-        let _enter = span.enter();
-        drop(_enter);
-        let outcome = execute(&function, &run, journal, backend, deadline).await?;
+        let outcome = execute(&function, &run, journal, backend, deadline)
+            .instrument(span)
+            .await?;
         self.apply(run, Some(&function), outcome).await
     }
 
