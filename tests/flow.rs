@@ -303,3 +303,24 @@ async fn replay_starts_a_fresh_run_with_the_same_event() {
     );
     assert_eq!(calls.get(), 2);
 }
+
+#[tokio::test]
+async fn a_redelivery_routes_an_event_whose_first_route_was_lost() {
+    // GIVEN an event stored by a process that died before queuing its route
+    let calls = Counter::default();
+    let env = TestEnv::new(vec![sleeper("s", "order/paid", &calls)]);
+    let event = Event::new("order/paid", json!({}))
+        .with_id("evt_lost")
+        .with_ts(START_MS);
+    hookflow::store::EventLog::put_event(env.runtime.store(), &event, START_MS, 86_400_000)
+        .await
+        .unwrap();
+    // WHEN the provider redelivers it (a duplicate by id)
+    let out = env.send(vec![event.clone()]).await;
+    assert!(out[0].duplicate);
+    // THEN it is routed once, and further redeliveries start nothing new
+    assert_eq!(env.runs_of("s").await.len(), 1);
+    env.send(vec![event]).await;
+    assert_eq!(env.runs_of("s").await.len(), 1);
+    assert_eq!(calls.get(), 1);
+}

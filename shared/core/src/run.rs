@@ -275,7 +275,9 @@ pub enum Message {
     Cron {
         /// The cron-triggered function.
         function_id: String,
-        /// Scheduled time (ms).
+        /// Scheduled time: ms since the epoch, or an RFC 3339 string (what
+        /// EventBridge Scheduler's `<aws.scheduler.scheduled-time>` gives).
+        #[serde(deserialize_with = "ms_or_rfc3339")]
         at: i64,
     },
 }
@@ -288,7 +290,13 @@ pub struct Envelope {
     /// What to do.
     pub message: Message,
     /// Messages with the same key are scheduled once (cron ticks).
+    #[serde(default)]
     pub dedupe_key: Option<String>,
+    /// Not to be handled before this time (ms): set on timers whose transport
+    /// may deliver early (EventBridge Scheduler fires up to a minute early by
+    /// design); a consumer that gets it early re-queues it for the remainder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
 }
 
 impl Envelope {
@@ -299,6 +307,45 @@ impl Envelope {
             target,
             message,
             dedupe_key: None,
+            not_before: None,
         }
+    }
+}
+
+fn ms_or_rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Time {
+        Ms(i64),
+        Text(String),
+    }
+    match Time::deserialize(d)? {
+        Time::Ms(ms) => Ok(ms),
+        Time::Text(text) => chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| {
+                serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time: {e}"))
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_messages_accept_the_schedulers_time_format() {
+        let from_scheduler: Message = serde_json::from_str(
+            r#"{"type":"cron","function_id":"daily","at":"2027-01-01T09:00:00Z"}"#,
+        )
+        .unwrap();
+        let from_engine: Message =
+            serde_json::from_str(r#"{"type":"cron","function_id":"daily","at":1798794000000}"#)
+                .unwrap();
+        assert_eq!(from_scheduler, from_engine);
+        assert!(
+            serde_json::from_str::<Message>(r#"{"type":"cron","function_id":"d","at":"soon"}"#)
+                .is_err()
+        );
     }
 }

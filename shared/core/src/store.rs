@@ -38,7 +38,15 @@ pub trait EventLog: Send + Sync {
     /// The stored event with this id.
     fn get_event(&self, id: &str) -> impl Future<Output = Result<Option<StoredEvent>>> + Send;
 
-    /// Events named `name` received at or after `since` (ms), oldest first, at most `limit`.
+    /// Records that `event` is being routed, before the router reads waiters.
+    /// [`EventLog::events_since`] must see it from then on with a strongly
+    /// consistent read: that is what lets a new waiter catch the events routed
+    /// while it was being registered. (A backend whose event log already reads
+    /// consistently by name may do nothing here.)
+    fn record_routed(&self, event: &StoredEvent) -> impl Future<Output = Result<()>> + Send;
+
+    /// Events named `name` received at or after `since` (ms), oldest first, at
+    /// most `limit`: at least every event recorded as routed.
     fn events_since(
         &self,
         name: &str,

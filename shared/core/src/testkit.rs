@@ -72,10 +72,16 @@ pub async fn events_are_deduplicated<S: Store>(store: S) {
     assert_eq!(stored.received_at, T0 + DAY);
     assert!(store.get_event("nope").await.unwrap().is_none());
 
+    store.record_routed(&stored).await.unwrap();
     let other = Event::new("order/shipped", json!({})).with_id("evt-2");
     store.put_event(&other, T0 + DAY + 5, DAY).await.unwrap();
+    let routed = store.get_event("evt-2").await.unwrap().unwrap();
+    store.record_routed(&routed).await.unwrap();
     let later = Event::new("order/paid", json!({})).with_id("evt-3");
     store.put_event(&later, T0 + DAY + 10, DAY).await.unwrap();
+    let routed = store.get_event("evt-3").await.unwrap().unwrap();
+    store.record_routed(&routed).await.unwrap();
+    store.record_routed(&routed).await.unwrap(); // recording twice is harmless
     let since = store
         .events_since("order/paid", T0 + DAY, 10)
         .await

@@ -37,13 +37,18 @@ impl<S: Store> Engine<S> {
             return Ok(Handled::Busy);
         }
         let result = self.execute_leased(run).await;
-        if let Err(err) = self.store.release_lease(run_id, &self.config.owner).await {
+        // A finished run is never executed again: only a suspended (or failed
+        // to apply) run needs its lease back before the next delivery.
+        if !matches!(result, Ok(status) if status.is_terminal())
+            && let Err(err) = self.store.release_lease(run_id, &self.config.owner).await
+        {
             tracing::warn!(run.id = %run_id, error = %err, "lease release failed; it will expire");
         }
-        result.map(|()| Handled::Done)
+        result.map(|_| Handled::Done)
     }
 
-    async fn execute_leased(&self, mut run: Run) -> Result<()> {
+    /// Executes a leased run; returns its status afterwards.
+    async fn execute_leased(&self, mut run: Run) -> Result<RunStatus> {
         let Some(function) = self.registry.get(&run.function_id).cloned() else {
             let reason = format!("function `{}` is no longer registered", run.function_id);
             return self.apply(run, None, Outcome::Failed(reason)).await;
@@ -73,7 +78,7 @@ impl<S: Store> Engine<S> {
         run.status = RunStatus::Running;
         run.wake_at = None;
         if !self.store.update_run(&run).await? {
-            return Ok(()); // finished (e.g. cancelled) meanwhile
+            return Ok(RunStatus::Cancelled); // finished (e.g. cancelled) meanwhile
         }
         if let (true, Some(deadline)) = (first_start, deadline) {
             let resume = Message::Resume {
@@ -100,7 +105,7 @@ impl<S: Store> Engine<S> {
         mut run: Run,
         function: Option<&Function>,
         outcome: Outcome,
-    ) -> Result<()> {
+    ) -> Result<RunStatus> {
         let now = self.now();
         match outcome {
             Outcome::Suspended { wake_at, waiting } => {
@@ -116,7 +121,7 @@ impl<S: Store> Engine<S> {
                     self.schedule_resume(&run, at).await?;
                 }
                 tracing::debug!(run.id = %run.id, status = run.status.as_str(), wake_at, "run suspended");
-                return Ok(());
+                return Ok(run.status);
             }
             Outcome::RetryAt { at, error } => {
                 run.status = RunStatus::Sleeping;
@@ -127,7 +132,7 @@ impl<S: Store> Engine<S> {
                     self.schedule_resume(&run, at).await?;
                 }
                 tracing::warn!(run.id = %run.id, attempt = run.attempt, "run failed; retry scheduled");
-                return Ok(());
+                return Ok(run.status);
             }
             Outcome::Completed(output) => {
                 run.status = RunStatus::Completed;
@@ -146,7 +151,7 @@ impl<S: Store> Engine<S> {
         run.ended_at = Some(now);
         run.wake_at = None;
         if !self.store.update_run(&run).await? {
-            return Ok(()); // already finished by someone else (cancel)
+            return Ok(RunStatus::Cancelled); // already finished by someone else (cancel)
         }
         tracing::info!(run.id = %run.id, function = %run.function_id, status = run.status.as_str(), error = run.error.as_deref(), "run finished");
         if function.is_some() {
@@ -155,7 +160,8 @@ impl<S: Store> Engine<S> {
         if run.status == RunStatus::Failed {
             self.emit_failure(&run).await?;
         }
-        self.notify_parent(&run).await
+        self.notify_parent(&run).await?;
+        Ok(run.status)
     }
 
     async fn schedule_resume(&self, run: &Run, at: i64) -> Result<()> {

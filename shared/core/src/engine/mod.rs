@@ -148,18 +148,21 @@ impl<S: Store> Engine<S> {
                 .store
                 .put_event(&event, now, duration_ms(DEDUPE_WINDOW))
                 .await?;
-            if stored {
-                let route = Envelope::new(
-                    Target::Router,
-                    Message::Route {
-                        event_id: event.id.clone(),
-                    },
-                );
-                if event.ts > now {
-                    self.store.schedule(&route, event.ts).await?;
-                } else {
-                    self.store.send(&route).await?;
-                }
+            // A duplicate is routed again too: if the process that stored it died
+            // before queuing its route, this redelivery is the only way it gets
+            // routed. Routing is idempotent (derived run ids, conditional
+            // waiter resolution, waiters only see events after they were
+            // registered), so a duplicate starts nothing new.
+            let route = Envelope::new(
+                Target::Router,
+                Message::Route {
+                    event_id: event.id.clone(),
+                },
+            );
+            if event.ts > now {
+                self.store.schedule(&route, event.ts).await?;
+            } else {
+                self.store.send(&route).await?;
             }
             tracing::debug!(event.id = %event.id, event.name = %event.name, duplicate = !stored, "event ingested");
             out.push(Ingested {
@@ -197,6 +200,7 @@ impl<S: Store> Engine<S> {
             tracing::warn!(event.id = %event_id, "routed event not found; skipped");
             return Ok(());
         };
+        self.store.record_routed(&stored).await?;
         let event = stored.event;
         let at = stored.received_at.max(event.ts);
         let event_json = serde_json::to_value(&event)?;
@@ -391,6 +395,9 @@ impl<S: Store> Engine<S> {
                     .remove_waiter(&cancel.event, &run.id, &format!("cancel:{i}"))
                     .await?;
             }
+        }
+        if run.status == RunStatus::Completed {
+            return Ok(()); // the handler returned: no step of it is still waiting
         }
         for step in self.store.load_steps(&run.id).await? {
             if step.kind == StepKind::WaitForEvent

@@ -1,0 +1,240 @@
+//! [`AwsStore`]: the store traits on one DynamoDB table.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | event (dedupe) | `EVT#{id}` | `EVT` |
+//! | routed event, by name | `EVN#{name}` | `{received_at:015}#{id}` |
+//! | run | `RUN#{id}` | `RUN` (gsi1: `FN#{function}`, gsi2: `FS#{function}#{status}`) |
+//! | step | `RUN#{id}` | `STEP#{step id}` |
+//! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
+//! | waiter | `WAIT#{event}` | `{run}#{step}` |
+//!
+//! Reads that decide anything are strongly consistent; only run listing uses
+//! the (eventually consistent) indexes.
+
+mod journal;
+mod runs;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use hookflow::Clock;
+use hookflow::event::Event;
+use hookflow::store::{EventLog, StoredEvent};
+
+use crate::config::{AwsClients, AwsConfig};
+use crate::error::{AwsError, Result, ddb};
+
+type HfResult<T> = hookflow::Result<T>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// How long event items live (7 days; runs keep their trigger event by value).
+const EVENT_TTL_SECS: i64 = 7 * 86_400;
+/// How long routed-event index items live (waiters only look back seconds).
+const ROUTED_TTL_SECS: i64 = 2 * 86_400;
+
+/// The AWS store: DynamoDB for state, SQS for work, Scheduler for timers.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct AwsStore {
+    pub(crate) clients: Arc<AwsClients>,
+    pub(crate) config: Arc<AwsConfig>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) queue_urls: Arc<Mutex<HashMap<String, String>>>,
+    pub(crate) queue_arns: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl std::fmt::Debug for AwsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsStore")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsStore {
+    /// A store over these clients and resources, reading time from `clock`.
+    pub fn new(clients: AwsClients, config: AwsConfig, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clients: Arc::new(clients),
+            config: Arc::new(config),
+            clock,
+            queue_urls: Arc::new(Mutex::new(HashMap::new())),
+            queue_arns: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &AwsConfig {
+        &self.config
+    }
+
+    /// The SDK clients.
+    #[must_use]
+    pub fn clients(&self) -> &AwsClients {
+        &self.clients
+    }
+
+    pub(crate) fn ddb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.clients.dynamodb
+    }
+
+    pub(crate) fn table(&self) -> &str {
+        &self.config.table
+    }
+
+    pub(crate) fn cached(map: &Mutex<HashMap<String, String>>, key: &str) -> Option<String> {
+        map.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    pub(crate) fn remember(map: &Mutex<HashMap<String, String>>, key: &str, value: &str) {
+        map.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key.to_owned(), value.to_owned());
+    }
+}
+
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn n(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(AwsError::Item(format!(
+            "attribute `{name}` missing or not a string"
+        ))),
+    }
+}
+
+pub(crate) fn get_n(item: &Item, name: &str) -> Result<i64> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| AwsError::Item(format!("attribute `{name}` is not an integer"))),
+        _ => Err(AwsError::Item(format!(
+            "attribute `{name}` missing or not a number"
+        ))),
+    }
+}
+
+pub(crate) fn body<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T> {
+    Ok(serde_json::from_str(get_s(item, "body")?)?)
+}
+
+/// True when an SDK error is a failed condition (the conditional write lost).
+pub(crate) fn condition_failed<E>(
+    err: &aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    err.as_service_error()
+        .and_then(aws_sdk_dynamodb::error::ProvideErrorMetadata::code)
+        == Some("ConditionalCheckFailedException")
+}
+
+fn ttl(at_ms: i64, keep_secs: i64) -> AttributeValue {
+    n(at_ms / 1000 + keep_secs)
+}
+
+fn stored_event(item: &Item) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        event: body(item)?,
+        received_at: get_n(item, "received_at")?,
+    })
+}
+
+impl EventLog for AwsStore {
+    async fn put_event(&self, event: &Event, received_at: i64, dedupe_ms: i64) -> HfResult<bool> {
+        let result = self
+            .ddb()
+            .put_item()
+            .table_name(self.table())
+            .item("pk", s(format!("EVT#{}", event.id)))
+            .item("sk", s("EVT"))
+            .item("name", s(&event.name))
+            .item(
+                "body",
+                s(serde_json::to_string(event).map_err(AwsError::from)?),
+            )
+            .item("received_at", n(received_at))
+            .item("ttl", ttl(received_at, EVENT_TTL_SECS))
+            .condition_expression("attribute_not_exists(pk) OR received_at <= :cutoff")
+            .expression_attribute_values(":cutoff", n(received_at - dedupe_ms))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(ddb(err).into()),
+        }
+    }
+
+    async fn get_event(&self, id: &str) -> HfResult<Option<StoredEvent>> {
+        let out = self
+            .ddb()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", s(format!("EVT#{id}")))
+            .key("sk", s("EVT"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(ddb)?;
+        Ok(out.item().map(stored_event).transpose()?)
+    }
+
+    async fn record_routed(&self, stored: &StoredEvent) -> HfResult<()> {
+        let event = &stored.event;
+        self.ddb()
+            .put_item()
+            .table_name(self.table())
+            .item("pk", s(format!("EVN#{}", event.name)))
+            .item("sk", s(format!("{:015}#{}", stored.received_at, event.id)))
+            .item(
+                "body",
+                s(serde_json::to_string(event).map_err(AwsError::from)?),
+            )
+            .item("received_at", n(stored.received_at))
+            .item("ttl", ttl(stored.received_at, ROUTED_TTL_SECS))
+            .send()
+            .await
+            .map_err(ddb)?;
+        Ok(())
+    }
+
+    async fn events_since(
+        &self,
+        name: &str,
+        since: i64,
+        limit: usize,
+    ) -> HfResult<Vec<StoredEvent>> {
+        let out = self
+            .ddb()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND sk >= :from")
+            .expression_attribute_values(":pk", s(format!("EVN#{name}")))
+            .expression_attribute_values(":from", s(format!("{:015}", since.max(0))))
+            .consistent_read(true)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(ddb)?;
+        Ok(out
+            .items()
+            .iter()
+            .map(stored_event)
+            .collect::<Result<_>>()?)
+    }
+}

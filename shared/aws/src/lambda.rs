@@ -1,0 +1,162 @@
+//! Lambda adapters. Each Lambda's `main.rs` is one call: [`run_worker`] for the
+//! router and the function Lambdas (SQS-triggered), [`run_webhook`] for a
+//! provider's webhook (API Gateway HTTP API). The handlers themselves
+//! ([`handle_sqs`], [`handle_http`]) are plain functions so tests drive them
+//! with real event payloads.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use hookflow::clock::duration_ms;
+use hookflow::run::Envelope;
+use hookflow::{Clock, Engine, EngineConfig, Handled, Registry, Store, SystemClock};
+use hookflow_webhooks::{CertFetcher, Provider, Receiver, WebhookConfig, WebhookRequest};
+use lambda_http::{Body, Request, Response};
+
+use crate::config::{AwsClients, AwsConfig};
+use crate::dynamo::AwsStore;
+
+/// How long a message waits before retrying a run another worker holds.
+pub const BUSY_DELAY: Duration = Duration::from_secs(5);
+/// A message this close to its `not_before` is handled now.
+const EARLY_TOLERANCE_MS: i64 = 1_000;
+
+/// Handles one SQS batch: every message independently, reporting only the
+/// failed ones (`ReportBatchItemFailures`), so one bad message never makes its
+/// neighbours run again. A failed message returns after the queue's
+/// visibility timeout and, after `maxReceiveCount`, lands in the DLQ.
+pub async fn handle_sqs<S: Store>(engine: &Engine<S>, event: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in event.records {
+        let id = record.message_id.clone().unwrap_or_default();
+        if let Err(err) = handle_record(engine, &record).await {
+            tracing::error!(message.id = %id, error = %err, "message failed; SQS will redeliver it");
+            response.add_failure(id);
+        }
+    }
+    response
+}
+
+async fn handle_record<S: Store>(engine: &Engine<S>, record: &SqsMessage) -> hookflow::Result<()> {
+    let body = record.body.as_deref().unwrap_or_default();
+    let envelope: Envelope = serde_json::from_str(body)?;
+    let now = engine.clock().now_ms();
+    if let Some(not_before) = envelope.not_before
+        && not_before > now + EARLY_TOLERANCE_MS
+    {
+        // An early Scheduler timer: finish the remainder with an SQS delay.
+        return engine.store().schedule(&envelope, not_before).await;
+    }
+    match engine.handle(&envelope).await? {
+        Handled::Done => Ok(()),
+        Handled::Busy => {
+            // Another worker holds the run: come back shortly, as a new
+            // message so the receive count (and the DLQ) is not involved.
+            let mut again = envelope;
+            again.not_before = None;
+            engine
+                .store()
+                .schedule(&again, now + duration_ms(BUSY_DELAY))
+                .await
+        }
+    }
+}
+
+/// Verifies a webhook delivery and stores its events through `engine`;
+/// answers as the provider expects (see `hookflow-webhooks`).
+pub async fn handle_http<S: Store, F: CertFetcher>(
+    receiver: &Receiver<F>,
+    engine: &Engine<S>,
+    provider: Provider,
+    request: Request,
+) -> Response<Body> {
+    let headers = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let body = match request.body() {
+        Body::Empty => Vec::new(),
+        Body::Text(text) => text.as_bytes().to_vec(),
+        Body::Binary(bytes) => bytes.clone(),
+        _ => Vec::new(),
+    };
+    let webhook = WebhookRequest { headers, body };
+    let now = engine.clock().now_ms();
+    let response = receiver.handle(provider, &webhook, engine, now).await;
+    Response::builder()
+        .status(response.status)
+        .header("content-type", "application/json")
+        .body(Body::Text(response.body.to_string()))
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+/// Builds the engine a Lambda uses: clients from the standard AWS
+/// configuration, resources from the environment the template sets.
+///
+/// # Errors
+/// A missing or invalid environment variable, named.
+pub async fn engine_from_env(registry: Registry) -> Result<Engine<AwsStore>, crate::AwsError> {
+    let config = AwsConfig::from_env()?;
+    let clients = AwsClients::from_env(None).await;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine_config = EngineConfig {
+        lease: config.lease,
+        drive_crons: false,
+        ..EngineConfig::default()
+    };
+    let store = AwsStore::new(clients, config, clock.clone());
+    Ok(Engine::new(store, registry, clock, engine_config))
+}
+
+/// JSON logs for CloudWatch (`RUST_LOG` filters, default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .without_time()
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// Runs an SQS-triggered Lambda (the router or a function) over `registry`.
+///
+/// # Errors
+/// Start-up configuration errors, or the runtime's.
+pub async fn run_worker(registry: Registry) -> Result<(), lambda_runtime::Error> {
+    init_logging();
+    let engine = engine_from_env(registry).await?;
+    let engine = &engine;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
+            Ok::<_, lambda_runtime::Error>(handle_sqs(engine, event.payload).await)
+        },
+    ))
+    .await
+}
+
+/// Runs the webhook Lambda of `provider`: fails at start-up, naming the
+/// variable, when the provider's secret is not configured.
+///
+/// # Errors
+/// Start-up configuration errors, or the runtime's.
+pub async fn run_webhook(provider: Provider) -> Result<(), lambda_http::Error> {
+    init_logging();
+    let webhooks = WebhookConfig::from_env()?;
+    webhooks.require(provider)?;
+    let receiver = Receiver::new(webhooks)?;
+    let engine = engine_from_env(Registry::default()).await?;
+    let (receiver, engine) = (&receiver, &engine);
+    lambda_http::run(lambda_http::service_fn(
+        move |request: Request| async move {
+            Ok::<_, lambda_http::Error>(handle_http(receiver, engine, provider, request).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,200 @@
+//! Work and timers: SQS for messages (one queue per function plus the
+//! router's), SQS `DelaySeconds` for timers up to 15 minutes, and one-time
+//! EventBridge Scheduler schedules beyond that.
+//!
+//! Scheduler fires within a minute of its time, so a schedule is set a minute
+//! early and carries `not_before`; a consumer that receives it early re-queues
+//! it with an SQS delay for the remainder, so wake-ups are precise.
+
+use aws_sdk_scheduler::types::{
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
+    RetryPolicy, Target as ScheduleTarget,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use hookflow::clock::duration_ms;
+use hookflow::event::derived_id;
+use hookflow::function::FAILURE_SUFFIX;
+use hookflow::run::{Envelope, Target};
+use hookflow::store::{Queue, Timers};
+
+use crate::config::{MAX_SQS_DELAY, SCHEDULER_EARLY};
+use crate::dynamo::AwsStore;
+use crate::error::{AwsError, Result, scheduler, sqs};
+
+type HfResult<T> = hookflow::Result<T>;
+
+/// The function whose queue and Lambda serve `function_id` (an on-failure
+/// handler runs in its function's Lambda).
+#[must_use]
+pub fn home_function(function_id: &str) -> &str {
+    function_id
+        .strip_suffix(FAILURE_SUFFIX)
+        .unwrap_or(function_id)
+}
+
+impl AwsStore {
+    /// The SQS queue name for a target: `<prefix>-router` or `<prefix>-<function>`.
+    #[must_use]
+    pub fn queue_name(&self, target: &Target) -> String {
+        let prefix = &self.config.queue_prefix;
+        match target {
+            Target::Router => format!("{prefix}-router"),
+            Target::Function(id) => format!("{prefix}-{}", home_function(id)),
+        }
+    }
+
+    /// The queue's URL (looked up once, then cached).
+    ///
+    /// # Errors
+    /// SQS errors, e.g. a queue that does not exist.
+    pub async fn queue_url(&self, target: &Target) -> Result<String> {
+        let name = self.queue_name(target);
+        if let Some(url) = Self::cached(&self.queue_urls, &name) {
+            return Ok(url);
+        }
+        let out = self
+            .clients
+            .sqs
+            .get_queue_url()
+            .queue_name(&name)
+            .send()
+            .await
+            .map_err(sqs)?;
+        let url = out
+            .queue_url()
+            .ok_or_else(|| AwsError::Config(format!("queue {name} has no URL")))?
+            .to_owned();
+        Self::remember(&self.queue_urls, &name, &url);
+        Ok(url)
+    }
+
+    /// The queue's ARN (looked up once, then cached).
+    ///
+    /// # Errors
+    /// SQS errors.
+    pub async fn queue_arn(&self, target: &Target) -> Result<String> {
+        let name = self.queue_name(target);
+        if let Some(arn) = Self::cached(&self.queue_arns, &name) {
+            return Ok(arn);
+        }
+        let url = self.queue_url(target).await?;
+        let out = self
+            .clients
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(sqs)?;
+        let arn = out
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .ok_or_else(|| AwsError::Config(format!("queue {name} has no ARN")))?
+            .clone();
+        Self::remember(&self.queue_arns, &name, &arn);
+        Ok(arn)
+    }
+
+    async fn send_delayed(&self, envelope: &Envelope, delay_secs: i32) -> Result<()> {
+        let url = self.queue_url(&envelope.target).await?;
+        self.clients
+            .sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(serde_json::to_string(envelope)?)
+            .delay_seconds(delay_secs)
+            .send()
+            .await
+            .map_err(sqs)?;
+        Ok(())
+    }
+
+    async fn create_schedule(&self, envelope: &Envelope, at: i64) -> Result<()> {
+        let fire_at = at - duration_ms(SCHEDULER_EARLY);
+        let when = chrono::DateTime::from_timestamp_millis(fire_at)
+            .ok_or_else(|| AwsError::Config(format!("timer time {at} is out of range")))?
+            .format("%Y-%m-%dT%H:%M:%S");
+        let input = serde_json::to_string(envelope)?;
+        let name = format!(
+            "hf-{}",
+            derived_id(&[
+                envelope.dedupe_key.as_deref().unwrap_or(&input),
+                &at.to_string()
+            ])
+        );
+        let arn = self.queue_arn(&envelope.target).await?;
+        let mut target = ScheduleTarget::builder()
+            .arn(arn)
+            .role_arn(&self.config.scheduler_role_arn)
+            .input(input)
+            .retry_policy(
+                RetryPolicy::builder()
+                    .maximum_retry_attempts(185)
+                    .maximum_event_age_in_seconds(86_400)
+                    .build(),
+            );
+        if let Some(dlq) = &self.config.scheduler_dlq_arn {
+            target = target.dead_letter_config(DeadLetterConfig::builder().arn(dlq).build());
+        }
+        let target = target
+            .build()
+            .map_err(|e| AwsError::Config(format!("schedule target: {e}")))?;
+        let result = self
+            .clients
+            .scheduler
+            .create_schedule()
+            .name(&name)
+            .group_name(&self.config.scheduler_group)
+            .schedule_expression(format!("at({when})"))
+            .schedule_expression_timezone("UTC")
+            .flexible_time_window(
+                FlexibleTimeWindow::builder()
+                    .mode(FlexibleTimeWindowMode::Off)
+                    .build()
+                    .map_err(|e| AwsError::Config(format!("flexible time window: {e}")))?,
+            )
+            .action_after_completion(ActionAfterCompletion::Delete)
+            .target(target)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Same name = same timer already scheduled (dedupe key or identical message).
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conflict_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(scheduler(err)),
+        }
+    }
+}
+
+impl Queue for AwsStore {
+    async fn send(&self, envelope: &Envelope) -> HfResult<()> {
+        Ok(self.send_delayed(envelope, 0).await?)
+    }
+}
+
+impl Timers for AwsStore {
+    async fn schedule(&self, envelope: &Envelope, at: i64) -> HfResult<()> {
+        let mut envelope = envelope.clone();
+        envelope.not_before = Some(at);
+        let delay = at - self.clock.now_ms();
+        // Keyed timers must be scheduled once: SQS standard queues cannot
+        // deduplicate, Scheduler can (the schedule's name is the key).
+        if envelope.dedupe_key.is_none() && delay <= duration_ms(MAX_SQS_DELAY) {
+            let secs = if self.config.sqs_delays && delay > 0 {
+                i32::try_from((delay + 999) / 1000).unwrap_or(900).min(900)
+            } else {
+                0
+            };
+            Ok(self.send_delayed(&envelope, secs).await?)
+        } else {
+            Ok(self.create_schedule(&envelope, at).await?)
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The generic store contract suite, run against DynamoDB, SQS and Scheduler
+//! on a local moto server.
+
+async fn fresh() -> hookflow_aws::AwsStore {
+    hookflow_aws::testing::fresh_store(1_800_000_000_000).await
+}
+
+hookflow::store_contract_tests!(fresh());

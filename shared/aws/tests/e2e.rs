@@ -1,0 +1,247 @@
+//! End to end on a local AWS endpoint: the real Lambda handlers driven with
+//! real SQS event payloads (receive, invoke, delete or leave for redelivery),
+//! Scheduler timers fired on a fake clock, and what a run costs in AWS calls.
+
+use std::time::Duration;
+
+use hookflow::run::{StepStatus, Target};
+use hookflow::{Event, Function, RunStatus, WaitFor};
+use hookflow_aws::lambda::handle_http;
+use hookflow_aws::testing::AwsTestEnv;
+use hookflow_webhooks::{Provider, test_secrets};
+use serde_json::{Value, json};
+
+fn checkout_flow() -> Function {
+    Function::new("checkout-side-effects")
+        .on_event("stripe/checkout.session.completed")
+        .handler(|ctx| async move {
+            let email: String = {
+                let email = ctx.event.data["data"]["object"]["customer_details"]["email"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_owned();
+                ctx.step
+                    .run("record-payment", move || async move { Ok(email) })
+                    .await?
+            };
+            ctx.step.run("send-receipt", || async { Ok(()) }).await?;
+            Ok(json!({ "emailed": email }))
+        })
+}
+
+#[tokio::test]
+async fn a_signed_webhook_becomes_an_event_a_run_and_steps() {
+    let env = AwsTestEnv::new(vec![checkout_flow()]).await;
+    let sample = include_str!("../../../events/webhook-stripe-checkout-session-completed.json");
+    let at = serde_json::from_str::<Value>(sample).unwrap()["requestContext"]["timeEpoch"]
+        .as_i64()
+        .unwrap();
+    env.clock.set(at);
+    let receiver = test_secrets::receiver().unwrap();
+    let request = lambda_http::request::from_str(sample).unwrap();
+    let response = handle_http(&receiver, &env.engine, Provider::Stripe, request).await;
+    assert_eq!(response.status(), 200);
+
+    // A redelivery is acknowledged and starts nothing new.
+    let again = lambda_http::request::from_str(sample).unwrap();
+    assert_eq!(
+        handle_http(&receiver, &env.engine, Provider::Stripe, again)
+            .await
+            .status(),
+        200
+    );
+    // A tampered one is refused.
+    let tampered = sample.replace("checkout.session.completed", "checkout.session.completeD");
+    let tampered = lambda_http::request::from_str(&tampered).unwrap();
+    assert_eq!(
+        handle_http(&receiver, &env.engine, Provider::Stripe, tampered)
+            .await
+            .status(),
+        401
+    );
+
+    env.settle().await;
+    let view = env.only_run("checkout-side-effects").await;
+    assert_eq!(view.run.status, RunStatus::Completed, "{view:#?}");
+    assert_eq!(view.steps.len(), 2);
+    assert!(
+        view.steps
+            .iter()
+            .all(|s| s.status == StepStatus::Completed && s.attempts == 1)
+    );
+}
+
+fn sleeper(duration: Duration) -> Function {
+    Function::new("sleeper")
+        .on_event("nap/start")
+        .handler(move |ctx| async move {
+            ctx.step.run("before", || async { Ok(1) }).await?;
+            ctx.step.sleep("nap", duration).await?;
+            ctx.step.run("after", || async { Ok(2) }).await?;
+            Ok(())
+        })
+}
+
+#[tokio::test]
+async fn a_sleep_past_fifteen_minutes_uses_the_scheduler_and_wakes_on_time() {
+    let env = AwsTestEnv::new(vec![sleeper(Duration::from_secs(2 * 3600))]).await;
+    env.send(vec![Event::new("nap/start", json!({}))]).await;
+    let schedules = env.schedules().await;
+    assert_eq!(schedules.len(), 1, "one Scheduler timer");
+    let wake = env.only_run("sleeper").await.run.wake_at.unwrap();
+    assert_eq!(schedules[0].1, wake - 60_000, "set a minute early");
+    // The schedule fires a minute early; the remainder waits in SQS.
+    env.advance(Duration::from_secs(2 * 3600 - 30)).await;
+    assert_eq!(
+        env.only_run("sleeper").await.run.status,
+        RunStatus::Sleeping
+    );
+    assert!(env.schedules().await.is_empty(), "fired and deleted");
+    env.advance(Duration::from_secs(30)).await;
+    let view = env.only_run("sleeper").await;
+    assert_eq!(view.run.status, RunStatus::Completed);
+    assert_eq!(view.run.ended_at, Some(wake), "woke exactly on time");
+}
+
+#[tokio::test]
+async fn a_short_sleep_uses_an_sqs_delay_not_the_scheduler() {
+    let env = AwsTestEnv::new(vec![sleeper(Duration::from_secs(600))]).await;
+    env.send(vec![Event::new("nap/start", json!({}))]).await;
+    assert!(env.schedules().await.is_empty());
+    env.advance(Duration::from_secs(600)).await;
+    assert_eq!(
+        env.only_run("sleeper").await.run.status,
+        RunStatus::Completed
+    );
+}
+
+#[tokio::test]
+async fn a_failing_step_is_retried_after_its_backoff() {
+    let flaky = Function::new("flaky")
+        .on_event("go")
+        .handler(|ctx| async move {
+            let attempt = ctx
+                .step
+                .run("call", || async { Err::<(), _>(anyhow::anyhow!("503")) });
+            match attempt.await {
+                Ok(()) => Ok("ok"),
+                Err(_) => Ok("gave up"),
+            }
+        });
+    let env = AwsTestEnv::new(vec![flaky.retries(1)]).await;
+    env.send(vec![Event::new("go", json!({}))]).await;
+    assert_eq!(
+        env.only_run("flaky").await.steps[0].status,
+        StepStatus::Retrying
+    );
+    env.advance(Duration::from_secs(60)).await;
+    let view = env.only_run("flaky").await;
+    assert_eq!(view.run.status, RunStatus::Completed);
+    assert_eq!(view.steps[0].attempts, 2);
+    assert_eq!(view.run.output, Some(json!("gave up")));
+}
+
+#[tokio::test]
+async fn a_wait_resolves_on_a_matching_event_across_lambdas() {
+    let onboarding = Function::new("onboarding")
+        .on_event("user/created")
+        .handler(|ctx| async move {
+            let linked = ctx
+                .step
+                .wait_for_event(
+                    "discord",
+                    WaitFor::event("discord/connected").matching("data.userId"),
+                )
+                .await?;
+            Ok(linked.is_some())
+        });
+    let env = AwsTestEnv::new(vec![onboarding]).await;
+    env.send(vec![Event::new("user/created", json!({"userId": "u1"}))])
+        .await;
+    env.advance(Duration::from_secs(1)).await;
+    env.send(vec![Event::new(
+        "discord/connected",
+        json!({"userId": "u2"}),
+    )])
+    .await;
+    assert_eq!(
+        env.only_run("onboarding").await.run.status,
+        RunStatus::Waiting
+    );
+    env.send(vec![Event::new(
+        "discord/connected",
+        json!({"userId": "u1"}),
+    )])
+    .await;
+    assert_eq!(
+        env.only_run("onboarding").await.run.output,
+        Some(json!(true))
+    );
+}
+
+#[tokio::test]
+async fn a_poison_message_goes_to_the_dlq_without_failing_its_neighbours() {
+    let env = AwsTestEnv::with_max_receives(vec![checkout_flow()], 2).await;
+    let router = env.store().queue_url(&Target::Router).await.unwrap();
+    env.harness()
+        .sqs
+        .send_message()
+        .queue_url(&router)
+        .message_body("{not an envelope")
+        .send()
+        .await
+        .unwrap();
+    let event = Event::new(
+        "stripe/checkout.session.completed",
+        json!({"data": {"object": {}}}),
+    );
+    env.send(vec![event]).await;
+    assert_eq!(
+        env.only_run("checkout-side-effects").await.run.status,
+        RunStatus::Completed
+    );
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(1100)).await; // the queue's visibility timeout
+        env.settle().await;
+    }
+    assert_eq!(env.dlq_depth(&Target::Router).await, 1);
+}
+
+fn five_steps() -> Function {
+    Function::new("five-steps")
+        .on_event("bench/go")
+        .handler(|ctx| async move {
+            let mut total = 0;
+            for i in 0..5 {
+                total += ctx.step.run("step", move || async move { Ok(i) }).await?;
+            }
+            Ok(total)
+        })
+}
+
+#[tokio::test]
+async fn a_five_step_run_costs_one_write_per_step_plus_a_small_constant() {
+    let env = AwsTestEnv::new(vec![five_steps()]).await;
+    env.send(vec![Event::new("bench/go", json!({}))]).await; // warm the queue URL caches
+    env.counter.reset();
+    env.send(vec![Event::new("bench/go", json!({}))]).await;
+    let calls = env.calls();
+    assert_eq!(
+        env.runs()
+            .await
+            .iter()
+            .filter(|r| r.status == RunStatus::Completed)
+            .count(),
+        2
+    );
+    let get = |op: &str| calls.get(op).copied().unwrap_or(0);
+    let writes = get("DynamoDB.PutItem") + get("DynamoDB.UpdateItem") + get("DynamoDB.DeleteItem");
+    let reads = get("DynamoDB.GetItem") + get("DynamoDB.Query");
+    let sqs = env.counter.service_total("SQS");
+    let scheduler = env.counter.service_total("Scheduler");
+    println!("calls for one 5-step run: {calls:#?}");
+    println!("dynamodb writes {writes}, reads {reads}, sqs {sqs}, scheduler {scheduler}");
+    assert!(writes <= 5 + 8, "writes: {writes} ({calls:?})");
+    assert_eq!(scheduler, 0);
+    assert!(sqs <= 3, "sqs: {sqs}");
+}
