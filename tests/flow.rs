@@ -324,3 +324,85 @@ async fn a_redelivery_routes_an_event_whose_first_route_was_lost() {
     assert_eq!(env.runs_of("s").await.len(), 1);
     assert_eq!(calls.get(), 1);
 }
+
+fn price() -> Function {
+    Function::new("price")
+        .on_event("never/sent")
+        .handler(|ctx| async move {
+            let qty = ctx.event.data["qty"].as_i64().unwrap_or(0);
+            Ok(qty * 7)
+        })
+}
+
+fn quote() -> Function {
+    Function::new("quote")
+        .on_event("quote/requested")
+        .handler(|ctx| async move {
+            let price = ctx
+                .step
+                .invoke("get-price", "price", json!({"qty": 3}))
+                .await?;
+            let missing = ctx.step.invoke("nope", "no-such-function", json!({})).await;
+            Ok(json!({"price": price, "missing_failed": missing.is_err()}))
+        })
+}
+
+#[tokio::test]
+async fn a_unit_without_the_invoked_function_asks_the_router_to_start_it() {
+    // GIVEN the AWS topology: the router knows every function, each function's
+    // Lambda only its own; all share one store.
+    use hookflow::{Engine, EngineConfig, Handled, Registry, Target};
+    use std::sync::Arc;
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = Arc::new(FakeClock::new(START_MS));
+    let engine = |functions: Vec<Function>| {
+        let config = EngineConfig {
+            drive_crons: false,
+            ..EngineConfig::default()
+        };
+        Engine::new(
+            store.clone(),
+            Registry::new(functions).unwrap(),
+            clock.clone(),
+            config,
+        )
+    };
+    let router = engine(vec![quote(), price()]);
+    let quote_unit = engine(vec![quote()]);
+    let price_unit = engine(vec![price()]);
+    // WHEN a quote is requested and each message goes to the unit that owns it
+    router
+        .ingest(vec![Event::new("quote/requested", json!({}))])
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let Some(delivery) = store.receive(START_MS, 1, 60_000).await.unwrap().pop() else {
+            break;
+        };
+        let unit = match &delivery.envelope.target {
+            Target::Router => &router,
+            Target::Function(id) if id == "quote" => &quote_unit,
+            Target::Function(_) => &price_unit,
+        };
+        assert_eq!(
+            unit.handle(&delivery.envelope).await.unwrap(),
+            Handled::Done
+        );
+        store.ack(&delivery).await.unwrap();
+    }
+    // THEN the child ran in its own unit and the parent got its result
+    let runs = router
+        .list_runs(&hookflow::RunFilter::default())
+        .await
+        .unwrap();
+    let quote_run = runs.iter().find(|r| r.function_id == "quote").unwrap();
+    assert_eq!(quote_run.status, RunStatus::Completed, "{runs:#?}");
+    assert_eq!(
+        quote_run.output,
+        Some(json!({"price": 21, "missing_failed": true}))
+    );
+    assert!(
+        runs.iter()
+            .any(|r| r.function_id == "price" && r.status == RunStatus::Completed)
+    );
+}

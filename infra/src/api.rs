@@ -87,6 +87,8 @@ pub fn router<F: CertFetcher + 'static>(runtime: Embedded, receiver: Arc<Receive
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/replay", post(replay_run))
+        .route("/dead-letters", get(dead_letters))
+        .route("/dead-letters/redrive", post(redrive))
         .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
         .with_state(AppState { runtime, receiver })
 }
@@ -259,4 +261,28 @@ async fn replay_run(
         StatusCode::ACCEPTED,
         Json(json!({"id": run.id, "replay_of": id})),
     ))
+}
+
+async fn dead_letters(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
+    let dead = rt.store().dead_letters().await.map_err(Error::from)?;
+    let list: Vec<Value> = dead
+        .into_iter()
+        .map(|(delivery, error)| {
+            json!({
+                "id": delivery.id,
+                "queue": delivery.envelope.target.queue_name(),
+                "message": delivery.envelope.message,
+                "receive_count": delivery.receive_count,
+                "error": error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "dead_letters": list })))
+}
+
+/// `POST /dead-letters/redrive`: puts every dead-lettered message back on its queue.
+async fn redrive(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
+    let now = rt.engine().clock().now_ms();
+    let n = rt.store().redrive(now).await.map_err(Error::from)?;
+    Ok(Json(json!({ "redriven": n })))
 }

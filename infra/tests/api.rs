@@ -159,3 +159,26 @@ async fn bad_requests_get_clear_errors() {
         "nothing stored by bad requests"
     );
 }
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_redriven() {
+    use hookflow::run::{Envelope, Message, Target};
+    use hookflow::store::Queue;
+    let (rt, _) = runtime();
+    let poison = Envelope::new(Target::Function("hello-world".into()), Message::Start { run_id: "gone".into() });
+    rt.store().send(&poison).await.unwrap();
+    let delivery = rt.store().receive(START_MS, 1, 1000).await.unwrap().pop().unwrap();
+    rt.store().dead_letter(&delivery, "boom".into()).await.unwrap();
+    let (status, list) = call(&rt, "GET", "/dead-letters", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["dead_letters"][0]["error"], "boom");
+    assert_eq!(list["dead_letters"][0]["queue"], "fn:hello-world");
+    let (_, health) = call(&rt, "GET", "/health", None).await;
+    assert_eq!(health["dead_letters"], 1);
+    let (status, out) = call(&rt, "POST", "/dead-letters/redrive", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["redriven"], 1);
+    rt.drain().await.unwrap(); // the run is gone: handled and dropped
+    let (_, list) = call(&rt, "GET", "/dead-letters", None).await;
+    assert!(list["dead_letters"].as_array().unwrap().is_empty());
+}

@@ -30,7 +30,7 @@ pub async fn handle_sqs<S: Store>(engine: &Engine<S>, event: SqsEvent) -> SqsBat
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        if let Err(err) = handle_record(engine, &record).await {
+        if let Err(err) = Box::pin(handle_record(engine, &record)).await {
             tracing::error!(message.id = %id, error = %err, "message failed; SQS will redeliver it");
             response.add_failure(id);
         }
@@ -48,7 +48,9 @@ async fn handle_record<S: Store>(engine: &Engine<S>, record: &SqsMessage) -> hoo
         // An early Scheduler timer: finish the remainder with an SQS delay.
         return engine.store().schedule(&envelope, not_before).await;
     }
-    match engine.handle(&envelope).await? {
+    // Boxed: the engine's future is deep, and a Lambda's `main` should not
+    // need a raised recursion limit to compute its layout.
+    match Box::pin(engine.handle(&envelope)).await? {
         Handled::Done => Ok(()),
         Handled::Busy => {
             // Another worker holds the run: come back shortly, as a new
@@ -86,7 +88,7 @@ pub async fn handle_http<S: Store, F: CertFetcher>(
     };
     let webhook = WebhookRequest { headers, body };
     let now = engine.clock().now_ms();
-    let response = receiver.handle(provider, &webhook, engine, now).await;
+    let response = Box::pin(receiver.handle(provider, &webhook, engine, now)).await;
     Response::builder()
         .status(response.status)
         .header("content-type", "application/json")
@@ -141,6 +143,19 @@ pub async fn run_worker(registry: Registry) -> Result<(), lambda_runtime::Error>
     .await
 }
 
+/// The receiver a webhook Lambda uses, from its configuration.
+///
+/// # Errors
+/// The provider's secret is missing (the error names the variable) or invalid.
+pub fn webhook_receiver(
+    provider: Provider,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Receiver, hookflow_webhooks::WebhookError> {
+    let webhooks = WebhookConfig::from_lookup(lookup)?;
+    webhooks.require(provider)?;
+    Receiver::new(webhooks)
+}
+
 /// Runs the webhook Lambda of `provider`: fails at start-up, naming the
 /// variable, when the provider's secret is not configured.
 ///
@@ -148,9 +163,7 @@ pub async fn run_worker(registry: Registry) -> Result<(), lambda_runtime::Error>
 /// Start-up configuration errors, or the runtime's.
 pub async fn run_webhook(provider: Provider) -> Result<(), lambda_http::Error> {
     init_logging();
-    let webhooks = WebhookConfig::from_env()?;
-    webhooks.require(provider)?;
-    let receiver = Receiver::new(webhooks)?;
+    let receiver = webhook_receiver(provider, |name| std::env::var(name).ok())?;
     let engine = engine_from_env(Registry::default()).await?;
     let (receiver, engine) = (&receiver, &engine);
     lambda_http::run(lambda_http::service_fn(
@@ -159,4 +172,19 @@ pub async fn run_webhook(provider: Provider) -> Result<(), lambda_http::Error> {
         },
     ))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_webhook_lambda_without_its_secret_fails_at_start_up_naming_it() {
+        let err = webhook_receiver(Provider::Stripe, |_| None).unwrap_err();
+        assert!(err.to_string().contains("STRIPE_WEBHOOK_SECRET"), "{err}");
+        let ok = webhook_receiver(Provider::Stripe, |name| {
+            (name == "STRIPE_WEBHOOK_SECRET").then(|| "whsec_test".to_owned())
+        });
+        assert!(ok.is_ok());
+    }
 }

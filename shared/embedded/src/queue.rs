@@ -109,6 +109,23 @@ impl SqliteStore {
         .await
     }
 
+    /// Puts a message back to be delivered at `at` without counting this
+    /// delivery (the run was busy elsewhere: not the message's fault).
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn defer(&self, delivery: &Delivery, at: i64) -> Result<()> {
+        let id = delivery.id;
+        self.call_relaxed(move |c| {
+            c.execute(
+                "UPDATE queue SET visible_at = ?2, receive_count = MAX(receive_count - 1, 0) WHERE id = ?1",
+                params![id, at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Moves a message to the dead-letter state (kept for `redrive`).
     ///
     /// # Errors

@@ -103,7 +103,7 @@ impl Embedded {
             Ok(Handled::Done) => store.ack(delivery).await,
             Ok(Handled::Busy) => {
                 let at = self.now() + duration_ms(self.config.busy_delay);
-                store.retry_at(delivery, at, None).await
+                store.defer(delivery, at).await
             }
             Err(err) => {
                 let error = format!("{err:#}");

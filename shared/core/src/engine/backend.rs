@@ -1,10 +1,10 @@
 //! The step backend of one run: how the step API reaches the store.
 
 use futures::future::BoxFuture;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::error::Result;
-use crate::event::{Event, INVOKED};
+use crate::event::{Event, INVOKE_REQUESTED, INVOKED};
 use crate::run::{ParentStep, Run, StepRecord, Waiter};
 use crate::step::StepBackend;
 use crate::store::Store;
@@ -104,7 +104,15 @@ impl<S: Store> StepBackend for RunBackend<S> {
         let function_id = function_id.to_owned();
         Box::pin(async move {
             let Some(function) = self.engine.registry.get(&function_id).cloned() else {
-                return Ok(false);
+                // This deployment unit does not carry the function: the router,
+                // which has every function, starts it (or fails the step).
+                let request = Event::new(
+                    INVOKE_REQUESTED,
+                    json!({"function_id": function_id, "data": data, "parent": parent}),
+                )
+                .with_id(child_run_id);
+                self.engine.ingest(vec![request]).await?;
+                return Ok(true);
             };
             let event = Event::new(INVOKED, data)
                 .with_id(child_run_id.clone())

@@ -18,11 +18,14 @@ use serde_json::{Value, json};
 
 use crate::clock::{Clock, duration_ms};
 use crate::error::{Error, Result};
-use crate::event::{DEDUPE_WINDOW, Event, FUNCTION_FAILED, SCHEDULED, derived_id, new_id};
+use crate::event::{
+    DEDUPE_WINDOW, Event, FUNCTION_FAILED, INVOKE_REQUESTED, INVOKED, SCHEDULED, derived_id, new_id,
+};
 use crate::expr::Expr;
 use crate::function::{Function, Registry, Trigger};
 use crate::run::{
-    Envelope, Message, Run, RunStatus, StepKind, StepRecord, StepStatus, Target, Waiter, WaiterKind,
+    Envelope, Message, ParentStep, Run, RunStatus, StepKind, StepRecord, StepStatus, Target,
+    Waiter, WaiterKind,
 };
 use crate::store::{RunFilter, Store};
 
@@ -200,6 +203,9 @@ impl<S: Store> Engine<S> {
             tracing::warn!(event.id = %event_id, "routed event not found; skipped");
             return Ok(());
         };
+        if stored.event.name == INVOKE_REQUESTED {
+            return self.start_invoked(stored.event).await;
+        }
         self.store.record_routed(&stored).await?;
         let event = stored.event;
         let at = stored.received_at.max(event.ts);
@@ -231,6 +237,36 @@ impl<S: Store> Engine<S> {
             }
         }
         Ok(())
+    }
+
+    /// Starts a run requested by `step.invoke` from a deployment unit that does
+    /// not carry the invoked function; an unknown function fails the step.
+    async fn start_invoked(&self, request: Event) -> Result<()> {
+        let function_id = request.data["function_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let parent: ParentStep = serde_json::from_value(request.data["parent"].clone())?;
+        let Some(function) = self.registry.get(&function_id).cloned() else {
+            let Some(mut step) = self.store.get_step(&parent.run_id, &parent.step_id).await? else {
+                return Ok(());
+            };
+            step.status = StepStatus::Failed;
+            step.error = Some(format!("no function `{function_id}` is registered"));
+            step.ended_at = Some(self.now());
+            if self.store.resolve_step(&parent.run_id, &step).await? {
+                if let Some(parent_run) = self.store.get_run(&parent.run_id).await? {
+                    self.resume(&parent_run.function_id, &parent_run.id).await?;
+                }
+            }
+            return Ok(());
+        };
+        let event = Event::new(INVOKED, request.data["data"].clone())
+            .with_id(request.id.clone())
+            .with_ts(request.ts);
+        self.start_run(&function, event, request.id, Some(parent))
+            .await
+            .map(|_| ())
     }
 
     /// Completes a waiting step with `output` if it is still waiting (one
