@@ -586,3 +586,35 @@ async fn an_oversized_step_output_fails_the_step_with_a_clear_error() {
     assert!(error.contains("over the 262144-byte limit"), "{error}");
     assert_eq!(view.steps[0].attempts, 1, "not retried");
 }
+
+#[tokio::test]
+async fn a_wait_in_parallel_with_a_sleep_is_registered_and_resolves() {
+    // GIVEN a handler that sleeps and waits at the same time
+    let f = Function::new("race")
+        .on_event("go")
+        .handler(|ctx| async move {
+            let (slept, linked) = futures::join!(
+                ctx.step.sleep("short-nap", secs(5)),
+                ctx.step.wait_for_event(
+                    "linked",
+                    WaitFor::event("user/linked")
+                        .matching("data.id")
+                        .timeout(days(1))
+                ),
+            );
+            slept?;
+            Ok(linked?.map(|e| e.data["id"].clone()))
+        });
+    for _ in 0..20 {
+        let env = TestEnv::new(vec![f.clone()]);
+        env.send(vec![event("go", json!({"id": "u1"}))]).await;
+        // WHEN the sleep ends and then the awaited event arrives
+        env.advance(secs(5)).await;
+        env.send(vec![event("user/linked", json!({"id": "u1"}))])
+            .await;
+        // THEN the wait had been registered: the event resolves it
+        let view = env.only_run("race").await;
+        assert_eq!(view.run.status, RunStatus::Completed, "{view:#?}");
+        assert_eq!(view.run.output, Some(json!("u1")));
+    }
+}

@@ -222,6 +222,7 @@ impl Step {
                 Ok(claim) => claim,
                 Err(halt) => return self.halt(halt).await,
             };
+            let flight = self.flight();
             let now = self.inner.backend.now();
             let (attempts, started_at) = match &claim.record {
                 Some(rec) => match rec.status {
@@ -230,7 +231,7 @@ impl Step {
                     }
                     StepStatus::Failed => return Err(step_error(rec)),
                     StepStatus::Retrying if rec.wake_at.is_some_and(|at| at > now) => {
-                        return self.suspend(rec.wake_at, false).await;
+                        return self.suspend(flight, rec.wake_at, false).await;
                     }
                     _ => (rec.attempts, rec.started_at),
                 },
@@ -241,7 +242,6 @@ impl Step {
                     (0, now)
                 }
             };
-            self.enter();
             let result = CURRENT_STEP
                 .scope(claim.key.clone(), AssertUnwindSafe(f()).catch_unwind())
                 .await;
@@ -269,7 +269,6 @@ impl Step {
                 Ok((value, json)) => {
                     rec.output = Some(json);
                     self.checkpoint(rec).await?;
-                    self.exit();
                     Ok(value)
                 }
                 Err(err) => {
@@ -288,13 +287,11 @@ impl Step {
                         rec.ended_at = None;
                         rec.wake_at = Some(at);
                         self.checkpoint(rec).await?;
-                        self.exit();
-                        self.suspend(Some(at), false).await
+                        self.suspend(flight, Some(at), false).await
                     } else {
                         rec.status = StepStatus::Failed;
                         let error = step_error(&rec);
                         self.checkpoint(rec).await?;
-                        self.exit();
                         Err(error)
                     }
                 }
@@ -331,13 +328,14 @@ impl Step {
                 Ok(claim) => claim,
                 Err(halt) => return self.halt(halt).await,
             };
+            let flight = self.flight();
             let now = self.inner.backend.now();
             match claim.record {
                 Some(rec) if rec.status == StepStatus::Completed => Ok(()),
                 Some(mut rec) => {
                     let wake_at = rec.wake_at.unwrap_or(now);
                     if now < wake_at {
-                        return self.suspend(Some(wake_at), false).await;
+                        return self.suspend(flight, Some(wake_at), false).await;
                     }
                     rec.status = StepStatus::Completed;
                     rec.ended_at = Some(now);
@@ -360,7 +358,7 @@ impl Step {
                         None,
                     );
                     self.checkpoint(rec).await?;
-                    self.suspend(Some(wake_at), false).await
+                    self.suspend(flight, Some(wake_at), false).await
                 }
             }
         }
@@ -379,6 +377,7 @@ impl Step {
                 Ok(claim) => claim,
                 Err(halt) => return self.halt(halt).await,
             };
+            let flight = self.flight();
             let now = self.inner.backend.now();
             match claim.record {
                 Some(rec) if rec.status == StepStatus::Completed => {
@@ -388,7 +387,7 @@ impl Step {
                 Some(rec) => {
                     let expires = rec.wake_at.unwrap_or(i64::MAX);
                     if now < expires {
-                        return self.suspend(Some(expires), true).await;
+                        return self.suspend(flight, Some(expires), true).await;
                     }
                     let mut timed_out = rec;
                     timed_out.status = StepStatus::Completed;
@@ -463,7 +462,7 @@ impl Step {
                     };
                     match self.inner.backend.register_waiter(waiter).await {
                         Ok(Some(event)) => self.decode(&claim.key, Some(event)).await,
-                        Ok(None) => self.suspend(Some(expires), true).await,
+                        Ok(None) => self.suspend(flight, Some(expires), true).await,
                         Err(e) => self.halt(Halt::Store(e)).await,
                     }
                 }
@@ -485,6 +484,7 @@ impl Step {
                 Ok(claim) => claim,
                 Err(halt) => return self.halt(halt).await,
             };
+            let _flight = self.flight();
             if let Some(rec) = claim.record {
                 return match rec.status {
                     StepStatus::Failed => Err(step_error(&rec)),
@@ -544,12 +544,13 @@ impl Step {
                 Ok(claim) => claim,
                 Err(halt) => return self.halt(halt).await,
             };
+            let flight = self.flight();
             match claim.record {
                 Some(rec) if rec.status == StepStatus::Completed => {
                     Ok(rec.output.unwrap_or(Value::Null))
                 }
                 Some(rec) if rec.status == StepStatus::Failed => Err(step_error(&rec)),
-                Some(rec) => self.suspend(rec.wake_at, true).await,
+                Some(rec) => self.suspend(flight, rec.wake_at, true).await,
                 None => {
                     if let Err(halt) = self.before_new_step().await {
                         return self.halt(halt).await;
@@ -576,7 +577,7 @@ impl Step {
                         .invoke(&function_id, data, child, parent)
                         .await
                     {
-                        Ok(true) => self.suspend(None, true).await,
+                        Ok(true) => self.suspend(flight, None, true).await,
                         Ok(false) => {
                             rec.status = StepStatus::Failed;
                             rec.error = Some(format!("no function `{function_id}` is registered"));
@@ -666,8 +667,9 @@ impl Step {
         }
     }
 
-    fn enter(&self) {
+    fn flight(&self) -> Flight<'_> {
         self.inner.lock().in_flight += 1;
+        Flight(self)
     }
 
     fn exit(&self) {
@@ -677,8 +679,8 @@ impl Step {
         self.inner.notify.notify_one();
     }
 
-    /// Asks the executor to suspend and never resolves.
-    async fn suspend<T>(&self, wake_at: Option<i64>, waiting: bool) -> T {
+    /// Asks the executor to suspend, releases this step's flight, and never resolves.
+    async fn suspend<T>(&self, flight: Flight<'_>, wake_at: Option<i64>, waiting: bool) -> T {
         {
             let mut state = self.inner.lock();
             state.suspended = true;
@@ -687,6 +689,7 @@ impl Step {
                 state.wake_at = Some(state.wake_at.map_or(at, |w| w.min(at)));
             }
         }
+        drop(flight);
         self.inner.notify.notify_one();
         futures::future::pending().await
     }
@@ -726,6 +729,17 @@ impl Step {
 enum Wake {
     After(Duration),
     At(i64),
+}
+
+/// Marks a step as doing I/O: the executor does not drop the handler while
+/// any step holds one, so a checkpoint or waiter registration is never cut
+/// in half by a sibling branch suspending. Released on drop or by `suspend`.
+struct Flight<'a>(&'a Step);
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.0.exit();
+    }
 }
 
 fn new_record(
