@@ -24,7 +24,8 @@ use hookflow::clock::duration_ms;
 use hookflow::run::{Envelope, Target};
 use hookflow::store::{RunFilter, RunStore};
 use hookflow::{
-    Clock, Engine, EngineConfig, Event, FakeClock, Function, Ingested, Registry, Run, RunView,
+    Clock, DocStore, Engine, EngineConfig, Event, FakeClock, Function, Ingested, Registry, Run,
+    RunView,
 };
 use serde_json::json;
 
@@ -331,6 +332,13 @@ impl AwsTestEnv {
     #[must_use]
     pub fn store(&self) -> &AwsStore {
         self.engine.store()
+    }
+
+    /// The document store on this environment's table, stamping writes with
+    /// its fake clock: what handler code under test is given.
+    #[must_use]
+    pub fn docs(&self) -> DocStore {
+        DocStore::new(self.store().clone()).with_clock(Arc::new(self.clock.clone()))
     }
 
     fn now(&self) -> i64 {

@@ -41,7 +41,10 @@ async fn every_provider_sample_is_accepted_by_its_lambda_and_a_tampered_one_is_n
         // The same delivery with a different body is refused.
         let mut tampered: Value = serde_json::from_str(&json).unwrap();
         if name.contains("postmark") {
-            let auth = tampered["headers"]["authorization"].as_str().unwrap().to_owned();
+            let auth = tampered["headers"]["authorization"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             tampered["headers"]["authorization"] = Value::String(format!("{auth}x"));
         } else {
             let body = sample.body_bytes().unwrap();

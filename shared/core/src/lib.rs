@@ -7,6 +7,7 @@
 //! functions run on the embedded SQLite backend and on AWS.
 
 pub mod clock;
+pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod testkit;
 
 pub use clock::{Clock, FakeClock, SystemClock};
+pub use docs::{DocStore, Document, DocumentError, Documents};
 pub use engine::{Engine, EngineConfig, Handled, Ingested, RunView};
 pub use error::{Error, Result};
 pub use event::Event;

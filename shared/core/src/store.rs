@@ -11,6 +11,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::docs::Documents;
 use crate::error::Result;
 use crate::event::Event;
 use crate::run::{Envelope, Run, RunStatus, StepRecord, Waiter};
@@ -160,14 +161,15 @@ pub trait Timers: Send + Sync {
     fn schedule(&self, envelope: &Envelope, at: i64) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// Everything the engine needs; implemented automatically for any type that
+/// Everything the engine needs, plus the [`Documents`] that handler code
+/// keeps its domain records in; implemented automatically for any type that
 /// has all the capabilities.
 pub trait Store:
-    EventLog + RunStore + Journal + Waiters + Queue + Timers + Clone + 'static
+    EventLog + RunStore + Journal + Waiters + Queue + Timers + Documents + Clone + 'static
 {
 }
 
 impl<T> Store for T where
-    T: EventLog + RunStore + Journal + Waiters + Queue + Timers + Clone + 'static
+    T: EventLog + RunStore + Journal + Waiters + Queue + Timers + Documents + Clone + 'static
 {
 }

@@ -4,10 +4,17 @@
 //! [`store_contract_tests!`](crate::store_contract_tests) macro with an
 //! expression that builds a fresh, empty store implementing [`QueueProbe`].
 
+mod docs;
+
 use std::future::Future;
 
 use serde_json::json;
 
+pub use self::docs::{
+    doc_store_updates_retry_on_conflict, document_delete_is_conditional,
+    document_replace_is_conditional, document_size_is_limited, documents_are_created_once,
+    documents_are_listed_by_key,
+};
 use crate::error::Result;
 use crate::event::Event;
 use crate::run::{
@@ -391,6 +398,30 @@ macro_rules! store_contract_tests {
         #[tokio::test]
         async fn contract_queue_and_timers_deliver_on_time() {
             $crate::testkit::queue_and_timers_deliver_on_time($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_documents_are_created_once() {
+            $crate::testkit::documents_are_created_once($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_document_replace_is_conditional() {
+            $crate::testkit::document_replace_is_conditional($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_document_delete_is_conditional() {
+            $crate::testkit::document_delete_is_conditional($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_documents_are_listed_by_key() {
+            $crate::testkit::documents_are_listed_by_key($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_document_size_is_limited() {
+            $crate::testkit::document_size_is_limited($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_doc_store_updates_retry_on_conflict() {
+            $crate::testkit::doc_store_updates_retry_on_conflict($make.await).await;
         }
     };
 }

@@ -4,6 +4,7 @@
 //! when it starts again. [`Embedded`] adds the worker loop that `hookflow dev`
 //! runs and the deterministic [`Embedded::drain`] that tests use with a fake clock.
 
+mod docs;
 mod queue;
 mod runtime;
 mod schema;

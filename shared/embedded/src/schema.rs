@@ -67,4 +67,13 @@ CREATE TABLE IF NOT EXISTS queue (
     last_error    TEXT
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue (dead, visible_at);
+
+CREATE TABLE IF NOT EXISTS docs (
+    collection TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    body       TEXT NOT NULL,
+    PRIMARY KEY (collection, key)
+);
 ";

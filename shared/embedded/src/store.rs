@@ -92,7 +92,7 @@ impl SqliteStore {
         .await
     }
 
-    async fn hf<T, F>(&self, f: F) -> HfResult<T>
+    pub(crate) async fn hf<T, F>(&self, f: F) -> HfResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,

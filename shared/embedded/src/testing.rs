@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hookflow::clock::duration_ms;
 use hookflow::store::{RunFilter, RunStore};
-use hookflow::{Event, FakeClock, Function, Ingested, Registry, Run, RunView};
+use hookflow::{DocStore, Event, FakeClock, Function, Ingested, Registry, Run, RunView};
 
 use crate::{Embedded, SqliteStore, WorkerConfig};
 
@@ -84,6 +84,13 @@ impl TestEnv {
         }
         self.clock.set(target);
         self.settle().await;
+    }
+
+    /// The document store on this environment's database, stamping writes
+    /// with its fake clock: what handler code under test is given.
+    #[must_use]
+    pub fn docs(&self) -> DocStore {
+        DocStore::new(self.runtime.store().clone()).with_clock(Arc::new(self.clock.clone()))
     }
 
     /// Every run, newest first.

@@ -8,10 +8,12 @@
 //! | step | `RUN#{id}` | `STEP#{step id}` |
 //! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
 //! | waiter | `WAIT#{event}` | `{run}#{step}` |
+//! | document | `DOC#{collection}` | `{key}` |
 //!
 //! Reads that decide anything are strongly consistent; only run listing uses
 //! the (eventually consistent) indexes.
 
+mod docs;
 mod journal;
 mod runs;
 

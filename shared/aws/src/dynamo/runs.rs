@@ -134,19 +134,23 @@ impl RunStore for AwsStore {
                 }
             }
         } else {
-            // No function given: an administrative scan of run items.
+            // No function given: an administrative scan of run items (by pk
+            // prefix too, so a document keyed `RUN` is not taken for a run).
             let mut start = None;
             loop {
                 let mut scan = self
                     .ddb()
                     .scan()
                     .table_name(self.table())
-                    .filter_expression("sk = :run")
+                    .filter_expression("sk = :run AND begins_with(pk, :prefix)")
                     .expression_attribute_values(":run", s("RUN"))
+                    .expression_attribute_values(":prefix", s("RUN#"))
                     .set_exclusive_start_key(start);
                 if let Some(status) = filter.status {
                     scan = scan
-                        .filter_expression("sk = :run AND #status = :status")
+                        .filter_expression(
+                            "sk = :run AND begins_with(pk, :prefix) AND #status = :status",
+                        )
                         .expression_attribute_names("#status", "status")
                         .expression_attribute_values(":status", s(status.as_str()));
                 }

@@ -254,10 +254,10 @@ impl<S: Store> Engine<S> {
             step.status = StepStatus::Failed;
             step.error = Some(format!("no function `{function_id}` is registered"));
             step.ended_at = Some(self.now());
-            if self.store.resolve_step(&parent.run_id, &step).await? {
-                if let Some(parent_run) = self.store.get_run(&parent.run_id).await? {
-                    self.resume(&parent_run.function_id, &parent_run.id).await?;
-                }
+            if self.store.resolve_step(&parent.run_id, &step).await?
+                && let Some(parent_run) = self.store.get_run(&parent.run_id).await?
+            {
+                self.resume(&parent_run.function_id, &parent_run.id).await?;
             }
             return Ok(());
         };

@@ -1,0 +1,173 @@
+//! [`Documents`] on DynamoDB: one item per document, `pk = DOC#{collection}`,
+//! `sk = {key}`, with `version`, `updated_at` and the JSON `body`. Create is a
+//! PutItem conditional on the item being absent; replace and delete are
+//! conditional on the stored version; reads are strongly consistent and a
+//! collection lists with a paginated Query in sort-key (UTF-8 byte) order.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use hookflow::docs::{Document, Documents, check_collection, check_names, encode_document};
+use serde_json::Value;
+
+use super::{AwsStore, HfResult, Item, condition_failed, get_n, get_s, n, s};
+use crate::error::{AwsError, Result, ddb};
+
+fn doc_pk(collection: &str) -> AttributeValue {
+    s(format!("DOC#{collection}"))
+}
+
+fn version(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn document(collection: &str, item: &Item) -> Result<Document> {
+    let version = match item.get("version") {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| AwsError::Item("attribute `version` is not an unsigned integer".into()))?,
+        _ => {
+            return Err(AwsError::Item(
+                "attribute `version` missing or not a number".into(),
+            ));
+        }
+    };
+    Ok(Document {
+        collection: collection.to_owned(),
+        key: get_s(item, "sk")?.to_owned(),
+        value: serde_json::from_str(get_s(item, "body")?)?,
+        version,
+        updated_at: get_n(item, "updated_at")?,
+    })
+}
+
+impl Documents for AwsStore {
+    async fn get_doc(&self, collection: &str, key: &str) -> HfResult<Option<Document>> {
+        check_names(collection, key)?;
+        let out = self
+            .ddb()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", doc_pk(collection))
+            .key("sk", s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(ddb)?;
+        Ok(out
+            .item()
+            .map(|item| document(collection, item))
+            .transpose()?)
+    }
+
+    async fn create_doc(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &Value,
+        now: i64,
+    ) -> HfResult<bool> {
+        let body = encode_document(collection, key, value)?;
+        let result = self
+            .ddb()
+            .put_item()
+            .table_name(self.table())
+            .item("pk", doc_pk(collection))
+            .item("sk", s(key))
+            .item("version", version(1))
+            .item("updated_at", n(now))
+            .item("body", s(body))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(ddb(err).into()),
+        }
+    }
+
+    async fn replace_doc(
+        &self,
+        collection: &str,
+        key: &str,
+        value: &Value,
+        expected_version: u64,
+        now: i64,
+    ) -> HfResult<bool> {
+        let body = encode_document(collection, key, value)?;
+        let result = self
+            .ddb()
+            .update_item()
+            .table_name(self.table())
+            .key("pk", doc_pk(collection))
+            .key("sk", s(key))
+            .update_expression("SET #version = :next, updated_at = :now, body = :body")
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", version(expected_version))
+            .expression_attribute_values(":next", version(expected_version.saturating_add(1)))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":body", s(body))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(ddb(err).into()),
+        }
+    }
+
+    async fn delete_doc(
+        &self,
+        collection: &str,
+        key: &str,
+        expected_version: u64,
+    ) -> HfResult<bool> {
+        check_names(collection, key)?;
+        let result = self
+            .ddb()
+            .delete_item()
+            .table_name(self.table())
+            .key("pk", doc_pk(collection))
+            .key("sk", s(key))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", version(expected_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if condition_failed(&err) => Ok(false),
+            Err(err) => Err(ddb(err).into()),
+        }
+    }
+
+    async fn list_docs(&self, collection: &str, limit: usize) -> HfResult<Vec<Document>> {
+        check_collection(collection)?;
+        let mut docs = Vec::new();
+        let mut start = None;
+        while docs.len() < limit {
+            let page = i32::try_from(limit - docs.len()).unwrap_or(i32::MAX);
+            let out = self
+                .ddb()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", doc_pk(collection))
+                .consistent_read(true)
+                .limit(page)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(ddb)?;
+            for item in out.items() {
+                docs.push(document(collection, item)?);
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        docs.truncate(limit);
+        Ok(docs)
+    }
+}
