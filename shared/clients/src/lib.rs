@@ -1,0 +1,91 @@
+//! Typed clients for the external APIs the reference workflows call: Stripe,
+//! Cal.com, Clerk, Discord, PostHog, Slack and Postmark email.
+//!
+//! Build them once per process (per Lambda container) over one shared
+//! [`HttpClient`] and clone them freely: a clone shares the connection pool.
+//! Each has a configurable base URL (so tests point it at
+//! [`testing::TestServer`]) and reads its credential from configuration.
+//!
+//! Errors are [`ClientError`]s whose source chain tells the engine what to do
+//! (see [`error`]): return them from a step with `?` and a 5xx or timeout is
+//! retried with backoff, a 429 waits for its `Retry-After`, and any other 4xx
+//! (a declined card, a slot already taken) fails the step at once.
+//!
+//! Invariant: no client logs a credential or a request or response body.
+
+pub mod cal;
+pub mod clerk;
+pub mod discord;
+pub mod email;
+pub mod error;
+mod http;
+pub mod posthog;
+pub mod slack;
+pub mod stripe;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use cal::{Attendee, Booking, CalClient, CreateBooking};
+pub use clerk::{ClerkClient, User};
+pub use discord::{DiscordClient, Message};
+pub use email::{Email, EmailClient};
+pub use error::{ClientError, Result, StatusError};
+pub use http::{Env, HttpClient, process_env};
+pub use posthog::PostHogClient;
+pub use slack::SlackClient;
+pub use stripe::{CheckoutSession, CustomerDetails, Refund, RefundReason, StripeClient};
+
+/// Every client the reference workflows use, sharing one connection pool.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    /// Refunds and Checkout Sessions.
+    pub stripe: StripeClient,
+    /// Bookings.
+    pub cal: CalClient,
+    /// Users and their public metadata.
+    pub clerk: ClerkClient,
+    /// Roles and messages.
+    pub discord: DiscordClient,
+    /// Analytics (disabled without `POSTHOG_API_KEY`).
+    pub posthog: PostHogClient,
+    /// Admin alerts (disabled without `SLACK_WEBHOOK_URL`).
+    pub slack: SlackClient,
+    /// Transactional email.
+    pub email: EmailClient,
+}
+
+impl Clients {
+    /// Variables that must be set: one credential per required API.
+    pub const REQUIRED_VARS: [&'static str; 5] = [
+        StripeClient::API_KEY_VAR,
+        CalClient::API_KEY_VAR,
+        ClerkClient::SECRET_KEY_VAR,
+        DiscordClient::BOT_TOKEN_VAR,
+        EmailClient::SERVER_TOKEN_VAR,
+    ];
+
+    /// Every client from configuration (each client's `from_env` lists its
+    /// variables). Analytics and alerts are optional and disabled when unset.
+    ///
+    /// # Errors
+    /// [`ClientError::MissingConfig`] naming every missing required variable,
+    /// or [`ClientError::InvalidConfig`] for a malformed value.
+    pub fn from_env(http: &HttpClient, env: Env<'_>) -> Result<Self> {
+        let vars: Vec<&'static str> = Self::REQUIRED_VARS
+            .into_iter()
+            .filter(|var| env(var).is_none_or(|v| v.trim().is_empty()))
+            .collect();
+        if !vars.is_empty() {
+            return Err(ClientError::MissingConfig { vars });
+        }
+        Ok(Self {
+            stripe: StripeClient::from_env(http, env)?,
+            cal: CalClient::from_env(http, env)?,
+            clerk: ClerkClient::from_env(http, env)?,
+            discord: DiscordClient::from_env(http, env)?,
+            posthog: PostHogClient::from_env(http, env)?,
+            slack: SlackClient::from_env(http, env)?,
+            email: EmailClient::from_env(http, env)?,
+        })
+    }
+}
