@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use hookflow::SystemClock;
+use hookflow::{Clock, DocStore, SystemClock};
+use hookflow_clients::Services;
 use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
 use hookflow_webhooks::{Provider, Receiver, WebhookConfig};
 use tokio::sync::watch;
@@ -17,12 +18,16 @@ use crate::DevArgs;
 /// # Errors
 /// Registry, database or bind failures, with what to fix.
 pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
-    let registry = hookflow_registry::registry().context("invalid function registry")?;
     if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let store = SqliteStore::open(&args.db)
         .with_context(|| format!("cannot open database {}", args.db.display()))?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let docs = DocStore::new(store.clone()).with_clock(clock.clone());
+    let services = Services::from_env(docs, &hookflow_clients::process_env)
+        .context("workflow configuration (API clients and settings)")?;
+    let registry = hookflow_registry::registry(&services).context("invalid function registry")?;
     let config = WorkerConfig {
         workers: args.workers,
         ..WorkerConfig::default()
@@ -39,7 +44,7 @@ pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
         );
     }
     let receiver = Arc::new(Receiver::new(webhooks).context("webhook receiver")?);
-    let runtime = Embedded::new(store, registry, Arc::new(SystemClock), config);
+    let runtime = Embedded::new(store, registry, clock, config);
     let recovered = runtime.start().await.context("recovery on start failed")?;
     let listener = tokio::net::TcpListener::bind(args.addr())
         .await

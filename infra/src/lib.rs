@@ -1,11 +1,13 @@
 //! The `hookflow` command line: `dev` (the local server on the embedded
-//! backend), `bench` (throughput and latency on the embedded backend), and
-//! `functions` (what the registry holds).
+//! backend), `bench` (throughput and latency on the embedded backend),
+//! `functions` (what the registry holds) and `template check` (does
+//! `template.yaml` deploy every function and webhook).
 
 pub mod api;
 pub mod bench;
 pub mod dev;
 pub mod logging;
+pub mod template;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +43,22 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// List the registered functions and their triggers.
     Functions,
+    /// Work with the SAM template.
+    #[command(subcommand)]
+    Template(TemplateCommand),
+}
+
+/// `hookflow template` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TemplateCommand {
+    /// Fail, listing what is missing, unless the template has a Lambda, queue
+    /// and dead-letter queue for every registry function, a Lambda and route for
+    /// every webhook provider, and a schedule for every cron trigger.
+    Check {
+        /// The SAM template to check.
+        #[arg(long, default_value = template::DEFAULT_TEMPLATE)]
+        template: PathBuf,
+    },
 }
 
 /// `hookflow dev` options.
@@ -74,7 +92,7 @@ impl DevArgs {
 /// Start-up failures (bad registry, database, port in use) with context.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The benchmark logs only problems: per-run lines would measure the terminal.
-    let level = if matches!(cli.command, Command::Bench(_)) {
+    let level = if matches!(cli.command, Command::Bench(_) | Command::Template(_)) {
         "warn"
     } else {
         "info"
@@ -84,11 +102,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev(args) => dev::serve(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Functions => {
-            let registry = hookflow_registry::registry()?;
+            let registry = hookflow::Registry::new(hookflow_registry::functions())?;
             for function in registry.iter() {
                 println!("{}\t{:?}", function.id(), function.triggers());
             }
             Ok(())
         }
+        Command::Template(TemplateCommand::Check { template }) => template::run_check(&template),
     }
 }

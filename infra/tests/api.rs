@@ -165,10 +165,24 @@ async fn dead_letters_are_listed_and_redriven() {
     use hookflow::run::{Envelope, Message, Target};
     use hookflow::store::Queue;
     let (rt, _) = runtime();
-    let poison = Envelope::new(Target::Function("hello-world".into()), Message::Start { run_id: "gone".into() });
+    let poison = Envelope::new(
+        Target::Function("hello-world".into()),
+        Message::Start {
+            run_id: "gone".into(),
+        },
+    );
     rt.store().send(&poison).await.unwrap();
-    let delivery = rt.store().receive(START_MS, 1, 1000).await.unwrap().pop().unwrap();
-    rt.store().dead_letter(&delivery, "boom".into()).await.unwrap();
+    let delivery = rt
+        .store()
+        .receive(START_MS, 1, 1000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    rt.store()
+        .dead_letter(&delivery, "boom".into())
+        .await
+        .unwrap();
     let (status, list) = call(&rt, "GET", "/dead-letters", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(list["dead_letters"][0]["error"], "boom");

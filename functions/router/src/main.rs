@@ -2,5 +2,9 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    hookflow_aws::lambda::run_worker(hookflow_registry::registry()?).await
+    hookflow_aws::lambda::run_worker_with(|docs| {
+        let services = hookflow_clients::Services::from_env(docs, &hookflow_clients::process_env)?;
+        Ok(hookflow_registry::registry(&services)?)
+    })
+    .await
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use hookflow::clock::duration_ms;
 use hookflow::run::Envelope;
-use hookflow::{Clock, Engine, EngineConfig, Handled, Registry, Store, SystemClock};
+use hookflow::{Clock, DocStore, Engine, EngineConfig, Handled, Registry, Store, SystemClock};
 use hookflow_webhooks::{CertFetcher, Provider, Receiver, WebhookConfig, WebhookRequest};
 use lambda_http::{Body, Request, Response};
 
@@ -102,6 +102,37 @@ pub async fn handle_http<S: Store, F: CertFetcher>(
 /// # Errors
 /// A missing or invalid environment variable, named.
 pub async fn engine_from_env(registry: Registry) -> Result<Engine<AwsStore>, crate::AwsError> {
+    engine_from_env_with(|_| Ok::<_, std::convert::Infallible>(registry))
+        .await
+        .map_err(|err| match err {
+            BuildError::Aws(err) => err,
+            BuildError::Registry(never) => match never {},
+        })
+}
+
+/// Building a worker's engine failed: the AWS configuration, or the registry
+/// the caller builds over the document store.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError<E> {
+    /// A missing or invalid environment variable.
+    #[error(transparent)]
+    Aws(#[from] crate::AwsError),
+    /// The caller's registry builder failed.
+    #[error("building the function registry: {0}")]
+    Registry(E),
+}
+
+/// Like [`engine_from_env`], with the registry built by `build` over the
+/// document store on this engine's table (stamped with the engine's clock),
+/// so workflow definitions can be given it (and their API clients) before
+/// the engine exists.
+///
+/// # Errors
+/// A missing or invalid environment variable, named; or `build`'s error.
+pub async fn engine_from_env_with<F, E>(build: F) -> Result<Engine<AwsStore>, BuildError<E>>
+where
+    F: FnOnce(DocStore) -> Result<Registry, E>,
+{
     let config = AwsConfig::from_env()?;
     let clients = AwsClients::from_env(None).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -111,6 +142,8 @@ pub async fn engine_from_env(registry: Registry) -> Result<Engine<AwsStore>, cra
         ..EngineConfig::default()
     };
     let store = AwsStore::new(clients, config, clock.clone());
+    let docs = DocStore::new(store.clone()).with_clock(clock.clone());
+    let registry = build(docs).map_err(BuildError::Registry)?;
     Ok(Engine::new(store, registry, clock, engine_config))
 }
 
@@ -132,8 +165,25 @@ pub fn init_logging() {
 /// # Errors
 /// Start-up configuration errors, or the runtime's.
 pub async fn run_worker(registry: Registry) -> Result<(), lambda_runtime::Error> {
+    run_worker_with(|_| Ok(registry)).await
+}
+
+/// Runs an SQS-triggered Lambda whose registry is built by `build` over the
+/// engine's document store: `run_worker_with(|docs| { let services =
+/// Services::from_env(docs, &process_env)?; Ok(Registry::new([f(&services)])?) })`.
+///
+/// # Errors
+/// Start-up configuration errors (including `build`'s), or the runtime's.
+pub async fn run_worker_with<F>(build: F) -> Result<(), lambda_runtime::Error>
+where
+    F: FnOnce(DocStore) -> Result<Registry, lambda_runtime::Error>,
+{
     init_logging();
-    let engine = engine_from_env(registry).await?;
+    let engine = match engine_from_env_with(build).await {
+        Ok(engine) => engine,
+        Err(BuildError::Aws(err)) => return Err(err.into()),
+        Err(BuildError::Registry(err)) => return Err(err),
+    };
     let engine = &engine;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {

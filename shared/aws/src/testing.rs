@@ -271,6 +271,20 @@ impl AwsTestEnv {
     /// # Panics
     /// If moto is missing or a definition is invalid.
     pub async fn with_max_receives(functions: Vec<Function>, max_receives: u32) -> Self {
+        Self::build(|_| functions, max_receives).await
+    }
+
+    /// Like [`Self::new`] with the functions built by `functions` over this
+    /// environment's document store (stamped with its fake clock), for
+    /// workflows that take their dependencies at construction.
+    ///
+    /// # Panics
+    /// If moto is missing or a definition is invalid.
+    pub async fn with_docs(functions: impl FnOnce(DocStore) -> Vec<Function>) -> Self {
+        Self::build(functions, 5).await
+    }
+
+    async fn build(functions: impl FnOnce(DocStore) -> Vec<Function>, max_receives: u32) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let moto = Moto::shared();
         let sdk = moto.sdk_config().await;
@@ -289,7 +303,14 @@ impl AwsTestEnv {
             sqs_delays: false,
             lease: Duration::from_secs(900),
         };
-        let registry = Registry::new(functions).expect("valid functions");
+        let clock = FakeClock::new(START_MS);
+        let store = AwsStore::new(
+            AwsClients::from_sdk_config(&sdk, Some(&counter)),
+            config.clone(),
+            Arc::new(clock.clone()),
+        );
+        let docs = DocStore::new(store.clone()).with_clock(Arc::new(clock.clone()));
+        let registry = Registry::new(functions(docs)).expect("valid functions");
         let mut homes: Vec<String> = registry
             .iter()
             .map(|f| home_function(f.id()).to_owned())
@@ -298,12 +319,6 @@ impl AwsTestEnv {
         homes.dedup();
         let harness = AwsClients::from_sdk_config(&sdk, None);
         create_resources(&harness, &config, &homes, max_receives).await;
-        let clock = FakeClock::new(START_MS);
-        let store = AwsStore::new(
-            AwsClients::from_sdk_config(&sdk, Some(&counter)),
-            config,
-            Arc::new(clock.clone()),
-        );
         let mut queues = Vec::new();
         let mut targets = vec![Target::Router];
         targets.extend(homes.iter().map(|h| Target::Function(h.clone())));

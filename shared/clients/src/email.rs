@@ -79,6 +79,36 @@ impl EmailClient {
         )
     }
 
+    /// A client whose every call fails at once (not retried) with
+    /// [`crate::ClientError::Disabled`] naming `SERVER_TOKEN_VAR`: for a process that must
+    /// start without this API configured (`hookflow dev` on a fresh machine).
+    ///
+    /// # Errors
+    /// Never in practice; kept fallible like the other constructors.
+    pub fn disabled(http: &HttpClient) -> Result<Self> {
+        Ok(Self {
+            api: Api::disabled(http, "postmark", Self::SERVER_TOKEN_VAR)?,
+        })
+    }
+
+    /// From configuration like `from_env`, or [`Self::disabled`] when the
+    /// credential is unset.
+    ///
+    /// # Errors
+    /// [`crate::ClientError::InvalidConfig`] for a malformed value.
+    pub fn from_env_or_disabled(http: &HttpClient, env: Env<'_>) -> Result<Self> {
+        if crate::http::optional(env, Self::SERVER_TOKEN_VAR).is_none() {
+            return Self::disabled(http);
+        }
+        Self::from_env(http, env)
+    }
+
+    /// Whether calls are sent (false for a disabled client).
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        self.api.is_enabled()
+    }
+
     /// The same client at another base URL.
     ///
     /// # Errors

@@ -60,6 +60,20 @@ pub enum ClientError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The API is not configured (its credential is unset), so the call was
+    /// not sent. Not retried: set the variable and replay the run.
+    #[error("{api} {operation}: {api} is not configured: set {var}")]
+    Disabled {
+        /// The API.
+        api: &'static str,
+        /// The client method.
+        operation: &'static str,
+        /// The variable to set.
+        var: &'static str,
+        /// The marker that makes the engine fail the step at once.
+        #[source]
+        marker: NonRetriable,
+    },
     /// The shared HTTP client could not be built (TLS initialisation).
     #[error("cannot build the HTTP client")]
     Build(#[source] reqwest::Error),
@@ -148,6 +162,15 @@ impl ClientError {
         match self {
             Self::Status(err) => Some(err),
             _ => None,
+        }
+    }
+
+    pub(crate) fn disabled(api: &'static str, operation: &'static str, var: &'static str) -> Self {
+        Self::Disabled {
+            api,
+            operation,
+            var,
+            marker: NonRetriable::new("integration not configured"),
         }
     }
 

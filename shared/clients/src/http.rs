@@ -129,6 +129,9 @@ pub(crate) struct Api {
     secrets: Arc<[Arc<str>]>,
     /// Headers sent on every request (API version, user agent).
     headers: Arc<[(HeaderName, HeaderValue)]>,
+    /// Set when the API is not configured: every call fails at once naming
+    /// this variable.
+    disabled: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Api {
@@ -159,7 +162,28 @@ impl Api {
             credential,
             secrets: Arc::new([]),
             headers: Arc::new([]),
+            disabled: None,
         }
+    }
+
+    /// An API that is not configured: every call fails with
+    /// [`ClientError::Disabled`] naming `var`, without any request.
+    pub(crate) fn disabled(
+        http: &HttpClient,
+        name: &'static str,
+        var: &'static str,
+    ) -> Result<Self> {
+        // A reserved name (RFC 2606) that never resolves; never contacted anyway.
+        let base = base_url(var, "http://disabled.invalid/")?;
+        Ok(Self {
+            disabled: Some(var),
+            ..Self::new(http, name, base, None)
+        })
+    }
+
+    /// Whether calls are sent (false for [`Api::disabled`]).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.disabled.is_none()
     }
 
     /// Also redact `secrets` from error excerpts.
@@ -220,6 +244,9 @@ impl Api {
         operation: &'static str,
         req: RequestBuilder,
     ) -> Result<Vec<u8>> {
+        if let Some(var) = self.disabled {
+            return Err(ClientError::disabled(self.name, operation, var));
+        }
         let transport = |source: reqwest::Error| ClientError::Transport {
             api: self.name,
             operation,

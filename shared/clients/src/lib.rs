@@ -20,6 +20,7 @@ pub mod email;
 pub mod error;
 mod http;
 pub mod posthog;
+pub mod services;
 pub mod slack;
 pub mod stripe;
 #[cfg(feature = "testing")]
@@ -32,6 +33,7 @@ pub use email::{Email, EmailClient};
 pub use error::{ClientError, Result, StatusError};
 pub use http::{Env, HttpClient, process_env};
 pub use posthog::PostHogClient;
+pub use services::{Services, SettingError, Settings};
 pub use slack::SlackClient;
 pub use stripe::{CheckoutSession, CustomerDetails, Refund, RefundReason, StripeClient};
 
@@ -87,5 +89,94 @@ impl Clients {
             slack: SlackClient::from_env(http, env)?,
             email: EmailClient::from_env(http, env)?,
         })
+    }
+
+    /// Every client from configuration, leniently: a required API whose
+    /// credential is unset becomes a disabled client whose calls fail at once
+    /// (not retried) naming the variable, so a process starts with no secrets
+    /// (`hookflow dev` on a fresh machine). See [`Self::disabled_vars`].
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidConfig`] for a malformed value (a set but broken
+    /// variable is a mistake worth stopping for).
+    pub fn from_env_or_disabled(http: &HttpClient, env: Env<'_>) -> Result<Self> {
+        Ok(Self {
+            stripe: StripeClient::from_env_or_disabled(http, env)?,
+            cal: CalClient::from_env_or_disabled(http, env)?,
+            clerk: ClerkClient::from_env_or_disabled(http, env)?,
+            discord: DiscordClient::from_env_or_disabled(http, env)?,
+            posthog: PostHogClient::from_env(http, env)?,
+            slack: SlackClient::from_env(http, env)?,
+            email: EmailClient::from_env_or_disabled(http, env)?,
+        })
+    }
+
+    /// The integrations that are off, each with the variable that enables it
+    /// (`("stripe", "STRIPE_API_KEY")`), for a start-up log line.
+    #[must_use]
+    pub fn disabled_vars(&self) -> Vec<(&'static str, &'static str)> {
+        [
+            (
+                "stripe",
+                StripeClient::API_KEY_VAR,
+                self.stripe.is_enabled(),
+            ),
+            ("cal", CalClient::API_KEY_VAR, self.cal.is_enabled()),
+            (
+                "clerk",
+                ClerkClient::SECRET_KEY_VAR,
+                self.clerk.is_enabled(),
+            ),
+            (
+                "discord",
+                DiscordClient::BOT_TOKEN_VAR,
+                self.discord.is_enabled(),
+            ),
+            (
+                "posthog",
+                PostHogClient::API_KEY_VAR,
+                self.posthog.is_enabled(),
+            ),
+            (
+                "slack",
+                SlackClient::WEBHOOK_URL_VAR,
+                self.slack.is_enabled(),
+            ),
+            (
+                "postmark",
+                EmailClient::SERVER_TOKEN_VAR,
+                self.email.is_enabled(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, _, enabled)| !enabled)
+        .map(|(api, var, _)| (api, var))
+        .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unconfigured_apis_are_disabled_and_fail_naming_their_variable() {
+        let http = HttpClient::new().unwrap();
+        let clients = Clients::from_env_or_disabled(&http, &|_| None).unwrap();
+        let off: Vec<&str> = clients.disabled_vars().iter().map(|(_, v)| *v).collect();
+        assert_eq!(off.len(), 7, "{off:?}");
+        let err = clients
+            .stripe
+            .create_refund("pi_1", None, None, "key-1")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("STRIPE_API_KEY"), "{err}");
+        assert_eq!(err.verdict(), hookflow::failure::Verdict::Final);
+        // Optional integrations stay no-ops.
+        clients
+            .posthog
+            .capture("u", "e", serde_json::Value::Null)
+            .await
+            .unwrap();
     }
 }

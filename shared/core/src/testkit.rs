@@ -11,9 +11,9 @@ use std::future::Future;
 use serde_json::json;
 
 pub use self::docs::{
-    doc_store_updates_retry_on_conflict, document_delete_is_conditional,
-    document_replace_is_conditional, document_size_is_limited, documents_are_created_once,
-    documents_are_listed_by_key,
+    doc_store_concurrent_updates_lose_nothing, doc_store_updates_retry_on_conflict,
+    document_delete_is_conditional, document_replace_is_conditional, document_size_is_limited,
+    documents_are_created_once, documents_are_listed_by_key,
 };
 use crate::error::Result;
 use crate::event::Event;

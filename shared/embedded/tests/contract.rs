@@ -8,6 +8,11 @@ async fn fresh() -> SqliteStore {
 
 hookflow::store_contract_tests!(fresh());
 
+#[tokio::test]
+async fn contract_doc_store_concurrent_updates_lose_nothing() {
+    hookflow::testkit::doc_store_concurrent_updates_lose_nothing(fresh().await).await;
+}
+
 mod queue {
     use hookflow::run::{Envelope, Message, Target};
     use hookflow::store::Queue;

@@ -1,0 +1,376 @@
+//! What workflow definitions are given: the document store, the external API
+//! clients and the workflow settings, as one cheap-to-clone [`Services`] value.
+//!
+//! A workflow constructor takes `&Services` (`pub fn function(services:
+//! &Services) -> Function`) and moves clones into its handler, so the same
+//! definition runs on SQLite (`hookflow dev`, tests) and on DynamoDB (Lambda):
+//! only the [`DocStore`] behind it differs.
+//!
+//! Invariant: building services never fails for a missing secret or setting.
+//! A missing API credential yields a disabled client whose calls fail at once
+//! naming the variable ([`Clients::from_env_or_disabled`]); a missing setting
+//! fails, naming its variable, only when a workflow asks for it
+//! ([`SettingError`], not retried). Malformed values fail at start-up.
+
+use std::future::Future;
+
+use hookflow::docs::{Document, Documents};
+use hookflow::{DocStore, NonRetriable};
+use serde_json::Value;
+
+use crate::error::ClientError;
+use crate::http::{Env, HttpClient, optional};
+use crate::{Clients, SlackClient};
+
+/// Workflow configuration read from the environment (see [`Settings::VARS`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    cal_event_type_id: Option<i64>,
+    booking_time_zone: Option<String>,
+    email_from: Option<String>,
+}
+
+/// A setting a workflow needs is unset, or a set one is malformed. Carries
+/// [`NonRetriable`]: retrying cannot help until the variable is set.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    /// Unset (or empty).
+    #[error("{var} is not set ({what})")]
+    Missing {
+        /// The variable to set.
+        var: &'static str,
+        /// What it configures.
+        what: &'static str,
+        /// Fails the step at once.
+        #[source]
+        marker: NonRetriable,
+    },
+    /// Set, but not usable.
+    #[error("{var} is invalid: {reason}")]
+    Invalid {
+        /// The variable at fault.
+        var: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl SettingError {
+    fn missing(var: &'static str, what: &'static str) -> Self {
+        Self::Missing {
+            var,
+            what,
+            marker: NonRetriable::new("setting missing"),
+        }
+    }
+}
+
+impl Settings {
+    /// The Cal.com event type booked after a checkout (an integer id).
+    pub const CAL_EVENT_TYPE_ID_VAR: &'static str = "BOOKING_CAL_EVENT_TYPE_ID";
+    /// The attendee time zone sent with a booking (IANA name; default `UTC`).
+    pub const BOOKING_TIME_ZONE_VAR: &'static str = "BOOKING_TIME_ZONE";
+    /// The sender of customer emails (`Bookings <bookings@example.com>`), on a
+    /// domain verified in Postmark.
+    pub const EMAIL_FROM_VAR: &'static str = "EMAIL_FROM";
+    /// Every variable read, for documentation and start-up logs.
+    pub const VARS: [&'static str; 3] = [
+        Self::CAL_EVENT_TYPE_ID_VAR,
+        Self::BOOKING_TIME_ZONE_VAR,
+        Self::EMAIL_FROM_VAR,
+    ];
+
+    /// Reads the settings; unset ones stay unset.
+    ///
+    /// # Errors
+    /// [`SettingError::Invalid`] for a malformed value.
+    pub fn from_env(env: Env<'_>) -> Result<Self, SettingError> {
+        let cal_event_type_id = optional(env, Self::CAL_EVENT_TYPE_ID_VAR)
+            .map(|v| {
+                v.parse::<i64>().map_err(|e| SettingError::Invalid {
+                    var: Self::CAL_EVENT_TYPE_ID_VAR,
+                    reason: format!("not an integer event type id ({e})"),
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            cal_event_type_id,
+            booking_time_zone: optional(env, Self::BOOKING_TIME_ZONE_VAR),
+            email_from: optional(env, Self::EMAIL_FROM_VAR),
+        })
+    }
+
+    /// With this Cal.com event type id.
+    #[must_use]
+    pub fn with_cal_event_type_id(mut self, id: i64) -> Self {
+        self.cal_event_type_id = Some(id);
+        self
+    }
+
+    /// With this sender for customer emails.
+    #[must_use]
+    pub fn with_email_from(mut self, from: impl Into<String>) -> Self {
+        self.email_from = Some(from.into());
+        self
+    }
+
+    /// The Cal.com event type booked after a checkout.
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming [`Self::CAL_EVENT_TYPE_ID_VAR`].
+    pub fn cal_event_type_id(&self) -> Result<i64, SettingError> {
+        self.cal_event_type_id.ok_or_else(|| {
+            SettingError::missing(
+                Self::CAL_EVENT_TYPE_ID_VAR,
+                "the Cal.com event type to book after a checkout",
+            )
+        })
+    }
+
+    /// The attendee time zone for bookings (`UTC` unless set).
+    #[must_use]
+    pub fn booking_time_zone(&self) -> &str {
+        self.booking_time_zone.as_deref().unwrap_or("UTC")
+    }
+
+    /// The sender of customer emails.
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming [`Self::EMAIL_FROM_VAR`].
+    pub fn email_from(&self) -> Result<&str, SettingError> {
+        self.email_from
+            .as_deref()
+            .ok_or_else(|| SettingError::missing(Self::EMAIL_FROM_VAR, "the customer email sender"))
+    }
+
+    /// The variables a workflow may need that are unset.
+    #[must_use]
+    pub fn unset_vars(&self) -> Vec<&'static str> {
+        let mut unset = Vec::new();
+        if self.cal_event_type_id.is_none() {
+            unset.push(Self::CAL_EVENT_TYPE_ID_VAR);
+        }
+        if self.email_from.is_none() {
+            unset.push(Self::EMAIL_FROM_VAR);
+        }
+        unset
+    }
+}
+
+/// Building [`Services`] from the environment failed: a malformed value.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    /// A client's configuration (or the HTTP pool).
+    #[error(transparent)]
+    Clients(#[from] ClientError),
+    /// A workflow setting.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+}
+
+/// Everything a workflow definition depends on. Cheap to clone (handles only).
+#[derive(Clone, Debug)]
+pub struct Services {
+    /// Domain records (payments, ...), on the engine's backend.
+    pub docs: DocStore,
+    /// The external APIs.
+    pub clients: Clients,
+    /// Workflow configuration.
+    pub settings: Settings,
+}
+
+impl Services {
+    /// Services from their parts (tests: `TestServer::clients()` and `env.docs()`).
+    #[must_use]
+    pub fn new(docs: DocStore, clients: Clients, settings: Settings) -> Self {
+        Self {
+            docs,
+            clients,
+            settings,
+        }
+    }
+
+    /// Services for a process: `docs` over the engine's store, clients and
+    /// settings from `env`, leniently (unset credentials disable their API).
+    /// Logs, once, which integrations and settings are unset and what to set.
+    ///
+    /// # Errors
+    /// [`ServicesError`] for a malformed value or an HTTP pool that cannot start.
+    pub fn from_env(docs: DocStore, env: Env<'_>) -> Result<Self, ServicesError> {
+        let http = HttpClient::new()?;
+        let clients = Clients::from_env_or_disabled(&http, env)?;
+        let settings = Settings::from_env(env)?;
+        for (api, var) in clients.disabled_vars() {
+            tracing::info!(
+                api,
+                set = var,
+                "integration disabled until its variable is set"
+            );
+        }
+        for var in settings.unset_vars() {
+            tracing::info!(
+                set = var,
+                "workflow setting unset: workflows needing it fail naming it"
+            );
+        }
+        Ok(Self::new(docs, clients, settings))
+    }
+
+    /// Services that reach nothing: every client disabled, no settings, and a
+    /// document store whose every operation fails (not retried). For listing
+    /// definitions (`hookflow functions`, template checks), never for running.
+    ///
+    /// # Errors
+    /// Never in practice (the HTTP pool cannot start).
+    pub fn unconfigured() -> Result<Self, ServicesError> {
+        let http = HttpClient::new()?;
+        Ok(Self::new(
+            DocStore::new(NoDocuments),
+            Clients::from_env_or_disabled(&http, &|_| None)?,
+            Settings::default(),
+        ))
+    }
+
+    /// Posts the admin alert for a failed run (`on_failure`'s event is
+    /// `hookflow/function.failed`): function, run id and error.
+    ///
+    /// # Errors
+    /// The Slack call's [`ClientError`].
+    pub async fn alert_run_failed(&self, failed: &Value) -> Result<(), ClientError> {
+        alert_run_failed(&self.clients.slack, failed).await
+    }
+}
+
+/// The Slack text for a `hookflow/function.failed` event's `data`.
+#[must_use]
+pub fn run_failed_text(failed: &Value) -> String {
+    let field = |name: &str| failed[name].as_str().unwrap_or("?").to_owned();
+    format!(
+        ":rotating_light: Hookflow function `{}` failed (run `{}`): {}",
+        field("function_id"),
+        field("run_id"),
+        field("error"),
+    )
+}
+
+/// Posts [`run_failed_text`] through `slack`.
+///
+/// # Errors
+/// The Slack call's [`ClientError`].
+pub async fn alert_run_failed(slack: &SlackClient, failed: &Value) -> Result<(), ClientError> {
+    slack.post_message(&run_failed_text(failed)).await
+}
+
+/// A document store that is not there: every operation fails, not retried.
+struct NoDocuments;
+
+fn no_documents<T>() -> hookflow::Result<T> {
+    Err(hookflow::Error::store(NotConfigured(NonRetriable::new(
+        "not retried",
+    ))))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no document store: these services are for listing definitions, not running them")]
+struct NotConfigured(#[source] NonRetriable);
+
+impl Documents for NoDocuments {
+    fn get_doc(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> impl Future<Output = hookflow::Result<Option<Document>>> + Send {
+        std::future::ready(no_documents())
+    }
+
+    fn create_doc(
+        &self,
+        _: &str,
+        _: &str,
+        _: &Value,
+        _: i64,
+    ) -> impl Future<Output = hookflow::Result<bool>> + Send {
+        std::future::ready(no_documents())
+    }
+
+    fn replace_doc(
+        &self,
+        _: &str,
+        _: &str,
+        _: &Value,
+        _: u64,
+        _: i64,
+    ) -> impl Future<Output = hookflow::Result<bool>> + Send {
+        std::future::ready(no_documents())
+    }
+
+    fn delete_doc(
+        &self,
+        _: &str,
+        _: &str,
+        _: u64,
+    ) -> impl Future<Output = hookflow::Result<bool>> + Send {
+        std::future::ready(no_documents())
+    }
+
+    fn list_docs(
+        &self,
+        _: &str,
+        _: usize,
+    ) -> impl Future<Output = hookflow::Result<Vec<Document>>> + Send {
+        std::future::ready(no_documents())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookflow::failure::{Verdict, classify};
+
+    #[test]
+    fn missing_settings_name_their_variable_and_are_final() {
+        let settings = Settings::from_env(&|_| None).unwrap();
+        let err = settings.cal_event_type_id().unwrap_err();
+        assert!(
+            err.to_string().contains("BOOKING_CAL_EVENT_TYPE_ID"),
+            "{err}"
+        );
+        assert_eq!(classify(&anyhow::Error::from(err)), Verdict::Final);
+        assert_eq!(settings.booking_time_zone(), "UTC");
+        let bad = Settings::from_env(&|name| {
+            (name == Settings::CAL_EVENT_TYPE_ID_VAR).then(|| "abc".to_owned())
+        });
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .contains("BOOKING_CAL_EVENT_TYPE_ID")
+        );
+        let set = Settings::from_env(&|name| match name {
+            "BOOKING_CAL_EVENT_TYPE_ID" => Some(" 1234 ".into()),
+            "EMAIL_FROM" => Some("a@b.c".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(set.cal_event_type_id().unwrap(), 1234);
+        assert_eq!(set.email_from().unwrap(), "a@b.c");
+        assert!(set.unset_vars().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unconfigured_services_fail_every_call_without_retrying() {
+        let services = Services::unconfigured().unwrap();
+        let err = services.docs.get_doc("payments", "k").await.unwrap_err();
+        assert_eq!(classify(&anyhow::Error::from(err)), Verdict::Final);
+        assert_eq!(services.clients.disabled_vars().len(), 7);
+    }
+
+    #[test]
+    fn the_failure_alert_names_function_run_and_error() {
+        let text = run_failed_text(&serde_json::json!({
+            "function_id": "checkout-side-effects", "run_id": "r1", "error": "boom"
+        }));
+        assert!(
+            text.contains("checkout-side-effects") && text.contains("r1") && text.contains("boom")
+        );
+    }
+}
