@@ -108,37 +108,23 @@ pub fn capture_for(name: &str, data: &Value) -> Result<Capture, NonRetriable> {
 #[must_use]
 pub fn function(services: &Services) -> Function {
     let posthog = services.clients.posthog.clone();
-    let alerts = services.clone();
-    let mut function = Function::new(ID).name("Booking analytics");
+    let mut function = services.alert_on_failure(Function::new(ID).name("Booking analytics"));
     for (trigger, _) in EVENTS {
         function = function.on_event(trigger);
     }
-    function
-        .on_failure(move |ctx| {
-            let alerts = alerts.clone();
-            async move {
-                let failed = ctx.event.data.clone();
-                ctx.step
-                    .run("alert-admin", || async move {
-                        Ok(alerts.alert_run_failed(&failed).await?)
-                    })
-                    .await?;
-                Ok(())
-            }
-        })
-        .handler(move |ctx| {
-            let posthog = posthog.clone();
-            async move {
-                let capture = capture_for(&ctx.event.name, &ctx.event.data).non_retriable()?;
-                let event = capture.event;
-                ctx.step
-                    .run("capture", || async move {
-                        Ok(posthog
-                            .capture(&capture.distinct_id, capture.event, capture.properties)
-                            .await?)
-                    })
-                    .await?;
-                Ok(json!({ "captured": event }))
-            }
-        })
+    function.handler(move |ctx| {
+        let posthog = posthog.clone();
+        async move {
+            let capture = capture_for(&ctx.event.name, &ctx.event.data).non_retriable()?;
+            let event = capture.event;
+            ctx.step
+                .run("capture", || async move {
+                    Ok(posthog
+                        .capture(&capture.distinct_id, capture.event, capture.properties)
+                        .await?)
+                })
+                .await?;
+            Ok(json!({ "captured": event }))
+        }
+    })
 }

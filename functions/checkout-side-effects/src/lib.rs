@@ -33,23 +33,10 @@ pub const ID: &str = "checkout-side-effects";
 #[must_use]
 pub fn function(services: &Services) -> Function {
     let handler_services = services.clone();
-    let alerts = services.clone();
-    Function::new(ID)
-        .name("Checkout side effects")
+    services
+        .alert_on_failure(Function::new(ID).name("Checkout side effects"))
         .on_event(PAYMENT_RECORDED)
         .idempotency("event.data.session_id")
-        .on_failure(move |ctx| {
-            let alerts = alerts.clone();
-            async move {
-                let failed = ctx.event.data.clone();
-                ctx.step
-                    .run("alert-admin", || async move {
-                        Ok(alerts.alert_run_failed(&failed).await?)
-                    })
-                    .await?;
-                Ok(())
-            }
-        })
         .handler(move |ctx| run(handler_services.clone(), ctx))
 }
 

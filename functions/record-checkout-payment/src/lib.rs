@@ -181,22 +181,11 @@ pub fn payment_recorded_id(session_id: &str) -> String {
 #[must_use]
 pub fn function(services: &Services) -> Function {
     let docs = services.docs.clone();
-    let alerts = services.clone();
-    Function::new("record-checkout-payment")
-        .name("Record a checkout payment")
+    services
+        .alert_on_failure(
+            Function::new("record-checkout-payment").name("Record a checkout payment"),
+        )
         .on_event(TRIGGER)
-        .on_failure(move |ctx| {
-            let alerts = alerts.clone();
-            async move {
-                let failed = ctx.event.data.clone();
-                ctx.step
-                    .run("alert-admin", || async move {
-                        Ok(alerts.alert_run_failed(&failed).await?)
-                    })
-                    .await?;
-                Ok(())
-            }
-        })
         .handler(move |ctx| {
             let docs = docs.clone();
             async move {

@@ -239,6 +239,25 @@ impl Services {
     pub async fn alert_run_failed(&self, failed: &Value) -> Result<(), ClientError> {
         alert_run_failed(&self.clients.slack, failed).await
     }
+
+    /// `function` with an `on_failure` handler that alerts an admin on Slack
+    /// with the function, run id and error (one `alert-admin` step).
+    #[must_use]
+    pub fn alert_on_failure(&self, function: hookflow::Function) -> hookflow::Function {
+        let alerts = self.clone();
+        function.on_failure(move |ctx| {
+            let alerts = alerts.clone();
+            async move {
+                let failed = ctx.event.data.clone();
+                ctx.step
+                    .run("alert-admin", || async move {
+                        Ok(alerts.alert_run_failed(&failed).await?)
+                    })
+                    .await?;
+                Ok(())
+            }
+        })
+    }
 }
 
 /// The Slack text for a `hookflow/function.failed` event's `data`.
