@@ -245,3 +245,26 @@ async fn a_five_step_run_costs_one_write_per_step_plus_a_small_constant() {
     assert_eq!(scheduler, 0);
     assert!(sqs <= 3, "sqs: {sqs}");
 }
+
+#[tokio::test]
+async fn a_scheduler_cron_tick_on_the_router_queue_starts_one_run() {
+    // GIVEN a cron function and the message its AWS::Scheduler::Schedule sends
+    // (events/sqs-router-cron.json: the scheduled time substituted by Scheduler)
+    let digest = Function::new("daily-digest")
+        .on_cron("0 9 * * *")
+        .handler(|ctx| async move { Ok(ctx.event.data["scheduled_at"].clone()) });
+    let env = AwsTestEnv::new(vec![digest]).await;
+    env.clock.set(1_798_794_000_500);
+    let sample = include_str!("../../../events/sqs-router-cron.json");
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(sample).unwrap();
+    // WHEN the router Lambda gets it (twice: Scheduler and SQS are at-least-once)
+    let response = hookflow_aws::lambda::handle_sqs(&env.engine, event.clone()).await;
+    assert!(response.batch_item_failures.is_empty());
+    let response = hookflow_aws::lambda::handle_sqs(&env.engine, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    env.settle().await;
+    // THEN one run for that tick, completed
+    let view = env.only_run("daily-digest").await;
+    assert_eq!(view.run.status, RunStatus::Completed);
+    assert_eq!(view.run.output, Some(json!(1_798_794_000_000_i64)));
+}
