@@ -1,0 +1,140 @@
+//! The contract suite's queue probe for [`AwsStore`], and a fresh store for it.
+
+use std::collections::HashMap;
+use std::sync::PoisonError;
+
+use hookflow::Function;
+use hookflow::run::Envelope;
+
+use super::env::AwsTestEnv;
+use crate::dynamo::AwsStore;
+/// The contract suite's probe: fires due schedules of the store's group, then
+/// takes every due message from the queues the store has used.
+impl hookflow::testkit::QueueProbe for AwsStore {
+    async fn take_due(&self, now: i64) -> hookflow::Result<Vec<Envelope>> {
+        let clients = self.clients();
+        let group = &self.config().scheduler_group;
+        let arns: HashMap<String, String> = self
+            .queue_arns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(name, arn)| (arn.clone(), name.clone()))
+            .collect();
+        let list = clients
+            .scheduler
+            .list_schedules()
+            .group_name(group)
+            .send()
+            .await
+            .map_err(crate::error::scheduler)?;
+        for summary in list.schedules() {
+            let name = summary.name().unwrap_or_default();
+            let schedule = clients
+                .scheduler
+                .get_schedule()
+                .group_name(group)
+                .name(name)
+                .send()
+                .await
+                .map_err(crate::error::scheduler)?;
+            let Some(target) = schedule.target() else {
+                continue;
+            };
+            let input: Envelope = serde_json::from_str(target.input().unwrap_or_default())?;
+            if input.not_before.is_some_and(|at| at > now) {
+                continue;
+            }
+            if let Some(queue) = arns.get(target.arn()) {
+                let url = self
+                    .queue_urls
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(queue)
+                    .cloned();
+                if let Some(url) = url {
+                    clients
+                        .sqs
+                        .send_message()
+                        .queue_url(url)
+                        .message_body(target.input().unwrap_or_default())
+                        .send()
+                        .await
+                        .map_err(crate::error::sqs)?;
+                }
+            }
+            clients
+                .scheduler
+                .delete_schedule()
+                .group_name(group)
+                .name(name)
+                .send()
+                .await
+                .map_err(crate::error::scheduler)?;
+        }
+        let urls: Vec<String> = self
+            .queue_urls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut due = Vec::new();
+        for url in urls {
+            loop {
+                let out = clients
+                    .sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .map_err(crate::error::sqs)?;
+                if out.messages().is_empty() {
+                    break;
+                }
+                let mut taken = 0;
+                for message in out.messages() {
+                    let envelope: Envelope =
+                        serde_json::from_str(message.body().unwrap_or_default())?;
+                    if envelope.not_before.is_some_and(|at| at > now) {
+                        continue;
+                    }
+                    clients
+                        .sqs
+                        .delete_message()
+                        .queue_url(&url)
+                        .receipt_handle(message.receipt_handle().unwrap_or_default())
+                        .send()
+                        .await
+                        .map_err(crate::error::sqs)?;
+                    let mut envelope = envelope;
+                    envelope.not_before = None;
+                    due.push(envelope);
+                    taken += 1;
+                }
+                if taken == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(due)
+    }
+}
+
+/// A fresh, empty store on the shared moto server (for the contract suite),
+/// its clock fixed at `now`.
+///
+/// # Panics
+/// If moto is missing.
+pub async fn fresh_store(now: i64) -> AwsStore {
+    let env = AwsTestEnv::new(vec![
+        Function::new("fn")
+            .on_event("never")
+            .handler(|_| async { Ok(()) }),
+    ])
+    .await;
+    env.clock.set(now);
+    env.engine.store().clone()
+}
