@@ -16,6 +16,8 @@ pub fn functions_with(services: &Services) -> Vec<Function> {
         record_checkout_payment::function(services),
         checkout_side_effects::function(services),
         booking_analytics::function(services),
+        mentorship_purchase::function(services),
+        create_session_pack::function(services),
     ]
 }
 
