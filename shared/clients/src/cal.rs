@@ -13,7 +13,7 @@ use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::Result;
-use crate::http::{Api, Credential, Env, HttpClient, base_from_env, base_url, required};
+use crate::http::{Api, Credential, HttpClient};
 
 /// Cal.com's API v2.
 #[derive(Clone, Debug)]
@@ -86,68 +86,7 @@ impl CalClient {
     /// Base URL override. Optional.
     pub const BASE_VAR: &'static str = "CAL_API_BASE";
 
-    /// A client with this API key at the default base URL.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::MissingConfig`] / [`crate::ClientError::InvalidConfig`]
-    /// for an empty or malformed key.
-    pub fn new(http: &HttpClient, api_key: &str) -> Result<Self> {
-        Self::build(http, api_key, base_url(Self::BASE_VAR, Self::DEFAULT_BASE)?)
-    }
-
-    /// From `CAL_API_KEY` and optional `CAL_API_BASE`.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::MissingConfig`] naming `CAL_API_KEY`, or
-    /// [`crate::ClientError::InvalidConfig`].
-    pub fn from_env(http: &HttpClient, env: Env<'_>) -> Result<Self> {
-        let key = required(env, Self::API_KEY_VAR)?;
-        Self::build(
-            http,
-            &key,
-            base_from_env(env, Self::BASE_VAR, Self::DEFAULT_BASE)?,
-        )
-    }
-
-    /// A client whose every call fails at once (not retried) with
-    /// [`crate::ClientError::Disabled`] naming `API_KEY_VAR`: for a process that must
-    /// start without this API configured (`hookflow dev` on a fresh machine).
-    ///
-    /// # Errors
-    /// Never in practice; kept fallible like the other constructors.
-    pub fn disabled(http: &HttpClient) -> Result<Self> {
-        Ok(Self {
-            api: Api::disabled(http, "cal", Self::API_KEY_VAR)?,
-        })
-    }
-
-    /// From configuration like `from_env`, or [`Self::disabled`] when the
-    /// credential is unset.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::InvalidConfig`] for a malformed value.
-    pub fn from_env_or_disabled(http: &HttpClient, env: Env<'_>) -> Result<Self> {
-        if crate::http::optional(env, Self::API_KEY_VAR).is_none() {
-            return Self::disabled(http);
-        }
-        Self::from_env(http, env)
-    }
-
-    /// Whether calls are sent (false for a disabled client).
-    #[must_use]
-    pub fn is_enabled(&self) -> bool {
-        self.api.is_enabled()
-    }
-
-    /// The same client at another base URL (include the `/v2`).
-    ///
-    /// # Errors
-    /// [`crate::ClientError::InvalidConfig`] if `base` is not an http(s) URL.
-    pub fn with_base_url(self, base: &str) -> Result<Self> {
-        Ok(Self {
-            api: self.api.with_base(base_url(Self::BASE_VAR, base)?),
-        })
-    }
+    crate::http::keyed_client!("cal", API_KEY_VAR);
 
     fn build(http: &HttpClient, api_key: &str, base: Url) -> Result<Self> {
         let credential = Credential::new(Self::API_KEY_VAR, AUTHORIZATION, "Bearer ", api_key)?;

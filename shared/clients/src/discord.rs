@@ -9,7 +9,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use crate::error::Result;
-use crate::http::{Api, Credential, Env, HttpClient, base_from_env, base_url, required};
+use crate::http::{Api, Credential, HttpClient};
 
 /// Discord's API, authenticated as a bot.
 #[derive(Clone, Debug)]
@@ -34,72 +34,7 @@ impl DiscordClient {
     /// Base URL override. Optional.
     pub const BASE_VAR: &'static str = "DISCORD_API_BASE";
 
-    /// A client with this bot token at the default base URL.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::MissingConfig`] / [`crate::ClientError::InvalidConfig`]
-    /// for an empty or malformed token.
-    pub fn new(http: &HttpClient, bot_token: &str) -> Result<Self> {
-        Self::build(
-            http,
-            bot_token,
-            base_url(Self::BASE_VAR, Self::DEFAULT_BASE)?,
-        )
-    }
-
-    /// From `DISCORD_BOT_TOKEN` and optional `DISCORD_API_BASE`.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::MissingConfig`] naming `DISCORD_BOT_TOKEN`, or
-    /// [`crate::ClientError::InvalidConfig`].
-    pub fn from_env(http: &HttpClient, env: Env<'_>) -> Result<Self> {
-        let token = required(env, Self::BOT_TOKEN_VAR)?;
-        Self::build(
-            http,
-            &token,
-            base_from_env(env, Self::BASE_VAR, Self::DEFAULT_BASE)?,
-        )
-    }
-
-    /// A client whose every call fails at once (not retried) with
-    /// [`crate::ClientError::Disabled`] naming `BOT_TOKEN_VAR`: for a process that must
-    /// start without this API configured (`hookflow dev` on a fresh machine).
-    ///
-    /// # Errors
-    /// Never in practice; kept fallible like the other constructors.
-    pub fn disabled(http: &HttpClient) -> Result<Self> {
-        Ok(Self {
-            api: Api::disabled(http, "discord", Self::BOT_TOKEN_VAR)?,
-        })
-    }
-
-    /// From configuration like `from_env`, or [`Self::disabled`] when the
-    /// credential is unset.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::InvalidConfig`] for a malformed value.
-    pub fn from_env_or_disabled(http: &HttpClient, env: Env<'_>) -> Result<Self> {
-        if crate::http::optional(env, Self::BOT_TOKEN_VAR).is_none() {
-            return Self::disabled(http);
-        }
-        Self::from_env(http, env)
-    }
-
-    /// Whether calls are sent (false for a disabled client).
-    #[must_use]
-    pub fn is_enabled(&self) -> bool {
-        self.api.is_enabled()
-    }
-
-    /// The same client at another base URL (include the `/api/v10`).
-    ///
-    /// # Errors
-    /// [`crate::ClientError::InvalidConfig`] if `base` is not an http(s) URL.
-    pub fn with_base_url(self, base: &str) -> Result<Self> {
-        Ok(Self {
-            api: self.api.with_base(base_url(Self::BASE_VAR, base)?),
-        })
-    }
+    crate::http::keyed_client!("discord", BOT_TOKEN_VAR);
 
     fn build(http: &HttpClient, bot_token: &str, base: Url) -> Result<Self> {
         let credential = Credential::new(Self::BOT_TOKEN_VAR, AUTHORIZATION, "Bot ", bot_token)?;

@@ -10,7 +10,7 @@ use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::http::{Api, Credential, Env, HttpClient, base_from_env, base_url, required};
+use crate::http::{Api, Credential, HttpClient};
 
 /// Postmark's email API.
 #[derive(Clone, Debug)]
@@ -52,72 +52,7 @@ impl EmailClient {
     /// Base URL override. Optional.
     pub const BASE_VAR: &'static str = "POSTMARK_API_BASE";
 
-    /// A client with this server token at the default base URL.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::MissingConfig`] / [`crate::ClientError::InvalidConfig`]
-    /// for an empty or malformed token.
-    pub fn new(http: &HttpClient, server_token: &str) -> Result<Self> {
-        Self::build(
-            http,
-            server_token,
-            base_url(Self::BASE_VAR, Self::DEFAULT_BASE)?,
-        )
-    }
-
-    /// From `POSTMARK_SERVER_TOKEN` and optional `POSTMARK_API_BASE`.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::MissingConfig`] naming `POSTMARK_SERVER_TOKEN`, or
-    /// [`crate::ClientError::InvalidConfig`].
-    pub fn from_env(http: &HttpClient, env: Env<'_>) -> Result<Self> {
-        let token = required(env, Self::SERVER_TOKEN_VAR)?;
-        Self::build(
-            http,
-            &token,
-            base_from_env(env, Self::BASE_VAR, Self::DEFAULT_BASE)?,
-        )
-    }
-
-    /// A client whose every call fails at once (not retried) with
-    /// [`crate::ClientError::Disabled`] naming `SERVER_TOKEN_VAR`: for a process that must
-    /// start without this API configured (`hookflow dev` on a fresh machine).
-    ///
-    /// # Errors
-    /// Never in practice; kept fallible like the other constructors.
-    pub fn disabled(http: &HttpClient) -> Result<Self> {
-        Ok(Self {
-            api: Api::disabled(http, "postmark", Self::SERVER_TOKEN_VAR)?,
-        })
-    }
-
-    /// From configuration like `from_env`, or [`Self::disabled`] when the
-    /// credential is unset.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::InvalidConfig`] for a malformed value.
-    pub fn from_env_or_disabled(http: &HttpClient, env: Env<'_>) -> Result<Self> {
-        if crate::http::optional(env, Self::SERVER_TOKEN_VAR).is_none() {
-            return Self::disabled(http);
-        }
-        Self::from_env(http, env)
-    }
-
-    /// Whether calls are sent (false for a disabled client).
-    #[must_use]
-    pub fn is_enabled(&self) -> bool {
-        self.api.is_enabled()
-    }
-
-    /// The same client at another base URL.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::InvalidConfig`] if `base` is not an http(s) URL.
-    pub fn with_base_url(self, base: &str) -> Result<Self> {
-        Ok(Self {
-            api: self.api.with_base(base_url(Self::BASE_VAR, base)?),
-        })
-    }
+    crate::http::keyed_client!("postmark", SERVER_TOKEN_VAR);
 
     fn build(http: &HttpClient, server_token: &str, base: Url) -> Result<Self> {
         let header = HeaderName::from_static("x-postmark-server-token");

@@ -353,3 +353,92 @@ pub(crate) fn base_from_env(env: Env<'_>, var: &'static str, default: &str) -> R
         &optional(env, var).unwrap_or_else(|| default.to_owned()),
     )
 }
+
+/// The constructors every keyed API client shares, generated inside its
+/// `impl` block. The client provides the constants `DEFAULT_BASE`, `BASE_VAR`
+/// and `$key_var` (the credential's environment variable), a field `api: Api`,
+/// and `fn build(http, credential, base) -> Result<Self>`, the one part that
+/// differs between APIs (how the credential is sent, extra headers).
+macro_rules! keyed_client {
+    ($api:literal, $key_var:ident) => {
+        /// A client with this credential at the default base URL (or the base
+        /// URL variable's value).
+        ///
+        /// # Errors
+        /// [`crate::ClientError::MissingConfig`] / [`crate::ClientError::InvalidConfig`]
+        /// for an empty or malformed credential.
+        pub fn new(http: &crate::http::HttpClient, credential: &str) -> crate::error::Result<Self> {
+            Self::build(
+                http,
+                credential,
+                crate::http::base_url(Self::BASE_VAR, Self::DEFAULT_BASE)?,
+            )
+        }
+
+        /// From the credential variable (required) and the base URL variable
+        /// (optional).
+        ///
+        /// # Errors
+        /// [`crate::ClientError::MissingConfig`] naming the credential variable,
+        /// or [`crate::ClientError::InvalidConfig`].
+        pub fn from_env(
+            http: &crate::http::HttpClient,
+            env: crate::http::Env<'_>,
+        ) -> crate::error::Result<Self> {
+            let credential = crate::http::required(env, Self::$key_var)?;
+            Self::build(
+                http,
+                &credential,
+                crate::http::base_from_env(env, Self::BASE_VAR, Self::DEFAULT_BASE)?,
+            )
+        }
+
+        /// A client whose every call fails at once (not retried) with
+        /// [`crate::ClientError::Disabled`] naming the credential variable: for a
+        /// process that must start without this API configured (`hookflow dev`
+        /// on a fresh machine).
+        ///
+        /// # Errors
+        /// Never in practice; kept fallible like the other constructors.
+        pub fn disabled(http: &crate::http::HttpClient) -> crate::error::Result<Self> {
+            Ok(Self {
+                api: crate::http::Api::disabled(http, $api, Self::$key_var)?,
+            })
+        }
+
+        /// From configuration like `from_env`, or [`Self::disabled`] when the
+        /// credential is unset.
+        ///
+        /// # Errors
+        /// [`crate::ClientError::InvalidConfig`] for a malformed value.
+        pub fn from_env_or_disabled(
+            http: &crate::http::HttpClient,
+            env: crate::http::Env<'_>,
+        ) -> crate::error::Result<Self> {
+            if crate::http::optional(env, Self::$key_var).is_none() {
+                return Self::disabled(http);
+            }
+            Self::from_env(http, env)
+        }
+
+        /// Whether calls are sent (false for a disabled client).
+        #[must_use]
+        pub fn is_enabled(&self) -> bool {
+            self.api.is_enabled()
+        }
+
+        /// The same client at another base URL (a test server, a proxy),
+        /// including any path prefix the API uses (`/v1`, `/v2`).
+        ///
+        /// # Errors
+        /// [`crate::ClientError::InvalidConfig`] if `base` is not an http(s) URL.
+        pub fn with_base_url(self, base: &str) -> crate::error::Result<Self> {
+            Ok(Self {
+                api: self
+                    .api
+                    .with_base(crate::http::base_url(Self::BASE_VAR, base)?),
+            })
+        }
+    };
+}
+pub(crate) use keyed_client;

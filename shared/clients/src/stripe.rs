@@ -11,7 +11,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 
 use crate::error::{ClientError, Result};
-use crate::http::{Api, Credential, Env, HttpClient, base_from_env, base_url, required};
+use crate::http::{Api, Credential, HttpClient};
 
 /// Stripe's API.
 #[derive(Clone, Debug)]
@@ -111,68 +111,7 @@ impl StripeClient {
     /// Base URL override. Optional.
     pub const BASE_VAR: &'static str = "STRIPE_API_BASE";
 
-    /// A client with this secret key at the default base URL.
-    ///
-    /// # Errors
-    /// [`ClientError::MissingConfig`] / [`ClientError::InvalidConfig`] for an
-    /// empty key or one that is not a valid header value.
-    pub fn new(http: &HttpClient, api_key: &str) -> Result<Self> {
-        Self::build(http, api_key, base_url(Self::BASE_VAR, Self::DEFAULT_BASE)?)
-    }
-
-    /// From `STRIPE_API_KEY` and optional `STRIPE_API_BASE`.
-    ///
-    /// # Errors
-    /// [`ClientError::MissingConfig`] naming `STRIPE_API_KEY`, or
-    /// [`ClientError::InvalidConfig`].
-    pub fn from_env(http: &HttpClient, env: Env<'_>) -> Result<Self> {
-        let key = required(env, Self::API_KEY_VAR)?;
-        Self::build(
-            http,
-            &key,
-            base_from_env(env, Self::BASE_VAR, Self::DEFAULT_BASE)?,
-        )
-    }
-
-    /// A client whose every call fails at once (not retried) with
-    /// [`crate::ClientError::Disabled`] naming `API_KEY_VAR`: for a process that must
-    /// start without this API configured (`hookflow dev` on a fresh machine).
-    ///
-    /// # Errors
-    /// Never in practice; kept fallible like the other constructors.
-    pub fn disabled(http: &HttpClient) -> Result<Self> {
-        Ok(Self {
-            api: Api::disabled(http, "stripe", Self::API_KEY_VAR)?,
-        })
-    }
-
-    /// From configuration like `from_env`, or [`Self::disabled`] when the
-    /// credential is unset.
-    ///
-    /// # Errors
-    /// [`crate::ClientError::InvalidConfig`] for a malformed value.
-    pub fn from_env_or_disabled(http: &HttpClient, env: Env<'_>) -> Result<Self> {
-        if crate::http::optional(env, Self::API_KEY_VAR).is_none() {
-            return Self::disabled(http);
-        }
-        Self::from_env(http, env)
-    }
-
-    /// Whether calls are sent (false for a disabled client).
-    #[must_use]
-    pub fn is_enabled(&self) -> bool {
-        self.api.is_enabled()
-    }
-
-    /// The same client at another base URL (a test server, a proxy).
-    ///
-    /// # Errors
-    /// [`ClientError::InvalidConfig`] if `base` is not an http(s) URL.
-    pub fn with_base_url(self, base: &str) -> Result<Self> {
-        Ok(Self {
-            api: self.api.with_base(base_url(Self::BASE_VAR, base)?),
-        })
-    }
+    crate::http::keyed_client!("stripe", API_KEY_VAR);
 
     fn build(http: &HttpClient, api_key: &str, base: Url) -> Result<Self> {
         let credential = Credential::new(Self::API_KEY_VAR, AUTHORIZATION, "Bearer ", api_key)?;
