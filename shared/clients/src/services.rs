@@ -28,6 +28,9 @@ pub struct Settings {
     cal_event_type_id: Option<i64>,
     booking_time_zone: Option<String>,
     email_from: Option<String>,
+    discord_connect_url: Option<String>,
+    discord_guild_id: Option<String>,
+    discord_mentee_role_id: Option<String>,
 }
 
 /// A setting a workflow needs is unset, or a set one is malformed. Carries
@@ -73,11 +76,21 @@ impl Settings {
     /// The sender of customer emails (`Bookings <bookings@example.com>`), on a
     /// domain verified in Postmark.
     pub const EMAIL_FROM_VAR: &'static str = "EMAIL_FROM";
+    /// The app page where a mentee links their Discord account (emailed by
+    /// the mentorship onboarding).
+    pub const DISCORD_CONNECT_URL_VAR: &'static str = "DISCORD_CONNECT_URL";
+    /// The Discord server (guild) mentees join.
+    pub const DISCORD_GUILD_ID_VAR: &'static str = "DISCORD_GUILD_ID";
+    /// The Discord role an onboarded mentee gets.
+    pub const DISCORD_MENTEE_ROLE_ID_VAR: &'static str = "DISCORD_MENTEE_ROLE_ID";
     /// Every variable read, for documentation and start-up logs.
-    pub const VARS: [&'static str; 3] = [
+    pub const VARS: [&'static str; 6] = [
         Self::CAL_EVENT_TYPE_ID_VAR,
         Self::BOOKING_TIME_ZONE_VAR,
         Self::EMAIL_FROM_VAR,
+        Self::DISCORD_CONNECT_URL_VAR,
+        Self::DISCORD_GUILD_ID_VAR,
+        Self::DISCORD_MENTEE_ROLE_ID_VAR,
     ];
 
     /// Reads the settings; unset ones stay unset.
@@ -97,6 +110,9 @@ impl Settings {
             cal_event_type_id,
             booking_time_zone: optional(env, Self::BOOKING_TIME_ZONE_VAR),
             email_from: optional(env, Self::EMAIL_FROM_VAR),
+            discord_connect_url: optional(env, Self::DISCORD_CONNECT_URL_VAR),
+            discord_guild_id: optional(env, Self::DISCORD_GUILD_ID_VAR),
+            discord_mentee_role_id: optional(env, Self::DISCORD_MENTEE_ROLE_ID_VAR),
         })
     }
 
@@ -111,6 +127,21 @@ impl Settings {
     #[must_use]
     pub fn with_email_from(mut self, from: impl Into<String>) -> Self {
         self.email_from = Some(from.into());
+        self
+    }
+
+    /// With the Discord settings of the mentorship onboarding: the connect
+    /// page, the guild and the mentee role.
+    #[must_use]
+    pub fn with_discord(
+        mut self,
+        connect_url: impl Into<String>,
+        guild_id: impl Into<String>,
+        mentee_role_id: impl Into<String>,
+    ) -> Self {
+        self.discord_connect_url = Some(connect_url.into());
+        self.discord_guild_id = Some(guild_id.into());
+        self.discord_mentee_role_id = Some(mentee_role_id.into());
         self
     }
 
@@ -143,17 +174,62 @@ impl Settings {
             .ok_or_else(|| SettingError::missing(Self::EMAIL_FROM_VAR, "the customer email sender"))
     }
 
+    /// The page where a mentee links their Discord account.
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming [`Self::DISCORD_CONNECT_URL_VAR`].
+    pub fn discord_connect_url(&self) -> Result<&str, SettingError> {
+        self.discord_connect_url.as_deref().ok_or_else(|| {
+            SettingError::missing(
+                Self::DISCORD_CONNECT_URL_VAR,
+                "the page where mentees link their Discord account",
+            )
+        })
+    }
+
+    /// The Discord guild and mentee role granted at onboarding.
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming the first unset variable.
+    pub fn discord_mentee_role(&self) -> Result<(&str, &str), SettingError> {
+        let guild = self.discord_guild_id.as_deref().ok_or_else(|| {
+            SettingError::missing(
+                Self::DISCORD_GUILD_ID_VAR,
+                "the Discord server mentees join",
+            )
+        })?;
+        let role = self.discord_mentee_role_id.as_deref().ok_or_else(|| {
+            SettingError::missing(
+                Self::DISCORD_MENTEE_ROLE_ID_VAR,
+                "the Discord role onboarded mentees get",
+            )
+        })?;
+        Ok((guild, role))
+    }
+
     /// The variables a workflow may need that are unset.
     #[must_use]
     pub fn unset_vars(&self) -> Vec<&'static str> {
-        let mut unset = Vec::new();
-        if self.cal_event_type_id.is_none() {
-            unset.push(Self::CAL_EVENT_TYPE_ID_VAR);
-        }
-        if self.email_from.is_none() {
-            unset.push(Self::EMAIL_FROM_VAR);
-        }
-        unset
+        [
+            (
+                Self::CAL_EVENT_TYPE_ID_VAR,
+                self.cal_event_type_id.is_some(),
+            ),
+            (Self::EMAIL_FROM_VAR, self.email_from.is_some()),
+            (
+                Self::DISCORD_CONNECT_URL_VAR,
+                self.discord_connect_url.is_some(),
+            ),
+            (Self::DISCORD_GUILD_ID_VAR, self.discord_guild_id.is_some()),
+            (
+                Self::DISCORD_MENTEE_ROLE_ID_VAR,
+                self.discord_mentee_role_id.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, set)| !set)
+        .map(|(var, _)| var)
+        .collect()
     }
 }
 
@@ -335,6 +411,7 @@ impl Documents for NoDocuments {
     fn list_docs(
         &self,
         _: &str,
+        _: Option<&str>,
         _: usize,
     ) -> impl Future<Output = hookflow::Result<Vec<Document>>> + Send {
         std::future::ready(no_documents())
@@ -367,11 +444,22 @@ mod tests {
         let set = Settings::from_env(&|name| match name {
             "BOOKING_CAL_EVENT_TYPE_ID" => Some(" 1234 ".into()),
             "EMAIL_FROM" => Some("a@b.c".into()),
+            "DISCORD_CONNECT_URL" => Some("https://app.example.com/discord".into()),
+            "DISCORD_GUILD_ID" => Some("g1".into()),
+            "DISCORD_MENTEE_ROLE_ID" => Some("r1".into()),
             _ => None,
         })
         .unwrap();
         assert_eq!(set.cal_event_type_id().unwrap(), 1234);
         assert_eq!(set.email_from().unwrap(), "a@b.c");
+        assert_eq!(set.discord_mentee_role().unwrap(), ("g1", "r1"));
+        assert!(
+            Settings::default()
+                .discord_mentee_role()
+                .unwrap_err()
+                .to_string()
+                .contains("DISCORD_GUILD_ID")
+        );
         assert!(set.unset_vars().is_empty());
     }
 

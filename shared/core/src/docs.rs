@@ -278,11 +278,14 @@ pub trait Documents: Send + Sync {
         expected_version: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    /// The first `limit` documents of `collection` in key order, read
-    /// consistently. Meant for crons scanning small collections.
+    /// Up to `limit` documents of `collection` in key order whose key sorts
+    /// after `after` (from the start when `None`), read consistently. A page
+    /// shorter than `limit` is the last; pass the last key read as the next
+    /// `after`. Meant for crons walking a collection page by page.
     fn list_docs(
         &self,
         collection: &str,
+        after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Document>>> + Send;
 }
@@ -306,7 +309,12 @@ trait DynDocuments: Send + Sync {
         now: i64,
     ) -> BoxFuture<'a, Result<bool>>;
     fn delete<'a>(&'a self, c: &'a str, k: &'a str, version: u64) -> BoxFuture<'a, Result<bool>>;
-    fn list<'a>(&'a self, c: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Document>>>;
+    fn list<'a>(
+        &'a self,
+        c: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Document>>>;
 }
 
 impl<S: Documents> DynDocuments for S {
@@ -339,8 +347,13 @@ impl<S: Documents> DynDocuments for S {
         Box::pin(self.delete_doc(c, k, version))
     }
 
-    fn list<'a>(&'a self, c: &'a str, limit: usize) -> BoxFuture<'a, Result<Vec<Document>>> {
-        Box::pin(self.list_docs(c, limit))
+    fn list<'a>(
+        &'a self,
+        c: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Document>>> {
+        Box::pin(self.list_docs(c, after, limit))
     }
 }
 
@@ -375,6 +388,13 @@ impl DocStore {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// The time writes are stamped with (ms): steps that record "now" in a
+    /// document read it here, so tests on a fake clock see fake time.
+    #[must_use]
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The document at (`collection`, `key`).
@@ -436,16 +456,18 @@ impl DocStore {
         self.inner.delete(collection, key, expected_version)
     }
 
-    /// The first `limit` documents of `collection`, in key order.
+    /// Up to `limit` documents of `collection` in key order, after the key
+    /// `after` (see [`Documents::list_docs`]).
     ///
     /// # Errors
     /// An invalid collection name; store failures.
     pub fn list_docs<'a>(
         &'a self,
         collection: &'a str,
+        after: Option<&'a str>,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Document>>> {
-        self.inner.list(collection, limit)
+        self.inner.list(collection, after, limit)
     }
 
     /// The document decoded as `T`, with its version.
@@ -499,6 +521,41 @@ impl DocStore {
         T: Serialize + DeserializeOwned + Send,
         F: FnMut(Option<T>) -> Option<T> + Send,
     {
+        let ((), written) = self
+            .read_modify_write(collection, key, |current| (change(current), ()))
+            .await?;
+        Ok(written)
+    }
+
+    /// [`Self::update`] for a `change` that also says what it decided: it
+    /// returns the value to write (`None`: write nothing) and an outcome, and
+    /// `update_with` returns the outcome of the attempt that won (a state
+    /// machine's transition: `Moved`, `AlreadyThere`, `Refused(..)`).
+    ///
+    /// # Errors
+    /// As [`Self::update`].
+    pub async fn update_with<T, R, F>(&self, collection: &str, key: &str, change: F) -> Result<R>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        R: Send,
+        F: FnMut(Option<T>) -> (Option<T>, R) + Send,
+    {
+        Ok(self.read_modify_write(collection, key, change).await?.0)
+    }
+
+    /// The loop behind [`Self::update`] and [`Self::update_with`]: the winning
+    /// attempt's outcome and the value it wrote.
+    async fn read_modify_write<T, R, F>(
+        &self,
+        collection: &str,
+        key: &str,
+        mut change: F,
+    ) -> Result<(R, Option<T>)>
+    where
+        T: Serialize + DeserializeOwned + Send,
+        R: Send,
+        F: FnMut(Option<T>) -> (Option<T>, R) + Send,
+    {
         for _ in 0..UPDATE_ATTEMPTS {
             let current = self.get_doc(collection, key).await?;
             let version = current.as_ref().map(|doc| doc.version);
@@ -506,8 +563,9 @@ impl DocStore {
                 Some(doc) => Some(serde_json::from_value(doc.value)?),
                 None => None,
             };
-            let Some(next) = change(current) else {
-                return Ok(None);
+            let (next, outcome) = change(current);
+            let Some(next) = next else {
+                return Ok((outcome, None));
             };
             let value = serde_json::to_value(&next)?;
             let written = match version {
@@ -515,7 +573,7 @@ impl DocStore {
                 None => self.create_doc(collection, key, &value).await?,
             };
             if written {
-                return Ok(Some(next));
+                return Ok((outcome, Some(next)));
             }
             tokio::task::yield_now().await;
         }

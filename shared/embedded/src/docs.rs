@@ -118,16 +118,23 @@ impl Documents for SqliteStore {
         .await
     }
 
-    async fn list_docs(&self, collection: &str, limit: usize) -> HfResult<Vec<Document>> {
+    async fn list_docs(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> HfResult<Vec<Document>> {
         check_collection(collection)?;
         let collection = collection.to_owned();
+        let after = after.map(str::to_owned);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.hf(move |c| {
+            // TEXT compares with the BINARY collation: UTF-8 byte order.
             let mut stmt = c.prepare_cached(
                 "SELECT collection, key, version, updated_at, body FROM docs
-                 WHERE collection = ?1 ORDER BY key LIMIT ?2",
+                 WHERE collection = ?1 AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![collection, limit], document)?;
+            let rows = stmt.query_map(params![collection, after, limit], document)?;
             rows.map(|row| decode(row?)).collect()
         })
         .await

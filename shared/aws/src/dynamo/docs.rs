@@ -141,18 +141,31 @@ impl Documents for AwsStore {
         }
     }
 
-    async fn list_docs(&self, collection: &str, limit: usize) -> HfResult<Vec<Document>> {
+    async fn list_docs(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> HfResult<Vec<Document>> {
         check_collection(collection)?;
         let mut docs = Vec::new();
         let mut start = None;
+        let (condition, after) = match after {
+            Some(after) => ("pk = :pk AND sk > :after", Some(s(after))),
+            None => ("pk = :pk", None),
+        };
         while docs.len() < limit {
             let page = i32::try_from(limit - docs.len()).unwrap_or(i32::MAX);
-            let out = self
+            let mut query = self
                 .ddb()
                 .query()
                 .table_name(self.table())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", doc_pk(collection))
+                .key_condition_expression(condition)
+                .expression_attribute_values(":pk", doc_pk(collection));
+            if let Some(after) = &after {
+                query = query.expression_attribute_values(":after", after.clone());
+            }
+            let out = query
                 .consistent_read(true)
                 .limit(page)
                 .set_exclusive_start_key(start)

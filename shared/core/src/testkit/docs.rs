@@ -137,8 +137,8 @@ pub async fn document_delete_is_conditional<S: Store>(store: S) {
     );
 }
 
-/// A collection lists in key order, at most `limit`, and only its own documents;
-/// documents never show up as engine records.
+/// A collection lists in key order, at most `limit`, after the given key, and
+/// only its own documents; documents never show up as engine records.
 pub async fn documents_are_listed_by_key<S: Store>(store: S) {
     for key in ["b", "a", "c", "RUN", "a#1"] {
         store
@@ -162,15 +162,36 @@ pub async fn documents_are_listed_by_key<S: Store>(store: S) {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        keys(store.list_docs("packs", 100).await.unwrap()),
+        keys(store.list_docs("packs", None, 100).await.unwrap()),
         ["RUN", "a", "a#1", "b", "c"],
         "byte order of the keys"
     );
     assert_eq!(
-        keys(store.list_docs("packs", 2).await.unwrap()),
+        keys(store.list_docs("packs", None, 2).await.unwrap()),
         ["RUN", "a"]
     );
-    assert!(store.list_docs("empty", 10).await.unwrap().is_empty());
+    assert_eq!(
+        keys(store.list_docs("packs", Some("a"), 2).await.unwrap()),
+        ["a#1", "b"],
+        "the next page starts after the last key read"
+    );
+    assert_eq!(
+        keys(store.list_docs("packs", Some("b"), 10).await.unwrap()),
+        ["c"]
+    );
+    assert_eq!(
+        keys(store.list_docs("packs", Some("a0"), 10).await.unwrap()),
+        ["b", "c"],
+        "`after` need not be a stored key"
+    );
+    assert!(
+        store
+            .list_docs("packs", Some("c"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_docs("empty", None, 10).await.unwrap().is_empty());
     assert!(
         store
             .list_runs(&RunFilter::default())
@@ -318,7 +339,30 @@ pub async fn doc_store_updates_retry_on_conflict<S: Store>(store: S) {
         .unwrap();
     assert_eq!(untouched, None, "returning None writes nothing");
     assert!(docs.get_doc("packs", "order-3").await.unwrap().is_none());
-    let listed = docs.list_docs("packs", 10).await.unwrap();
+
+    // A transition reports what it decided, whether or not it wrote.
+    let take = |pack: Option<Pack>| match pack {
+        Some(p) if p.sessions > 0 => (
+            Some(Pack {
+                sessions: p.sessions - 1,
+            }),
+            Ok(p.sessions),
+        ),
+        _ => (None, Err("none left")),
+    };
+    assert_eq!(
+        docs.update_with("packs", "order-2", take).await.unwrap(),
+        Ok(1)
+    );
+    assert_eq!(
+        docs.update_with("packs", "order-2", take).await.unwrap(),
+        Err("none left")
+    );
+    assert_eq!(
+        docs.get::<Pack>("packs", "order-2").await.unwrap(),
+        Some((Pack { sessions: 0 }, 2))
+    );
+    let listed = docs.list_docs("packs", None, 10).await.unwrap();
     assert_eq!(listed.len(), 2);
     assert!(listed.iter().all(|d| d.updated_at == T0));
 }
