@@ -4,6 +4,7 @@
 //! `TestServer`, so each test asserts the requests actually sent.
 
 #[path = "booking/support.rs"]
+#[allow(dead_code)] // the mentorship fixtures are used by `mentorship.rs`
 mod support;
 
 use std::sync::Arc;
@@ -25,14 +26,14 @@ struct World {
 }
 
 impl World {
-    /// GIVEN every function of the registry, wired to one test server.
+    /// GIVEN the booking marketplace's functions, wired to one test server.
     async fn new() -> Self {
         let server = TestServer::start().await;
         script_success(&server);
         let store = SqliteStore::in_memory().unwrap();
         let clock = FakeClock::new(sample(CHECKOUT).1);
         let docs = DocStore::new(store.clone()).with_clock(Arc::new(clock.clone()));
-        let functions = hookflow_registry::functions_with(&services(&server, docs.clone()));
+        let functions = booking_functions(&services(&server, docs.clone()));
         let env = TestEnv::with_store(store, functions, clock);
         Self { env, server, docs }
     }
@@ -437,7 +438,7 @@ async fn missing_booking_configuration_fails_the_run_without_refunding() {
         server.clients(),
         hookflow_clients::Settings::default(),
     );
-    let env = TestEnv::with_store(store, hookflow_registry::functions_with(&services), clock);
+    let env = TestEnv::with_store(store, booking_functions(&services), clock);
     let (request, at) = sample(CHECKOUT);
     let response = test_secrets::receiver()
         .unwrap()

@@ -17,9 +17,7 @@ use support::*;
 
 /// GIVEN the registry on moto WHEN the checkout sample is delivered twice.
 async fn world(server: &TestServer) -> AwsTestEnv {
-    let env =
-        AwsTestEnv::with_docs(|docs| hookflow_registry::functions_with(&services(server, docs)))
-            .await;
+    let env = AwsTestEnv::with_docs(|docs| booking_functions(&services(server, docs))).await;
     let (request, at) = sample(CHECKOUT);
     env.clock.set(at);
     let receiver = test_secrets::receiver().unwrap();

@@ -18,6 +18,11 @@ pub fn functions_with(services: &Services) -> Vec<Function> {
         booking_analytics::function(services),
         mentorship_purchase::function(services),
         create_session_pack::function(services),
+        mentorship_onboarding::function(services),
+        pack_bookings::function(services),
+        complete_session::function(services),
+        pack_expiration::function(services),
+        expire_pack::function(services),
     ]
 }
 

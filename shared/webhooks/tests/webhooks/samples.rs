@@ -110,6 +110,18 @@ pub fn all() -> Vec<Sample> {
             13,
             DISCORD_COMMAND,
         ),
+        cal_sample(
+            "webhook-cal-booking-created-pack.json",
+            "cal/BOOKING_CREATED",
+            14,
+            CAL_PACK_BOOKING_CREATED,
+        ),
+        cal_sample(
+            "webhook-cal-meeting-ended-pack.json",
+            "cal/MEETING_ENDED",
+            15,
+            CAL_PACK_MEETING_ENDED,
+        ),
     ];
     samples.sort_by_key(|sample| sample.file_name);
     samples
@@ -585,6 +597,13 @@ const CAL_BOOKING_CANCELLED: &str = r#"{"triggerEvent":"BOOKING_CANCELLED","crea
 const CAL_MEETING_STARTED: &str = r#"{"triggerEvent":"MEETING_STARTED","id":5678,"uid":"bk8hookflowUid0001","title":"Mentoring between Grace Hopper and Ada Lovelace","startTime":"2025-06-10T15:00:00Z","endTime":"2025-06-10T15:30:00Z","userId":7,"eventTypeId":1234,"status":"ACCEPTED","createdAt":"2025-06-02T10:20:30.000Z","user":{"email":"mentor@example.com","name":"Grace Hopper","timeZone":"Europe/London"},"attendees":[{"email":"ada@example.com","name":"Ada Lovelace","timeZone":"Europe/London"}],"references":[{"type":"daily_video","meetingUrl":"https://app.cal.com/video/bk8hookflowUid0001"}]}"#;
 
 const CAL_MEETING_ENDED: &str = r#"{"triggerEvent":"MEETING_ENDED","id":5678,"uid":"bk8hookflowUid0001","title":"Mentoring between Grace Hopper and Ada Lovelace","startTime":"2025-06-10T15:00:00Z","endTime":"2025-06-10T15:30:00Z","userId":7,"eventTypeId":1234,"status":"ACCEPTED","createdAt":"2025-06-02T10:20:30.000Z","user":{"email":"mentor@example.com","name":"Grace Hopper","timeZone":"Europe/London"},"attendees":[{"email":"ada@example.com","name":"Ada Lovelace","timeZone":"Europe/London"}],"references":[{"type":"daily_video","meetingUrl":"https://app.cal.com/video/bk8hookflowUid0001"}]}"#;
+
+/// A mentee's booking from the app's Cal.com embed: the metadata names the
+/// session pack (the Stripe sample's order) and the member.
+const CAL_PACK_BOOKING_CREATED: &str = r#"{"triggerEvent":"BOOKING_CREATED","createdAt":"@ISO_MS@","payload":{"type":"mentorship-45","title":"Mentorship session: Grace Hopper and Ada Lovelace","description":"","additionalNotes":"","customInputs":{},"startTime":"2025-06-12T16:00:00Z","endTime":"2025-06-12T16:45:00Z","organizer":{"id":7,"name":"Grace Hopper","email":"mentor@example.com","username":"mentor_42","timeZone":"Europe/London","language":{"locale":"en"}},"responses":{"name":{"label":"your_name","value":"Ada Lovelace"},"email":{"label":"email_address","value":"ada@example.com"}},"attendees":[{"email":"ada@example.com","name":"Ada Lovelace","timeZone":"Europe/London","language":{"locale":"en"}}],"location":"integrations:daily","eventTypeId":4321,"uid":"bk8hookflowPackUid0001","bookingId":6001,"length":45,"metadata":{"orderId":"cs_test_a1hookflowCheckoutSession0001","clerkId":"user_2hookflowClerkId0001","videoCallUrl":"https://app.cal.com/video/bk8hookflowPackUid0001"},"status":"ACCEPTED"}}"#;
+
+/// The end of that session's meeting.
+const CAL_PACK_MEETING_ENDED: &str = r#"{"triggerEvent":"MEETING_ENDED","id":6001,"uid":"bk8hookflowPackUid0001","title":"Mentorship session: Grace Hopper and Ada Lovelace","startTime":"2025-06-12T16:00:00Z","endTime":"2025-06-12T16:45:00Z","userId":7,"eventTypeId":4321,"status":"ACCEPTED","createdAt":"2025-06-02T10:29:30.000Z","metadata":{"orderId":"cs_test_a1hookflowCheckoutSession0001","clerkId":"user_2hookflowClerkId0001","videoCallUrl":"https://app.cal.com/video/bk8hookflowPackUid0001"},"user":{"email":"mentor@example.com","name":"Grace Hopper","timeZone":"Europe/London"},"attendees":[{"email":"ada@example.com","name":"Ada Lovelace","timeZone":"Europe/London"}],"references":[{"type":"daily_video","meetingUrl":"https://app.cal.com/video/bk8hookflowPackUid0001"}]}"#;
 
 const POSTMARK_BOUNCE: &str = r#"{
   "RecordType": "Bounce",
