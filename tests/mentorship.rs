@@ -1,7 +1,8 @@
 //! The mentorship marketplace end to end on the embedded backend with a fake
 //! clock, from the signed samples in `events/` through the real webhook
 //! receiver and every function of the registry, with one recording server
-//! standing in for Clerk, Discord, Cal.com, Postmark and Slack:
+//! standing in for Clerk, Discord, Cal.com, Postmark and Slack (the same
+//! scenarios run on moto in `mentorship_aws.rs`):
 //! - `purchase`: Stripe and PayPal purchases become one pack each;
 //! - `onboarding`: the Discord link, the reminder, the flag;
 //! - `sessions`: bookings, numbered sessions, the 72 h grace period;
@@ -19,5 +20,50 @@ mod onboarding;
 mod purchase;
 #[path = "mentorship/sessions.rs"]
 mod sessions;
+#[allow(dead_code)] // `World::aws` is for mentorship_aws.rs
 #[path = "mentorship/world.rs"]
 mod world;
+
+use world::World;
+
+/// Every scenario on SQLite.
+mod on_sqlite {
+    use crate::world::{World, scenarios};
+
+    scenarios!(World::new();
+        onboarding::linking_discord_grants_the_role_and_dashboard_access,
+        onboarding::a_member_who_never_links_is_reminded_once_then_flagged,
+        onboarding::linking_after_the_reminder_still_onboards,
+        onboarding::a_second_pack_does_not_onboard_the_member_again,
+        sessions::bookings_are_recorded_and_held_sessions_numbered_once,
+        sessions::a_booking_the_pack_cannot_take_is_cancelled_in_cal,
+        sessions::without_a_renewal_the_seat_is_released_72_hours_after_the_last_session,
+        sessions::a_renewal_during_the_grace_period_keeps_the_seat,
+        expiration::an_expired_pack_without_scheduled_sessions_expires_and_releases_the_seat,
+        expiration::an_expired_pack_with_a_scheduled_session_waits_for_it,
+        expiration::a_session_never_reported_held_is_rechecked_daily_then_alerts_the_admins,
+    );
+}
+
+/// On `hookflow dev` the sweep is a real cron: it runs every day at 03:00.
+#[tokio::test]
+async fn the_sweep_runs_every_day_on_its_cron() {
+    let world = expiration::bought(World::new().await).await;
+    world.env.runtime.start().await.unwrap();
+    world.advance_to("2025-09-01T04:00:00Z").await;
+    let sweeps = world.runs_of(expiration::SWEEP).await;
+    assert_eq!(
+        sweeps.len(),
+        91,
+        "one sweep a day from 2025-06-03 to 2025-09-01"
+    );
+    assert!(
+        sweeps
+            .iter()
+            .all(|run| run.status == hookflow::RunStatus::Completed)
+    );
+    assert_eq!(
+        world.only_run(expiration::EXPIRE).await.run.status,
+        hookflow::RunStatus::Completed
+    );
+}

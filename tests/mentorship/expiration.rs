@@ -1,5 +1,5 @@
-//! Expiration: the daily sweep (a real cron tick on the fake clock) finds
-//! packs past their 90 days; one with no session scheduled expires at once
+//! Expiration: the daily sweep (a cron tick, delivered as the platform
+//! delivers it) finds packs past their 90 days; one with no session scheduled expires at once
 //! and gives its seat back; one with sessions scheduled blocks new bookings
 //! and expires after its last session is held.
 
@@ -8,34 +8,35 @@ use mentorship::{PackStatus, ReleaseReason, SeatStatus};
 use serde_json::json;
 
 use crate::support::cancel_booking_path;
-use crate::world::{SLACK, STRIPE_ORDER, World};
+use crate::world::{Backend, SLACK, STRIPE_ORDER, World, step_ids};
 
-const SWEEP: &str = "pack-expiration";
-const EXPIRE: &str = "expire-pack";
+pub const SWEEP: &str = "pack-expiration";
+pub const EXPIRE: &str = "expire-pack";
 
 /// GIVEN a member with a pack bought on 2025-06-02 (expiring 2025-08-31
-/// 10:15 UTC) and the daily sweep scheduled.
-async fn bought() -> World {
-    let world = World::new().await;
+/// 10:15 UTC).
+pub async fn bought<B: Backend>(world: World<B>) -> World<B> {
     world.buy().await;
-    world.env.runtime.start().await.unwrap();
     world
 }
 
-#[tokio::test]
-async fn an_expired_pack_without_scheduled_sessions_expires_and_releases_the_seat() {
-    let world = bought().await;
+pub async fn an_expired_pack_without_scheduled_sessions_expires_and_releases_the_seat<
+    B: Backend,
+>(
+    world: World<B>,
+) {
+    let world = bought(world).await;
 
     // WHEN the sweep runs on the day the pack expires (03:00, before 10:15)
-    world.advance_to("2025-08-31T04:00:00Z").await;
-    // THEN nothing is expired yet, though the sweep ran every day
-    let sweeps = world.env.runs_of(SWEEP).await;
-    assert_eq!(sweeps.len(), 90, "one sweep a day since 2025-06-03");
-    assert!(sweeps.iter().all(|run| run.status == RunStatus::Completed));
-    assert!(world.env.runs_of(EXPIRE).await.is_empty());
+    world.sweep_at("2025-08-31T03:00:00Z").await;
+    // THEN nothing is expired yet
+    let sweep = world.only_run(SWEEP).await;
+    assert_eq!(sweep.run.status, RunStatus::Completed, "{sweep:#?}");
+    assert_eq!(sweep.run.output.as_ref().unwrap()["expired"], 0);
+    assert!(world.runs_of(EXPIRE).await.is_empty());
 
     // WHEN the next day's sweep runs
-    world.advance_to("2025-09-01T04:00:00Z").await;
+    world.sweep_at("2025-09-01T03:00:00Z").await;
 
     // THEN the pack is expired, the seat released, access revoked, the member told
     let expired = world.only_run(EXPIRE).await;
@@ -57,29 +58,26 @@ async fn an_expired_pack_without_scheduled_sessions_expires_and_releases_the_sea
     assert_eq!(email["Tag"], "seat-released-email");
     assert!(email["TextBody"].as_str().unwrap().contains("expired"));
 
-    // WHEN later sweeps run, the pack is not expired twice
-    world.advance_to("2025-09-03T04:00:00Z").await;
-    assert_eq!(world.env.runs_of(EXPIRE).await.len(), 1);
-    let last_sweep = &world.env.runs_of(SWEEP).await[0];
-    assert_eq!(last_sweep.output.as_ref().unwrap()["expired"], 0);
+    // WHEN a later sweep runs, the pack is not expired twice
+    world.sweep_at("2025-09-02T03:00:00Z").await;
+    assert_eq!(world.runs_of(EXPIRE).await.len(), 1);
+    let sweeps = world.runs_of(SWEEP).await;
+    let last = sweeps.iter().max_by_key(|run| run.created_at).unwrap();
+    assert_eq!(last.output.as_ref().unwrap()["expired"], 0);
 }
 
-#[tokio::test]
-async fn an_expired_pack_with_a_scheduled_session_waits_for_it() {
+pub async fn an_expired_pack_with_a_scheduled_session_waits_for_it<B: Backend>(world: World<B>) {
     // GIVEN a session booked for the day after the pack expires
-    let world = bought().await;
+    let world = bought(world).await;
     world.book("bk-late", "2025-09-02T16:00:00Z").await;
 
     // WHEN the sweep finds the pack expired
-    world.advance_to("2025-09-01T04:00:00Z").await;
+    world.sweep_at("2025-09-01T03:00:00Z").await;
 
     // THEN new bookings are blocked but the pack and seat stay
     let waiting = world.only_run(EXPIRE).await;
     assert_eq!(waiting.run.status, RunStatus::Sleeping, "{waiting:#?}");
-    assert_eq!(
-        World::step_ids(&waiting),
-        ["check-pack-0", "wait-for-sessions-1"]
-    );
+    assert_eq!(step_ids(&waiting), ["check-pack-0", "wait-for-sessions-1"]);
     assert_eq!(
         waiting.steps[1].wake_at,
         Some(chrono_ms("2025-09-02T17:45:00Z")),
@@ -116,11 +114,12 @@ async fn an_expired_pack_with_a_scheduled_session_waits_for_it() {
     assert_eq!(world.seat().await.status, SeatStatus::Released);
 }
 
-#[tokio::test]
-async fn a_session_never_reported_held_is_rechecked_daily_then_alerts_the_admins() {
-    let world = bought().await;
+pub async fn a_session_never_reported_held_is_rechecked_daily_then_alerts_the_admins<B: Backend>(
+    world: World<B>,
+) {
+    let world = bought(world).await;
     world.book("bk-ghost", "2025-09-02T16:00:00Z").await;
-    world.advance_to("2025-09-01T04:00:00Z").await;
+    world.sweep_at("2025-09-01T03:00:00Z").await;
 
     // WHEN the session is never reported held, for two weeks after it
     world.advance_to("2025-09-18T04:00:00Z").await;

@@ -9,19 +9,17 @@ use mentorship::Onboarding;
 use serde_json::json;
 
 use crate::support::{DISCORD_CONNECT_URL, mentee_role_path};
-use crate::world::{CLERK_ID, DAY, DISCORD_USER_ID, HOUR, PAYPAL, SLACK, World};
+use crate::world::{Backend, CLERK_ID, DAY, DISCORD_USER_ID, HOUR, PAYPAL, SLACK, World, step_ids};
 
 const ONBOARDING: &str = "mentorship-onboarding";
 
-#[tokio::test]
-async fn linking_discord_grants_the_role_and_dashboard_access() {
+pub async fn linking_discord_grants_the_role_and_dashboard_access<B: Backend>(world: World<B>) {
     // GIVEN a member who just bought a pack
-    let world = World::new().await;
     world.buy().await;
     let waiting = world.only_run(ONBOARDING).await;
     assert_eq!(waiting.run.status, RunStatus::Waiting, "{waiting:#?}");
     assert_eq!(
-        World::step_ids(&waiting),
+        step_ids(&waiting),
         [
             "take-charge",
             "look-up-member",
@@ -54,7 +52,7 @@ async fn linking_discord_grants_the_role_and_dashboard_access() {
     );
 
     // WHEN this member links Discord two days later
-    world.env.advance(2 * DAY).await;
+    world.advance(2 * DAY).await;
     world.connect_discord(CLERK_ID).await;
 
     // THEN the role is granted, the dashboard opened, and the member recorded
@@ -80,16 +78,14 @@ async fn linking_discord_grants_the_role_and_dashboard_access() {
     assert!(world.server.requests_to("POST", SLACK).is_empty());
 }
 
-#[tokio::test]
-async fn a_member_who_never_links_is_reminded_once_then_flagged() {
+pub async fn a_member_who_never_links_is_reminded_once_then_flagged<B: Backend>(world: World<B>) {
     // GIVEN a member who bought a pack and ignores the email
-    let world = World::new().await;
     world.buy().await;
 
     // WHEN a week passes: one reminder, and the wait starts again
-    world.env.advance(7 * DAY - HOUR).await;
+    world.advance(7 * DAY - HOUR).await;
     assert_eq!(world.email_tags(), ["email-discord-link"]);
-    world.env.advance(2 * HOUR).await;
+    world.advance(2 * HOUR).await;
     assert_eq!(
         world.email_tags(),
         ["email-discord-link", "email-discord-reminder"]
@@ -102,14 +98,14 @@ async fn a_member_who_never_links_is_reminded_once_then_flagged() {
     assert_eq!(first_wait.output, None, "timed out: no event");
 
     // WHEN another week passes without a link
-    world.env.advance(7 * DAY).await;
+    world.advance(7 * DAY).await;
 
     // THEN the account is flagged, the admins told, and no access granted
     let flagged = world.only_run(ONBOARDING).await;
     assert_eq!(flagged.run.status, RunStatus::Completed, "{flagged:#?}");
     assert_eq!(flagged.run.output.as_ref().unwrap()["status"], "flagged");
     assert_eq!(
-        World::step_ids(&flagged)[4..],
+        step_ids(&flagged)[4..],
         [
             "email-discord-reminder",
             "wait-discord-connected-after-reminder",
@@ -142,11 +138,9 @@ async fn a_member_who_never_links_is_reminded_once_then_flagged() {
     assert_eq!(world.email_tags().len(), 2, "exactly one reminder");
 }
 
-#[tokio::test]
-async fn linking_after_the_reminder_still_onboards() {
-    let world = World::new().await;
+pub async fn linking_after_the_reminder_still_onboards<B: Backend>(world: World<B>) {
     world.buy().await;
-    world.env.advance(8 * DAY).await;
+    world.advance(8 * DAY).await;
     world.connect_discord(CLERK_ID).await;
 
     let done = world.only_run(ONBOARDING).await;
@@ -161,10 +155,8 @@ async fn linking_after_the_reminder_still_onboards() {
     );
 }
 
-#[tokio::test]
-async fn a_second_pack_does_not_onboard_the_member_again() {
+pub async fn a_second_pack_does_not_onboard_the_member_again<B: Backend>(world: World<B>) {
     // GIVEN a member onboarded with their first pack
-    let world = World::new().await;
     world.buy().await;
     world.connect_discord(CLERK_ID).await;
 
@@ -172,7 +164,7 @@ async fn a_second_pack_does_not_onboard_the_member_again() {
     world.deliver(PAYPAL).await;
 
     // THEN the second onboarding run leaves them alone
-    let runs = world.env.runs_of(ONBOARDING).await;
+    let runs = world.runs_of(ONBOARDING).await;
     assert_eq!(runs.len(), 2);
     let outputs: Vec<_> = runs
         .iter()

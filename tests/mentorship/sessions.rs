@@ -7,7 +7,9 @@ use mentorship::{CompletionSource, PackStatus, ReleaseReason, SeatStatus, Sessio
 use serde_json::json;
 
 use crate::support::cancel_booking_path;
-use crate::world::{DAY, HOUR, PAYPAL, PAYPAL_ORDER, SAMPLE_BOOKING, STRIPE_ORDER, World};
+use crate::world::{
+    Backend, DAY, HOUR, PAYPAL, PAYPAL_ORDER, SAMPLE_BOOKING, STRIPE_ORDER, World, step_ids,
+};
 
 const COMPLETE: &str = "complete-session";
 
@@ -19,8 +21,7 @@ const MORE: [(&str, &str); 3] = [
 ];
 
 /// GIVEN a member with a pack whose four sessions are booked.
-async fn booked() -> World {
-    let world = World::new().await;
+async fn booked<B: Backend>(world: World<B>) -> World<B> {
     world.buy().await;
     world.deliver(crate::world::PACK_BOOKING).await;
     for (uid, start) in MORE {
@@ -30,17 +31,16 @@ async fn booked() -> World {
 }
 
 /// The session number of every `complete-session` run.
-async fn numbers(world: &World) -> Vec<serde_json::Value> {
-    let runs = world.env.runs_of(COMPLETE).await;
+async fn numbers<B: Backend>(world: &World<B>) -> Vec<serde_json::Value> {
+    let runs = world.runs_of(COMPLETE).await;
     runs.into_iter()
         .map(|run| run.output.unwrap_or_default()["session"].clone())
         .collect()
 }
 
-#[tokio::test]
-async fn bookings_are_recorded_and_held_sessions_numbered_once() {
+pub async fn bookings_are_recorded_and_held_sessions_numbered_once<B: Backend>(world: World<B>) {
     // GIVEN four booked sessions
-    let world = booked().await;
+    let world = booked(world).await;
     let pack = world.pack(STRIPE_ORDER).await;
     assert_eq!(pack.scheduled().count(), 4);
     let first = &pack.sessions[0];
@@ -94,7 +94,7 @@ async fn bookings_are_recorded_and_held_sessions_numbered_once() {
             ("bk-4", SessionStatus::Scheduled, None, None),
         ]
     );
-    let runs = world.env.runs_of(COMPLETE).await;
+    let runs = world.runs_of(COMPLETE).await;
     assert!(runs.iter().all(|run| run.status == RunStatus::Completed));
     let mut sessions = numbers(&world).await;
     sessions.sort_by_key(|n| n.as_u64());
@@ -107,10 +107,9 @@ async fn bookings_are_recorded_and_held_sessions_numbered_once() {
     assert_eq!(world.seat().await.status, SeatStatus::Reserved);
 }
 
-#[tokio::test]
-async fn a_booking_the_pack_cannot_take_is_cancelled_in_cal() {
+pub async fn a_booking_the_pack_cannot_take_is_cancelled_in_cal<B: Backend>(world: World<B>) {
     // GIVEN four booked sessions
-    let world = booked().await;
+    let world = booked(world).await;
     // WHEN a fifth is booked
     world.book("bk-5", "2025-07-10T16:00:00Z").await;
     // THEN it is cancelled with the reason, and the pack is unchanged
@@ -145,16 +144,17 @@ async fn a_booking_the_pack_cannot_take_is_cancelled_in_cal() {
 }
 
 /// WHEN all four sessions of the booked pack are held, the last at `now`.
-async fn hold_all(world: &World) {
+async fn hold_all<B: Backend>(world: &World<B>) {
     world.deliver(crate::world::PACK_MEETING_ENDED).await;
     for (uid, _) in MORE {
         world.meeting_ended(uid).await;
     }
 }
 
-#[tokio::test]
-async fn without_a_renewal_the_seat_is_released_72_hours_after_the_last_session() {
-    let world = booked().await;
+pub async fn without_a_renewal_the_seat_is_released_72_hours_after_the_last_session<B: Backend>(
+    world: World<B>,
+) {
+    let world = booked(world).await;
     hold_all(&world).await;
     let held_at = world.now_ms();
 
@@ -171,7 +171,6 @@ async fn without_a_renewal_the_seat_is_released_72_hours_after_the_last_session(
         held_at + 72 * 3_600_000
     );
     let last = world
-        .env
         .runs_of(COMPLETE)
         .await
         .into_iter()
@@ -179,7 +178,7 @@ async fn without_a_renewal_the_seat_is_released_72_hours_after_the_last_session(
         .expect("the 4th session's run sleeps through the grace period");
 
     // WHEN 71 hours pass, nothing is released
-    world.env.advance(71 * HOUR).await;
+    world.advance(71 * HOUR).await;
     assert_eq!(world.seat().await.status, SeatStatus::Grace);
     assert!(
         world
@@ -189,24 +188,17 @@ async fn without_a_renewal_the_seat_is_released_72_hours_after_the_last_session(
     );
 
     // WHEN the grace period ends
-    world.env.advance(2 * HOUR).await;
+    world.advance(2 * HOUR).await;
 
     // THEN the seat is released, access revoked, the member told
     let seat = world.seat().await;
     assert_eq!(seat.status, SeatStatus::Released);
     assert_eq!(seat.release_reason, Some(ReleaseReason::NotRenewed));
-    let view = world
-        .env
-        .runtime
-        .engine()
-        .run_view(&last.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let view = world.view(&last.id).await;
     assert_eq!(view.run.status, RunStatus::Completed, "{view:#?}");
     assert_eq!(view.run.output.as_ref().unwrap()["seat"], "released");
     assert_eq!(view.run.output.as_ref().unwrap()["session"], 4);
-    assert!(World::step_ids(&view).starts_with(&[
+    assert!(step_ids(&view).starts_with(&[
         "record-session",
         "start-grace-period",
         "grace-period",
@@ -226,14 +218,13 @@ async fn without_a_renewal_the_seat_is_released_72_hours_after_the_last_session(
     assert!(released.iter().all(|run| run.status != RunStatus::Failed));
 }
 
-#[tokio::test]
-async fn a_renewal_during_the_grace_period_keeps_the_seat() {
-    let world = booked().await;
+pub async fn a_renewal_during_the_grace_period_keeps_the_seat<B: Backend>(world: World<B>) {
+    let world = booked(world).await;
     hold_all(&world).await;
     assert_eq!(world.seat().await.status, SeatStatus::Grace);
 
     // WHEN the member buys a new pack a day later
-    world.env.advance(DAY).await;
+    world.advance(DAY).await;
     world.deliver(PAYPAL).await;
     let seat = world.seat().await;
     assert_eq!(
@@ -242,14 +233,13 @@ async fn a_renewal_during_the_grace_period_keeps_the_seat() {
     );
 
     // THEN the end of the grace period releases nothing
-    world.env.advance(3 * DAY).await;
+    world.advance(3 * DAY).await;
     let seat = world.seat().await;
     assert_eq!(
         (seat.status, seat.order_id.as_str()),
         (SeatStatus::Reserved, PAYPAL_ORDER)
     );
     let outputs: Vec<_> = world
-        .env
         .runs_of(COMPLETE)
         .await
         .into_iter()

@@ -1,11 +1,14 @@
-//! The world the mentorship tests run in: every registry function on SQLite
-//! with a fake clock, one test server for every API, and the moves a member,
-//! Cal.com and a mentor make.
+//! The world the mentorship scenarios run in: every registry function on a
+//! backend ([`Backend`]: SQLite or moto) with a fake clock, one test server
+//! for every API, and the moves a member, Cal.com and a mentor make.
+//! Scenarios are written once over `World<B>` and run on both backends.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow::{DocStore, Event, FakeClock, RunView};
+use hookflow::{DocStore, Engine, Event, FakeClock, Run, RunView, Store};
+use hookflow_aws::AwsStore;
+use hookflow_aws::testing::AwsTestEnv;
 use hookflow_clients::testing::{Recorded, TestServer};
 use hookflow_embedded::SqliteStore;
 use hookflow_embedded::testing::TestEnv;
@@ -14,6 +17,85 @@ use mentorship::{Member, Pack, Seat};
 use serde_json::{Value, json};
 
 use crate::support::{self, CHECKOUT, email_path, sample, script_success, services};
+
+/// What a scenario needs from a backend's test environment.
+#[allow(async_fn_in_trait)] // tests run on one thread
+pub trait Backend {
+    /// The engine's store.
+    type Store: Store;
+    /// The engine every Lambda (or `hookflow dev`) runs.
+    fn engine(&self) -> &Engine<Self::Store>;
+    /// The fake clock.
+    fn clock(&self) -> &FakeClock;
+    /// Handles everything due now.
+    async fn settle(&self);
+    /// Moves time forward, firing every timer on the way.
+    async fn advance(&self, by: Duration);
+    /// Every run.
+    async fn runs(&self) -> Vec<Run>;
+    /// The cron tick of `function_id` at `at`, delivered as the platform
+    /// delivers it, then everything due.
+    async fn tick(&self, function_id: &str, at: i64);
+}
+
+impl Backend for TestEnv {
+    type Store = SqliteStore;
+    fn engine(&self) -> &Engine<SqliteStore> {
+        self.runtime.engine()
+    }
+    fn clock(&self) -> &FakeClock {
+        &self.clock
+    }
+    async fn settle(&self) {
+        TestEnv::settle(self).await;
+    }
+    async fn advance(&self, by: Duration) {
+        TestEnv::advance(self, by).await;
+    }
+    async fn runs(&self) -> Vec<Run> {
+        TestEnv::runs(self).await
+    }
+    async fn tick(&self, function_id: &str, at: i64) {
+        self.engine().fire_cron(function_id, at).await.unwrap();
+        TestEnv::settle(self).await;
+    }
+}
+
+impl Backend for AwsTestEnv {
+    type Store = AwsStore;
+    fn engine(&self) -> &Engine<AwsStore> {
+        &self.engine
+    }
+    fn clock(&self) -> &FakeClock {
+        &self.clock
+    }
+    async fn settle(&self) {
+        AwsTestEnv::settle(self).await;
+    }
+    async fn advance(&self, by: Duration) {
+        AwsTestEnv::advance(self, by).await;
+    }
+    async fn runs(&self) -> Vec<Run> {
+        AwsTestEnv::runs(self).await
+    }
+    /// The message the template's `AWS::Scheduler::Schedule` puts on the
+    /// router queue, handled by the router Lambda's handler.
+    async fn tick(&self, function_id: &str, at: i64) {
+        let sample = include_str!("../../events/sqs-router-cron.json");
+        let mut event: Value = serde_json::from_str(sample).unwrap();
+        let at = chrono::DateTime::from_timestamp_millis(at).unwrap();
+        let body = json!({
+            "target": {"queue": "router"},
+            "message": {"type": "cron", "function_id": function_id, "at": at},
+            "dedupe_key": null,
+        });
+        event["Records"][0]["body"] = json!(body.to_string());
+        let event = serde_json::from_value(event).unwrap();
+        let response = hookflow_aws::lambda::handle_sqs(&self.engine, event).await;
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        AwsTestEnv::settle(self).await;
+    }
+}
 
 pub use crate::support::{CLERK_ID, DISCORD_USER_ID, SLACK};
 
@@ -29,15 +111,15 @@ pub const SAMPLE_BOOKING: &str = "bk8hookflowPackUid0001";
 pub const HOUR: Duration = Duration::from_secs(3600);
 pub const DAY: Duration = Duration::from_secs(24 * 3600);
 
-pub struct World {
-    pub env: TestEnv,
+pub struct World<B = TestEnv> {
+    pub env: B,
     pub server: TestServer,
     pub docs: DocStore,
 }
 
-impl World {
-    /// GIVEN every function of the registry, wired to one test server that
-    /// answers every API with success.
+impl World<TestEnv> {
+    /// GIVEN every function of the registry on SQLite, wired to one test
+    /// server that answers every API with success.
     pub async fn new() -> Self {
         let server = TestServer::start().await;
         script_success(&server);
@@ -48,17 +130,57 @@ impl World {
         let env = TestEnv::with_store(store, functions, clock);
         Self { env, server, docs }
     }
+}
 
+impl World<AwsTestEnv> {
+    /// GIVEN every function of the registry on DynamoDB, SQS and Scheduler
+    /// (moto), wired to one test server that answers every API with success.
+    pub async fn aws() -> Self {
+        let server = TestServer::start().await;
+        script_success(&server);
+        let env = AwsTestEnv::with_docs(|docs| {
+            hookflow_registry::functions_with(&services(&server, docs))
+        })
+        .await;
+        env.clock.set(sample(CHECKOUT).1);
+        let docs = env.docs();
+        Self { env, server, docs }
+    }
+}
+
+impl<B: Backend> World<B> {
     pub fn now_ms(&self) -> i64 {
-        hookflow::Clock::now_ms(&self.env.clock)
+        hookflow::Clock::now_ms(self.env.clock())
+    }
+
+    /// Moves time forward by `by`, firing every timer on the way.
+    pub async fn advance(&self, by: Duration) {
+        self.env.advance(by).await;
+    }
+
+    /// Every run of `function_id`.
+    pub async fn runs_of(&self, function_id: &str) -> Vec<Run> {
+        let mut runs = self.env.runs().await;
+        runs.retain(|run| run.function_id == function_id);
+        runs
+    }
+
+    /// A run with its steps.
+    pub async fn view(&self, run_id: &str) -> RunView {
+        self.env.engine().run_view(run_id).await.unwrap().unwrap()
+    }
+
+    /// The daily sweep at `rfc3339` (the clock moves there first).
+    pub async fn sweep_at(&self, rfc3339: &str) {
+        self.advance_to(rfc3339).await;
+        self.env.tick("pack-expiration", self.now_ms()).await;
     }
 
     /// Moves the clock to `rfc3339`, firing every timer on the way.
     pub async fn advance_to(&self, rfc3339: &str) {
         let target: chrono::DateTime<chrono::Utc> = rfc3339.parse().unwrap();
         let by = target.timestamp_millis() - self.now_ms();
-        self.env
-            .advance(Duration::from_millis(u64::try_from(by).unwrap()))
+        self.advance(Duration::from_millis(u64::try_from(by).unwrap()))
             .await;
     }
 
@@ -66,11 +188,11 @@ impl World {
     /// later), then handles everything due.
     pub async fn deliver_request(&self, provider: Provider, request: &WebhookRequest, at: i64) {
         if at > self.now_ms() {
-            self.env.clock.set(at);
+            self.env.clock().set(at);
         }
         let receiver = test_secrets::receiver().unwrap();
         let response = receiver
-            .handle(provider, request, self.env.runtime.engine(), self.now_ms())
+            .handle(provider, request, self.env.engine(), self.now_ms())
             .await;
         assert_eq!(response.status, 200, "{}", response.body_string());
         self.env.settle().await;
@@ -85,7 +207,8 @@ impl World {
 
     /// Sends events as the app would (`POST /events`), then handles what is due.
     pub async fn send(&self, event: Event) {
-        self.env.send(vec![event]).await;
+        self.env.engine().ingest(vec![event]).await.unwrap();
+        self.env.settle().await;
     }
 
     /// The member buys a pack with Stripe (the checkout sample).
@@ -206,11 +329,31 @@ impl World {
 
     /// The only run of `function_id`, with its steps.
     pub async fn only_run(&self, function_id: &str) -> RunView {
-        self.env.only_run(function_id).await
-    }
-
-    /// The ids of a run's steps, in order.
-    pub fn step_ids(view: &RunView) -> Vec<&str> {
-        view.steps.iter().map(|s| s.id.as_str()).collect()
+        let runs = self.runs_of(function_id).await;
+        assert_eq!(
+            runs.len(),
+            1,
+            "expected one run of {function_id}: {runs:#?}"
+        );
+        self.view(&runs[0].id).await
     }
 }
+
+/// The ids of a run's steps, in order.
+pub fn step_ids(view: &RunView) -> Vec<&str> {
+    view.steps.iter().map(|s| s.id.as_str()).collect()
+}
+
+/// One `#[tokio::test]` per scenario (`module::name`), each on a new world
+/// built by `$world` (`World::new()` or `World::aws()`).
+macro_rules! scenarios {
+    ($world:expr; $($module:ident :: $name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                crate::$module::$name($world.await).await;
+            }
+        )*
+    };
+}
+pub(crate) use scenarios;
