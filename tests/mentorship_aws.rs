@@ -18,18 +18,6 @@ mod sessions;
 #[path = "mentorship/world.rs"]
 mod world;
 
-use world::{World, scenarios};
+use world::{World, every_scenario};
 
-scenarios!(World::aws();
-    onboarding::linking_discord_grants_the_role_and_dashboard_access,
-    onboarding::a_member_who_never_links_is_reminded_once_then_flagged,
-    onboarding::linking_after_the_reminder_still_onboards,
-    onboarding::a_second_pack_does_not_onboard_the_member_again,
-    sessions::bookings_are_recorded_and_held_sessions_numbered_once,
-    sessions::a_booking_the_pack_cannot_take_is_cancelled_in_cal,
-    sessions::without_a_renewal_the_seat_is_released_72_hours_after_the_last_session,
-    sessions::a_renewal_during_the_grace_period_keeps_the_seat,
-    expiration::an_expired_pack_without_scheduled_sessions_expires_and_releases_the_seat,
-    expiration::an_expired_pack_with_a_scheduled_session_waits_for_it,
-    expiration::a_session_never_reported_held_is_rechecked_daily_then_alerts_the_admins,
-);
+every_scenario!(World::aws());
