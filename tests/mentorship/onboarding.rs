@@ -5,6 +5,7 @@
 
 use hookflow::RunStatus;
 use hookflow::run::StepStatus;
+use hookflow_clients::testing::Reply;
 use mentorship::Onboarding;
 use serde_json::json;
 
@@ -174,6 +175,45 @@ pub async fn a_second_pack_does_not_onboard_the_member_again<B: Backend>(world: 
     assert!(
         outputs.contains(&json!("already_onboarding_or_onboarded")),
         "{outputs:?}"
+    );
+    assert_eq!(world.email_tags(), ["email-discord-link"]);
+}
+
+pub async fn a_failed_onboarding_replayed_starts_over<B: Backend>(world: World<B>) {
+    // GIVEN Clerk does not know the member yet: the onboarding fails at once
+    world.server.on(
+        "GET",
+        &crate::support::clerk_user_path(CLERK_ID),
+        Reply::json(404, &json!({"errors": [{"code": "resource_not_found"}]})),
+    );
+    world.buy().await;
+    let failed = world.only_run(ONBOARDING).await;
+    assert_eq!(failed.run.status, RunStatus::Failed, "{failed:#?}");
+    assert!(world.emails().is_empty());
+    let alerts = world.server.requests_to("POST", SLACK);
+    assert_eq!(alerts.len(), 1, "the admins get the failure");
+    assert!(
+        alerts[0].json()["text"]
+            .as_str()
+            .unwrap()
+            .contains(&failed.run.id)
+    );
+
+    // WHEN Clerk is fixed and an admin replays the run
+    world.server.on(
+        "GET",
+        &crate::support::clerk_user_path(CLERK_ID),
+        Reply::json(200, &crate::support::clerk_user(json!({}))),
+    );
+    world.env.engine().replay(&failed.run.id).await.unwrap();
+    world.env.settle().await;
+
+    // THEN the new run takes charge again and emails the link
+    let runs = world.runs_of(ONBOARDING).await;
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter().any(|run| run.status == RunStatus::Waiting),
+        "{runs:#?}"
     );
     assert_eq!(world.email_tags(), ["email-discord-link"]);
 }

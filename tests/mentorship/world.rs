@@ -367,6 +367,7 @@ macro_rules! every_scenario {
         onboarding::a_member_who_never_links_is_reminded_once_then_flagged,
         onboarding::linking_after_the_reminder_still_onboards,
         onboarding::a_second_pack_does_not_onboard_the_member_again,
+        onboarding::a_failed_onboarding_replayed_starts_over,
         sessions::bookings_are_recorded_and_held_sessions_numbered_once,
         sessions::a_booking_the_pack_cannot_take_is_cancelled_in_cal,
         sessions::without_a_renewal_the_seat_is_released_72_hours_after_the_last_session,

@@ -2,8 +2,9 @@
 //! the dashboard.
 //!
 //! On `pack/created`: take charge of the member's onboarding
-//! (`members/<clerkId>`; a member already onboarded, or being onboarded by
-//! another run, is left alone, so a renewal does not onboard twice); look the
+//! (`members/<clerkId>`; a member already onboarded, or being onboarded for
+//! another pack, is left alone, so a renewal does not onboard twice, while a
+//! replay of a failed onboarding starts over); look the
 //! member up in Clerk; unless Clerk already has their `discordUserId`, email
 //! the Discord-connect link and wait up to [`CONNECT_TIMEOUT`] for
 //! [`DISCORD_CONNECTED`] with the same `clerkId`; on timeout email one
@@ -14,8 +15,8 @@
 //!   "discord_not_connected"`) and tell the admins on Slack.
 //!
 //! Invariants: each external call is its own step; the role grant and the
-//! metadata updates are idempotent, so retries are safe; only the run that
-//! took charge of a member onboards them.
+//! metadata updates are idempotent, so retries are safe; only the runs of the
+//! pack that took charge of a member onboard them.
 
 use std::time::Duration;
 
@@ -73,24 +74,16 @@ async fn onboard(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let step = &ctx.step;
 
     let docs = services.docs.clone();
-    let (member, run_id) = (clerk_id.to_owned(), ctx.run_id.clone());
+    let (member, order_id) = (clerk_id.to_owned(), pack.order_id.clone());
     let in_charge: bool = step
         .run("take-charge", || async move {
             let at = utc(docs.now_ms());
             Ok(docs
-                .update_with(
-                    MEMBERS,
-                    &member,
-                    |current: Option<Member>| match Member::start(
-                        current.as_ref(),
-                        &member,
-                        &run_id,
-                        at,
-                    ) {
-                        Some(started) => (Some(started), true),
-                        None => (None, false),
-                    },
-                )
+                .update_with(MEMBERS, &member, |current: Option<Member>| {
+                    let started = Member::start(current.as_ref(), &member, &order_id, at);
+                    let in_charge = started.is_some();
+                    (started, in_charge)
+                })
                 .await?)
         })
         .await?;

@@ -24,8 +24,9 @@ pub struct Member {
     pub clerk_id: String,
     /// Where onboarding is.
     pub onboarding: Onboarding,
-    /// The onboarding run in charge.
-    pub run_id: String,
+    /// The pack whose purchase started this onboarding: its runs (a replay
+    /// included) are in charge; another pack's are not.
+    pub order_id: String,
     /// The linked Discord user, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discord_user_id: Option<String>,
@@ -34,28 +35,29 @@ pub struct Member {
 }
 
 impl Member {
-    /// Run `run_id` takes charge of onboarding `clerk_id` unless another run
-    /// has it or the member is onboarded; a flagged member starts over (they
-    /// bought again). `Some` is the record to write; a re-run of the same run
-    /// takes charge again.
+    /// The onboarding started by pack `order_id` takes charge of `clerk_id`
+    /// unless another pack's has it or the member is onboarded; a flagged
+    /// member starts over (they bought again). `Some` is the record to write;
+    /// a re-run or replay for the same pack takes charge again.
     #[must_use]
     pub fn start(
         current: Option<&Self>,
         clerk_id: &str,
-        run_id: &str,
+        order_id: &str,
         at: DateTime<Utc>,
     ) -> Option<Self> {
-        match current {
-            Some(member) if member.run_id == run_id => Some(member.clone()),
-            Some(member) if member.onboarding != Onboarding::Flagged => None,
-            _ => Some(Self {
-                clerk_id: clerk_id.to_owned(),
-                onboarding: Onboarding::Started,
-                run_id: run_id.to_owned(),
-                discord_user_id: current.and_then(|m| m.discord_user_id.clone()),
-                updated_at: at,
-            }),
-        }
+        let busy = current.is_some_and(|member| match member.onboarding {
+            Onboarding::Onboarded => true,
+            Onboarding::Started => member.order_id != order_id,
+            Onboarding::Flagged => false,
+        });
+        (!busy).then(|| Self {
+            clerk_id: clerk_id.to_owned(),
+            onboarding: Onboarding::Started,
+            order_id: order_id.to_owned(),
+            discord_user_id: current.and_then(|m| m.discord_user_id.clone()),
+            updated_at: at,
+        })
     }
 
     /// Moves onboarding to `onboarding` (with the Discord user, if linked).
@@ -82,20 +84,22 @@ mod tests {
     #[test]
     fn one_onboarding_per_member_unless_flagged() {
         let t = DateTime::<Utc>::UNIX_EPOCH;
-        let started = Member::start(None, "user_1", "run-1", t).unwrap();
+        let started = Member::start(None, "user_1", "pack-1", t).unwrap();
         assert_eq!(started.onboarding, Onboarding::Started);
         assert_eq!(
-            Member::start(Some(&started), "user_1", "run-1", t),
-            Some(started.clone())
+            Member::start(Some(&started), "user_1", "pack-1", t),
+            Some(started.clone()),
+            "a replay of the same pack's onboarding takes charge again"
         );
-        assert_eq!(Member::start(Some(&started), "user_1", "run-2", t), None);
+        assert_eq!(Member::start(Some(&started), "user_1", "pack-2", t), None);
         let onboarded = started.clone().finish(Onboarding::Onboarded, Some("d1"), t);
-        assert_eq!(Member::start(Some(&onboarded), "user_1", "run-2", t), None);
+        assert_eq!(Member::start(Some(&onboarded), "user_1", "pack-1", t), None);
+        assert_eq!(Member::start(Some(&onboarded), "user_1", "pack-2", t), None);
         let flagged = started.finish(Onboarding::Flagged, None, t);
-        let again = Member::start(Some(&flagged), "user_1", "run-3", t).unwrap();
+        let again = Member::start(Some(&flagged), "user_1", "pack-3", t).unwrap();
         assert_eq!(
-            (again.onboarding, again.run_id.as_str()),
-            (Onboarding::Started, "run-3")
+            (again.onboarding, again.order_id.as_str()),
+            (Onboarding::Started, "pack-3")
         );
     }
 }

@@ -103,17 +103,22 @@ pub async fn email_member(
 ) -> Result<String, StepError> {
     let email = services.clients.email.clone();
     let settings = services.settings.clone();
-    let message = Email {
-        from: String::new(),
-        to: contact.email.clone(),
-        subject: subject.to_owned(),
-        text_body: body(contact.first_name.as_deref().unwrap_or("there")),
-        html_body: None,
-        tag: Some(step_id.to_owned()),
-    };
+    let (to, subject, tag) = (
+        contact.email.clone(),
+        subject.to_owned(),
+        step_id.to_owned(),
+    );
+    let text_body = body(contact.first_name.as_deref().unwrap_or("there"));
     step.run(step_id, || async move {
-        let from = settings.email_from().non_retriable()?.to_owned();
-        Ok(email.send_email(&Email { from, ..message }).await?)
+        let message = Email {
+            from: settings.email_from().non_retriable()?.to_owned(),
+            to,
+            subject,
+            text_body,
+            html_body: None,
+            tag: Some(tag),
+        };
+        Ok(email.send_email(&message).await?)
     })
     .await
 }
