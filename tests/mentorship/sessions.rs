@@ -3,6 +3,7 @@
 //! renewal before it is released.
 
 use hookflow::RunStatus;
+use hookflow_clients::testing::Reply;
 use mentorship::{CompletionSource, PackStatus, ReleaseReason, SeatStatus, SessionStatus};
 use serde_json::json;
 
@@ -262,5 +263,76 @@ pub async fn a_renewal_during_the_grace_period_keeps_the_seat<B: Backend>(world:
             .email_tags()
             .iter()
             .any(|tag| tag.starts_with("seat-released"))
+    );
+}
+
+pub async fn a_release_that_failed_is_finished_by_a_replay<B: Backend>(world: World<B>) {
+    // GIVEN a pack used up, and Clerk refusing metadata updates
+    let world = booked(world).await;
+    hold_all(&world).await;
+    let metadata = crate::support::clerk_metadata_path(crate::world::CLERK_ID);
+    world
+        .server
+        .on("PATCH", &metadata, Reply::json(422, &json!({"errors": []})));
+
+    // WHEN the grace period ends: the seat is released but access is not revoked
+    world.advance(73 * HOUR).await;
+    let failed = world
+        .runs_of(COMPLETE)
+        .await
+        .into_iter()
+        .find(|run| run.status == RunStatus::Failed)
+        .expect("the 4th session's run fails at revoke-dashboard-access");
+    assert_eq!(world.seat().await.status, SeatStatus::Released);
+    assert!(
+        !world
+            .email_tags()
+            .iter()
+            .any(|t| t.starts_with("seat-released"))
+    );
+
+    // WHEN Clerk is fixed and an admin replays the run
+    world.server.on(
+        "PATCH",
+        &metadata,
+        Reply::json(200, &crate::support::clerk_user(json!({}))),
+    );
+    world.env.engine().replay(&failed.id).await.unwrap();
+    world.env.settle().await;
+
+    // THEN the replay carries on: access revoked, the member told, once
+    let replayed = world
+        .runs_of(COMPLETE)
+        .await
+        .into_iter()
+        .find(|run| {
+            run.output
+                .as_ref()
+                .is_some_and(|out| out["seat"] == "released")
+        })
+        .expect("the replay releases");
+    let view = world.view(&replayed.id).await;
+    assert_eq!(
+        step_ids(&view),
+        [
+            "record-session",
+            "start-grace-period",
+            "release-seat",
+            "revoke-dashboard-access",
+            "emit-seat-released",
+            "seat-released-look-up-member",
+            "seat-released-email"
+        ]
+    );
+    assert_eq!(
+        world.metadata_updates().last(),
+        Some(&json!({"dashboardAccess": false}))
+    );
+    let sent = world.email_tags();
+    assert_eq!(
+        sent.iter()
+            .filter(|t| t.starts_with("seat-released"))
+            .count(),
+        1
     );
 }

@@ -372,6 +372,7 @@ macro_rules! every_scenario {
         sessions::a_booking_the_pack_cannot_take_is_cancelled_in_cal,
         sessions::without_a_renewal_the_seat_is_released_72_hours_after_the_last_session,
         sessions::a_renewal_during_the_grace_period_keeps_the_seat,
+        sessions::a_release_that_failed_is_finished_by_a_replay,
         expiration::an_expired_pack_without_scheduled_sessions_expires_and_releases_the_seat,
         expiration::an_expired_pack_with_a_scheduled_session_waits_for_it,
         expiration::a_session_never_reported_held_is_rechecked_daily_then_alerts_the_admins,

@@ -12,8 +12,8 @@
 //! seat over in the meantime.
 //!
 //! Invariants: a session reported twice (Cal.com and the mentor, or a
-//! redelivery) is counted once and only its first report goes on to the
-//! grace period; the release is conditional on the seat still naming this
+//! redelivery) is counted once and only the report that recorded it goes on
+//! to the grace period (a replay of its run included); the release is conditional on the seat still naming this
 //! pack, so a renewal at any time before the end of the grace period wins.
 
 use chrono::Duration;
@@ -56,12 +56,13 @@ pub fn function(services: &Services) -> Function {
                     serde_json::from_value(ctx.event.data.clone()).non_retriable()?;
                 let docs = services.docs.clone();
                 let s = session.clone();
+                let event_id = ctx.event.id.clone();
                 let recorded: Recorded = ctx
                     .step
                     .run("record-session", || async move {
                         let at = s.ended_at.unwrap_or_else(|| utc(docs.now_ms()));
                         let outcome = update_pack(&docs, &s.order_id, |pack| {
-                            let outcome = pack.complete(&s.booking_uid, s.source, at);
+                            let outcome = pack.complete(&s.booking_uid, s.source, &event_id, at);
                             let write = outcome.as_ref().is_ok_and(|c| c.newly);
                             (write, outcome.map(|c| (c, pack.clerk_id.clone())))
                         })
@@ -100,17 +101,20 @@ pub fn function(services: &Services) -> Function {
                             .await?)
                     })
                     .await?;
-                let GraceStart::Started(ends_at) = grace else {
-                    let seat = if grace == GraceStart::Renewed {
-                        "renewed"
-                    } else {
-                        "already_released"
-                    };
-                    return Ok(json!({ "session": number, "seat": seat }));
+                let ends_at = match grace {
+                    GraceStart::Started(ends_at) => {
+                        ctx.step
+                            .sleep_until("grace-period", ends_at.timestamp_millis())
+                            .await?;
+                        Some(ends_at)
+                    }
+                    GraceStart::Renewed => {
+                        return Ok(json!({ "session": number, "seat": "renewed" }));
+                    }
+                    // Released before: a replay of a run that failed after the
+                    // release carries on with what follows it.
+                    GraceStart::Released => None,
                 };
-                ctx.step
-                    .sleep_until("grace-period", ends_at.timestamp_millis())
-                    .await?;
                 let released = release_seat(
                     &services,
                     &ctx.step,
@@ -119,7 +123,11 @@ pub fn function(services: &Services) -> Function {
                     ReleaseReason::NotRenewed,
                 )
                 .await?;
-                let seat = if released { "released" } else { "renewed" };
+                let seat = match (released, ends_at) {
+                    (true, _) => "released",
+                    (false, Some(_)) => "renewed",
+                    (false, None) => "not_held",
+                };
                 Ok(json!({ "session": number, "gracePeriodEndsAt": ends_at, "seat": seat }))
             }
         })

@@ -12,13 +12,15 @@
 //! Invariants: one run per pack ([`ONE_RUN_PER_PACK`] and the event id);
 //! every check is one conditional read-modify-write of the pack, and a pack
 //! that completed meanwhile (its last session held) is left to
-//! `complete-session`'s grace period.
+//! `complete-session`'s grace period; the seat release is idempotent, so a
+//! replay of a run that failed after expiring the pack carries on.
 
 use chrono::{DateTime, Duration, Utc};
 use hookflow::{Function, NonRetriable};
 use hookflow_clients::Services;
 use mentorship::{
-    Expiration, PACK_EXPIRED, ReleaseReason, notify_member, release_seat, update_pack, utc,
+    Expiration, PACK_EXPIRED, PackStatus, ReleaseReason, notify_member, release_seat, update_pack,
+    utc,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -122,7 +124,10 @@ pub fn function(services: &Services) -> Function {
                         )
                         .await?;
                 };
-                if let Expiration::Settled { status } = check.expiration {
+                // An `expired` pack is this run's own doing when replayed: carry on.
+                if let Expiration::Settled { status } = check.expiration
+                    && status != PackStatus::Expired
+                {
                     return Ok(json!({ "orderId": order_id, "settled": status }));
                 }
                 let released = release_seat(

@@ -66,6 +66,10 @@ pub struct Session {
     /// Who reported it held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_by: Option<CompletionSource>,
+    /// The id of the `session/completed` event that recorded it held (a
+    /// replay of that event's run carries on where it failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_event_id: Option<String>,
 }
 
 impl Session {
@@ -127,7 +131,8 @@ pub enum BookingOutcome {
 pub struct Completion {
     /// The session's number in the pack.
     pub number: u32,
-    /// `false` when the session was already recorded (a duplicate report).
+    /// `false` when another report already recorded the session (a
+    /// duplicate); `true` for the report that did, also when it is replayed.
     pub newly: bool,
     /// It was the pack's last session.
     pub last: bool,
@@ -243,6 +248,7 @@ impl Pack {
             number: None,
             completed_at: None,
             completed_by: None,
+            completion_event_id: None,
         });
         BookingOutcome::Scheduled
     }
@@ -258,9 +264,10 @@ impl Pack {
         }
     }
 
-    /// Records the session of `booking_uid` as held at `at` and numbers it:
-    /// held sessions so far + 1. A session already held keeps its number
-    /// (`newly: false`). Holding the last session completes the pack.
+    /// Records the session of `booking_uid` as held at `at`, reported by
+    /// the event `event_id`, and numbers it: held sessions so far + 1. A
+    /// session already held keeps its number (`newly` only for the event that
+    /// recorded it). Holding the last session completes the pack.
     ///
     /// # Errors
     /// [`SessionsExhausted`] when every session is already held.
@@ -268,6 +275,7 @@ impl Pack {
         &mut self,
         booking_uid: &str,
         source: CompletionSource,
+        event_id: &str,
         at: DateTime<Utc>,
     ) -> Result<Completion, SessionsExhausted> {
         let total = self.sessions_total;
@@ -277,7 +285,7 @@ impl Pack {
             let number = session.number.unwrap_or(0);
             return Ok(Completion {
                 number,
-                newly: false,
+                newly: session.completion_event_id.as_deref() == Some(event_id),
                 last: number == total,
             });
         }
@@ -298,6 +306,7 @@ impl Pack {
             number: Some(number),
             completed_at: Some(at),
             completed_by: Some(source),
+            completion_event_id: Some(event_id.to_owned()),
         };
         match self.session_mut(booking_uid) {
             Some(session) => {
@@ -305,6 +314,7 @@ impl Pack {
                 session.number = held.number;
                 session.completed_at = held.completed_at;
                 session.completed_by = held.completed_by;
+                session.completion_event_id = held.completion_event_id;
             }
             None => self.sessions.push(held),
         }
@@ -381,27 +391,43 @@ mod tests {
         assert_eq!(pack.book("b1", Some(t), None), BookingOutcome::Scheduled);
         assert_eq!(pack.book("b2", Some(t), None), BookingOutcome::Scheduled);
         // WHEN the second is held first, then the first, then reported again
-        let second = pack.complete("b2", CompletionSource::Cal, t).unwrap();
-        let first = pack.complete("b1", CompletionSource::Mentor, t).unwrap();
-        let again = pack.complete("b2", CompletionSource::Mentor, t).unwrap();
+        let second = pack.complete("b2", CompletionSource::Cal, "e1", t).unwrap();
+        let first = pack
+            .complete("b1", CompletionSource::Mentor, "e2", t)
+            .unwrap();
+        let again = pack
+            .complete("b2", CompletionSource::Mentor, "e3", t)
+            .unwrap();
+        let replayed = pack.complete("b2", CompletionSource::Cal, "e1", t).unwrap();
         // THEN numbers follow the held order and a repeat changes nothing
         assert_eq!((second.number, second.newly), (1, true));
         assert_eq!((first.number, first.newly), (2, true));
         assert_eq!((again.number, again.newly), (1, false));
+        assert_eq!(
+            (replayed.number, replayed.newly),
+            (1, true),
+            "the recording event's replay carries on"
+        );
         assert_eq!(pack.sessions_completed, 2);
         // An unbooked session (mentor marked it done) counts too; the 4th completes the pack.
         assert!(
             !pack
-                .complete("b3", CompletionSource::Mentor, t)
+                .complete("b3", CompletionSource::Mentor, "e4", t)
                 .unwrap()
                 .last
         );
-        let last = pack.complete("b4", CompletionSource::Cal, t).unwrap();
+        let last = pack.complete("b4", CompletionSource::Cal, "e5", t).unwrap();
         assert!(last.last && last.number == 4);
         assert_eq!(pack.status, PackStatus::Completed);
-        let err = pack.complete("b5", CompletionSource::Cal, t).unwrap_err();
+        let err = pack
+            .complete("b5", CompletionSource::Cal, "e6", t)
+            .unwrap_err();
         assert!(err.to_string().contains("no session left"), "{err}");
-        assert!(pack.complete("b4", CompletionSource::Cal, t).unwrap().last);
+        assert!(
+            pack.complete("b4", CompletionSource::Cal, "e7", t)
+                .unwrap()
+                .last
+        );
     }
 
     #[test]
@@ -447,7 +473,8 @@ mod tests {
         assert!(pack.bookings_blocked);
         assert_eq!(pack.status, PackStatus::Active);
         // THEN once both are held (or cancelled) it expires, once
-        pack.complete("b1", CompletionSource::Cal, now).unwrap();
+        pack.complete("b1", CompletionSource::Cal, "e1", now)
+            .unwrap();
         pack.cancel("b2");
         assert_eq!(pack.expire(now), Expiration::Expired);
         assert_eq!(

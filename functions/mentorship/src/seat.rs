@@ -59,7 +59,8 @@ pub enum GraceStart {
     Started(DateTime<Utc>),
     /// A newer pack holds the seat: nothing to release.
     Renewed,
-    /// The seat is already released (or was never reserved).
+    /// The seat is already released (or was never reserved): nothing to
+    /// wait for.
     Released,
 }
 
@@ -106,11 +107,16 @@ impl Seat {
     }
 
     /// Releases the seat at `at` if `order_id` still holds it (else a renewal
-    /// took it over) and it is not released yet. `true` when this call
-    /// released it.
+    /// took it over). `true` when it is released for `order_id` and `reason`,
+    /// by this call or an earlier one (so a replay carries on with what
+    /// follows a release); `false` when a renewal holds it or it was
+    /// released for another reason.
     pub fn release(&mut self, order_id: &str, reason: ReleaseReason, at: DateTime<Utc>) -> bool {
-        if self.order_id != order_id || self.status == SeatStatus::Released {
+        if self.order_id != order_id {
             return false;
+        }
+        if self.status == SeatStatus::Released {
+            return self.release_reason == Some(reason);
         }
         self.status = SeatStatus::Released;
         self.released_at = Some(at);
@@ -140,7 +146,16 @@ mod tests {
         // WHEN no renewal came, the grace period's end releases it, once
         let mut lapsed = seat.clone();
         assert!(lapsed.release("A", ReleaseReason::NotRenewed, at(9)));
-        assert!(!lapsed.release("A", ReleaseReason::NotRenewed, at(9)));
+        assert!(
+            lapsed.release("A", ReleaseReason::NotRenewed, at(10)),
+            "released already, for this pack and reason"
+        );
+        assert_eq!(
+            lapsed.released_at,
+            Some(at(9)),
+            "a repeat writes nothing new"
+        );
+        assert!(!lapsed.release("A", ReleaseReason::PackExpired, at(10)));
         assert_eq!(lapsed.status, SeatStatus::Released);
         assert_eq!(lapsed.start_grace("A", at(9)), GraceStart::Released);
         // WHEN pack B renewed during the grace period, A can no longer release it

@@ -8,7 +8,7 @@ use hookflow_clients::{Email, Services};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::{PACKS, Pack, ReleaseReason, SEAT_RELEASED, SEATS, Seat, utc};
+use crate::{PACKS, Pack, ReleaseReason, SEAT_RELEASED, SEATS, Seat, SeatStatus, utc};
 
 /// The pack is not stored (yet). Retried: the purchase that creates it may
 /// still be on its way.
@@ -156,7 +156,8 @@ pub async fn notify_member(
 
 /// Releases `clerk_id`'s seat if pack `order_id` still holds it (a renewal
 /// keeps it), then revokes their dashboard access, emits [`SEAT_RELEASED`]
-/// and emails them. Steps: `release-seat`, and once released
+/// and emails them. A replay after a failure past the release carries on
+/// (the revoke is idempotent, the event keeps its id; the email may repeat). Steps: `release-seat`, and once released
 /// `revoke-dashboard-access`, `emit-seat-released`, `seat-released-*`.
 /// Returns whether the seat was released.
 ///
@@ -179,8 +180,10 @@ pub async fn release_seat(
                     let Some(mut seat) = seat else {
                         return (None, false);
                     };
+                    let was_released = seat.status == SeatStatus::Released;
                     let released = seat.release(&order, reason, now);
-                    (released.then_some(seat), released)
+                    let write = released && !was_released;
+                    (write.then_some(seat), released)
                 })
                 .await?)
         })
