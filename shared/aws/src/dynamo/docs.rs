@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use hookflow::docs::{Document, Documents, check_collection, check_names, encode_document};
 use serde_json::Value;
 
-use super::{AwsStore, HfResult, Item, condition_failed, get_n, get_s, n, s};
+use super::{AwsStore, HfResult, Item, conditional, get_n, get_s, n, s};
 use crate::error::{AwsError, Result, ddb};
 
 fn doc_pk(collection: &str) -> AttributeValue {
@@ -78,11 +78,7 @@ impl Documents for AwsStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(ddb(err).into()),
-        }
+        conditional(result)
     }
 
     async fn replace_doc(
@@ -109,11 +105,7 @@ impl Documents for AwsStore {
             .expression_attribute_values(":body", s(body))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(ddb(err).into()),
-        }
+        conditional(result)
     }
 
     async fn delete_doc(
@@ -134,11 +126,7 @@ impl Documents for AwsStore {
             .expression_attribute_values(":expected", version(expected_version))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(ddb(err).into()),
-        }
+        conditional(result)
     }
 
     async fn list_docs(

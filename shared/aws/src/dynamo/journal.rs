@@ -3,7 +3,7 @@
 use hookflow::run::{StepRecord, StepStatus, Waiter};
 use hookflow::store::{Journal, Waiters};
 
-use super::{AwsStore, HfResult, Item, body, condition_failed, n, s};
+use super::{AwsStore, HfResult, Item, body, conditional, n, s};
 use crate::error::{AwsError, Result, ddb};
 
 /// How long waiter items outlive their expiry (cancel_on waiters have none: 90 days).
@@ -97,11 +97,7 @@ impl Journal for AwsStore {
             .expression_attribute_values(":waiting", s("waiting"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(ddb(err).into()),
-        }
+        conditional(result)
     }
 }
 

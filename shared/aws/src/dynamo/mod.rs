@@ -145,6 +145,26 @@ where
         == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write's answer: `true` when written, `false` when its
+/// condition failed (another writer got there first), else the error.
+pub(crate) fn conditional<T, E>(
+    result: std::result::Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
+    >,
+) -> HfResult<bool>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+    aws_sdk_dynamodb::Error:
+        From<aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>>,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if condition_failed(&err) => Ok(false),
+        Err(err) => Err(ddb(err).into()),
+    }
+}
+
 fn ttl(at_ms: i64, keep_secs: i64) -> AttributeValue {
     n(at_ms / 1000 + keep_secs)
 }
@@ -175,11 +195,7 @@ impl EventLog for AwsStore {
             .expression_attribute_values(":cutoff", n(received_at - dedupe_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(ddb(err).into()),
-        }
+        conditional(result)
     }
 
     async fn get_event(&self, id: &str) -> HfResult<Option<StoredEvent>> {

@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use hookflow::run::Run;
 use hookflow::store::{RunFilter, RunStore};
 
-use super::{AwsStore, HfResult, Item, body, condition_failed, n, s};
+use super::{AwsStore, HfResult, Item, body, condition_failed, conditional, n, s};
 use crate::error::{AwsError, Result, ddb};
 
 /// How long idempotency items outlive their expiry before TTL removes them.
@@ -48,11 +48,7 @@ impl RunStore for AwsStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(ddb(err).into()),
-        }
+        conditional(result)
     }
 
     async fn get_run(&self, id: &str) -> HfResult<Option<Run>> {
@@ -95,11 +91,7 @@ impl RunStore for AwsStore {
             .expression_attribute_values(":cancelled", s("cancelled"))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(ddb(err).into()),
-        }
+        conditional(result)
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> HfResult<Vec<Run>> {
@@ -189,11 +181,7 @@ impl RunStore for AwsStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if condition_failed(&err) => Ok(false),
-            Err(err) => Err(ddb(err).into()),
-        }
+        conditional(result)
     }
 
     async fn release_lease(&self, run_id: &str, owner: &str) -> HfResult<()> {
