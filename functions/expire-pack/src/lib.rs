@@ -101,14 +101,12 @@ pub fn function(services: &Services) -> Function {
                             })
                         })
                         .await?;
-                    let Some(wake) = check.recheck_at else {
+                    let (Expiration::AwaitingSessions { scheduled, .. }, Some(wake)) =
+                        (&check.expiration, check.recheck_at)
+                    else {
                         break check;
                     };
                     if check_number == MAX_RECHECKS {
-                        let Expiration::AwaitingSessions { scheduled, .. } = check.expiration
-                        else {
-                            break check;
-                        };
                         return Err(NonRetriable::new(format!(
                             "pack `{order_id}` expired but {scheduled} session(s) are still \
                              scheduled after {MAX_RECHECKS} checks: mark them done or cancel \
