@@ -194,8 +194,7 @@ async fn a_booking_that_keeps_failing_is_refunded_once_and_the_customer_emailed(
         .engine()
         .replay(&effects.run.id)
         .await
-        .unwrap()
-        .id;
+        .unwrap();
     world.env.advance(Duration::from_secs(15 * 60)).await;
     let view = world
         .env
@@ -319,8 +318,7 @@ async fn duplicate_deliveries_record_book_and_refund_at_most_once() {
         .engine()
         .replay(&record.run.id)
         .await
-        .unwrap()
-        .id;
+        .unwrap();
     world.env.settle().await;
     let view = world
         .env

@@ -104,13 +104,13 @@ async fn cancelling_a_sleeping_run_stops_it_before_its_next_step() {
     let env = TestEnv::new(vec![sleeper("s", "go", &calls)]);
     env.send(vec![Event::new("go", json!({}))]).await;
     let run = env.only_run("s").await.run;
-    let cancelled = env.runtime.engine().cancel(&run.id).await.unwrap();
+    let cancelled = env.cancel(&run.id).await.unwrap();
     assert_eq!(cancelled.status, RunStatus::Cancelled);
     env.advance(days(3)).await;
     let view = env.only_run("s").await;
     assert_eq!(view.run.status, RunStatus::Cancelled);
     assert_eq!(view.steps.len(), 2, "the step after the sleep never ran");
-    let again = env.runtime.engine().cancel(&run.id).await.unwrap_err();
+    let again = env.cancel(&run.id).await.unwrap_err();
     assert!(again.to_string().contains("already cancelled"), "{again}");
 }
 
@@ -292,8 +292,7 @@ async fn replay_starts_a_fresh_run_with_the_same_event() {
     let env = TestEnv::new(vec![f]);
     env.send(vec![Event::new("go", json!({"x": 1}))]).await;
     let original = env.only_run("quick").await.run;
-    let replayed = env.runtime.engine().replay(&original.id).await.unwrap();
-    env.settle().await;
+    let replayed = env.replay(&original.id).await.unwrap();
     assert_ne!(replayed.id, original.id);
     let runs = env.runs_of("quick").await;
     assert_eq!(runs.len(), 2);
@@ -302,27 +301,6 @@ async fn replay_starts_a_fresh_run_with_the_same_event() {
             .all(|r| r.status == RunStatus::Completed && r.event == original.event)
     );
     assert_eq!(calls.get(), 2);
-}
-
-#[tokio::test]
-async fn a_redelivery_routes_an_event_whose_first_route_was_lost() {
-    // GIVEN an event stored by a process that died before queuing its route
-    let calls = Counter::default();
-    let env = TestEnv::new(vec![sleeper("s", "order/paid", &calls)]);
-    let event = Event::new("order/paid", json!({}))
-        .with_id("evt_lost")
-        .with_ts(START_MS);
-    hookflow::store::EventLog::put_event(env.runtime.store(), &event, START_MS, 86_400_000)
-        .await
-        .unwrap();
-    // WHEN the provider redelivers it (a duplicate by id)
-    let out = env.send(vec![event.clone()]).await;
-    assert!(out[0].duplicate);
-    // THEN it is routed once, and further redeliveries start nothing new
-    assert_eq!(env.runs_of("s").await.len(), 1);
-    env.send(vec![event]).await;
-    assert_eq!(env.runs_of("s").await.len(), 1);
-    assert_eq!(calls.get(), 1);
 }
 
 fn price() -> Function {

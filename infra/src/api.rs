@@ -15,6 +15,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hookflow::store::RunStore;
 use hookflow::{Error, Event, RunFilter, RunStatus};
 use hookflow_embedded::Embedded;
 use hookflow_webhooks::{CertFetcher, Provider, Receiver, WebhookRequest};
@@ -247,19 +248,45 @@ async fn get_run(State(rt): State<Embedded>, Path(id): Path<String>) -> ApiResul
     Ok(Json(serde_json::to_value(view).map_err(Error::from)?))
 }
 
-async fn cancel_run(State(rt): State<Embedded>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let run = rt.engine().cancel(&id).await?;
-    Ok(Json(json!({"id": run.id, "status": run.status})))
+/// `POST /runs/{id}/cancel`: requests the cancellation and waits briefly for
+/// the worker to apply it: `200` with the final status, or `202`
+/// `cancelling` while a running step finishes.
+async fn cancel_run(
+    State(rt): State<Embedded>,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    rt.engine().cancel(&id).await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let run = rt
+            .store()
+            .get_run(&id)
+            .await?
+            .ok_or_else(|| ApiError::from(Error::RunNotFound(id.clone())))?;
+        if run.status.is_terminal() {
+            return Ok((
+                StatusCode::OK,
+                Json(json!({"id": run.id, "status": run.status})),
+            ));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({"id": run.id, "status": "cancelling"})),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 async fn replay_run(
     State(rt): State<Embedded>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let run = rt.engine().replay(&id).await?;
+    let run_id = rt.engine().replay(&id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"id": run.id, "replay_of": id})),
+        Json(json!({"id": run_id, "replay_of": id})),
     ))
 }
 

@@ -105,7 +105,15 @@ async fn cancel_stops_a_sleeping_run() {
     rt.drain().await.unwrap();
     let (_, list) = call(&rt, "GET", "/runs", None).await;
     let id = list["runs"][0]["id"].as_str().unwrap().to_owned();
+    // The worker loop applies the cancellation, as under `hookflow dev`.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.run_workers(stopped).await }
+    });
     let (status, out) = call(&rt, "POST", &format!("/runs/{id}/cancel"), None).await;
+    stop.send(true).unwrap();
+    workers.await.unwrap();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(out["status"], "cancelled");
     clock.advance(Duration::from_secs(60));
@@ -163,7 +171,8 @@ async fn bad_requests_get_clear_errors() {
 #[tokio::test]
 async fn dead_letters_are_listed_and_redriven() {
     use hookflow::run::{Envelope, Message, Target};
-    use hookflow::store::Queue;
+    use hookflow::store::Outbox;
+    use hookflow::transition::Outgoing;
     let (rt, _) = runtime();
     let poison = Envelope::new(
         Target::Function("hello-world".into()),
@@ -171,7 +180,10 @@ async fn dead_letters_are_listed_and_redriven() {
             run_id: "gone".into(),
         },
     );
-    rt.store().send(&poison).await.unwrap();
+    rt.store()
+        .deliver(&[Outgoing::Send { envelope: poison }])
+        .await
+        .unwrap();
     let delivery = rt
         .store()
         .receive(START_MS, 1, 1000)

@@ -91,7 +91,7 @@ impl Backend for AwsTestEnv {
         });
         event["Records"][0]["body"] = json!(body.to_string());
         let event = serde_json::from_value(event).unwrap();
-        let response = hookflow_aws::lambda::handle_sqs(&self.engine, event).await;
+        let response = hookflow_aws::lambda::handle_sqs(&self.engine, event, None).await;
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
         AwsTestEnv::settle(self).await;
     }

@@ -22,8 +22,10 @@ pub struct AwsConfig {
     /// Use SQS `DelaySeconds` for timers up to 15 minutes (off in tests that
     /// drive a fake clock, where the consumer holds messages until due).
     pub sqs_delays: bool,
-    /// How long a run lease lasts (`HOOKFLOW_LEASE_SECS`; set it to the
-    /// function's timeout so a crashed worker's lease frees itself).
+    /// How long a run lease lasts from its last extension
+    /// (`HOOKFLOW_LEASE_SECS`, default 60 s); a running execution extends it
+    /// every third of that, never past the invocation's deadline, so a
+    /// crashed worker's lease frees itself.
     pub lease: Duration,
 }
 
@@ -58,7 +60,7 @@ impl AwsConfig {
                     "HOOKFLOW_LEASE_SECS `{v}` is not a number of seconds"
                 ))
             })?),
-            None => Duration::from_secs(900),
+            None => Duration::from_secs(60),
         };
         Ok(Self {
             table: required("HOOKFLOW_TABLE")?,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use hookflow::clock::duration_ms;
 use hookflow::run::Envelope;
+use hookflow::transition::Outgoing;
 use hookflow::{Clock, DocStore, Engine, EngineConfig, Handled, Registry, Store, SystemClock};
 use hookflow_webhooks::{CertFetcher, Provider, Receiver, WebhookConfig, WebhookRequest};
 use lambda_http::{Body, Request, Response};
@@ -26,11 +27,18 @@ const EARLY_TOLERANCE_MS: i64 = 1_000;
 /// failed ones (`ReportBatchItemFailures`), so one bad message never makes its
 /// neighbours run again. A failed message returns after the queue's
 /// visibility timeout and, after `maxReceiveCount`, lands in the DLQ.
-pub async fn handle_sqs<S: Store>(engine: &Engine<S>, event: SqsEvent) -> SqsBatchResponse {
+///
+/// `deadline` (ms since the epoch) is when the invocation times out: it
+/// bounds every run lease taken while handling the batch.
+pub async fn handle_sqs<S: Store>(
+    engine: &Engine<S>,
+    event: SqsEvent,
+    deadline: Option<i64>,
+) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        if let Err(err) = Box::pin(handle_record(engine, &record)).await {
+        if let Err(err) = Box::pin(handle_record(engine, &record, deadline)).await {
             tracing::error!(message.id = %id, error = %err, "message failed; SQS will redeliver it");
             response.add_failure(id);
         }
@@ -38,7 +46,11 @@ pub async fn handle_sqs<S: Store>(engine: &Engine<S>, event: SqsEvent) -> SqsBat
     response
 }
 
-async fn handle_record<S: Store>(engine: &Engine<S>, record: &SqsMessage) -> hookflow::Result<()> {
+async fn handle_record<S: Store>(
+    engine: &Engine<S>,
+    record: &SqsMessage,
+    deadline: Option<i64>,
+) -> hookflow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
     let envelope: Envelope = serde_json::from_str(body)?;
     let now = engine.clock().now_ms();
@@ -46,11 +58,17 @@ async fn handle_record<S: Store>(engine: &Engine<S>, record: &SqsMessage) -> hoo
         && not_before > now + EARLY_TOLERANCE_MS
     {
         // An early Scheduler timer: finish the remainder with an SQS delay.
-        return engine.store().schedule(&envelope, not_before).await;
+        return engine
+            .store()
+            .deliver(&[Outgoing::Later {
+                at: not_before,
+                envelope,
+            }])
+            .await;
     }
     // Boxed: the engine's future is deep, and a Lambda's `main` should not
     // need a raised recursion limit to compute its layout.
-    match Box::pin(engine.handle(&envelope)).await? {
+    match Box::pin(engine.handle_until(&envelope, deadline)).await? {
         Handled::Done => Ok(()),
         Handled::Busy => {
             // Another worker holds the run: come back shortly, as a new
@@ -59,7 +77,10 @@ async fn handle_record<S: Store>(engine: &Engine<S>, record: &SqsMessage) -> hoo
             again.not_before = None;
             engine
                 .store()
-                .schedule(&again, now + duration_ms(BUSY_DELAY))
+                .deliver(&[Outgoing::Later {
+                    envelope: again,
+                    at: now + duration_ms(BUSY_DELAY),
+                }])
                 .await
         }
     }
@@ -137,9 +158,8 @@ where
     let clients = AwsClients::from_env(None).await;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let engine_config = EngineConfig {
-        lease: config.lease,
         drive_crons: false,
-        ..EngineConfig::default()
+        ..EngineConfig::with_lease(config.lease)
     };
     let store = AwsStore::new(clients, config, clock.clone());
     let docs = DocStore::new(store.clone()).with_clock(clock.clone());
@@ -187,7 +207,8 @@ where
     let engine = &engine;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-            Ok::<_, lambda_runtime::Error>(handle_sqs(engine, event.payload).await)
+            let deadline = i64::try_from(event.context.deadline).ok();
+            Ok::<_, lambda_runtime::Error>(handle_sqs(engine, event.payload, deadline).await)
         },
     ))
     .await

@@ -12,10 +12,12 @@ use aws_sdk_scheduler::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use hookflow::clock::duration_ms;
+use hookflow::event::DEDUPE_WINDOW;
 use hookflow::event::derived_id;
 use hookflow::function::FAILURE_SUFFIX;
 use hookflow::run::{Envelope, Target};
-use hookflow::store::{Queue, Timers};
+use hookflow::store::Outbox;
+use hookflow::transition::Outgoing;
 
 use crate::config::{MAX_SQS_DELAY, SCHEDULER_EARLY};
 use crate::dynamo::AwsStore;
@@ -173,28 +175,52 @@ impl AwsStore {
     }
 }
 
-impl Queue for AwsStore {
-    async fn send(&self, envelope: &Envelope) -> HfResult<()> {
-        Ok(self.send_delayed(envelope, 0).await?)
+impl AwsStore {
+    /// Sends `envelope` now (SQS).
+    ///
+    /// # Errors
+    /// SQS errors.
+    pub async fn send(&self, envelope: &Envelope) -> Result<()> {
+        self.send_delayed(envelope, 0).await
     }
-}
 
-impl Timers for AwsStore {
-    async fn schedule(&self, envelope: &Envelope, at: i64) -> HfResult<()> {
+    /// Delivers `envelope` at `at`: an SQS delay up to 15 minutes, a one-time
+    /// Scheduler schedule beyond (and for keyed timers, which SQS cannot
+    /// deduplicate), set a minute early with `not_before` so the consumer
+    /// finishes the remainder precisely.
+    ///
+    /// # Errors
+    /// SQS or Scheduler errors.
+    pub async fn schedule(&self, envelope: &Envelope, at: i64) -> Result<()> {
         let mut envelope = envelope.clone();
         envelope.not_before = Some(at);
         let delay = at - self.clock.now_ms();
-        // Keyed timers must be scheduled once: SQS standard queues cannot
-        // deduplicate, Scheduler can (the schedule's name is the key).
         if envelope.dedupe_key.is_none() && delay <= duration_ms(MAX_SQS_DELAY) {
             let secs = if self.config.sqs_delays && delay > 0 {
                 i32::try_from((delay + 999) / 1000).unwrap_or(900).min(900)
             } else {
                 0
             };
-            Ok(self.send_delayed(&envelope, secs).await?)
+            self.send_delayed(&envelope, secs).await
         } else {
-            Ok(self.create_schedule(&envelope, at).await?)
+            self.create_schedule(&envelope, at).await
         }
+    }
+}
+
+impl Outbox for AwsStore {
+    async fn deliver(&self, messages: &[Outgoing]) -> HfResult<()> {
+        for message in messages {
+            match message {
+                Outgoing::Send { envelope } => self.send(envelope).await?,
+                Outgoing::Later { envelope, at } => self.schedule(envelope, *at).await?,
+                Outgoing::Events { events } => {
+                    let now = self.clock.now_ms();
+                    self.store_and_route(events, now, duration_ms(DEDUPE_WINDOW))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -26,9 +26,6 @@ pub const FUNCTION_FAILED: &str = "hookflow/function.failed";
 pub const SCHEDULED: &str = "hookflow/scheduled";
 /// Name of the event that starts a run through `step.invoke`.
 pub const INVOKED: &str = "hookflow/function.invoked";
-/// Name of the event asking the router to start an invoked run, when the
-/// invoking Lambda does not carry the invoked function's definition.
-pub const INVOKE_REQUESTED: &str = "hookflow/invoke.requested";
 
 /// Something that happened: a webhook delivery, a domain fact, a timer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -70,8 +70,21 @@ impl RunStatus {
 pub struct ParentStep {
     /// The waiting run.
     pub run_id: String,
+    /// The waiting run's function (its queue receives the result).
+    #[serde(default)]
+    pub function_id: String,
     /// The invoke step in it.
     pub step_id: String,
+}
+
+/// A run's execution lease: who may commit its transitions, and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// Unique per acquisition, so a worker that lost its lease can never
+    /// commit, even if it takes the run again later.
+    pub token: String,
+    /// When it lapses (ms) unless extended.
+    pub until: i64,
 }
 
 /// One execution of a function for one triggering event.
@@ -104,6 +117,19 @@ pub struct Run {
     pub parent: Option<ParentStep>,
     /// The idempotency key it claimed, if its function has one.
     pub idempotency_key: Option<String>,
+    /// Event names of its `cancel_on` waiters (step ids `cancel:<i>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cancel_on: Vec<String>,
+    /// The run this one replays, if started by a replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
+    /// Why a cancellation was requested and not yet applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_requested: Option<String>,
+    /// Its execution lease, while a worker holds it (kept by the store, not
+    /// in the run's body).
+    #[serde(skip)]
+    pub lease: Option<Lease>,
 }
 
 impl Run {
@@ -124,7 +150,63 @@ impl Run {
             error: None,
             parent: None,
             idempotency_key: None,
+            cancel_on: Vec::new(),
+            replay_of: None,
+            cancel_requested: None,
+            lease: None,
         }
+    }
+
+    /// The run as backends store it: everything but its trigger event (kept
+    /// once, apart) and its lease and cancellation request (kept where the
+    /// store's conditions can test them).
+    ///
+    /// # Errors
+    /// Serialization errors.
+    pub fn stored_body(&self) -> serde_json::Result<String> {
+        let mut body = serde_json::to_value(self)?;
+        if let Some(map) = body.as_object_mut() {
+            map.remove("event");
+            map.remove("cancel_requested");
+        }
+        Ok(body.to_string())
+    }
+
+    /// A run from its [`Run::stored_body`] and its trigger event; the caller
+    /// sets the lease and cancellation request.
+    ///
+    /// # Errors
+    /// Deserialization errors.
+    pub fn from_stored(body: &str, event: Value) -> serde_json::Result<Self> {
+        let mut body: Value = serde_json::from_str(body)?;
+        if let Some(map) = body.as_object_mut() {
+            map.insert("event".into(), event);
+        }
+        serde_json::from_value(body)
+    }
+
+    /// The waiters the run leaves when it ends: its `cancel_on` entries and
+    /// every `wait_for_event` step of `journal` still waiting.
+    #[must_use]
+    pub fn waiters_left(&self, journal: &[StepRecord]) -> Vec<WaiterKey> {
+        let cancel = self
+            .cancel_on
+            .iter()
+            .enumerate()
+            .map(|(i, event)| WaiterKey {
+                event: event.clone(),
+                run_id: self.id.clone(),
+                step_id: format!("cancel:{i}"),
+            });
+        let waits = journal.iter().filter_map(|step| {
+            let event = step.waited_event()?;
+            (step.status == StepStatus::Waiting).then(|| WaiterKey {
+                event: event.to_owned(),
+                run_id: self.id.clone(),
+                step_id: step.id.clone(),
+            })
+        });
+        cancel.chain(waits).collect()
     }
 }
 
@@ -187,6 +269,17 @@ pub struct StepRecord {
     pub detail: Option<Value>,
 }
 
+impl StepRecord {
+    /// The event name a `wait_for_event` step waits for.
+    #[must_use]
+    pub fn waited_event(&self) -> Option<&str> {
+        if self.kind != StepKind::WaitForEvent {
+            return None;
+        }
+        self.detail.as_ref()?.get("event")?.as_str()
+    }
+}
+
 /// What a waiter does when a matching event arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -218,6 +311,29 @@ pub struct Waiter {
     pub registered_at: i64,
     /// No match after this time (ms).
     pub expires_at: Option<i64>,
+}
+
+impl Waiter {
+    /// The key that identifies it in the store.
+    #[must_use]
+    pub fn key(&self) -> WaiterKey {
+        WaiterKey {
+            event: self.event.clone(),
+            run_id: self.run_id.clone(),
+            step_id: self.step_id.clone(),
+        }
+    }
+}
+
+/// Identifies a waiter: event name, run and step.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WaiterKey {
+    /// The event name waited for.
+    pub event: String,
+    /// The waiting run.
+    pub run_id: String,
+    /// The step id (or `cancel:<n>`).
+    pub step_id: String,
 }
 
 /// Where a message goes: the router, or one function's queue.
@@ -266,10 +382,47 @@ pub enum Message {
         /// The run.
         run_id: String,
     },
-    /// Resume a suspended run (timer fired, event arrived, retry due).
+    /// Resume a suspended run (a timer fired: sleep, retry, timeout).
     Resume {
         /// The run.
         run_id: String,
+    },
+    /// Give a waiting step its answer and resume its run, in one transition.
+    Resolve {
+        /// The waiting run.
+        run_id: String,
+        /// Its waiting step (`wait_for_event` or `invoke`).
+        step_id: String,
+        /// The answer.
+        with: Resolution,
+    },
+    /// Apply a requested cancellation (see `RunStore::request_cancel`).
+    Cancel {
+        /// The run.
+        run_id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Start a child run for `step.invoke` (handled by the router, which
+    /// knows every function).
+    Invoke {
+        /// The function to run.
+        function_id: String,
+        /// The child's event data.
+        data: serde_json::Value,
+        /// The child run's id (derived from parent and step).
+        child_run_id: String,
+        /// When the invoke step was reached (ms): the child event's `ts`.
+        at: i64,
+        /// The waiting step.
+        parent: ParentStep,
+    },
+    /// Start a new run with a finished run's function and event (router).
+    Replay {
+        /// The run to replay.
+        run_id: String,
+        /// The new run's id.
+        new_run_id: String,
     },
     /// Fire a cron trigger due at `at`.
     Cron {
@@ -279,6 +432,27 @@ pub enum Message {
         /// EventBridge Scheduler's `<aws.scheduler.scheduled-time>` gives).
         #[serde(deserialize_with = "ms_or_rfc3339")]
         at: i64,
+    },
+}
+
+/// The answer a waiting step receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Resolution {
+    /// A stored event matched the `wait_for_event` step.
+    Event {
+        /// The event's id.
+        event_id: String,
+    },
+    /// The invoked run finished (or holds the idempotency key).
+    Child {
+        /// The child run's id.
+        run_id: String,
+    },
+    /// The invoke could not start; the step fails with this message.
+    Error {
+        /// Why.
+        message: String,
     },
 }
 
@@ -300,6 +474,17 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// A message asking the router to route stored event `event_id`.
+    #[must_use]
+    pub fn route(event_id: &str) -> Self {
+        Self::new(
+            Target::Router,
+            Message::Route {
+                event_id: event_id.to_owned(),
+            },
+        )
+    }
+
     /// A message for `target` without a dedupe key.
     #[must_use]
     pub fn new(target: Target, message: Message) -> Self {

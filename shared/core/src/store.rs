@@ -1,11 +1,14 @@
-//! Storage capabilities, as small traits. The engine asks only for what it uses;
-//! each backend (embedded SQLite, AWS) implements all of them, and the generic
-//! contract suite in [`crate::testkit`] checks every implementation the same way.
+//! Storage capabilities, as small traits. Each role asks only for what it
+//! uses ([`crate::Ingest`] an [`EventLog`]; [`crate::Router`] events, runs,
+//! waiters and an outbox; [`crate::Worker`] runs and an outbox); each backend
+//! (embedded SQLite, AWS) implements all of them, and the generic contract
+//! suite in `crate::testkit` checks every implementation the same way.
 //!
-//! Implementations must make every state transition atomic: an event id is
-//! stored once per dedupe window, a run id is created once, an idempotency key
-//! is claimed once, a lease has one owner, and a waiting step is resolved once
-//! (whichever of event, child completion or timeout writes first wins).
+//! Every state change goes through [`RunStore::commit`], one atomic
+//! [`Transition`] whose [`crate::transition::Fence`] the backend checks in the
+//! same write. The only other writes are the event log's (idempotent by event
+//! id) and [`RunStore::request_cancel`]'s flag (idempotent, applied later by a
+//! transition).
 
 use std::future::Future;
 
@@ -14,7 +17,8 @@ use serde::{Deserialize, Serialize};
 pub use crate::docs::Documents;
 use crate::error::Result;
 use crate::event::Event;
-use crate::run::{Envelope, Run, RunStatus, StepRecord, Waiter};
+use crate::run::{Run, RunStatus, StepRecord, Waiter};
+use crate::transition::{Committed, Conflict, Outgoing, Transition};
 
 /// An event as stored, with the time it was received.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,14 +31,18 @@ pub struct StoredEvent {
 
 /// The event log: deduplicated storage of every accepted event.
 pub trait EventLog: Send + Sync {
-    /// Stores `event` unless the same id was received less than `dedupe_ms`
-    /// before `received_at`. Returns `true` when stored (new), `false` for a duplicate.
-    fn put_event(
+    /// Stores each event unless the same id was received less than
+    /// `dedupe_ms` before `received_at`, and queues a route for every stored
+    /// event (at its `ts` when that is later). Returns, per event, `true` when
+    /// stored and `false` for a duplicate. A duplicate may be routed again
+    /// (routing is idempotent); a stored event must never be left unrouted
+    /// once this returns `Ok`.
+    fn append(
         &self,
-        event: &Event,
+        events: &[Event],
         received_at: i64,
         dedupe_ms: i64,
-    ) -> impl Future<Output = Result<bool>> + Send;
+    ) -> impl Future<Output = Result<Vec<bool>>> + Send;
 
     /// The stored event with this id.
     fn get_event(&self, id: &str) -> impl Future<Output = Result<Option<StoredEvent>>> + Send;
@@ -67,109 +75,78 @@ pub struct RunFilter {
     pub limit: usize,
 }
 
-/// Runs, their leases and idempotency keys.
-pub trait RunStore: Send + Sync {
-    /// Creates `run` unless its id exists. Returns `true` when created.
-    fn create_run(&self, run: &Run) -> impl Future<Output = Result<bool>> + Send;
+/// A run as a worker needs it: its state, its journal, and any outbox a
+/// previous transition left undelivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedRun {
+    /// The run, with its trigger event, lease and cancellation request.
+    pub run: Run,
+    /// Its steps in position order.
+    pub journal: Vec<StepRecord>,
+    /// Messages of its last transition not known to be delivered.
+    pub undelivered: Vec<Outgoing>,
+}
 
-    /// The run with this id.
+/// Runs and their journals, changed only by transitions.
+pub trait RunStore: Send + Sync {
+    /// The run with its journal and undelivered outbox.
+    fn load_run(&self, id: &str) -> impl Future<Output = Result<Option<LoadedRun>>> + Send;
+
+    /// The run alone (no journal).
     fn get_run(&self, id: &str) -> impl Future<Output = Result<Option<Run>>> + Send;
 
-    /// Replaces the run's state unless it is already terminal (so a cancellation
-    /// is never overwritten). Returns `true` when written.
-    fn update_run(&self, run: &Run) -> impl Future<Output = Result<bool>> + Send;
+    /// Commits `transition` atomically if its fence holds. The outer error is
+    /// a storage failure (nothing may be assumed about the outcome: retry
+    /// from a fresh read); the inner one says which condition failed (nothing
+    /// was written).
+    fn commit(
+        &self,
+        transition: &Transition,
+    ) -> impl Future<Output = Result<Result<Committed, Conflict>>> + Send;
+
+    /// Extends the lease `token` of run `run_id` to `until`, if it is still
+    /// held and not lapsed at `now`. Reports a requested cancellation as
+    /// [`Conflict::CancelRequested`] (the lease is extended anyway).
+    fn extend_lease(
+        &self,
+        run_id: &str,
+        token: &str,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<Result<(), Conflict>>> + Send;
+
+    /// Asks for `run` to be cancelled: records `reason` on it (so its holder
+    /// stops at its next step boundary) and queues a
+    /// [`crate::run::Message::Cancel`] for its function, which a transition
+    /// applies. Returns `false` when the run is finished or unknown.
+    fn request_cancel(
+        &self,
+        run_id: &str,
+        function_id: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Runs matching `filter`, newest first.
     fn list_runs(&self, filter: &RunFilter) -> impl Future<Output = Result<Vec<Run>>> + Send;
-
-    /// Takes (or renews) the run's execution lease for `owner` until `until`,
-    /// if it is free, expired at `now`, or already held by `owner`.
-    fn acquire_lease(
-        &self,
-        run_id: &str,
-        owner: &str,
-        now: i64,
-        until: i64,
-    ) -> impl Future<Output = Result<bool>> + Send;
-
-    /// Releases the lease if `owner` holds it.
-    fn release_lease(&self, run_id: &str, owner: &str) -> impl Future<Output = Result<()>> + Send;
-
-    /// Claims `key` for `function_id` on behalf of `run_id` until `expires_at`.
-    /// Returns `None` when claimed, or the run id already holding a live claim.
-    fn claim_idempotency(
-        &self,
-        function_id: &str,
-        key: &str,
-        run_id: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> impl Future<Output = Result<Option<String>>> + Send;
 }
 
-/// The per-run step journal: one checkpoint per step.
-pub trait Journal: Send + Sync {
-    /// All steps of the run, in position order.
-    fn load_steps(&self, run_id: &str) -> impl Future<Output = Result<Vec<StepRecord>>> + Send;
-
-    /// One step of the run.
-    fn get_step(
-        &self,
-        run_id: &str,
-        step_id: &str,
-    ) -> impl Future<Output = Result<Option<StepRecord>>> + Send;
-
-    /// Writes (inserts or replaces) a step record: the checkpoint.
-    fn put_step(&self, run_id: &str, step: &StepRecord) -> impl Future<Output = Result<()>> + Send;
-
-    /// Replaces the step only if it is currently `waiting`. Returns `true` for
-    /// the one writer that wins the race between event, child and timeout.
-    fn resolve_step(
-        &self,
-        run_id: &str,
-        step: &StepRecord,
-    ) -> impl Future<Output = Result<bool>> + Send;
-}
-
-/// Registered waits for future events (`wait_for_event`, `cancel_on`).
+/// Registered waits for future events (`wait_for_event`, `cancel_on`),
+/// written only by transitions.
 pub trait Waiters: Send + Sync {
-    /// Registers (or replaces) a waiter.
-    fn add_waiter(&self, waiter: &Waiter) -> impl Future<Output = Result<()>> + Send;
-
     /// Every waiter for events named `event`.
     fn waiters_for(&self, event: &str) -> impl Future<Output = Result<Vec<Waiter>>> + Send;
-
-    /// Removes one waiter.
-    fn remove_waiter(
-        &self,
-        event: &str,
-        run_id: &str,
-        step_id: &str,
-    ) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// Sends work now.
-pub trait Queue: Send + Sync {
-    /// Sends a message for immediate processing.
-    fn send(&self, envelope: &Envelope) -> impl Future<Output = Result<()>> + Send;
+/// Sends messages: queues now, timers later, and events to store and route.
+pub trait Outbox: Send + Sync {
+    /// Delivers each message at least once. Safe to repeat: a message sent
+    /// twice is handled idempotently by its consumer; timers with a dedupe
+    /// key are scheduled once per key.
+    fn deliver(&self, messages: &[Outgoing]) -> impl Future<Output = Result<()>> + Send;
 }
 
-/// Delivers work later.
-pub trait Timers: Send + Sync {
-    /// Delivers `envelope` at `at` (ms) or soon after. With a dedupe key, a key
-    /// already scheduled is not scheduled again.
-    fn schedule(&self, envelope: &Envelope, at: i64) -> impl Future<Output = Result<()>> + Send;
-}
-
-/// Everything the engine needs, plus the [`Documents`] that handler code
-/// keeps its domain records in; implemented automatically for any type that
+/// Everything the engine needs; implemented automatically for any type that
 /// has all the capabilities.
-pub trait Store:
-    EventLog + RunStore + Journal + Waiters + Queue + Timers + Documents + Clone + 'static
-{
-}
+pub trait Store: EventLog + RunStore + Waiters + Outbox + Clone + 'static {}
 
-impl<T> Store for T where
-    T: EventLog + RunStore + Journal + Waiters + Queue + Timers + Documents + Clone + 'static
-{
-}
+impl<T> Store for T where T: EventLog + RunStore + Waiters + Outbox + Clone + 'static {}

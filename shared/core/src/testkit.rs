@@ -18,9 +18,11 @@ pub use self::docs::{
 use crate::error::Result;
 use crate::event::Event;
 use crate::run::{
-    Envelope, Message, Run, RunStatus, StepKind, StepRecord, StepStatus, Target, Waiter, WaiterKind,
+    Envelope, Lease, Message, Run, RunStatus, StepKind, StepRecord, StepStatus, Target, Waiter,
+    WaiterKind,
 };
 use crate::store::{RunFilter, Store};
+use crate::transition::{Committed, Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
 
 /// Lets the suite observe deliveries: the messages due at `now`, removed from
 /// the queue. (Production consumers are the worker loop or Lambda's event source.)
@@ -57,35 +59,140 @@ fn run(id: &str, function: &str, created_at: i64) -> Run {
     )
 }
 
-/// Event ids are stored once per dedupe window; events are found by name and time.
-pub async fn events_are_deduplicated<S: Store>(store: S) {
+fn start(id: &str) -> Envelope {
+    Envelope::new(
+        Target::Function("fn".into()),
+        Message::Start { run_id: id.into() },
+    )
+}
+
+fn waiter(run: &str, step: &str, event: &str) -> Waiter {
+    Waiter {
+        event: event.into(),
+        run_id: run.into(),
+        function_id: "fn".into(),
+        step_id: step.into(),
+        kind: WaiterKind::Step,
+        condition: Some("event.data.k == async.data.k".into()),
+        trigger: json!({"data": {"k": 1}}),
+        registered_at: T0,
+        expires_at: Some(T0 + DAY),
+    }
+}
+
+/// Commits `transition`, delivers what the backend left to deliver, and
+/// returns the conflict, if any.
+async fn commit<S: Store>(store: &S, transition: &Transition) -> Result<(), Conflict> {
+    match store.commit(transition).await.expect("commit") {
+        Ok(Committed { undelivered }) => {
+            store.deliver(&undelivered).await.expect("deliver");
+            Ok(())
+        }
+        Err(conflict) => Err(conflict),
+    }
+}
+
+/// Creates `run` (fence `Create`) and drains its start message.
+async fn create<S: Store + QueueProbe>(store: &S, run: &Run) {
+    let mut t = Transition::new(Fence::Create, run.clone());
+    t.outbox.push(Outgoing::Send {
+        envelope: start(&run.id),
+    });
+    commit(store, &t).await.expect("created");
+    store.take_due(run.created_at).await.unwrap();
+}
+
+/// Takes the lease `token` at `now` until `until`.
+async fn acquire<S: Store>(
+    store: &S,
+    run: &Run,
+    token: &str,
+    now: i64,
+    until: i64,
+) -> Result<Run, Conflict> {
+    let mut next = run.clone();
+    next.status = RunStatus::Running;
+    next.lease = Some(Lease {
+        token: token.into(),
+        until,
+    });
+    commit(
+        store,
+        &Transition::new(Fence::Acquire { now }, next.clone()),
+    )
+    .await?;
+    Ok(next)
+}
+
+/// Event ids are stored once per dedupe window, each stored event's route is
+/// queued, and events are found by name and time.
+pub async fn events_are_deduplicated_and_routed<S: Store + QueueProbe>(store: S) {
     let event = Event::new("order/paid", json!({"total": 5}))
         .with_id("evt-1")
         .with_ts(T0);
-    assert!(
-        store.put_event(&event, T0, DAY).await.unwrap(),
-        "first delivery is new"
+    assert_eq!(
+        store
+            .append(std::slice::from_ref(&event), T0, DAY)
+            .await
+            .unwrap(),
+        [true]
     );
-    assert!(
-        !store.put_event(&event, T0 + 1000, DAY).await.unwrap(),
+    let route = |id: &str| {
+        Envelope::new(
+            Target::Router,
+            Message::Route {
+                event_id: id.into(),
+            },
+        )
+    };
+    assert_eq!(store.take_due(T0).await.unwrap(), [route("evt-1")]);
+    assert_eq!(
+        store
+            .append(std::slice::from_ref(&event), T0 + 1000, DAY)
+            .await
+            .unwrap(),
+        [false],
         "redelivery is a duplicate"
     );
+    let again = store.take_due(T0 + 1000).await.unwrap();
     assert!(
-        store.put_event(&event, T0 + DAY, DAY).await.unwrap(),
+        again.iter().all(|e| *e == route("evt-1")),
+        "a duplicate may be routed again: {again:?}"
+    );
+    assert_eq!(
+        store
+            .append(std::slice::from_ref(&event), T0 + DAY, DAY)
+            .await
+            .unwrap(),
+        [true],
         "after the window it is new again"
     );
+    store.take_due(T0 + DAY).await.unwrap();
     let stored = store.get_event("evt-1").await.unwrap().expect("stored");
     assert_eq!(stored.event, event);
     assert_eq!(stored.received_at, T0 + DAY);
     assert!(store.get_event("nope").await.unwrap().is_none());
 
+    let later = Event::new("order/due", json!({}))
+        .with_id("evt-later")
+        .with_ts(T0 + DAY + 60_000);
+    assert_eq!(store.append(&[later], T0 + DAY, DAY).await.unwrap(), [true]);
+    assert!(
+        store.take_due(T0 + DAY + 59_000).await.unwrap().is_empty(),
+        "routed at its ts"
+    );
+    assert_eq!(
+        store.take_due(T0 + DAY + 60_000).await.unwrap(),
+        [route("evt-later")]
+    );
+
     store.record_routed(&stored).await.unwrap();
     let other = Event::new("order/shipped", json!({})).with_id("evt-2");
-    store.put_event(&other, T0 + DAY + 5, DAY).await.unwrap();
+    store.append(&[other], T0 + DAY + 5, DAY).await.unwrap();
     let routed = store.get_event("evt-2").await.unwrap().unwrap();
     store.record_routed(&routed).await.unwrap();
     let later = Event::new("order/paid", json!({})).with_id("evt-3");
-    store.put_event(&later, T0 + DAY + 10, DAY).await.unwrap();
+    store.append(&[later], T0 + DAY + 10, DAY).await.unwrap();
     let routed = store.get_event("evt-3").await.unwrap().unwrap();
     store.record_routed(&routed).await.unwrap();
     store.record_routed(&routed).await.unwrap(); // recording twice is harmless
@@ -102,39 +209,57 @@ pub async fn events_are_deduplicated<S: Store>(store: S) {
     assert_eq!(since.len(), 1);
 }
 
-/// Runs are created once, updated until terminal, and listed newest first.
-pub async fn runs_are_created_once_and_frozen_when_terminal<S: Store>(store: S) {
-    let mut a = run("run-a", "fn-1", T0);
-    assert!(store.create_run(&a).await.unwrap());
-    assert!(
-        !store.create_run(&a).await.unwrap(),
+/// A run is created once, with its trigger event and start message; listed
+/// newest first; frozen once finished.
+pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProbe>(store: S) {
+    let a = run("run-a", "fn-1", T0);
+    let mut t = Transition::new(Fence::Create, a.clone());
+    t.outbox.push(Outgoing::Send {
+        envelope: start("run-a"),
+    });
+    commit(&store, &t).await.unwrap();
+    assert_eq!(
+        commit(&store, &t).await,
+        Err(Conflict::Exists),
         "same id twice is refused"
     );
-    a.status = RunStatus::Running;
-    a.started_at = Some(T0 + 1);
-    assert!(store.update_run(&a).await.unwrap());
-    assert_eq!(store.get_run("run-a").await.unwrap().unwrap(), a);
-    a.status = RunStatus::Cancelled;
-    assert!(store.update_run(&a).await.unwrap());
-    let mut late = a.clone();
-    late.status = RunStatus::Completed;
-    assert!(
-        !store.update_run(&late).await.unwrap(),
-        "a terminal run never changes"
+    assert_eq!(
+        store.take_due(T0).await.unwrap(),
+        [start("run-a")],
+        "started once"
     );
+    let loaded = store.load_run("run-a").await.unwrap().expect("loaded");
+    assert_eq!(loaded.run, a, "with its trigger event");
+    assert!(loaded.journal.is_empty());
+
+    let running = acquire(&store, &a, "tok", T0, T0 + 100).await.unwrap();
+    let mut done = running.clone();
+    done.status = RunStatus::Cancelled;
+    done.lease = None;
+    commit(
+        &store,
+        &Transition::new(
+            Fence::Hold {
+                token: "tok".into(),
+                now: T0 + 1,
+            },
+            done.clone(),
+        ),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         store.get_run("run-a").await.unwrap().unwrap().status,
         RunStatus::Cancelled
     );
+    assert_eq!(
+        acquire(&store, &done, "late", T0 + 200, T0 + 300).await,
+        Err(Conflict::Finished),
+        "a finished run is never taken again"
+    );
 
-    store
-        .create_run(&run("run-b", "fn-1", T0 + 10))
-        .await
-        .unwrap();
-    store
-        .create_run(&run("run-c", "fn-2", T0 + 20))
-        .await
-        .unwrap();
+    create(&store, &run("run-b", "fn-1", T0 + 10)).await;
+    create(&store, &run("run-c", "fn-2", T0 + 20)).await;
     let all = store.list_runs(&RunFilter::default()).await.unwrap();
     let ids: Vec<_> = all.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["run-c", "run-b", "run-a"]);
@@ -157,166 +282,262 @@ pub async fn runs_are_created_once_and_frozen_when_terminal<S: Store>(store: S) 
     };
     assert_eq!(store.list_runs(&filter).await.unwrap().len(), 1);
     assert!(store.get_run("missing").await.unwrap().is_none());
+    assert!(store.load_run("missing").await.unwrap().is_none());
 }
 
-/// A lease has one owner until it expires or is released.
-pub async fn leases_have_one_owner<S: Store>(store: S) {
-    store.create_run(&run("run-l", "fn", T0)).await.unwrap();
-    assert!(
-        store
-            .acquire_lease("run-l", "a", T0, T0 + 100)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .acquire_lease("run-l", "b", T0 + 50, T0 + 150)
-            .await
-            .unwrap(),
+/// A lease has one holder until it lapses; only its holder commits, and a
+/// holder that lost it writes nothing.
+pub async fn leases_fence_every_commit<S: Store + QueueProbe>(store: S) {
+    let r = run("run-l", "fn", T0);
+    create(&store, &r).await;
+    let held = acquire(&store, &r, "a", T0, T0 + 100).await.unwrap();
+    assert_eq!(
+        acquire(&store, &r, "b", T0 + 50, T0 + 150).await,
+        Err(Conflict::Leased),
         "held by a"
     );
-    assert!(
-        store
-            .acquire_lease("run-l", "a", T0 + 50, T0 + 200)
-            .await
-            .unwrap(),
-        "owner renews"
-    );
-    assert!(
-        !store
-            .acquire_lease("run-l", "b", T0 + 150, T0 + 250)
-            .await
-            .unwrap(),
-        "renewed lease still held"
-    );
-    assert!(
-        store
-            .acquire_lease("run-l", "b", T0 + 200, T0 + 300)
-            .await
-            .unwrap(),
-        "expired lease is free"
-    );
-    store.release_lease("run-l", "a").await.unwrap();
-    assert!(
-        !store
-            .acquire_lease("run-l", "c", T0 + 210, T0 + 300)
-            .await
-            .unwrap(),
-        "only the owner releases"
-    );
-    store.release_lease("run-l", "b").await.unwrap();
-    assert!(
-        store
-            .acquire_lease("run-l", "c", T0 + 210, T0 + 300)
-            .await
-            .unwrap()
-    );
-}
-
-/// An idempotency key is claimed once until it expires.
-pub async fn idempotency_keys_are_claimed_once<S: Store>(store: S) {
-    assert_eq!(
-        store
-            .claim_idempotency("fn", "order-1", "run-1", T0, T0 + DAY)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .claim_idempotency("fn", "order-1", "run-2", T0 + 1, T0 + DAY)
-            .await
-            .unwrap(),
-        Some("run-1".into())
-    );
-    assert_eq!(
-        store
-            .claim_idempotency("other-fn", "order-1", "run-3", T0, T0 + DAY)
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .claim_idempotency("fn", "order-1", "run-4", T0 + DAY, T0 + 2 * DAY)
-            .await
-            .unwrap(),
-        None
-    );
-}
-
-/// The journal keeps one record per step; a waiting step is resolved once.
-pub async fn journal_checkpoints_and_resolves_once<S: Store>(store: S) {
-    store
-        .put_step("r", &step("b", 1, StepStatus::Completed))
-        .await
-        .unwrap();
-    store
-        .put_step("r", &step("a", 0, StepStatus::Completed))
-        .await
-        .unwrap();
-    store
-        .put_step("other", &step("a", 0, StepStatus::Completed))
-        .await
-        .unwrap();
-    let ids: Vec<_> = store
-        .load_steps("r")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    assert_eq!(ids, ["a", "b"], "ordered by position");
-
-    let mut wait = step("w", 2, StepStatus::Waiting);
-    wait.kind = StepKind::WaitForEvent;
-    store.put_step("r", &wait).await.unwrap();
-    let mut by_event = wait.clone();
-    by_event.status = StepStatus::Completed;
-    by_event.output = Some(json!({"via": "event"}));
-    let mut by_timeout = wait.clone();
-    by_timeout.status = StepStatus::Completed;
-    by_timeout.output = None;
-    assert!(
-        store.resolve_step("r", &by_event).await.unwrap(),
-        "first resolver wins"
-    );
-    assert!(
-        !store.resolve_step("r", &by_timeout).await.unwrap(),
-        "second resolver loses"
-    );
-    assert_eq!(store.get_step("r", "w").await.unwrap().unwrap(), by_event);
-    assert!(
-        !store
-            .resolve_step("r", &step("missing", 9, StepStatus::Completed))
-            .await
-            .unwrap()
-    );
-    assert!(store.get_step("r", "missing").await.unwrap().is_none());
-}
-
-/// Waiters are found by event name and removed individually.
-pub async fn waiters_are_found_by_event<S: Store>(store: S) {
-    let waiter = |run: &str, step: &str, event: &str| Waiter {
-        event: event.into(),
-        run_id: run.into(),
-        function_id: "fn".into(),
-        step_id: step.into(),
-        kind: WaiterKind::Step,
-        condition: Some("event.data.k == async.data.k".into()),
-        trigger: json!({"data": {"k": 1}}),
-        registered_at: T0,
-        expires_at: Some(T0 + DAY),
+    let hold = |token: &str, now| Fence::Hold {
+        token: token.into(),
+        now,
     };
-    store
-        .add_waiter(&waiter("r1", "w", "user/linked"))
+    let mut checkpoint = Transition::new(hold("a", T0 + 60), held.clone());
+    checkpoint.steps.push(step("s1", 0, StepStatus::Completed));
+    commit(&store, &checkpoint).await.unwrap();
+    assert_eq!(
+        store
+            .extend_lease("run-l", "a", T0 + 90, T0 + 200)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        acquire(&store, &r, "b", T0 + 150, T0 + 250).await,
+        Err(Conflict::Leased),
+        "an extended lease is still held"
+    );
+    let taken = acquire(&store, &r, "b", T0 + 200, T0 + 300).await.unwrap();
+    assert_eq!(
+        taken.lease.as_ref().unwrap().token,
+        "b",
+        "a lapsed lease is free"
+    );
+
+    // The old holder can no longer commit, nor extend, and writes nothing.
+    let mut stale = Transition::new(hold("a", T0 + 60), held.clone());
+    stale.steps.push(step("s2", 1, StepStatus::Completed));
+    stale
+        .waiters_added
+        .push(waiter("run-l", "w", "user/linked"));
+    stale.outbox.push(Outgoing::Send {
+        envelope: start("stale"),
+    });
+    assert_eq!(commit(&store, &stale).await, Err(Conflict::LeaseLost));
+    assert_eq!(
+        store
+            .extend_lease("run-l", "a", T0 + 210, T0 + 400)
+            .await
+            .unwrap(),
+        Err(Conflict::LeaseLost)
+    );
+    let loaded = store.load_run("run-l").await.unwrap().unwrap();
+    let ids: Vec<_> = loaded.journal.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s1"], "nothing of the stale commit");
+    assert!(store.waiters_for("user/linked").await.unwrap().is_empty());
+    assert!(store.take_due(T0 + 500).await.unwrap().is_empty());
+    assert_eq!(
+        loaded.run.lease.as_ref().map(|l| l.token.as_str()),
+        Some("b")
+    );
+
+    // A lapsed lease cannot commit even when nobody took the run since.
+    let mut late = Transition::new(hold("b", T0 + 301), taken.clone());
+    late.steps.push(step("s2", 1, StepStatus::Completed));
+    assert_eq!(commit(&store, &late).await, Err(Conflict::LeaseLost));
+
+    // Releasing the lease (a transition with no lease) frees the run.
+    let again = acquire(&store, &r, "c", T0 + 400, T0 + 500).await.unwrap();
+    let mut released = again.clone();
+    released.lease = None;
+    released.status = RunStatus::Sleeping;
+    commit(&store, &Transition::new(hold("c", T0 + 410), released))
         .await
         .unwrap();
-    store
-        .add_waiter(&waiter("r2", "w", "user/linked"))
-        .await
-        .unwrap();
-    store.add_waiter(&waiter("r3", "w", "other")).await.unwrap();
+    acquire(&store, &r, "d", T0 + 420, T0 + 500).await.unwrap();
+}
+
+/// A requested cancellation stops the holder's next commit and extension,
+/// lets the cancelling transition through, and queues its message.
+pub async fn cancellation_requests_fence_the_holder<S: Store + QueueProbe>(store: S) {
+    let r = run("run-x", "fn", T0);
+    create(&store, &r).await;
+    let held = acquire(&store, &r, "a", T0, T0 + 1000).await.unwrap();
+    assert!(
+        store
+            .request_cancel("run-x", "fn", "stop it")
+            .await
+            .unwrap()
+    );
+    let cancel = Envelope::new(
+        Target::Function("fn".into()),
+        Message::Cancel {
+            run_id: "run-x".into(),
+            reason: "stop it".into(),
+        },
+    );
+    assert_eq!(store.take_due(T0).await.unwrap(), [cancel]);
+    assert_eq!(
+        store
+            .load_run("run-x")
+            .await
+            .unwrap()
+            .unwrap()
+            .run
+            .cancel_requested
+            .as_deref(),
+        Some("stop it")
+    );
+    let mut checkpoint = Transition::new(
+        Fence::Hold {
+            token: "a".into(),
+            now: T0 + 1,
+        },
+        held.clone(),
+    );
+    checkpoint.steps.push(step("s1", 0, StepStatus::Completed));
+    assert_eq!(
+        commit(&store, &checkpoint).await,
+        Err(Conflict::CancelRequested("stop it".into()))
+    );
+    assert_eq!(
+        store
+            .extend_lease("run-x", "a", T0 + 2, T0 + 2000)
+            .await
+            .unwrap(),
+        Err(Conflict::CancelRequested("stop it".into()))
+    );
+    let mut cancelled = held.clone();
+    cancelled.status = RunStatus::Cancelled;
+    cancelled.lease = None;
+    cancelled.cancel_requested = None;
+    commit(
+        &store,
+        &Transition::new(
+            Fence::HoldCancelling {
+                token: "a".into(),
+                now: T0 + 3,
+            },
+            cancelled,
+        ),
+    )
+    .await
+    .unwrap();
+    let loaded = store.load_run("run-x").await.unwrap().unwrap();
+    assert_eq!(loaded.run.status, RunStatus::Cancelled);
+    assert!(loaded.journal.is_empty());
+    assert!(
+        !store.request_cancel("run-x", "fn", "again").await.unwrap(),
+        "already finished"
+    );
+    assert!(
+        !store.request_cancel("nope", "fn", "again").await.unwrap(),
+        "unknown"
+    );
+    assert!(store.take_due(T0 + 10).await.unwrap().is_empty());
+}
+
+/// An idempotency key is claimed with its run's creation, once until it lapses.
+pub async fn idempotency_keys_are_claimed_once<S: Store + QueueProbe>(store: S) {
+    let claim = |now| IdempotencyClaim {
+        function_id: "fn".into(),
+        key: "order-1".into(),
+        expires_at: now + DAY,
+        now,
+    };
+    let mut first = Transition::new(Fence::Create, run("run-1", "fn", T0));
+    first.idempotency = Some(claim(T0));
+    commit(&store, &first).await.unwrap();
+    let mut second = Transition::new(Fence::Create, run("run-2", "fn", T0 + 1));
+    second.idempotency = Some(claim(T0 + 1));
+    second.outbox.push(Outgoing::Send {
+        envelope: start("run-2"),
+    });
+    assert_eq!(
+        commit(&store, &second).await,
+        Err(Conflict::KeyTaken {
+            run_id: "run-1".into()
+        })
+    );
+    assert!(
+        store.get_run("run-2").await.unwrap().is_none(),
+        "no run without its key"
+    );
+    assert!(store.take_due(T0 + 1).await.unwrap().is_empty());
+    let mut other_fn = Transition::new(Fence::Create, run("run-3", "other-fn", T0));
+    other_fn.idempotency = Some(IdempotencyClaim {
+        function_id: "other-fn".into(),
+        ..claim(T0)
+    });
+    commit(&store, &other_fn).await.unwrap();
+    let mut after = Transition::new(Fence::Create, run("run-4", "fn", T0 + DAY));
+    after.idempotency = Some(claim(T0 + DAY));
+    commit(&store, &after).await.unwrap();
+}
+
+/// The journal keeps one record per step, replaced by later checkpoints and
+/// loaded in position order.
+pub async fn journal_checkpoints_are_ordered_and_replaced<S: Store + QueueProbe>(store: S) {
+    let r = run("r", "fn", T0);
+    create(&store, &r).await;
+    let held = acquire(&store, &r, "t", T0, T0 + 1000).await.unwrap();
+    let hold = Fence::Hold {
+        token: "t".into(),
+        now: T0 + 1,
+    };
+    let mut t = Transition::new(hold.clone(), held.clone());
+    t.steps = vec![
+        step("b", 1, StepStatus::Retrying),
+        step("a", 0, StepStatus::Completed),
+    ];
+    commit(&store, &t).await.unwrap();
+    let mut t = Transition::new(hold, held);
+    t.steps = vec![step("b", 1, StepStatus::Completed)];
+    commit(&store, &t).await.unwrap();
+    let other = run("other", "fn", T0);
+    create(&store, &other).await;
+    let loaded = store.load_run("r").await.unwrap().unwrap();
+    let steps: Vec<_> = loaded
+        .journal
+        .iter()
+        .map(|s| (s.id.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        steps,
+        [("a", StepStatus::Completed), ("b", StepStatus::Completed)]
+    );
+    assert!(
+        store
+            .load_run("other")
+            .await
+            .unwrap()
+            .unwrap()
+            .journal
+            .is_empty()
+    );
+}
+
+/// Waiters come and go with transitions and are found by event name.
+pub async fn waiters_are_registered_by_transitions<S: Store + QueueProbe>(store: S) {
+    let r = run("r1", "fn", T0);
+    let mut t = Transition::new(Fence::Create, r.clone());
+    t.waiters_added = vec![
+        waiter("r1", "w", "user/linked"),
+        waiter("r1", "cancel:0", "other"),
+    ];
+    commit(&store, &t).await.unwrap();
+    let r2 = run("r2", "fn", T0);
+    let mut t = Transition::new(Fence::Create, r2);
+    t.waiters_added = vec![waiter("r2", "w", "user/linked")];
+    commit(&store, &t).await.unwrap();
     let mut found = store.waiters_for("user/linked").await.unwrap();
     found.sort_by(|a, b| a.run_id.cmp(&b.run_id));
     assert_eq!(
@@ -326,21 +547,24 @@ pub async fn waiters_are_found_by_event<S: Store>(store: S) {
             waiter("r2", "w", "user/linked")
         ]
     );
-    store.remove_waiter("user/linked", "r1", "w").await.unwrap();
+    let held = acquire(&store, &r, "t", T0, T0 + 1000).await.unwrap();
+    let mut t = Transition::new(
+        Fence::Hold {
+            token: "t".into(),
+            now: T0,
+        },
+        held,
+    );
+    t.waiters_removed = vec![waiter("r1", "w", "user/linked").key()];
+    commit(&store, &t).await.unwrap();
     assert_eq!(store.waiters_for("user/linked").await.unwrap().len(), 1);
+    assert_eq!(store.waiters_for("other").await.unwrap().len(), 1);
     assert!(store.waiters_for("nothing").await.unwrap().is_empty());
 }
 
-/// Sent messages are due now; timers at their time; a dedupe key schedules once.
-pub async fn queue_and_timers_deliver_on_time<S: Store + QueueProbe>(store: S) {
-    let start = |id: &str| {
-        Envelope::new(
-            Target::Function("fn".into()),
-            Message::Start { run_id: id.into() },
-        )
-    };
-    store.send(&start("now")).await.unwrap();
-    store.schedule(&start("later"), T0 + 60_000).await.unwrap();
+/// The outbox: messages now, timers at their time, a dedupe key scheduled
+/// once, events stored and routed.
+pub async fn the_outbox_delivers_on_time<S: Store + QueueProbe>(store: S) {
     let mut cron = Envelope::new(
         Target::Router,
         Message::Cron {
@@ -349,11 +573,49 @@ pub async fn queue_and_timers_deliver_on_time<S: Store + QueueProbe>(store: S) {
         },
     );
     cron.dedupe_key = Some("cron:daily:1".into());
-    store.schedule(&cron, T0 + 120_000).await.unwrap();
-    store.schedule(&cron, T0 + 120_000).await.unwrap();
-
-    let due = store.take_due(T0).await.unwrap();
-    assert_eq!(due, vec![start("now")]);
+    let sent = Event::new("mail/requested", json!({"to": "a"}))
+        .with_id("sent-1")
+        .with_ts(T0);
+    let mut t = Transition::new(Fence::Create, run("r", "fn", T0));
+    t.outbox = vec![
+        Outgoing::Send {
+            envelope: start("now"),
+        },
+        Outgoing::Later {
+            envelope: start("later"),
+            at: T0 + 60_000,
+        },
+        Outgoing::Later {
+            envelope: cron.clone(),
+            at: T0 + 120_000,
+        },
+        Outgoing::Events {
+            events: vec![sent.clone()],
+        },
+    ];
+    commit(&store, &t).await.unwrap();
+    store
+        .deliver(&[Outgoing::Later {
+            envelope: cron.clone(),
+            at: T0 + 120_000,
+        }])
+        .await
+        .unwrap();
+    let mut due = store.take_due(T0).await.unwrap();
+    due.sort_by_key(|e| serde_json::to_string(e).unwrap_or_default());
+    let route = Envelope::new(
+        Target::Router,
+        Message::Route {
+            event_id: "sent-1".into(),
+        },
+    );
+    let mut expected = vec![start("now"), route];
+    expected.sort_by_key(|e| serde_json::to_string(e).unwrap_or_default());
+    assert_eq!(due, expected);
+    assert_eq!(
+        store.get_event("sent-1").await.unwrap().unwrap().event,
+        sent
+    );
     assert!(store.take_due(T0 + 59_000).await.unwrap().is_empty());
     assert_eq!(
         store.take_due(T0 + 60_000).await.unwrap(),
@@ -372,32 +634,36 @@ pub async fn queue_and_timers_deliver_on_time<S: Store + QueueProbe>(store: S) {
 macro_rules! store_contract_tests {
     ($make:expr) => {
         #[tokio::test]
-        async fn contract_events_are_deduplicated() {
-            $crate::testkit::events_are_deduplicated($make.await).await;
+        async fn contract_events_are_deduplicated_and_routed() {
+            $crate::testkit::events_are_deduplicated_and_routed($make.await).await;
         }
         #[tokio::test]
-        async fn contract_runs_are_created_once_and_frozen_when_terminal() {
-            $crate::testkit::runs_are_created_once_and_frozen_when_terminal($make.await).await;
+        async fn contract_runs_are_created_once_and_frozen_when_finished() {
+            $crate::testkit::runs_are_created_once_and_frozen_when_finished($make.await).await;
         }
         #[tokio::test]
-        async fn contract_leases_have_one_owner() {
-            $crate::testkit::leases_have_one_owner($make.await).await;
+        async fn contract_leases_fence_every_commit() {
+            $crate::testkit::leases_fence_every_commit($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_cancellation_requests_fence_the_holder() {
+            $crate::testkit::cancellation_requests_fence_the_holder($make.await).await;
         }
         #[tokio::test]
         async fn contract_idempotency_keys_are_claimed_once() {
             $crate::testkit::idempotency_keys_are_claimed_once($make.await).await;
         }
         #[tokio::test]
-        async fn contract_journal_checkpoints_and_resolves_once() {
-            $crate::testkit::journal_checkpoints_and_resolves_once($make.await).await;
+        async fn contract_journal_checkpoints_are_ordered_and_replaced() {
+            $crate::testkit::journal_checkpoints_are_ordered_and_replaced($make.await).await;
         }
         #[tokio::test]
-        async fn contract_waiters_are_found_by_event() {
-            $crate::testkit::waiters_are_found_by_event($make.await).await;
+        async fn contract_waiters_are_registered_by_transitions() {
+            $crate::testkit::waiters_are_registered_by_transitions($make.await).await;
         }
         #[tokio::test]
-        async fn contract_queue_and_timers_deliver_on_time() {
-            $crate::testkit::queue_and_timers_deliver_on_time($make.await).await;
+        async fn contract_the_outbox_delivers_on_time() {
+            $crate::testkit::the_outbox_delivers_on_time($make.await).await;
         }
         #[tokio::test]
         async fn contract_documents_are_created_once() {

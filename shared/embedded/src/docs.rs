@@ -43,7 +43,7 @@ impl Documents for SqliteStore {
     async fn get_doc(&self, collection: &str, key: &str) -> HfResult<Option<Document>> {
         check_names(collection, key)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
-        self.hf(move |c| {
+        self.query(move |c| {
             c.query_row(
                 "SELECT collection, key, version, updated_at, body FROM docs
                  WHERE collection = ?1 AND key = ?2",
@@ -66,7 +66,7 @@ impl Documents for SqliteStore {
     ) -> HfResult<bool> {
         let body = encode_document(collection, key, value)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
-        self.hf(move |c| {
+        self.query(move |c| {
             let changed = c.execute(
                 "INSERT INTO docs (collection, key, version, updated_at, body)
                  VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (collection, key) DO NOTHING",
@@ -88,7 +88,7 @@ impl Documents for SqliteStore {
         let body = encode_document(collection, key, value)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
         let expected = sql_version(expected_version);
-        self.hf(move |c| {
+        self.query(move |c| {
             let changed = c.execute(
                 "UPDATE docs SET version = version + 1, updated_at = ?4, body = ?5
                  WHERE collection = ?1 AND key = ?2 AND version = ?3",
@@ -108,7 +108,7 @@ impl Documents for SqliteStore {
         check_names(collection, key)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
         let expected = sql_version(expected_version);
-        self.hf(move |c| {
+        self.query(move |c| {
             let changed = c.execute(
                 "DELETE FROM docs WHERE collection = ?1 AND key = ?2 AND version = ?3",
                 params![collection, key, expected],
@@ -128,7 +128,7 @@ impl Documents for SqliteStore {
         let collection = collection.to_owned();
         let after = after.map(str::to_owned);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.hf(move |c| {
+        self.query(move |c| {
             // TEXT compares with the BINARY collation: UTF-8 byte order.
             let mut stmt = c.prepare_cached(
                 "SELECT collection, key, version, updated_at, body FROM docs

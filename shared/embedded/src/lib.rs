@@ -24,6 +24,9 @@ pub enum EmbeddedError {
     /// A stored record could not be decoded.
     #[error("stored record: {0}")]
     Json(#[from] serde_json::Error),
+    /// The database file does not fit this version.
+    #[error("{0}")]
+    Schema(String),
     /// The blocking task running the query panicked or was cancelled.
     #[error("database task: {0}")]
     Task(#[from] tokio::task::JoinError),

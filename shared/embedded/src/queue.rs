@@ -20,24 +20,6 @@ pub struct Delivery {
 }
 
 impl SqliteStore {
-    /// Adds a message, visible at `at` (or at once). A message whose dedupe key
-    /// is already queued is ignored.
-    pub(crate) async fn enqueue(&self, envelope: &Envelope, at: Option<i64>) -> Result<()> {
-        let body = serde_json::to_string(envelope)?;
-        let target = envelope.target.queue_name();
-        let key = envelope.dedupe_key.clone();
-        self.call(move |c| {
-            c.execute(
-                "INSERT OR IGNORE INTO queue (target, body, visible_at, dedupe_key) VALUES (?1, ?2, ?3, ?4)",
-                params![target, body, at.unwrap_or(0), key],
-            )?;
-            Ok(())
-        })
-        .await?;
-        self.notify.notify_waiters();
-        Ok(())
-    }
-
     /// Receives up to `max` messages visible at `now`, hiding them for `visibility_ms`.
     ///
     /// # Errors
@@ -242,7 +224,7 @@ impl SqliteStore {
                 "UPDATE queue SET visible_at = ?1 WHERE dead = 0 AND receive_count > 0 AND visible_at > ?1",
                 [now],
             )?;
-            c.execute("UPDATE runs SET lease_owner = NULL, lease_until = 0 WHERE lease_owner IS NOT NULL", [])?;
+            c.execute("UPDATE runs SET lease_token = NULL, lease_until = 0 WHERE lease_token IS NOT NULL", [])?;
             Ok(n)
         })
         .await

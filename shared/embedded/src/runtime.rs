@@ -26,6 +26,8 @@ pub struct WorkerConfig {
     pub idle_poll: Duration,
     /// Delay before re-delivering a message whose run is held by another worker.
     pub busy_delay: Duration,
+    /// How long a run's lease lasts; a running execution extends it every third.
+    pub lease: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -36,6 +38,7 @@ impl Default for WorkerConfig {
             max_receives: 10,
             idle_poll: Duration::from_millis(250),
             busy_delay: Duration::from_millis(500),
+            lease: Duration::from_secs(60),
         }
     }
 }
@@ -55,10 +58,8 @@ impl Embedded {
         clock: Arc<dyn Clock>,
         config: WorkerConfig,
     ) -> Self {
-        let engine_config = EngineConfig {
-            lease: config.visibility,
-            ..EngineConfig::default()
-        };
+        let store = store.with_clock(clock.clone());
+        let engine_config = EngineConfig::with_lease(config.lease);
         Self {
             engine: Engine::new(store, registry, clock, engine_config),
             config,

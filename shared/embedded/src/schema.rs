@@ -8,6 +8,9 @@ PRAGMA busy_timeout = 5000;
 PRAGMA foreign_keys = OFF;
 ";
 
+/// The schema's version (`PRAGMA user_version`); a file of another version is refused.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     id          TEXT PRIMARY KEY,
@@ -19,13 +22,15 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_name ON events (name, received_at);
 
 CREATE TABLE IF NOT EXISTS runs (
-    id          TEXT PRIMARY KEY,
-    function_id TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    body        TEXT NOT NULL,
-    lease_owner TEXT,
-    lease_until INTEGER NOT NULL DEFAULT 0
+    id               TEXT PRIMARY KEY,
+    function_id      TEXT NOT NULL,
+    status           TEXT NOT NULL,
+    created_at       INTEGER NOT NULL,
+    body             TEXT NOT NULL,    -- the run without its trigger event
+    event            TEXT NOT NULL,    -- the trigger event, written once
+    lease_token      TEXT,
+    lease_until      INTEGER NOT NULL DEFAULT 0,
+    cancel_requested TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_function ON runs (function_id, status, created_at);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at);

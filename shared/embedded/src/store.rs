@@ -1,19 +1,20 @@
-//! [`SqliteStore`]: the store traits on SQLite. Conditional writes are single
-//! statements (or short transactions) on one connection, so each transition
-//! the traits promise is atomic.
+//! [`SqliteStore`]: the store traits on SQLite. A transition is one SQLite
+//! transaction: its fence is checked, its records written and its outbox
+//! enqueued (the queue is a table) together, so nothing of it is ever
+//! half-applied and nothing is left to deliver afterwards.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use hookflow::clock::{Clock, SystemClock};
 use hookflow::event::Event;
-use hookflow::run::{Envelope, Run, StepRecord, Waiter};
-use hookflow::store::{
-    EventLog, Journal, Queue, RunFilter, RunStore, StoredEvent, Timers, Waiters,
-};
-use rusqlite::{Connection, OptionalExtension, params};
+use hookflow::run::{Envelope, Lease, Message, Run, RunStatus, StepRecord, Target, Waiter};
+use hookflow::store::{EventLog, LoadedRun, Outbox, RunFilter, RunStore, StoredEvent, Waiters};
+use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::Notify;
 
-use crate::schema::{PRAGMAS, SCHEMA};
+use crate::schema::{PRAGMAS, SCHEMA, SCHEMA_VERSION};
 use crate::{EmbeddedError, Result};
 
 /// The embedded store: one SQLite database. Cheap to clone (shared connection).
@@ -21,6 +22,7 @@ use crate::{EmbeddedError, Result};
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     pub(crate) notify: Arc<Notify>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -31,11 +33,14 @@ impl std::fmt::Debug for SqliteStore {
 
 type HfResult<T> = hookflow::Result<T>;
 
+const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
+
 impl SqliteStore {
     /// Opens (or creates) the database file at `path`.
     ///
     /// # Errors
-    /// When the file cannot be opened or the schema cannot be created.
+    /// When the file cannot be opened, the schema cannot be created, or the
+    /// file was written by an incompatible version.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::from_connection(Connection::open(path)?)
     }
@@ -50,11 +55,36 @@ impl SqliteStore {
 
     fn from_connection(conn: Connection) -> Result<Self> {
         conn.execute_batch(PRAGMAS)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let has_runs: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs')",
+            [],
+            |r| r.get(0),
+        )?;
+        if has_runs && version != SCHEMA_VERSION {
+            return Err(EmbeddedError::Schema(format!(
+                "the database was written by another version of hookflow (schema {version}, this one uses {SCHEMA_VERSION}); \
+                 move it away or pass another --db"
+            )));
+        }
         conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             notify: Arc::new(Notify::new()),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same store, stamping received events with `clock`'s time.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Runs `f` on the connection in a blocking task.
@@ -77,7 +107,7 @@ impl SqliteStore {
     /// returning: the commit skips its fsync (WAL, `synchronous=NORMAL`) and the
     /// next durable commit flushes it. Only for writes whose loss in a crash is
     /// harmless because [`SqliteStore::recover`] or redelivery redoes them:
-    /// queue visibility, acknowledgements and run leases.
+    /// queue visibility and acknowledgements.
     pub(crate) async fn call_relaxed<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -92,7 +122,8 @@ impl SqliteStore {
         .await
     }
 
-    pub(crate) async fn hf<T, F>(&self, f: F) -> HfResult<T>
+    /// [`Self::call`] with the engine's error type.
+    pub(crate) async fn query<T, F>(&self, f: F) -> HfResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -109,26 +140,268 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     Ok(serde_json::from_str(text)?)
 }
 
-impl EventLog for SqliteStore {
-    async fn put_event(&self, event: &Event, received_at: i64, dedupe_ms: i64) -> HfResult<bool> {
-        let body = to_json(event)?;
-        let (id, name, ts) = (event.id.clone(), event.name.clone(), event.ts);
-        self.hf(move |c| {
-            let changed = c.execute(
-                "INSERT INTO events (id, name, body, ts, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, body = excluded.body,
-                     ts = excluded.ts, received_at = excluded.received_at
-                 WHERE excluded.received_at - events.received_at >= ?6",
-                params![id, name, body, ts, received_at, dedupe_ms],
+const RUN_COLUMNS: &str = "body, event, lease_token, lease_until, cancel_requested";
+
+fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        body: row.get(0)?,
+        event: row.get(1)?,
+        lease_token: row.get(2)?,
+        lease_until: row.get(3)?,
+        cancel_requested: row.get(4)?,
+    })
+}
+
+struct RunRow {
+    body: String,
+    event: String,
+    lease_token: Option<String>,
+    lease_until: i64,
+    cancel_requested: Option<String>,
+}
+
+impl RunRow {
+    fn into_run(self) -> Result<Run> {
+        let mut run = Run::from_stored(&self.body, from_json(&self.event)?)?;
+        run.lease = self.lease_token.map(|token| Lease {
+            token,
+            until: self.lease_until,
+        });
+        run.cancel_requested = self.cancel_requested;
+        Ok(run)
+    }
+}
+
+fn get_run(c: &Connection, id: &str) -> Result<Option<Run>> {
+    let row = c
+        .query_row(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+            [id],
+            run_row,
+        )
+        .optional()?;
+    row.map(RunRow::into_run).transpose()
+}
+
+fn step_status(step: &StepRecord) -> Result<String> {
+    Ok(serde_json::to_value(step.status)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+/// Adds a message to the queue, visible at `at` (or at once); a message whose
+/// dedupe key is already queued is ignored.
+pub(crate) fn enqueue(tx: &Connection, envelope: &Envelope, at: Option<i64>) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO queue (target, body, visible_at, dedupe_key) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            envelope.target.queue_name(),
+            to_json(envelope)?,
+            at.unwrap_or(0),
+            envelope.dedupe_key
+        ],
+    )?;
+    Ok(())
+}
+
+/// Stores `events` (deduplicated) and queues the route of each stored one.
+fn append_events(
+    tx: &Connection,
+    events: &[Event],
+    received_at: i64,
+    dedupe_ms: i64,
+) -> Result<Vec<bool>> {
+    let mut stored = Vec::with_capacity(events.len());
+    for event in events {
+        let changed = tx.execute(
+            "INSERT INTO events (id, name, body, ts, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, body = excluded.body,
+                 ts = excluded.ts, received_at = excluded.received_at
+             WHERE excluded.received_at - events.received_at >= ?6",
+            params![
+                event.id,
+                event.name,
+                to_json(event)?,
+                event.ts,
+                received_at,
+                dedupe_ms
+            ],
+        )?;
+        if changed == 1 {
+            let route = Envelope::route(&event.id);
+            enqueue(tx, &route, (event.ts > received_at).then_some(event.ts))?;
+        }
+        stored.push(changed == 1);
+    }
+    Ok(stored)
+}
+
+fn enqueue_outbox(tx: &Connection, outbox: &[Outgoing], now: i64) -> Result<()> {
+    for message in outbox {
+        match message {
+            Outgoing::Send { envelope } => enqueue(tx, envelope, None)?,
+            Outgoing::Later { envelope, at } => enqueue(tx, envelope, Some(*at))?,
+            Outgoing::Events { events } => {
+                append_events(tx, events, now, duration_ms(hookflow::event::DEDUPE_WINDOW))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn duration_ms(d: std::time::Duration) -> i64 {
+    hookflow::clock::duration_ms(d)
+}
+
+/// Checks the transition's fence inside `tx`.
+fn check_fence(tx: &Transaction<'_>, t: &Transition) -> Result<Result<(), Conflict>> {
+    let run = &t.run;
+    if t.fence == Fence::Create {
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
+            [&run.id],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Ok(Err(Conflict::Exists));
+        }
+        if let Some(claim) = &t.idempotency {
+            let holder: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT run_id, expires_at FROM idempotency WHERE function_id = ?1 AND key = ?2",
+                    params![claim.function_id, claim.key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((holder, expires)) = holder
+                && expires > claim.now
+                && holder != run.id
+            {
+                return Ok(Err(Conflict::KeyTaken { run_id: holder }));
+            }
+        }
+        return Ok(Ok(()));
+    }
+    let row: Option<(String, Option<String>, i64, Option<String>)> = tx
+        .query_row(
+            "SELECT status, lease_token, lease_until, cancel_requested FROM runs WHERE id = ?1",
+            [&run.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((status, token, until, cancel)) = row else {
+        return Ok(Err(Conflict::Missing));
+    };
+    let finished = RunStatus::parse(&status).is_some_and(RunStatus::is_terminal);
+    Ok(match &t.fence {
+        Fence::Create => Ok(()),
+        Fence::Acquire { now } => {
+            if finished {
+                Err(Conflict::Finished)
+            } else if token.is_some() && until > *now {
+                Err(Conflict::Leased)
+            } else {
+                Ok(())
+            }
+        }
+        Fence::Hold { token: mine, now } | Fence::HoldCancelling { token: mine, now } => {
+            if token.as_deref() != Some(mine.as_str()) || until <= *now {
+                Err(Conflict::LeaseLost)
+            } else if let (Fence::Hold { .. }, Some(reason)) = (&t.fence, cancel) {
+                Err(Conflict::CancelRequested(reason))
+            } else {
+                Ok(())
+            }
+        }
+    })
+}
+
+fn apply(tx: &Transaction<'_>, t: &Transition, now: i64) -> Result<()> {
+    let run = &t.run;
+    let (token, until) = run
+        .lease
+        .as_ref()
+        .map_or((None, 0), |l| (Some(l.token.clone()), l.until));
+    if t.fence == Fence::Create {
+        tx.execute(
+            "INSERT INTO runs (id, function_id, status, created_at, body, event, lease_token, lease_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![run.id, run.function_id, run.status.as_str(), run.created_at, run.stored_body()?, to_json(&run.event)?, token, until],
+        )?;
+        if let Some(claim) = &t.idempotency {
+            tx.execute(
+                "INSERT OR REPLACE INTO idempotency (function_id, key, run_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![claim.function_id, claim.key, run.id, claim.expires_at],
             )?;
-            Ok(changed == 1)
-        })
-        .await
+        }
+    } else {
+        // A finished run's cancellation request is spent; otherwise it stays
+        // for whoever applies it.
+        tx.execute(
+            &format!(
+                "UPDATE runs SET status = ?2, body = ?3, lease_token = ?4, lease_until = ?5,
+                 cancel_requested = CASE WHEN ?2 IN {TERMINAL} THEN NULL ELSE cancel_requested END
+                 WHERE id = ?1"
+            ),
+            params![
+                run.id,
+                run.status.as_str(),
+                run.stored_body()?,
+                token,
+                until
+            ],
+        )?;
+    }
+    for step in &t.steps {
+        tx.execute(
+            "INSERT OR REPLACE INTO steps (run_id, step_id, position, status, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![run.id, step.id, step.position, step_status(step)?, to_json(step)?],
+        )?;
+    }
+    for waiter in &t.waiters_added {
+        tx.execute(
+            "INSERT OR REPLACE INTO waiters (event, run_id, step_id, body) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                waiter.event,
+                waiter.run_id,
+                waiter.step_id,
+                to_json(waiter)?
+            ],
+        )?;
+    }
+    for key in &t.waiters_removed {
+        tx.execute(
+            "DELETE FROM waiters WHERE event = ?1 AND run_id = ?2 AND step_id = ?3",
+            params![key.event, key.run_id, key.step_id],
+        )?;
+    }
+    enqueue_outbox(tx, &t.outbox, now)
+}
+
+impl EventLog for SqliteStore {
+    async fn append(
+        &self,
+        events: &[Event],
+        received_at: i64,
+        dedupe_ms: i64,
+    ) -> HfResult<Vec<bool>> {
+        let events = events.to_vec();
+        let stored = self
+            .query(move |c| {
+                let tx = c.transaction()?;
+                let stored = append_events(&tx, &events, received_at, dedupe_ms)?;
+                tx.commit()?;
+                Ok(stored)
+            })
+            .await?;
+        self.notify.notify_waiters();
+        Ok(stored)
     }
 
     async fn get_event(&self, id: &str) -> HfResult<Option<StoredEvent>> {
         let id = id.to_owned();
-        self.hf(move |c| {
+        self.query(move |c| {
             let row: Option<(String, i64)> = c
                 .query_row(
                     "SELECT body, received_at FROM events WHERE id = ?1",
@@ -160,7 +433,7 @@ impl EventLog for SqliteStore {
     ) -> HfResult<Vec<StoredEvent>> {
         let name = name.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.hf(move |c| {
+        self.query(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT body, received_at FROM events WHERE name = ?1 AND received_at >= ?2
                  ORDER BY received_at, id LIMIT ?3",
@@ -182,251 +455,168 @@ impl EventLog for SqliteStore {
 }
 
 impl RunStore for SqliteStore {
-    async fn create_run(&self, run: &Run) -> HfResult<bool> {
-        let body = to_json(run)?;
-        let (id, function_id, status, created_at) = (
-            run.id.clone(),
-            run.function_id.clone(),
-            run.status.as_str(),
-            run.created_at,
-        );
-        self.hf(move |c| {
-            let changed = c.execute(
-                "INSERT OR IGNORE INTO runs (id, function_id, status, created_at, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, function_id, status, created_at, body],
-            )?;
-            Ok(changed == 1)
+    async fn load_run(&self, id: &str) -> HfResult<Option<LoadedRun>> {
+        let id = id.to_owned();
+        self.query(move |c| {
+            let tx = c.transaction()?;
+            let Some(run) = get_run(&tx, &id)? else {
+                return Ok(None);
+            };
+            let journal = {
+                let mut stmt = tx
+                    .prepare_cached("SELECT body FROM steps WHERE run_id = ?1 ORDER BY position")?;
+                let rows = stmt.query_map([&id], |r| r.get::<_, String>(0))?;
+                rows.map(|row| from_json(&row?))
+                    .collect::<Result<Vec<StepRecord>>>()?
+            };
+            Ok(Some(LoadedRun {
+                run,
+                journal,
+                undelivered: Vec::new(),
+            }))
         })
         .await
     }
 
     async fn get_run(&self, id: &str) -> HfResult<Option<Run>> {
         let id = id.to_owned();
-        self.hf(move |c| {
-            let body: Option<String> = c
-                .query_row("SELECT body FROM runs WHERE id = ?1", [id], |r| r.get(0))
+        self.query(move |c| get_run(c, &id)).await
+    }
+
+    async fn commit(&self, transition: &Transition) -> HfResult<Result<Committed, Conflict>> {
+        let transition = transition.clone();
+        let now = self.now();
+        let outcome = self
+            .query(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                if let Err(conflict) = check_fence(&tx, &transition)? {
+                    return Ok(Err(conflict));
+                }
+                apply(&tx, &transition, now)?;
+                tx.commit()?;
+                Ok(Ok(Committed::default()))
+            })
+            .await?;
+        if outcome.is_ok() {
+            self.notify.notify_waiters();
+        }
+        Ok(outcome)
+    }
+
+    async fn extend_lease(
+        &self,
+        run_id: &str,
+        token: &str,
+        now: i64,
+        until: i64,
+    ) -> HfResult<Result<(), Conflict>> {
+        let (id, token) = (run_id.to_owned(), token.to_owned());
+        self.query(move |c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let row: Option<(Option<String>, i64, Option<String>)> = tx
+                .query_row(
+                    "SELECT lease_token, lease_until, cancel_requested FROM runs WHERE id = ?1",
+                    [&id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
                 .optional()?;
-            body.as_deref().map(from_json).transpose()
+            let Some((held, held_until, cancel)) = row else {
+                return Ok(Err(Conflict::Missing));
+            };
+            if held.as_deref() != Some(token.as_str()) || held_until <= now {
+                return Ok(Err(Conflict::LeaseLost));
+            }
+            tx.execute(
+                "UPDATE runs SET lease_until = ?2 WHERE id = ?1",
+                params![id, until],
+            )?;
+            tx.commit()?;
+            Ok(match cancel {
+                Some(reason) => Err(Conflict::CancelRequested(reason)),
+                None => Ok(()),
+            })
         })
         .await
     }
 
-    async fn update_run(&self, run: &Run) -> HfResult<bool> {
-        let body = to_json(run)?;
-        let (id, status) = (run.id.clone(), run.status.as_str());
-        self.hf(move |c| {
-            let changed = c.execute(
-                "UPDATE runs SET status = ?2, body = ?3
-                 WHERE id = ?1 AND status NOT IN ('completed', 'failed', 'cancelled')",
-                params![id, status, body],
-            )?;
-            Ok(changed == 1)
-        })
-        .await
+    async fn request_cancel(
+        &self,
+        run_id: &str,
+        function_id: &str,
+        reason: &str,
+    ) -> HfResult<bool> {
+        let (id, function_id, reason) =
+            (run_id.to_owned(), function_id.to_owned(), reason.to_owned());
+        let requested = self
+            .query(move |c| {
+                let tx = c.transaction()?;
+                let changed = tx.execute(
+                    &format!(
+                        "UPDATE runs SET cancel_requested = COALESCE(cancel_requested, ?2)
+                         WHERE id = ?1 AND status NOT IN {TERMINAL}"
+                    ),
+                    params![id, reason],
+                )?;
+                if changed == 1 {
+                    let cancel = Envelope::new(
+                        Target::Function(function_id),
+                        Message::Cancel { run_id: id, reason },
+                    );
+                    enqueue(&tx, &cancel, None)?;
+                }
+                tx.commit()?;
+                Ok(changed == 1)
+            })
+            .await?;
+        self.notify.notify_waiters();
+        Ok(requested)
     }
 
     async fn list_runs(&self, filter: &RunFilter) -> HfResult<Vec<Run>> {
         let function_id = filter.function_id.clone();
-        let status = filter.status.map(|s| s.as_str());
+        let status = filter.status.map(RunStatus::as_str);
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.hf(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT body FROM runs WHERE (?1 IS NULL OR function_id = ?1)
-                 AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, id DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![function_id, status, limit], |r| {
-                r.get::<_, String>(0)
-            })?;
-            rows.map(|row| from_json(&row?)).collect()
-        })
-        .await
-    }
-
-    async fn acquire_lease(
-        &self,
-        run_id: &str,
-        owner: &str,
-        now: i64,
-        until: i64,
-    ) -> HfResult<bool> {
-        let (id, owner) = (run_id.to_owned(), owner.to_owned());
-        self.call_relaxed(move |c| {
-            let changed = c.execute(
-                "UPDATE runs SET lease_owner = ?2, lease_until = ?4
-                 WHERE id = ?1 AND (lease_owner IS NULL OR lease_owner = ?2 OR lease_until <= ?3)",
-                params![id, owner, now, until],
-            )?;
-            Ok(changed == 1)
-        })
-        .await
-        .map_err(Into::into)
-    }
-
-    async fn release_lease(&self, run_id: &str, owner: &str) -> HfResult<()> {
-        let (id, owner) = (run_id.to_owned(), owner.to_owned());
-        self.call_relaxed(move |c| {
-            c.execute(
-                "UPDATE runs SET lease_owner = NULL, lease_until = 0 WHERE id = ?1 AND lease_owner = ?2",
-                params![id, owner],
-            )?;
-            Ok(())
-        })
-        .await
-        .map_err(Into::into)
-    }
-
-    async fn claim_idempotency(
-        &self,
-        function_id: &str,
-        key: &str,
-        run_id: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> HfResult<Option<String>> {
-        let (function_id, key, run_id) =
-            (function_id.to_owned(), key.to_owned(), run_id.to_owned());
-        self.hf(move |c| {
-            let tx = c.transaction()?;
-            let holder: Option<(String, i64)> = tx
-                .query_row(
-                    "SELECT run_id, expires_at FROM idempotency WHERE function_id = ?1 AND key = ?2",
-                    params![function_id, key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            if let Some((holder, expires)) = holder
-                && expires > now {
-                    return Ok(Some(holder));
-                }
-            tx.execute(
-                "INSERT OR REPLACE INTO idempotency (function_id, key, run_id, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![function_id, key, run_id, expires_at],
-            )?;
-            tx.commit()?;
-            Ok(None)
-        })
-        .await
-    }
-}
-
-fn step_status(step: &StepRecord) -> Result<String> {
-    Ok(serde_json::to_value(step.status)?
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
-}
-
-impl Journal for SqliteStore {
-    async fn load_steps(&self, run_id: &str) -> HfResult<Vec<StepRecord>> {
-        let run_id = run_id.to_owned();
-        self.hf(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT body FROM steps WHERE run_id = ?1 ORDER BY position")?;
-            let rows = stmt.query_map([run_id], |r| r.get::<_, String>(0))?;
-            rows.map(|row| from_json(&row?)).collect()
-        })
-        .await
-    }
-
-    async fn get_step(&self, run_id: &str, step_id: &str) -> HfResult<Option<StepRecord>> {
-        let (run_id, step_id) = (run_id.to_owned(), step_id.to_owned());
-        self.hf(move |c| {
-            let body: Option<String> = c
-                .query_row(
-                    "SELECT body FROM steps WHERE run_id = ?1 AND step_id = ?2",
-                    params![run_id, step_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            body.as_deref().map(from_json).transpose()
-        })
-        .await
-    }
-
-    async fn put_step(&self, run_id: &str, step: &StepRecord) -> HfResult<()> {
-        let body = to_json(step)?;
-        let status = step_status(step)?;
-        let (run_id, step_id, position) = (run_id.to_owned(), step.id.clone(), step.position);
-        self.hf(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO steps (run_id, step_id, position, status, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run_id, step_id, position, status, body],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn resolve_step(&self, run_id: &str, step: &StepRecord) -> HfResult<bool> {
-        let body = to_json(step)?;
-        let status = step_status(step)?;
-        let (run_id, step_id) = (run_id.to_owned(), step.id.clone());
-        self.hf(move |c| {
-            let changed = c.execute(
-                "UPDATE steps SET status = ?3, body = ?4
-                 WHERE run_id = ?1 AND step_id = ?2 AND status = 'waiting'",
-                params![run_id, step_id, status, body],
-            )?;
-            Ok(changed == 1)
+        self.query(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR function_id = ?1)
+                 AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![function_id, status, limit], run_row)?;
+            rows.map(|row| row?.into_run()).collect()
         })
         .await
     }
 }
 
 impl Waiters for SqliteStore {
-    async fn add_waiter(&self, waiter: &Waiter) -> HfResult<()> {
-        let body = to_json(waiter)?;
-        let (event, run_id, step_id) = (
-            waiter.event.clone(),
-            waiter.run_id.clone(),
-            waiter.step_id.clone(),
-        );
-        self.hf(move |c| {
-            c.execute(
-                "INSERT OR REPLACE INTO waiters (event, run_id, step_id, body) VALUES (?1, ?2, ?3, ?4)",
-                params![event, run_id, step_id, body],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn waiters_for(&self, event: &str) -> HfResult<Vec<Waiter>> {
         let event = event.to_owned();
-        self.hf(move |c| {
+        self.query(move |c| {
             let mut stmt = c.prepare_cached("SELECT body FROM waiters WHERE event = ?1")?;
             let rows = stmt.query_map([event], |r| r.get::<_, String>(0))?;
             rows.map(|row| from_json(&row?)).collect()
         })
         .await
     }
+}
 
-    async fn remove_waiter(&self, event: &str, run_id: &str, step_id: &str) -> HfResult<()> {
-        let (event, run_id, step_id) = (event.to_owned(), run_id.to_owned(), step_id.to_owned());
-        self.hf(move |c| {
-            c.execute(
-                "DELETE FROM waiters WHERE event = ?1 AND run_id = ?2 AND step_id = ?3",
-                params![event, run_id, step_id],
-            )?;
+impl Outbox for SqliteStore {
+    async fn deliver(&self, messages: &[Outgoing]) -> HfResult<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let messages = messages.to_vec();
+        let now = self.now();
+        self.query(move |c| {
+            let tx = c.transaction()?;
+            enqueue_outbox(&tx, &messages, now)?;
+            tx.commit()?;
             Ok(())
         })
-        .await
-    }
-}
-
-impl Queue for SqliteStore {
-    async fn send(&self, envelope: &Envelope) -> HfResult<()> {
-        self.enqueue(envelope, None).await.map_err(Into::into)
-    }
-}
-
-impl Timers for SqliteStore {
-    async fn schedule(&self, envelope: &Envelope, at: i64) -> HfResult<()> {
-        self.enqueue(envelope, Some(at)).await.map_err(Into::into)
+        .await?;
+        self.notify.notify_waiters();
+        Ok(())
     }
 }
 
@@ -444,10 +634,10 @@ impl SqliteStore {
     pub async fn count_runs(
         &self,
         function_id: Option<&str>,
-        status: Option<hookflow::RunStatus>,
+        status: Option<RunStatus>,
     ) -> Result<u64> {
         let function_id = function_id.map(str::to_owned);
-        let status = status.map(hookflow::RunStatus::as_str);
+        let status = status.map(RunStatus::as_str);
         self.call(move |c| {
             let n: i64 = c.query_row(
                 "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR function_id = ?1) AND (?2 IS NULL OR status = ?2)",

@@ -86,6 +86,34 @@ impl TestEnv {
         self.settle().await;
     }
 
+    /// Cancels a run (a request its worker applies) and handles what is due.
+    ///
+    /// # Errors
+    /// Unknown or finished run.
+    pub async fn cancel(&self, run_id: &str) -> hookflow::Result<Run> {
+        self.runtime.engine().cancel(run_id).await?;
+        self.settle().await;
+        self.runtime
+            .store()
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| hookflow::Error::RunNotFound(run_id.to_owned()))
+    }
+
+    /// Replays a run and handles what is due; returns the new run.
+    ///
+    /// # Errors
+    /// Unknown run or function.
+    pub async fn replay(&self, run_id: &str) -> hookflow::Result<Run> {
+        let id = self.runtime.engine().replay(run_id).await?;
+        self.settle().await;
+        self.runtime
+            .store()
+            .get_run(&id)
+            .await?
+            .ok_or(hookflow::Error::RunNotFound(id))
+    }
+
     /// The document store on this environment's database, stamping writes
     /// with its fake clock: what handler code under test is given.
     #[must_use]

@@ -15,7 +15,8 @@ async fn contract_doc_store_concurrent_updates_lose_nothing() {
 
 mod queue {
     use hookflow::run::{Envelope, Message, Target};
-    use hookflow::store::Queue;
+    use hookflow::store::Outbox;
+    use hookflow::transition::Outgoing;
     use hookflow_embedded::SqliteStore;
 
     fn start() -> Envelope {
@@ -28,7 +29,10 @@ mod queue {
     #[tokio::test]
     async fn a_deferred_delivery_does_not_count_toward_dead_lettering() {
         let store = SqliteStore::in_memory().unwrap();
-        store.send(&start()).await.unwrap();
+        store
+            .deliver(&[Outgoing::Send { envelope: start() }])
+            .await
+            .unwrap();
         for round in 0..20 {
             let delivery = store.receive(round, 1, 1000).await.unwrap().pop().unwrap();
             assert_eq!(delivery.receive_count, 1, "round {round}");
@@ -39,7 +43,10 @@ mod queue {
     #[tokio::test]
     async fn dead_letters_are_kept_and_redriven() {
         let store = SqliteStore::in_memory().unwrap();
-        store.send(&start()).await.unwrap();
+        store
+            .deliver(&[Outgoing::Send { envelope: start() }])
+            .await
+            .unwrap();
         let delivery = store.receive(0, 1, 1000).await.unwrap().pop().unwrap();
         store.dead_letter(&delivery, "boom".into()).await.unwrap();
         assert!(store.receive(10_000, 1, 1000).await.unwrap().is_empty());
@@ -55,7 +62,10 @@ mod queue {
     #[tokio::test]
     async fn recovery_after_a_crash_makes_in_flight_messages_visible() {
         let store = SqliteStore::in_memory().unwrap();
-        store.send(&start()).await.unwrap();
+        store
+            .deliver(&[Outgoing::Send { envelope: start() }])
+            .await
+            .unwrap();
         let _in_flight = store.receive(0, 1, 900_000).await.unwrap();
         assert!(store.receive(1, 1, 900_000).await.unwrap().is_empty());
         assert_eq!(store.recover(2).await.unwrap(), 1);

@@ -5,17 +5,19 @@
 //! | event (dedupe) | `EVT#{id}` | `EVT` |
 //! | routed event, by name | `EVN#{name}` | `{received_at:015}#{id}` |
 //! | run | `RUN#{id}` | `RUN` (gsi1: `FN#{function}`, gsi2: `FS#{function}#{status}`) |
+//! | trigger event | `RUN#{id}` | `EVENT` |
 //! | step | `RUN#{id}` | `STEP#{step id}` |
 //! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
 //! | waiter | `WAIT#{event}` | `{run}#{step}` |
 //! | document | `DOC#{collection}` | `{key}` |
 //!
-//! Reads that decide anything are strongly consistent; only run listing uses
-//! the (eventually consistent) indexes.
+//! Run state changes only by transitions ([`runs`]). Reads that decide
+//! anything are strongly consistent; only run listing uses the (eventually
+//! consistent) indexes.
 
 mod docs;
-mod journal;
 mod runs;
+mod waiters;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use hookflow::Clock;
 use hookflow::event::Event;
+use hookflow::run::Envelope;
 use hookflow::store::{EventLog, StoredEvent};
 
 use crate::config::{AwsClients, AwsConfig};
@@ -31,7 +34,7 @@ use crate::error::{AwsError, Result, ddb};
 type HfResult<T> = hookflow::Result<T>;
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-/// How long event items live (7 days; runs keep their trigger event by value).
+/// How long event items live (7 days; each run keeps its trigger event).
 const EVENT_TTL_SECS: i64 = 7 * 86_400;
 /// How long routed-event index items live (waiters only look back seconds).
 const ROUTED_TTL_SECS: i64 = 2 * 86_400;
@@ -165,6 +168,40 @@ where
     }
 }
 
+impl AwsStore {
+    /// Every item of partition `pk` (whose sort key is at most `sk_max`,
+    /// if given), read consistently, page by page.
+    pub(crate) async fn query_partition(
+        &self,
+        pk: AttributeValue,
+        sk_max: Option<&str>,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .ddb()
+                .query()
+                .table_name(self.table())
+                .expression_attribute_values(":pk", pk.clone())
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            query = match sk_max {
+                Some(last) => query
+                    .key_condition_expression("pk = :pk AND sk <= :last")
+                    .expression_attribute_values(":last", s(last)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let out = query.send().await.map_err(ddb)?;
+            items.extend(out.items().iter().cloned());
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+}
+
 fn ttl(at_ms: i64, keep_secs: i64) -> AttributeValue {
     n(at_ms / 1000 + keep_secs)
 }
@@ -176,7 +213,8 @@ fn stored_event(item: &Item) -> Result<StoredEvent> {
     })
 }
 
-impl EventLog for AwsStore {
+impl AwsStore {
+    /// Stores `event` unless its id was received within `dedupe_ms`.
     async fn put_event(&self, event: &Event, received_at: i64, dedupe_ms: i64) -> HfResult<bool> {
         let result = self
             .ddb()
@@ -196,6 +234,43 @@ impl EventLog for AwsStore {
             .send()
             .await;
         conditional(result)
+    }
+}
+
+impl AwsStore {
+    /// Stores each event (deduplicated) and queues its route, at its `ts`
+    /// when that is later.
+    pub(crate) async fn store_and_route(
+        &self,
+        events: &[Event],
+        received_at: i64,
+        dedupe_ms: i64,
+    ) -> HfResult<Vec<bool>> {
+        let mut stored = Vec::with_capacity(events.len());
+        for event in events {
+            stored.push(self.put_event(event, received_at, dedupe_ms).await?);
+            // A duplicate is routed again too: if whoever stored it died before
+            // queuing its route, this redelivery is the only way it gets
+            // routed. Routing is idempotent, so a duplicate starts nothing new.
+            let route = Envelope::route(&event.id);
+            if event.ts > received_at {
+                self.schedule(&route, event.ts).await?;
+            } else {
+                self.send(&route).await?;
+            }
+        }
+        Ok(stored)
+    }
+}
+
+impl EventLog for AwsStore {
+    async fn append(
+        &self,
+        events: &[Event],
+        received_at: i64,
+        dedupe_ms: i64,
+    ) -> HfResult<Vec<bool>> {
+        self.store_and_route(events, received_at, dedupe_ms).await
     }
 
     async fn get_event(&self, id: &str) -> HfResult<Option<StoredEvent>> {

@@ -83,7 +83,7 @@ impl AwsTestEnv {
             scheduler_role_arn: "arn:aws:iam::123456789012:role/hookflow-scheduler".into(),
             scheduler_dlq_arn: None,
             sqs_delays: false,
-            lease: Duration::from_secs(900),
+            lease: Duration::from_secs(60),
         };
         let clock = FakeClock::new(START_MS);
         let store = AwsStore::new(
@@ -252,7 +252,7 @@ impl AwsTestEnv {
                 "Records": records.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()
             }))
             .expect("sqs event");
-            let response = handle_sqs(&self.engine, event).await;
+            let response = handle_sqs(&self.engine, event, None).await;
             let failed: Vec<String> = response
                 .batch_item_failures
                 .iter()

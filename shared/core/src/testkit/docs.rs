@@ -9,11 +9,12 @@ use serde_json::json;
 
 use super::T0;
 use crate::clock::FakeClock;
+use crate::docs::Documents;
 use crate::docs::{DocStore, Document, DocumentError, MAX_DOCUMENT_BYTES};
 use crate::store::{RunFilter, Store};
 
 /// A document is created once; the first write wins and later ones change nothing.
-pub async fn documents_are_created_once<S: Store>(store: S) {
+pub async fn documents_are_created_once<S: Store + Documents>(store: S) {
     let payment = json!({"status": "paid", "amount": 5000});
     assert!(
         store
@@ -49,7 +50,7 @@ pub async fn documents_are_created_once<S: Store>(store: S) {
 
 /// A replace is written only at the version the writer read: of two writers
 /// holding the same version, exactly one wins.
-pub async fn document_replace_is_conditional<S: Store>(store: S) {
+pub async fn document_replace_is_conditional<S: Store + Documents>(store: S) {
     store
         .create_doc("packs", "order-1", &json!({"sessions": 0}), T0)
         .await
@@ -99,7 +100,7 @@ pub async fn document_replace_is_conditional<S: Store>(store: S) {
 }
 
 /// A delete happens only at the expected version; the key can then be created again.
-pub async fn document_delete_is_conditional<S: Store>(store: S) {
+pub async fn document_delete_is_conditional<S: Store + Documents>(store: S) {
     store
         .create_doc("seats", "s-1", &json!({"held": true}), T0)
         .await
@@ -139,7 +140,7 @@ pub async fn document_delete_is_conditional<S: Store>(store: S) {
 
 /// A collection lists in key order, at most `limit`, after the given key, and
 /// only its own documents; documents never show up as engine records.
-pub async fn documents_are_listed_by_key<S: Store>(store: S) {
+pub async fn documents_are_listed_by_key<S: Store + Documents>(store: S) {
     for key in ["b", "a", "c", "RUN", "a#1"] {
         store
             .create_doc("packs", key, &json!({"key": key}), T0)
@@ -204,7 +205,7 @@ pub async fn documents_are_listed_by_key<S: Store>(store: S) {
 
 /// Values up to the documented limit are stored whole; larger ones and bad
 /// names are refused with a [`DocumentError`] and nothing is written.
-pub async fn document_size_is_limited<S: Store>(store: S) {
+pub async fn document_size_is_limited<S: Store + Documents>(store: S) {
     let at_limit = json!("x".repeat(MAX_DOCUMENT_BYTES - 2));
     assert!(
         store
@@ -270,7 +271,7 @@ struct Pack {
 
 /// [`DocStore`]'s typed helpers over the backend: create once, read typed, and
 /// `update` retries until concurrent read-modify-writes all land.
-pub async fn doc_store_updates_retry_on_conflict<S: Store>(store: S) {
+pub async fn doc_store_updates_retry_on_conflict<S: Store + Documents>(store: S) {
     let docs = DocStore::new(store).with_clock(Arc::new(FakeClock::new(T0)));
     assert!(
         docs.create("packs", "order-1", &Pack { sessions: 0 })
@@ -370,7 +371,7 @@ pub async fn doc_store_updates_retry_on_conflict<S: Store>(store: S) {
 /// Concurrent `update`s on one document lose no increment. Needs a backend
 /// whose conditional writes are atomic under concurrency (SQLite here; real
 /// DynamoDB too, but the local emulator does not serialize them).
-pub async fn doc_store_concurrent_updates_lose_nothing<S: Store>(store: S) {
+pub async fn doc_store_concurrent_updates_lose_nothing<S: Store + Documents>(store: S) {
     let docs = DocStore::new(store).with_clock(Arc::new(FakeClock::new(T0)));
     assert!(
         docs.create("packs", "hot", &Pack { sessions: 0 })

@@ -1,10 +1,9 @@
-//! The executor: a function of (definition, run, journal) to an [`Outcome`].
+//! The executor: drives a run's handler over its journal until it returns, or
+//! until every step has either finished or asked to suspend, and says how the
+//! run ends this time ([`Ending`]) with what suspending steps recorded.
 //!
-//! It drives the handler until it returns, or until every step has either
-//! finished or asked to suspend. Checkpoints go through the step backend as
-//! the handler runs (so a crash loses at most the step in flight); everything
-//! else, such as the run's new status and its wake-up timer, is returned for
-//! the engine to apply. It never reads the clock or storage on its own.
+//! It never reads the clock or storage on its own: time and checkpoints go
+//! through [`Checkpoints`], which the worker implements with fenced commits.
 
 use std::sync::Arc;
 
@@ -15,19 +14,19 @@ use crate::error::{Error, Result};
 use crate::failure::{Verdict, backoff, classify};
 use crate::function::{Ctx, Function};
 use crate::run::{Run, StepRecord};
-use crate::step::{Halt, Step, StepBackend};
+use crate::step::{Change, Checkpoints, Halt, Step};
 
 /// Largest run output kept (256 KiB).
 pub const MAX_RUN_OUTPUT_BYTES: usize = 256 * 1024;
 
-/// What an execution of a run ended with.
+/// How an execution of a run ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Ending {
     /// The handler returned this value.
     Completed(Value),
     /// The run failed for good with this error.
     Failed(String),
-    /// Every step is done or waiting: resume at `wake_at` (if any) or on an event.
+    /// Every step is done or waiting: resume at `wake_at` (if any) or on an answer.
     Suspended {
         /// Earliest time something is due (sleep end, retry, wait timeout).
         wake_at: Option<i64>,
@@ -41,8 +40,16 @@ pub enum Outcome {
         /// The error.
         error: String,
     },
-    /// The run was cancelled (request, cancel_on, finish timeout).
+    /// The run was cancelled (requested, `cancel_on`, finish timeout).
     Cancelled(String),
+    /// The lease was lost: stop without writing anything.
+    LeaseLost,
+}
+
+/// An execution's result: how it ended, and what suspending steps recorded.
+pub(crate) struct Execution {
+    pub(crate) ending: Ending,
+    pub(crate) pending: Change,
 }
 
 /// Executes `run` of `function` over its `journal`.
@@ -53,14 +60,14 @@ pub(crate) async fn execute(
     function: &Function,
     run: &Run,
     journal: Vec<StepRecord>,
-    backend: Arc<dyn StepBackend>,
-    deadline: Option<i64>,
-) -> Result<Outcome> {
+    checkpoints: Arc<dyn Checkpoints>,
+    finish_by: Option<i64>,
+) -> Result<Execution> {
     let Some(handler) = function.handler_fn() else {
-        return Ok(Outcome::Failed(format!(
-            "function `{}` has no handler",
-            function.id()
-        )));
+        return Ok(Execution {
+            ending: Ending::Failed(format!("function `{}` has no handler", function.id())),
+            pending: Change::default(),
+        });
     };
     let trigger = serde_json::to_value(&run.event)?;
     let step = Step::new(
@@ -68,9 +75,9 @@ pub(crate) async fn execute(
         function.id(),
         trigger,
         function.retry_count(),
-        deadline,
+        finish_by,
         journal,
-        backend.clone(),
+        checkpoints.clone(),
     );
     let ctx = Ctx {
         event: run.event.clone(),
@@ -85,42 +92,50 @@ pub(crate) async fn execute(
         () = step.stopped() => None,
     };
     let state = step.take_state();
-    if let Some(halt) = state.halt {
-        return match halt {
-            Halt::Cancelled(reason) => Ok(Outcome::Cancelled(reason)),
-            Halt::NonDeterministic(reason) => Ok(Outcome::Failed(reason)),
-            Halt::Store(err) => Err(err),
-        };
-    }
-    let Some(result) = result else {
-        return Ok(Outcome::Suspended {
+    let pending = state.pending;
+    let ending = match (state.halt, result) {
+        (Some(Halt::Cancelled(reason)), _) => Ending::Cancelled(reason),
+        (Some(Halt::NonDeterministic(reason)), _) => Ending::Failed(reason),
+        (Some(Halt::LeaseLost), _) => Ending::LeaseLost,
+        (Some(Halt::Store(err)), _) => return Err(err),
+        (None, None) => Ending::Suspended {
             wake_at: state.wake_at,
             waiting: state.waiting,
-        });
+        },
+        (None, Some(result)) => returned(function, run, result, checkpoints.now())?,
     };
-    let now = backend.now();
+    Ok(Execution { ending, pending })
+}
+
+/// The ending of a handler that returned.
+fn returned(
+    function: &Function,
+    run: &Run,
+    result: anyhow::Result<Value>,
+    now: i64,
+) -> Result<Ending> {
     Ok(match result {
         Ok(output) => {
             let size = serde_json::to_vec(&output).map_err(Error::from)?.len();
             if size > MAX_RUN_OUTPUT_BYTES {
-                Outcome::Failed(format!(
+                Ending::Failed(format!(
                     "run output is {size} bytes, over the {MAX_RUN_OUTPUT_BYTES}-byte limit"
                 ))
             } else {
-                Outcome::Completed(output)
+                Ending::Completed(output)
             }
         }
         Err(err) => {
             let error = format!("{err:#}");
             let retry = run.attempt + 1;
             match classify(&err) {
-                Verdict::Final => Outcome::Failed(error),
-                _ if run.attempt >= function.retry_count() => Outcome::Failed(error),
-                Verdict::Retry => Outcome::RetryAt {
+                Verdict::Final => Ending::Failed(error),
+                _ if run.attempt >= function.retry_count() => Ending::Failed(error),
+                Verdict::Retry => Ending::RetryAt {
                     at: now + duration_ms(backoff(retry, &run.id)),
                     error,
                 },
-                Verdict::RetryAfter(after) => Outcome::RetryAt {
+                Verdict::RetryAfter(after) => Ending::RetryAt {
                     at: now + duration_ms(after),
                     error,
                 },

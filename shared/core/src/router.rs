@@ -1,0 +1,441 @@
+//! The router: turns a stored event into answers for the waits it matches,
+//! cancellations for the runs it cancels, and new runs of the functions it
+//! triggers; it also starts cron runs, invoked child runs and replays.
+//!
+//! The router changes no run itself. A run is created by one transition
+//! (run, trigger event, idempotency claim, `cancel_on` waiters, and its start
+//! message), and everything else is a message to the run's own queue, applied
+//! by its worker under the run's lease. Routing is idempotent (derived run
+//! ids, first-writer-wins answers), so a redelivered route message is safe.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::clock::{Clock, duration_ms};
+use crate::error::{Error, Result};
+use crate::event::{Event, INVOKED, SCHEDULED, derived_id};
+use crate::expr::Expr;
+use crate::function::{Function, Registry, Trigger};
+use crate::run::{Envelope, Message, ParentStep, Resolution, Run, Target, Waiter, WaiterKind};
+use crate::store::{EventLog, Outbox, RunStore, Waiters};
+use crate::transition::{Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
+
+/// How long an idempotency key holds (24 h).
+pub const IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// The router role: generic over only the store capabilities it uses.
+pub struct Router<S> {
+    store: S,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    drive_crons: bool,
+}
+
+impl<S: Clone> Clone for Router<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            clock: self.clock.clone(),
+            drive_crons: self.drive_crons,
+        }
+    }
+}
+
+/// A run to create.
+struct NewRun<'a> {
+    function: &'a Function,
+    event: Event,
+    run_id: String,
+    parent: Option<ParentStep>,
+    replay_of: Option<&'a Run>,
+    /// Delivered whether or not the run is new (e.g. the next cron tick).
+    also: Vec<Outgoing>,
+}
+
+/// What creating a run led to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Started {
+    /// Created and queued.
+    Created(Box<Run>),
+    /// It already existed (a redelivery): nothing new.
+    Existing,
+    /// The function's idempotency key is held by this run.
+    KeyTaken(String),
+    /// The idempotency key could not be computed: no run.
+    Refused(String),
+}
+
+impl<S> Router<S>
+where
+    S: EventLog + RunStore + Waiters + Outbox + Clone + 'static,
+{
+    /// A router for the functions of `registry`. With `drive_crons`, each cron
+    /// tick schedules the next (embedded); otherwise an external scheduler
+    /// fires them (EventBridge Scheduler on AWS).
+    pub fn new(
+        store: S,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+        drive_crons: bool,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            clock,
+            drive_crons,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Handles one router message.
+    ///
+    /// # Errors
+    /// Storage errors (the message should be delivered again), or
+    /// [`Error::UnknownFunction`] for a cron tick of an unknown function.
+    pub async fn handle(&self, message: &Message) -> Result<()> {
+        match message {
+            Message::Route { event_id } => self.route(event_id).await,
+            Message::Cron { function_id, at } => self.fire_cron(function_id, *at).await.map(|_| ()),
+            Message::Invoke {
+                function_id,
+                data,
+                child_run_id,
+                at,
+                parent,
+            } => {
+                self.invoke(function_id, data, child_run_id, *at, parent)
+                    .await
+            }
+            Message::Replay { run_id, new_run_id } => self.replay(run_id, new_run_id).await,
+            other => {
+                tracing::warn!(message = ?other, "not a router message; dropped");
+                Ok(())
+            }
+        }
+    }
+
+    /// Routes a stored event: answers the waits it matches, requests the
+    /// cancellations it causes, and starts every function it triggers.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn route(&self, event_id: &str) -> Result<()> {
+        let Some(stored) = self.store.get_event(event_id).await? else {
+            tracing::warn!(event.id = %event_id, "routed event not found; skipped");
+            return Ok(());
+        };
+        self.store.record_routed(&stored).await?;
+        let event = stored.event;
+        let at = stored.received_at.max(event.ts);
+        let event_json = serde_json::to_value(&event)?;
+        let mut answers = Vec::new();
+        for waiter in self.store.waiters_for(&event.name).await? {
+            if waiter.registered_at > at || waiter.expires_at.is_some_and(|x| x < at) {
+                continue;
+            }
+            if !waiter_matches(&waiter, &event_json) {
+                continue;
+            }
+            match waiter.kind {
+                WaiterKind::Step => answers.push(Outgoing::Send {
+                    envelope: Envelope::new(
+                        Target::Function(waiter.function_id.clone()),
+                        Message::Resolve {
+                            run_id: waiter.run_id.clone(),
+                            step_id: waiter.step_id.clone(),
+                            with: Resolution::Event {
+                                event_id: event.id.clone(),
+                            },
+                        },
+                    ),
+                }),
+                WaiterKind::Cancel => {
+                    let reason = format!("cancelled by event `{}` ({})", event.name, event.id);
+                    self.store
+                        .request_cancel(&waiter.run_id, &waiter.function_id, &reason)
+                        .await?;
+                }
+            }
+        }
+        self.store.deliver(&answers).await?;
+        for function in self.registry.triggered_by(&event.name) {
+            if function.is_triggered_by(&event, &event_json) {
+                let run_id =
+                    derived_id(&[function.id(), &event.id, &stored.received_at.to_string()]);
+                self.start(NewRun {
+                    function,
+                    event: event.clone(),
+                    run_id,
+                    parent: None,
+                    replay_of: None,
+                    also: Vec::new(),
+                })
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the child run of an `invoke` step, or answers the step at once
+    /// when it cannot start (unknown function, key held by another run).
+    async fn invoke(
+        &self,
+        function_id: &str,
+        data: &Value,
+        child_run_id: &str,
+        at: i64,
+        parent: &ParentStep,
+    ) -> Result<()> {
+        let answer = |with: Resolution| Outgoing::Send {
+            envelope: Envelope::new(
+                Target::Function(parent.function_id.clone()),
+                Message::Resolve {
+                    run_id: parent.run_id.clone(),
+                    step_id: parent.step_id.clone(),
+                    with,
+                },
+            ),
+        };
+        let Some(function) = self.registry.get(function_id).cloned() else {
+            let message = format!("no function `{function_id}` is registered");
+            return self
+                .store
+                .deliver(&[answer(Resolution::Error { message })])
+                .await;
+        };
+        let event = Event::new(INVOKED, data.clone())
+            .with_id(child_run_id)
+            .with_ts(at);
+        let started = self
+            .start(NewRun {
+                function: &function,
+                event,
+                run_id: child_run_id.to_owned(),
+                parent: Some(parent.clone()),
+                replay_of: None,
+                also: Vec::new(),
+            })
+            .await?;
+        match started {
+            Started::Created(_) | Started::Existing => Ok(()),
+            Started::KeyTaken(holder) => {
+                self.store
+                    .deliver(&[answer(Resolution::Child { run_id: holder })])
+                    .await
+            }
+            Started::Refused(message) => {
+                self.store
+                    .deliver(&[answer(Resolution::Error { message })])
+                    .await
+            }
+        }
+    }
+
+    /// Starts `new_run_id`: the function and event of run `run_id`.
+    async fn replay(&self, run_id: &str, new_run_id: &str) -> Result<()> {
+        let Some(original) = self.store.get_run(run_id).await? else {
+            tracing::warn!(run.id = %run_id, "replayed run not found; skipped");
+            return Ok(());
+        };
+        let Some(function) = self.registry.get(&original.function_id).cloned() else {
+            tracing::warn!(run.id = %run_id, function = %original.function_id, "replayed run's function is gone; skipped");
+            return Ok(());
+        };
+        self.start(NewRun {
+            function: &function,
+            event: original.event.clone(),
+            run_id: new_run_id.to_owned(),
+            parent: None,
+            replay_of: Some(&original),
+            also: Vec::new(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Starts the cron-triggered function's run for the tick at `at` (once per
+    /// tick, however often it is fired) and, when the router drives crons,
+    /// schedules the next tick.
+    ///
+    /// # Errors
+    /// [`Error::UnknownFunction`]; storage errors.
+    pub async fn fire_cron(&self, function_id: &str, at: i64) -> Result<Started> {
+        let function = self
+            .registry
+            .get(function_id)
+            .cloned()
+            .ok_or_else(|| Error::UnknownFunction(function_id.to_owned()))?;
+        let schedules: Vec<&str> = function
+            .triggers()
+            .iter()
+            .filter_map(|t| match t {
+                Trigger::Cron { schedule, .. } => Some(schedule.as_str()),
+                Trigger::Event { .. } => None,
+            })
+            .collect();
+        let event = Event::new(
+            SCHEDULED,
+            json!({"function_id": function_id, "cron": schedules, "scheduled_at": at}),
+        )
+        .with_id(derived_id(&["cron", function_id, &at.to_string()]))
+        .with_ts(at);
+        let mut also = Vec::new();
+        if self.drive_crons
+            && let Some(next) = next_tick(&function, at.max(self.now()))
+        {
+            also.push(next);
+        }
+        let run_id = derived_id(&[function_id, &event.id]);
+        self.start(NewRun {
+            function: &function,
+            event,
+            run_id,
+            parent: None,
+            replay_of: None,
+            also,
+        })
+        .await
+    }
+
+    /// Makes sure every cron function has its next tick scheduled (idempotent:
+    /// ticks are deduplicated by function and time).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn schedule_crons(&self) -> Result<()> {
+        let now = self.now();
+        let ticks: Vec<Outgoing> = self
+            .registry
+            .iter()
+            .filter_map(|f| next_tick(f, now))
+            .collect();
+        self.store.deliver(&ticks).await
+    }
+
+    /// Creates a run in one transition — the run, its trigger event, its
+    /// idempotency claim, its `cancel_on` waiters and its start message — or
+    /// finds that it exists.
+    async fn start(&self, new: NewRun<'_>) -> Result<Started> {
+        let now = self.now();
+        let function = new.function;
+        let event_json = serde_json::to_value(&new.event)?;
+        let mut run = Run::new(new.run_id, function.id(), new.event, now);
+        run.parent = new.parent;
+        run.cancel_on = function
+            .cancellations()
+            .iter()
+            .map(|c| c.event.clone())
+            .collect();
+        let mut transition = Transition::new(Fence::Create, run);
+        match new.replay_of {
+            // A replay is an explicit request: it records the original's key
+            // without claiming it again.
+            Some(original) => {
+                transition.run.idempotency_key = original.idempotency_key.clone();
+                transition.run.replay_of = Some(original.id.clone());
+            }
+            None => {
+                if let Some(expr) = function.idempotency_expr() {
+                    let key = match expr.key(&[("event", &event_json)]) {
+                        Ok(key) => key,
+                        Err(err) => {
+                            tracing::error!(function = function.id(), error = %err, "idempotency key failed to evaluate; run not started");
+                            return Ok(Started::Refused(format!(
+                                "the idempotency key of `{}` failed to evaluate: {err}",
+                                function.id()
+                            )));
+                        }
+                    };
+                    transition.idempotency = Some(IdempotencyClaim {
+                        function_id: function.id().to_owned(),
+                        key: key.clone(),
+                        expires_at: now + duration_ms(IDEMPOTENCY_TTL),
+                        now,
+                    });
+                    transition.run.idempotency_key = Some(key);
+                }
+            }
+        }
+        let run = &transition.run;
+        transition.waiters_added = function
+            .cancellations()
+            .iter()
+            .enumerate()
+            .map(|(i, cancel)| Waiter {
+                event: cancel.event.clone(),
+                run_id: run.id.clone(),
+                function_id: function.id().to_owned(),
+                step_id: format!("cancel:{i}"),
+                kind: WaiterKind::Cancel,
+                condition: cancel.condition.clone(),
+                trigger: event_json.clone(),
+                registered_at: now,
+                expires_at: None,
+            })
+            .collect();
+        transition.outbox.push(Outgoing::Send {
+            envelope: Envelope::new(
+                Target::Function(function.id().to_owned()),
+                Message::Start {
+                    run_id: run.id.clone(),
+                },
+            ),
+        });
+        transition.outbox.extend(new.also.iter().cloned());
+        let started = match self.store.commit(&transition).await? {
+            Ok(committed) => {
+                self.store.deliver(&committed.undelivered).await?;
+                tracing::info!(function = function.id(), run.id = %transition.run.id, "run queued");
+                Started::Created(Box::new(transition.run))
+            }
+            Err(Conflict::Exists) => {
+                // A redelivery: finish delivering what its creation sent.
+                if let Some(existing) = self.store.load_run(&transition.run.id).await? {
+                    self.store.deliver(&existing.undelivered).await?;
+                }
+                self.store.deliver(&new.also).await?;
+                Started::Existing
+            }
+            Err(Conflict::KeyTaken { run_id }) => {
+                tracing::info!(function = function.id(), run.id = %run_id, "idempotency key already used; no new run");
+                self.store.deliver(&new.also).await?;
+                Started::KeyTaken(run_id)
+            }
+            Err(other) => return Err(Error::Conflict(format!("creating a run: {other}"))),
+        };
+        Ok(started)
+    }
+}
+
+fn next_tick(function: &Function, after: i64) -> Option<Outgoing> {
+    let at = function.next_cron_after(after)?;
+    let mut envelope = Envelope::new(
+        Target::Router,
+        Message::Cron {
+            function_id: function.id().to_owned(),
+            at,
+        },
+    );
+    envelope.dedupe_key = Some(format!("cron:{}:{at}", function.id()));
+    Some(Outgoing::Later { envelope, at })
+}
+
+/// True if `candidate` satisfies the waiter's condition (with the waiting
+/// run's trigger bound as `event` and the candidate as `async`).
+pub(crate) fn waiter_matches(waiter: &Waiter, candidate: &Value) -> bool {
+    match &waiter.condition {
+        None => true,
+        Some(condition) => match Expr::compile(condition) {
+            Ok(expr) => expr.matches(&[("event", &waiter.trigger), ("async", candidate)]),
+            Err(err) => {
+                tracing::warn!(run.id = %waiter.run_id, error = %err, "waiter condition does not compile");
+                false
+            }
+        },
+    }
+}

@@ -1,0 +1,59 @@
+//! `step.invoke`: start another function's run and wait for its result.
+//!
+//! The step records itself as waiting and asks the router (which knows every
+//! function) to start the child, in the run's suspension transition. The
+//! child's end, or the router's refusal (unknown function), comes back as a
+//! [`crate::run::Message::Resolve`] to this run.
+
+use std::future::Future;
+
+use serde_json::{Value, json};
+
+use super::{Change, Next, Step, Wake, replayed};
+use crate::event::derived_id;
+use crate::failure::StepError;
+use crate::run::{Envelope, Message, ParentStep, StepKind, StepStatus, Target};
+use crate::transition::Outgoing;
+
+impl Step {
+    /// Starts a run of `function_id` with `data` as its event data and waits for
+    /// its result; a failed child returns a [`StepError`].
+    pub fn invoke(
+        &self,
+        id: &str,
+        function_id: &str,
+        data: Value,
+    ) -> impl Future<Output = Result<Value, StepError>> + Send + '_ {
+        let (id, function_id) = (id.to_owned(), function_id.to_owned());
+        async move {
+            self.step(&id, StepKind::Invoke, |claim, scope| async move {
+                if let Some(rec) = &claim.record {
+                    return replayed(rec)
+                        .unwrap_or_else(|| Next::Suspend(None, Wake::waiting(rec.wake_at)));
+                }
+                let child = derived_id(&[scope.run_id(), &claim.key, "invoke"]);
+                let mut rec = claim.new_record(StepKind::Invoke, StepStatus::Waiting, scope.now);
+                rec.detail = Some(json!({"function_id": function_id, "run_id": child}));
+                let mut change = Change::record(rec);
+                change.outbox.push(Outgoing::Send {
+                    envelope: Envelope::new(
+                        Target::Router,
+                        Message::Invoke {
+                            function_id,
+                            data,
+                            child_run_id: child,
+                            at: scope.now,
+                            parent: ParentStep {
+                                run_id: scope.run_id().to_owned(),
+                                function_id: scope.function_id().to_owned(),
+                                step_id: claim.key.clone(),
+                            },
+                        },
+                    ),
+                });
+                Next::Suspend(Some(change), Wake::waiting(None))
+            })
+            .await
+        }
+    }
+}

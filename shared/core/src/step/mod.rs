@@ -1,0 +1,477 @@
+//! The durable step API a handler uses: `run`, `sleep`, `sleep_until`,
+//! `wait_for_event`, `send_event`, `invoke`, and `idempotency_key`.
+//!
+//! Every step follows one protocol, written once in [`Step::step`]:
+//!
+//! 1. **claim** its id and position (repeats get `:1`, `:2`, ...); the k-th
+//!    step reached must be the one the journal recorded at position k, or the
+//!    run fails as non-deterministic;
+//! 2. **replay** a journaled record, or, for a new step, check that the run
+//!    may go on (finish timeout, lost lease, requested cancellation);
+//! 3. let the step's kind decide ([`Next`]): return a result, after
+//!    **checkpointing** what it did (one committed transition), or
+//!    **suspend** the run, adding what it recorded to the run's suspension
+//!    transition.
+//!
+//! Each kind (`run.rs`, `sleep.rs`, `wait.rs`, `send.rs`, `invoke.rs`)
+//! supplies only that decision. A step that suspends never resolves; the
+//! executor drops the handler once no step is still in flight.
+
+mod invoke;
+mod run;
+mod send;
+mod sleep;
+mod wait;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::error::Error;
+use crate::event::derived_id;
+use crate::failure::StepError;
+use crate::run::{StepKind, StepRecord, StepStatus, Waiter, WaiterKey};
+use crate::transition::Outgoing;
+
+pub use self::wait::WaitFor;
+
+/// Largest journaled step output (256 KiB), well under DynamoDB's 400 KB item limit.
+pub const MAX_STEP_OUTPUT_BYTES: usize = 256 * 1024;
+/// Default `wait_for_event` timeout (7 days).
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+tokio::task_local! {
+    static CURRENT_STEP: String;
+}
+
+/// What one step adds to a transition of its run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Change {
+    /// Step records to write.
+    pub(crate) steps: Vec<StepRecord>,
+    /// Waiters to register.
+    pub(crate) waiters_added: Vec<Waiter>,
+    /// Waiters to remove.
+    pub(crate) waiters_removed: Vec<WaiterKey>,
+    /// Messages to send.
+    pub(crate) outbox: Vec<Outgoing>,
+}
+
+impl Change {
+    /// A change that writes one step record.
+    pub(crate) fn record(step: StepRecord) -> Self {
+        Self {
+            steps: vec![step],
+            ..Self::default()
+        }
+    }
+
+    /// Adds `other` to this change.
+    pub(crate) fn merge(&mut self, other: Self) {
+        self.steps.extend(other.steps);
+        self.waiters_added.extend(other.waiters_added);
+        self.waiters_removed.extend(other.waiters_removed);
+        self.outbox.extend(other.outbox);
+    }
+}
+
+/// How the run commits a step's change, object-safe so handlers are not
+/// generic over the backend. Implemented by the worker for each execution.
+pub(crate) trait Checkpoints: Send + Sync {
+    /// The current time (ms).
+    fn now(&self) -> i64;
+    /// Commits `change` as one transition under the run's lease.
+    fn commit(&self, change: Change) -> BoxFuture<'_, Result<(), Halt>>;
+    /// Why the run must not start another step, if it must not (the lease
+    /// was lost, or a cancellation was requested).
+    fn interrupted(&self) -> Option<Halt>;
+}
+
+/// Why the handler was stopped before finishing.
+#[derive(Debug)]
+pub(crate) enum Halt {
+    /// Cancelled (requested, `cancel_on`, or the finish timeout).
+    Cancelled(String),
+    /// The code no longer matches the journal.
+    NonDeterministic(String),
+    /// Another worker may hold the run: stop without writing anything.
+    LeaseLost,
+    /// Storage failed; the delivery should be retried.
+    Store(Error),
+}
+
+/// What a step's kind decided.
+pub(crate) enum Next<T> {
+    /// Return this to the handler, after committing the change (if any).
+    Return(Result<T, StepError>, Option<Change>),
+    /// Suspend the run until `wake`; the change joins its suspension.
+    Suspend(Option<Change>, Wake),
+    /// Stop the handler.
+    Halt(Halt),
+}
+
+/// When a suspended run wants to be resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Wake {
+    /// At this time (sleep end, retry, wait timeout), if any.
+    pub(crate) at: Option<i64>,
+    /// True while the step waits for an event or a child run.
+    pub(crate) waiting: bool,
+}
+
+impl Wake {
+    pub(crate) fn at(at: i64) -> Self {
+        Self {
+            at: Some(at),
+            waiting: false,
+        }
+    }
+
+    pub(crate) fn waiting(at: Option<i64>) -> Self {
+        Self { at, waiting: true }
+    }
+}
+
+/// What the executor finds when the handler stops.
+#[derive(Default)]
+pub(crate) struct State {
+    seen: HashMap<String, u32>,
+    next_position: u32,
+    in_flight: usize,
+    pub(crate) suspended: bool,
+    pub(crate) waiting: bool,
+    pub(crate) wake_at: Option<i64>,
+    pub(crate) halt: Option<Halt>,
+    /// Changes of suspending steps, for the run's suspension transition.
+    pub(crate) pending: Change,
+}
+
+struct Inner {
+    run_id: String,
+    function_id: String,
+    trigger: Value,
+    retries: u32,
+    finish_by: Option<i64>,
+    checkpoints: Arc<dyn Checkpoints>,
+    journal: HashMap<String, StepRecord>,
+    by_position: HashMap<u32, String>,
+    state: Mutex<State>,
+    notify: Notify,
+}
+
+/// The durable step API, handed to a handler in its [`crate::Ctx`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Step {
+    inner: Arc<Inner>,
+}
+
+/// A step's id and position in this run, with its journaled record if any.
+pub(crate) struct Claim {
+    pub(crate) key: String,
+    pub(crate) position: u32,
+    pub(crate) record: Option<StepRecord>,
+}
+
+impl Claim {
+    /// A fresh record for this step.
+    pub(crate) fn new_record(&self, kind: StepKind, status: StepStatus, now: i64) -> StepRecord {
+        StepRecord {
+            id: self.key.clone(),
+            position: self.position,
+            kind,
+            status,
+            attempts: 0,
+            output: None,
+            error: None,
+            started_at: now,
+            ended_at: None,
+            wake_at: None,
+            detail: None,
+        }
+    }
+}
+
+/// The context a step kind decides in.
+pub(crate) struct Scope<'a> {
+    pub(crate) step: &'a Step,
+    pub(crate) now: i64,
+}
+
+impl Scope<'_> {
+    pub(crate) fn run_id(&self) -> &str {
+        &self.step.inner.run_id
+    }
+
+    pub(crate) fn function_id(&self) -> &str {
+        &self.step.inner.function_id
+    }
+
+    pub(crate) fn trigger(&self) -> &Value {
+        &self.step.inner.trigger
+    }
+
+    pub(crate) fn retries(&self) -> u32 {
+        self.step.inner.retries
+    }
+
+    /// The time now (after user code ran), rather than when the step was reached.
+    pub(crate) fn clock(&self) -> i64 {
+        self.step.inner.checkpoints.now()
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Step {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        run_id: &str,
+        function_id: &str,
+        trigger: Value,
+        retries: u32,
+        finish_by: Option<i64>,
+        journal: Vec<StepRecord>,
+        checkpoints: Arc<dyn Checkpoints>,
+    ) -> Self {
+        let by_position = journal.iter().map(|r| (r.position, r.id.clone())).collect();
+        let journal = journal.into_iter().map(|r| (r.id.clone(), r)).collect();
+        Self {
+            inner: Arc::new(Inner {
+                run_id: run_id.to_owned(),
+                function_id: function_id.to_owned(),
+                trigger,
+                retries,
+                finish_by,
+                checkpoints,
+                journal,
+                by_position,
+                state: Mutex::new(State::default()),
+                notify: Notify::new(),
+            }),
+        }
+    }
+
+    /// The run this step API belongs to.
+    #[must_use]
+    pub fn run_id(&self) -> &str {
+        &self.inner.run_id
+    }
+
+    /// A key for external APIs (e.g. Stripe's `Idempotency-Key`) that is the
+    /// same on every attempt and replay of the current `run` step, and
+    /// different for every other step and run. Outside a step: per run.
+    #[must_use]
+    pub fn idempotency_key(&self) -> String {
+        let step = CURRENT_STEP.try_with(Clone::clone).unwrap_or_default();
+        format!("hf-{}", derived_id(&[&self.inner.run_id, &step]))
+    }
+
+    /// The step protocol: claim, replay or check, let the kind decide in
+    /// `decide`, then checkpoint and return, or suspend.
+    pub(crate) async fn step<'s, T, D, Fut>(
+        &'s self,
+        id: &str,
+        kind: StepKind,
+        decide: D,
+    ) -> Result<T, StepError>
+    where
+        D: FnOnce(Claim, Scope<'s>) -> Fut,
+        Fut: Future<Output = Next<T>>,
+    {
+        let claim = match self.claim(id, kind) {
+            Ok(claim) => claim,
+            Err(halt) => return self.halt(halt).await,
+        };
+        let flight = self.flight();
+        if claim.record.is_none()
+            && let Err(halt) = self.before_new_step()
+        {
+            return self.halt(halt).await;
+        }
+        let scope = Scope {
+            step: self,
+            now: self.inner.checkpoints.now(),
+        };
+        match decide(claim, scope).await {
+            Next::Return(result, change) => {
+                if let Some(change) = change
+                    && let Err(halt) = self.inner.checkpoints.commit(change).await
+                {
+                    return self.halt(halt).await;
+                }
+                result
+            }
+            Next::Suspend(change, wake) => {
+                if let Some(change) = change {
+                    self.inner.lock().pending.merge(change);
+                }
+                self.suspend(flight, wake).await
+            }
+            Next::Halt(halt) => self.halt(halt).await,
+        }
+    }
+
+    fn claim(&self, id: &str, kind: StepKind) -> Result<Claim, Halt> {
+        let mut state = self.inner.lock();
+        let seen = state.seen.entry(id.to_owned()).or_insert(0);
+        let key = if *seen == 0 {
+            id.to_owned()
+        } else {
+            format!("{id}:{seen}")
+        };
+        *seen += 1;
+        let position = state.next_position;
+        state.next_position += 1;
+        drop(state);
+        let record = self.inner.journal.get(&key).cloned();
+        match &record {
+            Some(rec) if rec.kind != kind || rec.position != position => {
+                Err(Halt::NonDeterministic(format!(
+                    "non-deterministic: the journal has step `{key}` as {:?} at position {}, but the code reached it as {kind:?} at position {position}",
+                    rec.kind, rec.position
+                )))
+            }
+            None => match self.inner.by_position.get(&position) {
+                Some(other) => Err(Halt::NonDeterministic(format!(
+                    "non-deterministic: the journal has step `{other}` at position {position}, but the code reached `{key}`"
+                ))),
+                None => Ok(Claim {
+                    key,
+                    position,
+                    record,
+                }),
+            },
+            Some(_) => Ok(Claim {
+                key,
+                position,
+                record,
+            }),
+        }
+    }
+
+    /// A new step may start only before the finish timeout, while the run's
+    /// lease holds and no cancellation was requested. No I/O: the lease
+    /// keeper and failed commits report the last two.
+    fn before_new_step(&self) -> Result<(), Halt> {
+        if let Some(finish_by) = self.inner.finish_by
+            && self.inner.checkpoints.now() >= finish_by
+        {
+            return Err(Halt::Cancelled("finish timeout exceeded".into()));
+        }
+        match self.inner.checkpoints.interrupted() {
+            Some(halt) => Err(halt),
+            None => Ok(()),
+        }
+    }
+
+    /// Decodes a journaled output; a mismatch with `T` is non-determinism.
+    pub(crate) fn decode<T: DeserializeOwned>(key: &str, output: Option<Value>) -> Result<T, Halt> {
+        serde_json::from_value(output.unwrap_or(Value::Null)).map_err(|e| {
+            Halt::NonDeterministic(format!(
+                "non-deterministic: the journaled output of step `{key}` no longer fits its type: {e}"
+            ))
+        })
+    }
+
+    fn flight(&self) -> Flight<'_> {
+        self.inner.lock().in_flight += 1;
+        Flight(self)
+    }
+
+    fn exit(&self) {
+        let mut state = self.inner.lock();
+        state.in_flight = state.in_flight.saturating_sub(1);
+        drop(state);
+        self.inner.notify.notify_one();
+    }
+
+    /// Asks the executor to suspend, releases this step's flight, and never resolves.
+    async fn suspend<T>(&self, flight: Flight<'_>, wake: Wake) -> T {
+        {
+            let mut state = self.inner.lock();
+            state.suspended = true;
+            state.waiting |= wake.waiting;
+            if let Some(at) = wake.at {
+                state.wake_at = Some(state.wake_at.map_or(at, |w| w.min(at)));
+            }
+        }
+        drop(flight);
+        self.inner.notify.notify_one();
+        futures::future::pending().await
+    }
+
+    /// Stops the handler for good and never resolves.
+    async fn halt<T>(&self, halt: Halt) -> T {
+        {
+            let mut state = self.inner.lock();
+            if state.halt.is_none() {
+                state.halt = Some(halt);
+            }
+        }
+        self.inner.notify.notify_one();
+        futures::future::pending().await
+    }
+
+    /// Resolves once the handler should be dropped: halted, or suspended with
+    /// no step still running.
+    pub(crate) async fn stopped(&self) {
+        loop {
+            let notified = self.inner.notify.notified();
+            {
+                let state = self.inner.lock();
+                if state.halt.is_some() || (state.suspended && state.in_flight == 0) {
+                    return;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    pub(crate) fn take_state(&self) -> State {
+        std::mem::take(&mut *self.inner.lock())
+    }
+}
+
+/// Marks a step as doing work: the executor does not drop the handler while
+/// any step holds one, so a checkpoint is never cut in half by a sibling
+/// branch suspending. Released on drop or by `suspend`.
+struct Flight<'a>(&'a Step);
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        self.0.exit();
+    }
+}
+
+/// The [`StepError`] a failed record returns on every replay.
+pub(crate) fn step_error(rec: &StepRecord) -> StepError {
+    StepError {
+        step: rec.id.clone(),
+        attempts: rec.attempts,
+        message: rec.error.clone().unwrap_or_default(),
+    }
+}
+
+/// A completed or failed record's result, as every replay sees it.
+pub(crate) fn replayed<T: DeserializeOwned>(rec: &StepRecord) -> Option<Next<T>> {
+    match rec.status {
+        StepStatus::Completed => Some(match Step::decode(&rec.id, rec.output.clone()) {
+            Ok(value) => Next::Return(Ok(value), None),
+            Err(halt) => Next::Halt(halt),
+        }),
+        StepStatus::Failed => Some(Next::Return(Err(step_error(rec)), None)),
+        _ => None,
+    }
+}

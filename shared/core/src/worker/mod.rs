@@ -1,0 +1,621 @@
+//! The worker: executes a run under its lease and commits what happened.
+//!
+//! One delivery (start, resume, an answer for a waiting step, a cancellation)
+//! is handled in three kinds of transition:
+//!
+//! 1. **take the lease**, together with everything decided before user code
+//!    runs: the waiting step's answer and the waiter's removal, or the run's
+//!    end (cancellation, timeouts) — so answering a wait and resuming the run
+//!    are one commit;
+//! 2. one **checkpoint** per step the handler finishes, fenced by the lease;
+//! 3. the **conclusion**: suspended (with its timer), retrying, or finished
+//!    (with its waiters removed, its parent told, its failure event sent).
+//!
+//! Each transition's outbox is delivered before the next step and before the
+//! delivery is acknowledged, and a delivery first finishes any outbox a
+//! crashed predecessor left, so no message a transition produced is lost.
+
+mod conclude;
+pub(crate) mod executor;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::clock::{Clock, duration_ms};
+use crate::error::Result;
+use crate::event::new_id;
+use crate::function::{Function, Registry};
+use crate::router::waiter_matches;
+use crate::run::{
+    Envelope, Lease, Message, Resolution, Run, RunStatus, StepKind, StepRecord, StepStatus, Target,
+    Waiter, WaiterKey, WaiterKind,
+};
+use crate::store::{EventLog, LoadedRun, Outbox, RunStore};
+use crate::transition::{Conflict, Fence, Outgoing, Transition};
+
+use self::conclude::conclude;
+use self::executor::{Ending, execute};
+use self::session::{Interrupt, LeaseTerms, Session};
+
+/// How far back a suspended run looks for events that arrived while its
+/// waiters were being registered (the longest a worker holds a run).
+pub const CATCH_UP_HORIZON: Duration = Duration::from_secs(15 * 60);
+/// Events scanned per waiter when catching up.
+const CATCH_UP_LIMIT: usize = 100;
+
+/// What handling a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Done; acknowledge (delete) the message.
+    Done,
+    /// Another worker holds the run (or too little time is left): deliver
+    /// the message again later.
+    Busy,
+}
+
+/// Lease settings of a worker.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    /// A lease lasts this long from its last extension.
+    pub lease: Duration,
+    /// How often a running execution extends its lease (and notices a
+    /// requested cancellation); `None` never extends it (a lease as long as
+    /// the longest execution).
+    pub heartbeat: Option<Duration>,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(60),
+            heartbeat: Some(Duration::from_secs(20)),
+        }
+    }
+}
+
+/// Why a delivery reached a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// Its first start.
+    Start,
+    /// A timer: sleep end, retry, wait timeout, finish timeout.
+    Resume,
+    /// An answer for a waiting step.
+    Resolve {
+        /// The waiting step.
+        step_id: String,
+        /// The answer.
+        with: Resolution,
+    },
+    /// A requested cancellation.
+    Cancel {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Cause {
+    /// True if `message` is the one that brought this cause.
+    fn is_delivery_of(&self, run_id: &str, message: &Outgoing) -> bool {
+        let envelope = match message {
+            Outgoing::Send { envelope } | Outgoing::Later { envelope, .. } => envelope,
+            Outgoing::Events { .. } => return false,
+        };
+        match (self, &envelope.message) {
+            (Self::Start, Message::Start { run_id: id })
+            | (Self::Resume, Message::Resume { run_id: id }) => id == run_id,
+            _ => false,
+        }
+    }
+}
+
+/// The worker role: generic over only the store capabilities it uses.
+pub struct Worker<S> {
+    store: S,
+    registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
+    settings: WorkerSettings,
+}
+
+impl<S: Clone> Clone for Worker<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            clock: self.clock.clone(),
+            settings: self.settings,
+        }
+    }
+}
+
+impl<S> Worker<S>
+where
+    S: RunStore + EventLog + Outbox + Clone + 'static,
+{
+    /// A worker running the functions of `registry` over `store`.
+    pub fn new(
+        store: S,
+        registry: Arc<Registry>,
+        clock: Arc<dyn Clock>,
+        settings: WorkerSettings,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            clock,
+            settings,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Handles a delivery for run `run_id`; `deadline` (ms) is when this
+    /// process must be done (a Lambda invocation's), which bounds the lease.
+    ///
+    /// # Errors
+    /// Storage errors: the message should be delivered again.
+    pub async fn handle(
+        &self,
+        run_id: &str,
+        cause: Cause,
+        deadline: Option<i64>,
+    ) -> Result<Handled> {
+        let Some(loaded) = self.store.load_run(run_id).await? else {
+            tracing::warn!(run.id = %run_id, "run not found; message dropped");
+            return Ok(Handled::Done);
+        };
+        // Finish what a crashed predecessor committed but did not deliver,
+        // except the message being handled: it evidently arrived.
+        let pending: Vec<Outgoing> = loaded
+            .undelivered
+            .iter()
+            .filter(|message| !cause.is_delivery_of(run_id, message))
+            .cloned()
+            .collect();
+        self.store.deliver(&pending).await?;
+        if loaded.run.status.is_terminal() {
+            return Ok(Handled::Done);
+        }
+        let now = self.now();
+        let terms = LeaseTerms {
+            lease: self.settings.lease,
+            deadline,
+        };
+        let Some(until) = terms.until(now) else {
+            return Ok(Handled::Busy);
+        };
+        let token = new_id();
+        let function = self.registry.get(&loaded.run.function_id).cloned();
+        match self
+            .acquire(loaded, function.as_deref(), cause, &token, until, now)
+            .await?
+        {
+            Acquired::Busy => Ok(Handled::Busy),
+            Acquired::Gone => Ok(Handled::Done),
+            Acquired::Ready { run, journal } => {
+                let Some(function) = function else {
+                    return Ok(Handled::Done); // unreachable: concluded at acquisition
+                };
+                let session = Arc::new(Session::new(
+                    self.store.clone(),
+                    self.clock.clone(),
+                    terms,
+                    token,
+                    *run,
+                    &journal,
+                ));
+                self.run_leased(&function, session, journal).await
+            }
+        }
+    }
+
+    /// Takes the lease in one transition with what is decided before user
+    /// code runs.
+    async fn acquire(
+        &self,
+        loaded: LoadedRun,
+        function: Option<&Function>,
+        cause: Cause,
+        token: &str,
+        until: i64,
+        now: i64,
+    ) -> Result<Acquired> {
+        let LoadedRun {
+            run, mut journal, ..
+        } = loaded;
+        let mut next = run.clone();
+        next.lease = Some(Lease {
+            token: token.to_owned(),
+            until,
+        });
+        let fence = Fence::Acquire { now };
+        if let Some((status, error)) = ended_before_start(&run, function, &cause, now) {
+            next.error = Some(error.clone());
+            let transition = conclude(
+                fence,
+                next,
+                &journal,
+                crate::step::Change::default(),
+                status,
+                now,
+            );
+            return Ok(match self.store.commit(&transition).await? {
+                Ok(committed) => {
+                    self.store.deliver(&committed.undelivered).await?;
+                    tracing::info!(run.id = %run.id, status = status.as_str(), error, "run ended before its handler ran");
+                    Acquired::Gone
+                }
+                Err(Conflict::Leased) => Acquired::Busy,
+                Err(_) => Acquired::Gone,
+            });
+        }
+        let mut transition = Transition::new(fence, next);
+        if let Cause::Resolve { step_id, with } = &cause
+            && let Some((step, removed)) = self.resolve(&run, &journal, step_id, with, now).await?
+        {
+            journal.retain(|s| s.id != step.id);
+            journal.push(step.clone());
+            journal.sort_by_key(|s| s.position);
+            transition.steps.push(step);
+            transition.waiters_removed.extend(removed);
+        }
+        let run_state = &mut transition.run;
+        run_state.status = RunStatus::Running;
+        run_state.wake_at = None;
+        let first_start = run_state.started_at.is_none();
+        let started_at = *run_state.started_at.get_or_insert(now);
+        if first_start && let Some(limit) = function.and_then(|f| f.finish_timeout) {
+            transition
+                .outbox
+                .push(resume_at(&run, started_at + duration_ms(limit)));
+        }
+        match self.store.commit(&transition).await? {
+            Ok(committed) => {
+                self.store.deliver(&committed.undelivered).await?;
+                Ok(Acquired::Ready {
+                    run: Box::new(transition.run),
+                    journal,
+                })
+            }
+            Err(Conflict::Leased) => Ok(Acquired::Busy),
+            Err(_) => Ok(Acquired::Gone),
+        }
+    }
+
+    /// The answered step, if the answer still applies: the step is waiting
+    /// (an answer that lost the race changes nothing).
+    async fn resolve(
+        &self,
+        run: &Run,
+        journal: &[StepRecord],
+        step_id: &str,
+        with: &Resolution,
+        now: i64,
+    ) -> Result<Option<(StepRecord, Vec<WaiterKey>)>> {
+        let Some(step) = journal.iter().find(|s| s.id == step_id) else {
+            return Ok(None);
+        };
+        if step.status != StepStatus::Waiting {
+            return Ok(None);
+        }
+        let mut step = step.clone();
+        step.ended_at = Some(now);
+        let mut removed = Vec::new();
+        match (step.kind, with) {
+            (StepKind::WaitForEvent, Resolution::Event { event_id }) => {
+                let Some(stored) = self.store.get_event(event_id).await? else {
+                    tracing::warn!(run.id = %run.id, event.id = %event_id, "answering event not found; ignored");
+                    return Ok(None);
+                };
+                step.status = StepStatus::Completed;
+                step.output = Some(serde_json::to_value(&stored.event)?);
+                if let Some(event) = step.waited_event() {
+                    removed.push(WaiterKey {
+                        event: event.to_owned(),
+                        run_id: run.id.clone(),
+                        step_id: step.id.clone(),
+                    });
+                }
+            }
+            (StepKind::Invoke, Resolution::Child { run_id: child_id }) => {
+                let own_child =
+                    step.detail.as_ref().and_then(|d| d["run_id"].as_str()) == Some(child_id);
+                let Some(child) = self.store.get_run(child_id).await? else {
+                    return Ok(None);
+                };
+                match child.status {
+                    RunStatus::Completed => {
+                        step.status = StepStatus::Completed;
+                        step.output = child.output.clone();
+                    }
+                    status if status.is_terminal() => {
+                        step.status = StepStatus::Failed;
+                        step.error = Some(format!(
+                            "invoked run {} {}: {}",
+                            child.id,
+                            status.as_str(),
+                            child.error.as_deref().unwrap_or("")
+                        ));
+                    }
+                    _ if own_child => return Ok(None), // a stale answer
+                    status => {
+                        step.status = StepStatus::Failed;
+                        step.error = Some(format!(
+                            "function `{}` already has run {} ({}) for this idempotency key; \
+                             invoke returns a run's result only once it has finished",
+                            child.function_id,
+                            child.id,
+                            status.as_str()
+                        ));
+                    }
+                }
+            }
+            (StepKind::Invoke, Resolution::Error { message }) => {
+                step.status = StepStatus::Failed;
+                step.error = Some(message.clone());
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some((step, removed)))
+    }
+
+    /// Runs the handler under the lease and commits its conclusion.
+    async fn run_leased(
+        &self,
+        function: &Function,
+        session: Arc<Session<S>>,
+        journal: Vec<StepRecord>,
+    ) -> Result<Handled> {
+        let run = session.run();
+        let finish_by = function
+            .finish_timeout
+            .zip(run.started_at)
+            .map(|(limit, started)| started + duration_ms(limit));
+        let keeper = self
+            .settings
+            .heartbeat
+            .map(|every| session.keep_lease(every));
+        let span = tracing::info_span!("run", run.id = %run.id, function = %run.function_id);
+        let execution = execute(function, &run, journal, session.clone(), finish_by)
+            .instrument(span)
+            .await;
+        if let Some(keeper) = keeper {
+            keeper.abort();
+        }
+        let execution = match execution {
+            Ok(execution) => execution,
+            Err(err) => {
+                self.release(&session).await;
+                return Err(err);
+            }
+        };
+        let ending = match execution.ending {
+            Ending::LeaseLost => return Ok(Handled::Busy),
+            ending => ending,
+        };
+        self.finish(&session, ending, execution.pending).await
+    }
+
+    /// Commits the execution's conclusion (retrying as a cancellation when
+    /// one was requested meanwhile), delivers its outbox, then catches up on
+    /// events its new waiters may have missed.
+    async fn finish(
+        &self,
+        session: &Session<S>,
+        ending: Ending,
+        pending: crate::step::Change,
+    ) -> Result<Handled> {
+        let token = session.token().to_owned();
+        let mut ending = ending;
+        if let Some(Interrupt::Cancel(reason)) = session.interruption()
+            && !matches!(ending, Ending::Completed(_) | Ending::Failed(_))
+        {
+            ending = Ending::Cancelled(reason);
+        }
+        for _ in 0..2 {
+            let now = self.now();
+            let fence = match ending {
+                Ending::Cancelled(_) => Fence::HoldCancelling {
+                    token: token.clone(),
+                    now,
+                },
+                _ => Fence::Hold {
+                    token: token.clone(),
+                    now,
+                },
+            };
+            let run = session.run();
+            let journal = session.journal_with(&pending.steps);
+            let transition = conclude_ending(fence, run, &journal, pending.clone(), &ending, now);
+            match self.store.commit(&transition).await? {
+                Ok(committed) => {
+                    self.store.deliver(&committed.undelivered).await?;
+                    let run = &transition.run;
+                    tracing::debug!(run.id = %run.id, status = run.status.as_str(), wake_at = run.wake_at, "run concluded");
+                    if run.status == RunStatus::Waiting {
+                        self.catch_up(run, &journal, now).await?;
+                    }
+                    return Ok(Handled::Done);
+                }
+                Err(Conflict::CancelRequested(reason)) => ending = Ending::Cancelled(reason),
+                Err(_) => return Ok(Handled::Busy),
+            }
+        }
+        Ok(Handled::Busy)
+    }
+
+    /// Gives the lease back after a failed execution, so the next delivery
+    /// need not wait for it to lapse (best effort).
+    async fn release(&self, session: &Session<S>) {
+        let mut run = session.run();
+        run.lease = None;
+        let fence = Fence::Hold {
+            token: session.token().to_owned(),
+            now: self.now(),
+        };
+        if let Err(err) = self.store.commit(&Transition::new(fence, run)).await {
+            tracing::warn!(error = %err, "lease release failed; it will lapse");
+        }
+    }
+
+    /// Answers waits registered around now from events that were routed
+    /// while the waiters were being stored: the router may have looked for
+    /// waiters before they existed. Both sides answer through the run's
+    /// lease, so a wait is answered once even if both find the event.
+    async fn catch_up(&self, run: &Run, journal: &[StepRecord], now: i64) -> Result<()> {
+        let horizon = now - duration_ms(CATCH_UP_HORIZON);
+        let trigger = serde_json::to_value(&run.event)?;
+        for step in journal {
+            let Some(event_name) = step.waited_event() else {
+                continue;
+            };
+            if step.status != StepStatus::Waiting || step.started_at < horizon {
+                continue;
+            }
+            let waiter = Waiter {
+                event: event_name.to_owned(),
+                run_id: run.id.clone(),
+                function_id: run.function_id.clone(),
+                step_id: step.id.clone(),
+                kind: WaiterKind::Step,
+                condition: step
+                    .detail
+                    .as_ref()
+                    .and_then(|d| d["condition"].as_str())
+                    .map(str::to_owned),
+                trigger: trigger.clone(),
+                registered_at: step.started_at,
+                expires_at: step.wake_at,
+            };
+            for stored in self
+                .store
+                .events_since(event_name, step.started_at, CATCH_UP_LIMIT)
+                .await?
+            {
+                if stored.event.ts > now {
+                    continue; // routed later, at its time
+                }
+                let candidate: Value = serde_json::to_value(&stored.event)?;
+                if waiter_matches(&waiter, &candidate) {
+                    let answer = Envelope::new(
+                        Target::Function(run.function_id.clone()),
+                        Message::Resolve {
+                            run_id: run.id.clone(),
+                            step_id: step.id.clone(),
+                            with: Resolution::Event {
+                                event_id: stored.event.id.clone(),
+                            },
+                        },
+                    );
+                    self.store
+                        .deliver(&[Outgoing::Send { envelope: answer }])
+                        .await?;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What taking the lease led to.
+enum Acquired {
+    /// Another worker holds the run.
+    Busy,
+    /// The run is finished or gone: nothing to do.
+    Gone,
+    /// The lease is ours: the run (as committed) and its journal.
+    Ready {
+        run: Box<Run>,
+        journal: Vec<StepRecord>,
+    },
+}
+
+/// How a run ends before its handler runs, if it does: a requested
+/// cancellation, an unregistered function, or a start or finish timeout.
+fn ended_before_start(
+    run: &Run,
+    function: Option<&Function>,
+    cause: &Cause,
+    now: i64,
+) -> Option<(RunStatus, String)> {
+    if let Cause::Cancel { reason } = cause {
+        return Some((RunStatus::Cancelled, reason.clone()));
+    }
+    if let Some(reason) = &run.cancel_requested {
+        return Some((RunStatus::Cancelled, reason.clone()));
+    }
+    let Some(function) = function else {
+        return Some((
+            RunStatus::Failed,
+            format!("function `{}` is no longer registered", run.function_id),
+        ));
+    };
+    if run.started_at.is_none()
+        && let Some(limit) = function.start_timeout
+        && now - run.created_at > duration_ms(limit)
+    {
+        return Some((
+            RunStatus::Cancelled,
+            format!("not started within the {limit:?} start timeout"),
+        ));
+    }
+    if let (Some(started), Some(limit)) = (run.started_at, function.finish_timeout)
+        && now >= started + duration_ms(limit)
+    {
+        return Some((RunStatus::Cancelled, "finish timeout exceeded".to_owned()));
+    }
+    None
+}
+
+fn conclude_ending(
+    fence: Fence,
+    run: Run,
+    journal: &[StepRecord],
+    pending: crate::step::Change,
+    ending: &Ending,
+    now: i64,
+) -> Transition {
+    match ending {
+        Ending::Suspended { wake_at, waiting } => {
+            conclude::suspend(fence, run, pending, *wake_at, *waiting)
+        }
+        Ending::RetryAt { at, error } => conclude::retry(fence, run, pending, *at, error),
+        Ending::Completed(output) => {
+            let mut run = run;
+            run.output = Some(output.clone());
+            run.error = None;
+            conclude(fence, run, journal, pending, RunStatus::Completed, now)
+        }
+        Ending::Failed(error) | Ending::Cancelled(error) => {
+            let status = if matches!(ending, Ending::Failed(_)) {
+                RunStatus::Failed
+            } else {
+                RunStatus::Cancelled
+            };
+            let mut run = run;
+            run.error = Some(error.clone());
+            conclude(fence, run, journal, pending, status, now)
+        }
+        Ending::LeaseLost => Transition::new(fence, run),
+    }
+}
+
+/// A timer that resumes `run` at `at`.
+pub(crate) fn resume_at(run: &Run, at: i64) -> Outgoing {
+    Outgoing::Later {
+        envelope: Envelope::new(
+            Target::Function(run.function_id.clone()),
+            Message::Resume {
+                run_id: run.id.clone(),
+            },
+        ),
+        at,
+    }
+}
