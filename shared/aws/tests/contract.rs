@@ -6,3 +6,8 @@ async fn fresh() -> hookflow_aws::AwsStore {
 }
 
 hookflow::store_contract_tests!(fresh());
+
+/// Crash at every write of the engine's scenarios, on DynamoDB, SQS and Scheduler.
+mod faults {
+    hookflow::fault_injection_tests!(hookflow_aws::testing::fault_store);
+}

@@ -5,6 +5,8 @@
 //! expression that builds a fresh, empty store implementing [`QueueProbe`].
 
 mod docs;
+pub mod faults;
+pub mod scenarios;
 
 use std::future::Future;
 
@@ -29,6 +31,9 @@ use crate::transition::{Committed, Conflict, Fence, IdempotencyClaim, Outgoing, 
 pub trait QueueProbe: Send + Sync {
     /// Receives and deletes every message due at `now`.
     fn take_due(&self, now: i64) -> impl Future<Output = Result<Vec<Envelope>>> + Send;
+
+    /// When the next queued message or timer is due, if any.
+    fn next_due(&self) -> impl Future<Output = Result<Option<i64>>> + Send;
 }
 
 const T0: i64 = 1_800_000_000_000;

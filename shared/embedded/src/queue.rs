@@ -240,4 +240,8 @@ impl hookflow::testkit::QueueProbe for SqliteStore {
         }
         Ok(out)
     }
+
+    async fn next_due(&self) -> hookflow::Result<Option<i64>> {
+        Ok(self.next_visible_at().await?)
+    }
 }

@@ -72,3 +72,18 @@ mod queue {
         assert_eq!(store.receive(2, 1, 900_000).await.unwrap().len(), 1);
     }
 }
+
+mod faults {
+    use std::sync::Arc;
+
+    async fn fresh(
+        clock: hookflow::FakeClock,
+        _functions: Vec<String>,
+    ) -> hookflow_embedded::SqliteStore {
+        hookflow_embedded::SqliteStore::in_memory()
+            .expect("in-memory sqlite")
+            .with_clock(Arc::new(clock))
+    }
+
+    hookflow::fault_injection_tests!(fresh);
+}

@@ -70,6 +70,13 @@ impl AwsStore {
         }
     }
 
+    /// The same store, reading time from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The configuration.
     #[must_use]
     pub fn config(&self) -> &AwsConfig {

@@ -11,4 +11,4 @@ mod probe;
 
 pub use env::{AwsTestEnv, START_MS};
 pub use moto::{Moto, create_resources};
-pub use probe::fresh_store;
+pub use probe::{fault_store, fresh_store};

@@ -121,6 +121,57 @@ impl hookflow::testkit::QueueProbe for AwsStore {
         }
         Ok(due)
     }
+
+    async fn next_due(&self) -> hookflow::Result<Option<i64>> {
+        let clients = self.clients();
+        let group = &self.config().scheduler_group;
+        let mut next: Option<i64> = None;
+        let mut note = |at: i64| next = Some(next.map_or(at, |n| n.min(at)));
+        let list = clients
+            .scheduler
+            .list_schedules()
+            .group_name(group)
+            .send()
+            .await
+            .map_err(crate::error::scheduler)?;
+        for summary in list.schedules() {
+            let schedule = clients
+                .scheduler
+                .get_schedule()
+                .group_name(group)
+                .name(summary.name().unwrap_or_default())
+                .send()
+                .await
+                .map_err(crate::error::scheduler)?;
+            if let Some(target) = schedule.target() {
+                let input: Envelope = serde_json::from_str(target.input().unwrap_or_default())?;
+                note(input.not_before.unwrap_or(0));
+            }
+        }
+        let urls: Vec<String> = self
+            .queue_urls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for url in urls {
+            let out = clients
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .map_err(crate::error::sqs)?;
+            for message in out.messages() {
+                let envelope: Envelope = serde_json::from_str(message.body().unwrap_or_default())?;
+                note(envelope.not_before.unwrap_or(0));
+            }
+        }
+        Ok(next)
+    }
 }
 
 /// A fresh, empty store on the shared moto server (for the contract suite),
@@ -137,4 +188,25 @@ pub async fn fresh_store(now: i64) -> AwsStore {
     .await;
     env.clock.set(now);
     env.engine.store().clone()
+}
+
+/// A fresh store with a queue for each of `functions`, reading time from
+/// `clock` (for the fault-injection scenarios).
+///
+/// # Panics
+/// If moto is missing.
+pub async fn fault_store(clock: hookflow::FakeClock, functions: Vec<String>) -> AwsStore {
+    let stubs = functions
+        .into_iter()
+        .map(|id| {
+            Function::new(id)
+                .on_event("never")
+                .handler(|_| async { Ok(()) })
+        })
+        .collect();
+    let env = AwsTestEnv::new(stubs).await;
+    env.engine
+        .store()
+        .clone()
+        .with_clock(std::sync::Arc::new(clock))
 }

@@ -451,7 +451,8 @@ where
     }
 
     /// Gives the lease back after a failed execution, so the next delivery
-    /// need not wait for it to lapse (best effort).
+    /// need not wait for it to lapse (best effort). Messages the last commit
+    /// may not have delivered stay in the outbox.
     async fn release(&self, session: &Session<S>) {
         let mut run = session.run();
         run.lease = None;
@@ -459,7 +460,9 @@ where
             token: session.token().to_owned(),
             now: self.now(),
         };
-        if let Err(err) = self.store.commit(&Transition::new(fence, run)).await {
+        let mut transition = Transition::new(fence, run);
+        transition.outbox = session.undelivered();
+        if let Err(err) = self.store.commit(&transition).await {
             tracing::warn!(error = %err, "lease release failed; it will lapse");
         }
     }

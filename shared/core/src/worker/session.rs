@@ -12,7 +12,7 @@ use crate::clock::{Clock, duration_ms};
 use crate::run::{Lease, Run, StepRecord};
 use crate::step::{Change, Checkpoints, Halt};
 use crate::store::{Outbox, RunStore};
-use crate::transition::{Conflict, Fence, Transition};
+use crate::transition::{Conflict, Fence, Outgoing, Transition};
 
 /// Why an execution must stop before its next new step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,8 @@ pub(crate) struct Session<S> {
     run: Mutex<Run>,
     journal: Mutex<BTreeMap<String, StepRecord>>,
     interrupt: Mutex<Option<Interrupt>>,
+    /// Messages of the last commit not yet known to be delivered.
+    undelivered: Mutex<Vec<Outgoing>>,
     serial: tokio::sync::Mutex<()>,
 }
 
@@ -79,6 +81,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             run: Mutex::new(run),
             journal: Mutex::new(journal.iter().map(|s| (s.id.clone(), s.clone())).collect()),
             interrupt: Mutex::new(None),
+            undelivered: Mutex::new(Vec::new()),
             serial: tokio::sync::Mutex::new(()),
         }
     }
@@ -102,6 +105,12 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
         let mut steps: Vec<StepRecord> = journal.into_values().collect();
         steps.sort_by_key(|s| s.position);
         steps
+    }
+
+    /// Messages the last commit produced that may not have been delivered:
+    /// a later transition of the run must carry them on.
+    pub(crate) fn undelivered(&self) -> Vec<Outgoing> {
+        lock(&self.undelivered).clone()
     }
 
     /// Why the execution must stop, if it must.
@@ -147,10 +156,13 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
                         journal.insert(step.id.clone(), step);
                     }
                 }
+                lock(&self.undelivered).clone_from(&committed.undelivered);
                 self.store
                     .deliver(&committed.undelivered)
                     .await
-                    .map_err(Halt::Store)
+                    .map_err(Halt::Store)?;
+                lock(&self.undelivered).clear();
+                Ok(())
             }
             Ok(Err(Conflict::CancelRequested(reason))) => {
                 self.interrupt(Interrupt::Cancel(reason.clone()));
