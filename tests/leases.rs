@@ -1,0 +1,309 @@
+//! Run leases: bounded by the invocation's deadline, extended while a long
+//! step runs, and a fence: a worker that lost its lease commits nothing and
+//! stops; a cancellation requested while a step runs stops the run at the
+//! step's end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use hookflow::run::{Envelope, Message, Target};
+use hookflow::store::RunStore;
+use hookflow::{
+    Clock, Engine, EngineConfig, Event, FakeClock, Function, Handled, Registry, RunStatus,
+    SystemClock, WorkerSettings,
+};
+use hookflow_embedded::SqliteStore;
+use hookflow_embedded::testing::START_MS;
+use hookflow_tests::Counter;
+use serde_json::json;
+use tokio::sync::{Notify, oneshot};
+
+fn engine(
+    store: &SqliteStore,
+    functions: Vec<Function>,
+    clock: Arc<dyn Clock>,
+    settings: WorkerSettings,
+) -> Engine<SqliteStore> {
+    let config = EngineConfig {
+        worker: settings,
+        drive_crons: false,
+    };
+    Engine::new(
+        store.clone().with_clock(clock.clone()),
+        Registry::new(functions).unwrap(),
+        clock,
+        config,
+    )
+}
+
+/// Handles every due message once, in order; returns how many.
+async fn drain(engine: &Engine<SqliteStore>, store: &SqliteStore, now: i64) -> usize {
+    let mut n = 0;
+    while let Some(delivery) = store.receive(now, 1, 60_000).await.unwrap().pop() {
+        assert_eq!(
+            engine.handle(&delivery.envelope).await.unwrap(),
+            Handled::Done
+        );
+        store.ack(&delivery).await.unwrap();
+        n += 1;
+    }
+    n
+}
+
+fn start(run_id: &str, function: &str) -> Envelope {
+    Envelope::new(
+        Target::Function(function.into()),
+        Message::Start {
+            run_id: run_id.into(),
+        },
+    )
+}
+
+/// Ingests `event` and routes it; returns the created run's id (its Start
+/// message is left unhandled).
+async fn route_one(
+    engine: &Engine<SqliteStore>,
+    store: &SqliteStore,
+    function: &str,
+    now: i64,
+) -> String {
+    engine
+        .ingest(vec![Event::new("go", json!({}))])
+        .await
+        .unwrap();
+    let route = store.receive(now, 1, 60_000).await.unwrap().pop().unwrap();
+    engine.handle(&route.envelope).await.unwrap();
+    store.ack(&route).await.unwrap();
+    let start = store.receive(now, 1, 60_000).await.unwrap().pop().unwrap();
+    store.ack(&start).await.unwrap();
+    match start.envelope.message {
+        Message::Start { run_id } => {
+            assert_eq!(start.envelope.target, Target::Function(function.into()));
+            run_id
+        }
+        other => panic!("expected a start, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_lease_never_outlives_the_invocations_deadline() {
+    // GIVEN a step that records the lease its run holds while it runs
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let seen = Arc::new(AtomicI64::new(0));
+    let (s, seen2) = (store.clone(), seen.clone());
+    let f = Function::new("f").on_event("go").handler(move |ctx| {
+        let (s, seen) = (s.clone(), seen2.clone());
+        async move {
+            let run = ctx.run_id.clone();
+            ctx.step
+                .run("look", move || async move {
+                    let lease = s.get_run(&run).await?.unwrap().lease.unwrap();
+                    seen.store(lease.until, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await?;
+            Ok(())
+        }
+    });
+    let settings = WorkerSettings {
+        lease: Duration::from_secs(60),
+        heartbeat: None,
+    };
+    let engine = engine(&store, vec![f], Arc::new(clock.clone()), settings);
+    let run_id = route_one(&engine, &store, "f", START_MS).await;
+    // WHEN the invocation has 10 s left, and then another has 0.5 s left
+    let deadline = START_MS + 10_000;
+    let handled = engine
+        .handle_until(&start(&run_id, "f"), Some(START_MS + 500))
+        .await
+        .unwrap();
+    assert_eq!(
+        handled,
+        Handled::Busy,
+        "too little time: left for another delivery"
+    );
+    assert_eq!(
+        store.get_run(&run_id).await.unwrap().unwrap().status,
+        RunStatus::Queued
+    );
+    let handled = engine
+        .handle_until(&start(&run_id, "f"), Some(deadline))
+        .await
+        .unwrap();
+    // THEN the lease ran to the deadline, not the 60 s lease, and the run finished
+    assert_eq!(handled, Handled::Done);
+    assert_eq!(seen.load(Ordering::SeqCst), deadline);
+    let run = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.lease, None, "released when the run finished");
+}
+
+/// A function whose first step waits for the test's go-ahead.
+fn gated(gate: Arc<Notify>, entered: Arc<Notify>, ran: &Counter) -> Function {
+    let ran = ran.clone();
+    Function::new("slow").on_event("go").handler(move |ctx| {
+        let (gate, entered, ran) = (gate.clone(), entered.clone(), ran.clone());
+        async move {
+            let first: u32 = ctx
+                .step
+                .run("slow-step", move || async move {
+                    let n = ran.bump();
+                    if n == 1 {
+                        entered.notify_one();
+                        gate.notified().await;
+                    }
+                    Ok(n)
+                })
+                .await?;
+            ctx.step.run("next", || async { Ok(()) }).await?;
+            Ok(first)
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_commits_nothing_and_stops() {
+    // GIVEN worker A stuck in a step past its 30 s lease, without heartbeats
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let (gate, entered, ran) = (
+        Arc::new(Notify::new()),
+        Arc::new(Notify::new()),
+        Counter::default(),
+    );
+    let settings = WorkerSettings {
+        lease: Duration::from_secs(30),
+        heartbeat: None,
+    };
+    let engine = engine(
+        &store,
+        vec![gated(gate.clone(), entered.clone(), &ran)],
+        Arc::new(clock.clone()),
+        settings,
+    );
+    let run_id = route_one(&engine, &store, "slow", START_MS).await;
+    let (done_tx, done_rx) = oneshot::channel();
+    let worker_a = {
+        let (engine, envelope) = (engine.clone(), start(&run_id, "slow"));
+        tokio::spawn(async move {
+            let _ = done_tx.send(engine.handle(&envelope).await);
+        })
+    };
+    entered.notified().await;
+    // WHEN the lease lapses and worker B takes the run and finishes it
+    clock.advance(Duration::from_secs(31));
+    let resume = Envelope::new(
+        Target::Function("slow".into()),
+        Message::Resume {
+            run_id: run_id.clone(),
+        },
+    );
+    assert_eq!(engine.handle(&resume).await.unwrap(), Handled::Done);
+    // THEN A's late checkpoint is refused: it stops, leaving B's result
+    gate.notify_one();
+    worker_a.await.unwrap();
+    assert_eq!(done_rx.await.unwrap().unwrap(), Handled::Busy);
+    let view = engine.run_view(&run_id).await.unwrap().unwrap();
+    assert_eq!(view.run.status, RunStatus::Completed);
+    assert_eq!(
+        view.run.output,
+        Some(json!(2)),
+        "B's attempt is the one recorded"
+    );
+    assert_eq!(view.steps[0].attempts, 1);
+    assert_eq!(
+        drain(&engine, &store, START_MS + 31_000).await,
+        0,
+        "nothing left to do"
+    );
+}
+
+#[tokio::test]
+async fn a_cancellation_requested_during_a_step_stops_the_run_when_the_step_ends() {
+    // GIVEN a run inside its first step
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let (gate, entered, ran) = (
+        Arc::new(Notify::new()),
+        Arc::new(Notify::new()),
+        Counter::default(),
+    );
+    let engine = engine(
+        &store,
+        vec![gated(gate.clone(), entered.clone(), &ran)],
+        Arc::new(clock.clone()),
+        WorkerSettings::default(),
+    );
+    let run_id = route_one(&engine, &store, "slow", START_MS).await;
+    let worker = {
+        let (engine, envelope) = (engine.clone(), start(&run_id, "slow"));
+        tokio::spawn(async move { engine.handle(&envelope).await })
+    };
+    entered.notified().await;
+    // WHEN it is cancelled, then the step finishes
+    let requested = engine.cancel(&run_id).await.unwrap();
+    assert_eq!(
+        requested.cancel_requested.as_deref(),
+        Some("cancelled by request")
+    );
+    gate.notify_one();
+    assert_eq!(worker.await.unwrap().unwrap(), Handled::Done);
+    // THEN the run is cancelled and its next step never ran
+    let view = engine.run_view(&run_id).await.unwrap().unwrap();
+    assert_eq!(view.run.status, RunStatus::Cancelled);
+    assert!(
+        view.steps.iter().all(|s| s.id != "next"),
+        "{:?}",
+        view.steps
+    );
+    // and the queued cancel message finds the run already finished
+    assert_eq!(drain(&engine, &store, START_MS).await, 1);
+}
+
+#[tokio::test]
+async fn a_long_step_keeps_its_lease_with_heartbeats() {
+    // GIVEN a 1.5 s lease extended every 0.5 s, on the wall clock, and a step
+    // that takes 3 s
+    let store = SqliteStore::in_memory().unwrap();
+    let (gate, entered, ran) = (
+        Arc::new(Notify::new()),
+        Arc::new(Notify::new()),
+        Counter::default(),
+    );
+    let settings = WorkerSettings {
+        lease: Duration::from_millis(1_500),
+        heartbeat: Some(Duration::from_millis(500)),
+    };
+    let engine = engine(
+        &store,
+        vec![gated(gate.clone(), entered.clone(), &ran)],
+        Arc::new(SystemClock),
+        settings,
+    );
+    let now = SystemClock.now_ms();
+    let run_id = route_one(&engine, &store, "slow", now).await;
+    let worker = {
+        let (engine, envelope) = (engine.clone(), start(&run_id, "slow"));
+        tokio::spawn(async move { engine.handle(&envelope).await })
+    };
+    entered.notified().await;
+    // WHEN other deliveries of the run arrive throughout
+    let resume = Envelope::new(
+        Target::Function("slow".into()),
+        Message::Resume {
+            run_id: run_id.clone(),
+        },
+    );
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // THEN each finds the run held: the lease outlived its 1.5 s
+        assert_eq!(engine.handle(&resume).await.unwrap(), Handled::Busy);
+    }
+    gate.notify_one();
+    assert_eq!(worker.await.unwrap().unwrap(), Handled::Done);
+    assert_eq!(ran.get(), 1, "the step ran once");
+    let run = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+}
