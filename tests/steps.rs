@@ -574,7 +574,7 @@ async fn an_oversized_step_output_fails_the_step_with_a_clear_error() {
         .handler(|ctx| async move {
             let blob: String = ctx
                 .step
-                .run("load", || async { Ok("x".repeat(300 * 1024)) })
+                .run("load", || async { Ok("x".repeat(4 * 1024 * 1024)) })
                 .await?;
             Ok(blob.len())
         });
@@ -583,7 +583,10 @@ async fn an_oversized_step_output_fails_the_step_with_a_clear_error() {
     let view = env.only_run("big").await;
     assert_eq!(view.run.status, RunStatus::Failed);
     let error = view.run.error.unwrap();
-    assert!(error.contains("over the 262144-byte limit"), "{error}");
+    assert!(
+        error.contains("over the 4194304-byte step output limit"),
+        "{error}"
+    );
     assert_eq!(view.steps[0].attempts, 1, "not retried");
 }
 

@@ -41,6 +41,7 @@ impl From<Error> for ApiError {
             Error::InvalidEvent(_) | Error::Expression { .. } | Error::InvalidFunction { .. } => {
                 StatusCode::BAD_REQUEST
             }
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::RunNotFound(_) | Error::UnknownFunction(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Json(_) | Error::Store(_) => {

@@ -29,8 +29,9 @@ pub const DEFAULT_TEMPLATE: &str = "template.yaml";
 /// The variable naming a workflow Lambda's function.
 pub const FUNCTION_ID_ENV: &str = "HOOKFLOW_FUNCTION_ID";
 /// Variables every Lambda needs (from `Globals` or its own).
-pub const COMMON_ENV: [&str; 5] = [
+pub const COMMON_ENV: [&str; 6] = [
     "HOOKFLOW_TABLE",
+    "HOOKFLOW_BUCKET",
     "HOOKFLOW_QUEUE_PREFIX",
     "HOOKFLOW_SCHEDULER_GROUP",
     "HOOKFLOW_SCHEDULER_ROLE_ARN",

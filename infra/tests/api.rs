@@ -154,7 +154,26 @@ async fn bad_requests_get_clear_errors() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let huge = json!({"name": "a/b", "data": {"blob": "x".repeat(5 * 1024 * 1024)}}).to_string();
     let (status, _) = call(&rt, "POST", "/events", Some(huge)).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "over the body limit");
+    let over = json!({"name": "a/b", "data": {"blob": "x".repeat(1024 * 1024)}}).to_string();
+    let (status, out) = call(&rt, "POST", "/events", Some(over)).await;
+    assert_eq!(
+        status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "over the event limit"
+    );
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap()
+            .contains("1048576-byte event limit"),
+        "{out}"
+    );
+    let (_, list) = call(&rt, "GET", "/runs", None).await;
+    assert!(
+        list["runs"].as_array().unwrap().is_empty(),
+        "nothing stored"
+    );
     let (status, _) = call(&rt, "GET", "/runs/nope", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = call(&rt, "GET", "/runs?status=bogus", None).await;

@@ -10,6 +10,8 @@ use crate::metrics::CallCounter;
 pub struct AwsConfig {
     /// The DynamoDB table (`HOOKFLOW_TABLE`).
     pub table: String,
+    /// The S3 bucket for payloads over the inline size (`HOOKFLOW_BUCKET`).
+    pub bucket: String,
     /// Queue name prefix (`HOOKFLOW_QUEUE_PREFIX`, the stack name): queues are
     /// `<prefix>-router` and `<prefix>-<function id>`.
     pub queue_prefix: String,
@@ -64,6 +66,7 @@ impl AwsConfig {
         };
         Ok(Self {
             table: required("HOOKFLOW_TABLE")?,
+            bucket: required("HOOKFLOW_BUCKET")?,
             queue_prefix: required("HOOKFLOW_QUEUE_PREFIX")?,
             scheduler_group: required("HOOKFLOW_SCHEDULER_GROUP")?,
             scheduler_role_arn: required("HOOKFLOW_SCHEDULER_ROLE_ARN")?,
@@ -83,6 +86,8 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     /// EventBridge Scheduler.
     pub scheduler: aws_sdk_scheduler::Client,
+    /// S3 (large payloads).
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl AwsClients {
@@ -99,15 +104,20 @@ impl AwsClients {
         let mut ddb = aws_sdk_dynamodb::config::Builder::from(sdk);
         let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
         let mut scheduler = aws_sdk_scheduler::config::Builder::from(sdk);
+        // A local endpoint serves buckets by path, not by host name.
+        let mut s3 =
+            aws_sdk_s3::config::Builder::from(sdk).force_path_style(sdk.endpoint_url().is_some());
         if let Some(counter) = counter {
             ddb = ddb.interceptor(counter.clone());
             sqs = sqs.interceptor(counter.clone());
             scheduler = scheduler.interceptor(counter.clone());
+            s3 = s3.interceptor(counter.clone());
         }
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb.build()),
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
             scheduler: aws_sdk_scheduler::Client::from_conf(scheduler.build()),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
         }
     }
 }
@@ -122,6 +132,7 @@ mod tests {
         assert!(err.to_string().contains("HOOKFLOW_TABLE"), "{err}");
         let env = |name: &str| match name {
             "HOOKFLOW_TABLE" => Some("t".into()),
+            "HOOKFLOW_BUCKET" => Some("b".into()),
             "HOOKFLOW_QUEUE_PREFIX" => Some("app".into()),
             "HOOKFLOW_SCHEDULER_GROUP" => Some("app".into()),
             "HOOKFLOW_SCHEDULER_ROLE_ARN" => Some("arn:aws:iam::1:role/r".into()),

@@ -15,6 +15,9 @@ pub enum AwsError {
     /// EventBridge Scheduler failed.
     #[error("scheduler: {0}")]
     Scheduler(#[from] Box<aws_sdk_scheduler::Error>),
+    /// S3 failed.
+    #[error("s3: {0}")]
+    S3(#[from] Box<aws_sdk_s3::Error>),
     /// A stored item is not what this version wrote.
     #[error("stored item: {0}")]
     Item(String),

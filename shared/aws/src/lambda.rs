@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use hookflow::clock::duration_ms;
-use hookflow::run::Envelope;
+use hookflow::store::Outbox;
 use hookflow::transition::Outgoing;
 use hookflow::{Clock, DocStore, Engine, EngineConfig, Handled, Registry, Store, SystemClock};
 use hookflow_webhooks::{CertFetcher, Provider, Receiver, WebhookConfig, WebhookRequest};
@@ -30,8 +30,8 @@ const EARLY_TOLERANCE_MS: i64 = 1_000;
 ///
 /// `deadline` (ms since the epoch) is when the invocation times out: it
 /// bounds every run lease taken while handling the batch.
-pub async fn handle_sqs<S: Store>(
-    engine: &Engine<S>,
+pub async fn handle_sqs(
+    engine: &Engine<AwsStore>,
     event: SqsEvent,
     deadline: Option<i64>,
 ) -> SqsBatchResponse {
@@ -46,13 +46,13 @@ pub async fn handle_sqs<S: Store>(
     response
 }
 
-async fn handle_record<S: Store>(
-    engine: &Engine<S>,
+async fn handle_record(
+    engine: &Engine<AwsStore>,
     record: &SqsMessage,
     deadline: Option<i64>,
 ) -> hookflow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
-    let envelope: Envelope = serde_json::from_str(body)?;
+    let envelope = engine.store().decode_message(body).await?;
     let now = engine.clock().now_ms();
     if let Some(not_before) = envelope.not_before
         && not_before > now + EARLY_TOLERANCE_MS

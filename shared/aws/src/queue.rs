@@ -34,6 +34,26 @@ pub fn home_function(function_id: &str) -> &str {
         .unwrap_or(function_id)
 }
 
+/// The largest message body sent as is (SQS takes 256 KiB); larger ones
+/// travel as a reference to a blob.
+const MAX_SQS_BODY: usize = 200 * 1024;
+/// The largest timer input sent as is (Scheduler takes 8 KiB).
+const MAX_SCHEDULE_INPUT: usize = 7 * 1024;
+
+/// What a queue message or timer input holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+enum Wire {
+    /// A reference to an envelope stored as a blob.
+    Blob {
+        blob: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_before: Option<i64>,
+    },
+    /// The envelope itself.
+    Inline(Envelope),
+}
+
 impl AwsStore {
     /// The SQS queue name for a target: `<prefix>-router` or `<prefix>-<function>`.
     #[must_use]
@@ -98,13 +118,48 @@ impl AwsStore {
         Ok(arn)
     }
 
+    /// The message body for `envelope`: the envelope itself when it fits in
+    /// `limit` bytes, else a reference to it stored as a blob.
+    async fn encode_message(&self, envelope: &Envelope, limit: usize) -> Result<String> {
+        let body = serde_json::to_string(envelope)?;
+        if body.len() <= limit {
+            return Ok(body);
+        }
+        let blob = hookflow::store::Blobs::put_blob(self, body.as_bytes())
+            .await
+            .map_err(|e| AwsError::Config(format!("storing a large message: {e}")))?;
+        Ok(serde_json::to_string(&Wire::Blob {
+            blob,
+            not_before: envelope.not_before,
+        })?)
+    }
+
+    /// The envelope a queue message or timer carries (fetching it when the
+    /// message holds a reference).
+    ///
+    /// # Errors
+    /// A body that is neither, or a missing blob.
+    pub async fn decode_message(&self, body: &str) -> Result<Envelope> {
+        match serde_json::from_str::<Wire>(body)? {
+            Wire::Inline(envelope) => Ok(envelope),
+            Wire::Blob { blob, .. } => {
+                let bytes = hookflow::store::Blobs::get_blob(self, &blob)
+                    .await
+                    .map_err(|e| AwsError::Config(format!("reading a large message: {e}")))?
+                    .ok_or_else(|| AwsError::Item(format!("message blob {blob} is missing")))?;
+                Ok(serde_json::from_slice(&bytes)?)
+            }
+        }
+    }
+
     async fn send_delayed(&self, envelope: &Envelope, delay_secs: i32) -> Result<()> {
         let url = self.queue_url(&envelope.target).await?;
+        let body = self.encode_message(envelope, MAX_SQS_BODY).await?;
         self.clients
             .sqs
             .send_message()
             .queue_url(url)
-            .message_body(serde_json::to_string(envelope)?)
+            .message_body(body)
             .delay_seconds(delay_secs)
             .send()
             .await
@@ -117,7 +172,7 @@ impl AwsStore {
         let when = chrono::DateTime::from_timestamp_millis(fire_at)
             .ok_or_else(|| AwsError::Config(format!("timer time {at} is out of range")))?
             .format("%Y-%m-%dT%H:%M:%S");
-        let input = serde_json::to_string(envelope)?;
+        let input = self.encode_message(envelope, MAX_SCHEDULE_INPUT).await?;
         let name = format!(
             "hf-{}",
             derived_id(&[

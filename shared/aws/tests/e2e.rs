@@ -268,3 +268,78 @@ async fn a_scheduler_cron_tick_on_the_router_queue_starts_one_run() {
     assert_eq!(view.run.status, RunStatus::Completed);
     assert_eq!(view.run.output, Some(json!(1_798_794_000_000_i64)));
 }
+
+fn big_payloads() -> Vec<Function> {
+    vec![
+        Function::new("import")
+            .on_event("import/uploaded")
+            .handler(|ctx| async move {
+                let rows = ctx.event.data["rows"].as_str().unwrap_or_default().len();
+                let report: String = ctx
+                    .step
+                    .run("render", || async { Ok("r".repeat(2 * 1024 * 1024)) })
+                    .await?;
+                let echoed = ctx
+                    .step
+                    .invoke(
+                        "archive",
+                        "archive",
+                        json!({"blob": "a".repeat(300 * 1024)}),
+                    )
+                    .await?;
+                Ok(json!({"rows": rows, "report": report.len(), "archived": echoed}))
+            }),
+        Function::new("archive")
+            .on_event("never/sent")
+            .handler(
+                |ctx| async move { Ok(ctx.event.data["blob"].as_str().unwrap_or_default().len()) },
+            ),
+    ]
+}
+
+#[tokio::test]
+async fn a_450_kb_event_a_2_mib_step_output_and_a_300_kb_invoke_all_go_through() {
+    // GIVEN a run whose event, step output and invoke data are far over
+    // DynamoDB's 400 KB item and SQS's 256 KiB message
+    let env = AwsTestEnv::new(big_payloads()).await;
+    let event = Event::new("import/uploaded", json!({"rows": "x".repeat(450 * 1024)}));
+    // WHEN it is ingested and handled
+    let ingested = env.send(vec![event]).await;
+    assert!(!ingested[0].duplicate);
+    // THEN the run completes with everything intact
+    let view = env.only_run("import").await;
+    assert_eq!(
+        view.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        view.run.error
+    );
+    assert_eq!(
+        view.run.output,
+        Some(json!({"rows": 450 * 1024, "report": 2 * 1024 * 1024, "archived": 300 * 1024}))
+    );
+    assert_eq!(
+        env.only_run("archive").await.run.status,
+        RunStatus::Completed
+    );
+    // and no item is anywhere near 400 KB: the large bodies live in S3
+    let items = env
+        .harness()
+        .dynamodb
+        .scan()
+        .table_name(&env.store().config().table)
+        .send()
+        .await
+        .unwrap();
+    for item in items.items() {
+        let size: usize = item
+            .iter()
+            .map(|(k, v)| k.len() + v.as_s().map_or(16, String::len))
+            .sum();
+        assert!(
+            size < 100 * 1024,
+            "an item of {size} bytes: {:?}",
+            item.get("pk")
+        );
+    }
+}

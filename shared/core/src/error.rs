@@ -5,9 +5,12 @@
 /// Engine errors: invalid input, unknown names, and storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An event broke a naming or size rule; nothing was stored.
+    /// An event broke a naming rule; nothing was stored.
     #[error("invalid event: {0}")]
     InvalidEvent(String),
+    /// Something is over a size limit (see [`crate::limits`]); nothing was stored.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// A function definition is inconsistent (bad id, trigger, cron, expression).
     #[error("invalid function `{function}`: {reason}")]
     InvalidFunction {

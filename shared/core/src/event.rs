@@ -11,12 +11,10 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 
-/// Largest serialized event accepted (1 MiB, the SQS message limit).
-pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
-/// Longest event name accepted.
-pub const MAX_EVENT_NAME_LEN: usize = 256;
-/// Longest event id accepted.
-pub const MAX_EVENT_ID_LEN: usize = 256;
+pub use crate::limits::MAX_EVENT_BYTES;
+use crate::limits::{
+    MAX_EVENT_ID_BYTES as MAX_EVENT_ID_LEN, MAX_EVENT_NAME_BYTES as MAX_EVENT_NAME_LEN,
+};
 /// How long an event id is remembered for deduplication.
 pub const DEDUPE_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -123,10 +121,10 @@ impl Event {
         }
         let size = serde_json::to_vec(self)?.len();
         if size > MAX_EVENT_BYTES {
-            return invalid(format!(
-                "event `{}` is {size} bytes, over the {MAX_EVENT_BYTES}-byte limit",
+            return Err(Error::TooLarge(format!(
+                "event `{}` is {size} bytes, over the {MAX_EVENT_BYTES}-byte event limit",
                 self.name
-            ));
+            )));
         }
         Ok(())
     }
@@ -177,7 +175,7 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(
-            err.to_string().contains("over the 1048576-byte limit"),
+            err.to_string().contains("over the 1048576-byte event limit"),
             "{err}"
         );
     }

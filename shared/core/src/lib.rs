@@ -21,6 +21,7 @@ pub mod expr;
 pub mod failure;
 pub mod function;
 pub mod ingest;
+pub mod limits;
 pub mod router;
 pub mod run;
 pub mod step;

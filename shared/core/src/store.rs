@@ -145,8 +145,20 @@ pub trait Outbox: Send + Sync {
     fn deliver(&self, messages: &[Outgoing]) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// Payloads stored once, by content: what backends keep records under the
+/// size limits with (see [`crate::limits`]). Records above
+/// [`crate::limits::INLINE_BYTES`] hold a blob key instead of their body.
+pub trait Blobs: Send + Sync {
+    /// Stores `bytes` (idempotently) and returns their key,
+    /// [`crate::limits::blob_key`].
+    fn put_blob(&self, bytes: &[u8]) -> impl Future<Output = Result<String>> + Send;
+
+    /// The bytes stored under `key`.
+    fn get_blob(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+}
+
 /// Everything the engine needs; implemented automatically for any type that
 /// has all the capabilities.
-pub trait Store: EventLog + RunStore + Waiters + Outbox + Clone + 'static {}
+pub trait Store: EventLog + RunStore + Waiters + Outbox + Blobs + Clone + 'static {}
 
-impl<T> Store for T where T: EventLog + RunStore + Waiters + Outbox + Clone + 'static {}
+impl<T> Store for T where T: EventLog + RunStore + Waiters + Outbox + Blobs + Clone + 'static {}

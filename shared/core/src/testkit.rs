@@ -633,6 +633,92 @@ pub async fn the_outbox_delivers_on_time<S: Store + QueueProbe>(store: S) {
     );
 }
 
+/// Blobs are stored once per content and read back by key.
+pub async fn blobs_are_stored_once_by_content<S: Store + QueueProbe>(store: S) {
+    let bytes = vec![7_u8; 300 * 1024];
+    let key = store.put_blob(&bytes).await.unwrap();
+    assert_eq!(key, crate::limits::blob_key(&bytes));
+    assert_eq!(
+        store.put_blob(&bytes).await.unwrap(),
+        key,
+        "same content, same key"
+    );
+    assert_eq!(store.get_blob(&key).await.unwrap(), Some(bytes));
+    assert_eq!(store.get_blob("sha256-unknown").await.unwrap(), None);
+}
+
+/// Records far over the inline size (a 700 KB event, a 3 MiB step output,
+/// waiters and sent events carrying them) are stored by reference and come
+/// back whole.
+pub async fn large_payloads_round_trip<S: Store + QueueProbe>(store: S) {
+    let big = |n: usize| json!({"blob": "x".repeat(n)});
+    let event = Event::new("big/event", big(700 * 1024))
+        .with_id("big-1")
+        .with_ts(T0);
+    assert_eq!(
+        store
+            .append(std::slice::from_ref(&event), T0, DAY)
+            .await
+            .unwrap(),
+        [true]
+    );
+    store.take_due(T0).await.unwrap();
+    let stored = store.get_event("big-1").await.unwrap().unwrap();
+    assert_eq!(stored.event, event);
+    store.record_routed(&stored).await.unwrap();
+    assert_eq!(
+        store.events_since("big/event", T0, 10).await.unwrap(),
+        [stored]
+    );
+
+    let r = Run::new("run-big".into(), "fn", event.clone(), T0);
+    let mut create = Transition::new(Fence::Create, r.clone());
+    let mut w = waiter("run-big", "w", "user/linked");
+    w.trigger = serde_json::to_value(&event).unwrap();
+    create.waiters_added.push(w.clone());
+    commit(&store, &create).await.unwrap();
+    let held = acquire(&store, &r, "t", T0, T0 + 1000).await.unwrap();
+    let mut output = step("huge", 0, StepStatus::Completed);
+    output.output = Some(big(3 * 1024 * 1024));
+    let sent = Event::new("big/sent", big(600 * 1024))
+        .with_id("sent-big")
+        .with_ts(T0);
+    let mut done = held.clone();
+    done.status = RunStatus::Completed;
+    done.output = Some(big(2 * 1024 * 1024));
+    done.lease = None;
+    let mut finish = Transition::new(
+        Fence::Hold {
+            token: "t".into(),
+            now: T0 + 1,
+        },
+        done.clone(),
+    );
+    finish.steps.push(output.clone());
+    finish.outbox.push(Outgoing::Events {
+        events: vec![sent.clone()],
+    });
+    commit(&store, &finish).await.unwrap();
+
+    let loaded = store.load_run("run-big").await.unwrap().unwrap();
+    assert_eq!(loaded.run.event, event);
+    assert_eq!(loaded.run.output, done.output);
+    assert_eq!(loaded.journal, [output]);
+    assert_eq!(
+        store.get_run("run-big").await.unwrap().unwrap().event,
+        event
+    );
+    let listed = store.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(listed[0].output, done.output);
+    assert_eq!(store.waiters_for("user/linked").await.unwrap(), [w]);
+    assert_eq!(
+        store.get_event("sent-big").await.unwrap().unwrap().event,
+        sent
+    );
+    let routes = store.take_due(T0 + 1).await.unwrap();
+    assert_eq!(routes, [Envelope::route("sent-big")]);
+}
+
 /// Generates one `#[tokio::test]` per contract check, each on a fresh store
 /// built by `$make` (an async expression).
 #[macro_export]
@@ -669,6 +755,14 @@ macro_rules! store_contract_tests {
         #[tokio::test]
         async fn contract_the_outbox_delivers_on_time() {
             $crate::testkit::the_outbox_delivers_on_time($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_blobs_are_stored_once_by_content() {
+            $crate::testkit::blobs_are_stored_once_by_content($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_large_payloads_round_trip() {
+            $crate::testkit::large_payloads_round_trip($make.await).await;
         }
         #[tokio::test]
         async fn contract_documents_are_created_once() {

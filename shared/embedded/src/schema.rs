@@ -73,6 +73,11 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE INDEX IF NOT EXISTS queue_visible ON queue (dead, visible_at);
 
+CREATE TABLE IF NOT EXISTS blobs (
+    key  TEXT PRIMARY KEY,           -- sha256-<hex> of the body
+    body BLOB NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS docs (
     collection TEXT NOT NULL,
     key        TEXT NOT NULL,

@@ -16,6 +16,8 @@ use tokio::sync::Notify;
 
 use crate::schema::{PRAGMAS, SCHEMA, SCHEMA_VERSION};
 use crate::{EmbeddedError, Result};
+use hookflow::limits::{INLINE_BYTES, blob_key};
+use hookflow::store::Blobs;
 
 /// The embedded store: one SQLite database. Cheap to clone (shared connection).
 #[derive(Clone)]
@@ -140,6 +142,40 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     Ok(serde_json::from_str(text)?)
 }
 
+/// Marks a body column that holds a blob key instead of the body.
+const BLOB_MARK: &str = "@blob:";
+
+/// `body` as its column keeps it: inline up to [`INLINE_BYTES`], else stored
+/// once in `blobs` and referenced by key.
+fn store_body(c: &Connection, body: String) -> Result<String> {
+    if body.len() <= INLINE_BYTES {
+        return Ok(body);
+    }
+    let key = blob_key(body.as_bytes());
+    c.execute(
+        "INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)",
+        params![key, body.as_bytes()],
+    )?;
+    Ok(format!("{BLOB_MARK}{key}"))
+}
+
+/// A body column's body, fetching it from `blobs` when it is a reference.
+fn load_body(c: &Connection, column: String) -> Result<String> {
+    let Some(key) = column.strip_prefix(BLOB_MARK) else {
+        return Ok(column);
+    };
+    let bytes: Vec<u8> = c
+        .query_row("SELECT body FROM blobs WHERE key = ?1", [key], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| EmbeddedError::Schema(format!("blob {key} is missing")))?;
+    String::from_utf8(bytes).map_err(|e| EmbeddedError::Schema(format!("blob {key}: {e}")))
+}
+
+/// A record from a body column.
+fn decode<T: serde::de::DeserializeOwned>(c: &Connection, column: String) -> Result<T> {
+    from_json(&load_body(c, column)?)
+}
+
 const RUN_COLUMNS: &str = "body, event, lease_token, lease_until, cancel_requested";
 
 fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
@@ -161,8 +197,9 @@ struct RunRow {
 }
 
 impl RunRow {
-    fn into_run(self) -> Result<Run> {
-        let mut run = Run::from_stored(&self.body, from_json(&self.event)?)?;
+    fn into_run(self, c: &Connection) -> Result<Run> {
+        let event = decode(c, self.event)?;
+        let mut run = Run::from_stored(&load_body(c, self.body)?, event)?;
         run.lease = self.lease_token.map(|token| Lease {
             token,
             until: self.lease_until,
@@ -180,7 +217,7 @@ fn get_run(c: &Connection, id: &str) -> Result<Option<Run>> {
             run_row,
         )
         .optional()?;
-    row.map(RunRow::into_run).transpose()
+    row.map(|row| row.into_run(c)).transpose()
 }
 
 fn step_status(step: &StepRecord) -> Result<String> {
@@ -222,7 +259,7 @@ fn append_events(
             params![
                 event.id,
                 event.name,
-                to_json(event)?,
+                store_body(tx, to_json(event)?)?,
                 event.ts,
                 received_at,
                 dedupe_ms
@@ -327,7 +364,16 @@ fn apply(tx: &Transaction<'_>, t: &Transition, now: i64) -> Result<()> {
         tx.execute(
             "INSERT INTO runs (id, function_id, status, created_at, body, event, lease_token, lease_until)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![run.id, run.function_id, run.status.as_str(), run.created_at, run.stored_body()?, to_json(&run.event)?, token, until],
+            params![
+                run.id,
+                run.function_id,
+                run.status.as_str(),
+                run.created_at,
+                store_body(tx, run.stored_body()?)?,
+                store_body(tx, to_json(&run.event)?)?,
+                token,
+                until
+            ],
         )?;
         if let Some(claim) = &t.idempotency {
             tx.execute(
@@ -347,7 +393,7 @@ fn apply(tx: &Transaction<'_>, t: &Transition, now: i64) -> Result<()> {
             params![
                 run.id,
                 run.status.as_str(),
-                run.stored_body()?,
+                store_body(tx, run.stored_body()?)?,
                 token,
                 until
             ],
@@ -356,7 +402,13 @@ fn apply(tx: &Transaction<'_>, t: &Transition, now: i64) -> Result<()> {
     for step in &t.steps {
         tx.execute(
             "INSERT OR REPLACE INTO steps (run_id, step_id, position, status, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![run.id, step.id, step.position, step_status(step)?, to_json(step)?],
+            params![
+                run.id,
+                step.id,
+                step.position,
+                step_status(step)?,
+                store_body(tx, to_json(step)?)?
+            ],
         )?;
     }
     for waiter in &t.waiters_added {
@@ -366,7 +418,7 @@ fn apply(tx: &Transaction<'_>, t: &Transition, now: i64) -> Result<()> {
                 waiter.event,
                 waiter.run_id,
                 waiter.step_id,
-                to_json(waiter)?
+                store_body(tx, to_json(waiter)?)?
             ],
         )?;
     }
@@ -411,7 +463,7 @@ impl EventLog for SqliteStore {
                 .optional()?;
             row.map(|(body, received_at)| {
                 Ok(StoredEvent {
-                    event: from_json(&body)?,
+                    event: decode(c, body)?,
                     received_at,
                 })
             })
@@ -444,7 +496,7 @@ impl EventLog for SqliteStore {
             rows.map(|row| {
                 let (body, received_at) = row?;
                 Ok(StoredEvent {
-                    event: from_json(&body)?,
+                    event: decode(c, body)?,
                     received_at,
                 })
             })
@@ -466,7 +518,7 @@ impl RunStore for SqliteStore {
                 let mut stmt = tx
                     .prepare_cached("SELECT body FROM steps WHERE run_id = ?1 ORDER BY position")?;
                 let rows = stmt.query_map([&id], |r| r.get::<_, String>(0))?;
-                rows.map(|row| from_json(&row?))
+                rows.map(|row| decode(&tx, row?))
                     .collect::<Result<Vec<StepRecord>>>()?
             };
             Ok(Some(LoadedRun {
@@ -583,7 +635,7 @@ impl RunStore for SqliteStore {
                  AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, id DESC LIMIT ?3"
             ))?;
             let rows = stmt.query_map(params![function_id, status, limit], run_row)?;
-            rows.map(|row| row?.into_run()).collect()
+            rows.map(|row| row?.into_run(c)).collect()
         })
         .await
     }
@@ -595,7 +647,7 @@ impl Waiters for SqliteStore {
         self.query(move |c| {
             let mut stmt = c.prepare_cached("SELECT body FROM waiters WHERE event = ?1")?;
             let rows = stmt.query_map([event], |r| r.get::<_, String>(0))?;
-            rows.map(|row| from_json(&row?)).collect()
+            rows.map(|row| decode(c, row?)).collect()
         })
         .await
     }
@@ -617,6 +669,32 @@ impl Outbox for SqliteStore {
         .await?;
         self.notify.notify_waiters();
         Ok(())
+    }
+}
+
+impl Blobs for SqliteStore {
+    async fn put_blob(&self, bytes: &[u8]) -> HfResult<String> {
+        let bytes = bytes.to_vec();
+        self.query(move |c| {
+            let key = blob_key(&bytes);
+            c.execute(
+                "INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)",
+                params![key, bytes],
+            )?;
+            Ok(key)
+        })
+        .await
+    }
+
+    async fn get_blob(&self, key: &str) -> HfResult<Option<Vec<u8>>> {
+        let key = key.to_owned();
+        self.query(move |c| {
+            Ok(
+                c.query_row("SELECT body FROM blobs WHERE key = ?1", [key], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+        .await
     }
 }
 

@@ -15,6 +15,7 @@
 //! anything are strongly consistent; only run listing uses the (eventually
 //! consistent) indexes.
 
+mod blobs;
 mod docs;
 mod runs;
 mod waiters;
@@ -139,10 +140,6 @@ pub(crate) fn get_n(item: &Item, name: &str) -> Result<i64> {
     }
 }
 
-pub(crate) fn body<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T> {
-    Ok(serde_json::from_str(get_s(item, "body")?)?)
-}
-
 /// True when an SDK error is a failed condition (the conditional write lost).
 pub(crate) fn condition_failed<E>(
     err: &aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
@@ -213,16 +210,22 @@ fn ttl(at_ms: i64, keep_secs: i64) -> AttributeValue {
     n(at_ms / 1000 + keep_secs)
 }
 
-fn stored_event(item: &Item) -> Result<StoredEvent> {
-    Ok(StoredEvent {
-        event: body(item)?,
-        received_at: get_n(item, "received_at")?,
-    })
-}
-
 impl AwsStore {
+    async fn stored_event(&self, item: &Item) -> Result<StoredEvent> {
+        Ok(StoredEvent {
+            event: self.decode(item, "body").await?,
+            received_at: get_n(item, "received_at")?,
+        })
+    }
+
     /// Stores `event` unless its id was received within `dedupe_ms`.
     async fn put_event(&self, event: &Event, received_at: i64, dedupe_ms: i64) -> HfResult<bool> {
+        let (body_name, body) = self
+            .body_attribute(
+                "body",
+                serde_json::to_string(event).map_err(AwsError::from)?,
+            )
+            .await?;
         let result = self
             .ddb()
             .put_item()
@@ -230,10 +233,7 @@ impl AwsStore {
             .item("pk", s(format!("EVT#{}", event.id)))
             .item("sk", s("EVT"))
             .item("name", s(&event.name))
-            .item(
-                "body",
-                s(serde_json::to_string(event).map_err(AwsError::from)?),
-            )
+            .item(body_name, body)
             .item("received_at", n(received_at))
             .item("ttl", ttl(received_at, EVENT_TTL_SECS))
             .condition_expression("attribute_not_exists(pk) OR received_at <= :cutoff")
@@ -291,20 +291,26 @@ impl EventLog for AwsStore {
             .send()
             .await
             .map_err(ddb)?;
-        Ok(out.item().map(stored_event).transpose()?)
+        match out.item() {
+            Some(item) => Ok(Some(self.stored_event(item).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn record_routed(&self, stored: &StoredEvent) -> HfResult<()> {
         let event = &stored.event;
+        let (body_name, body) = self
+            .body_attribute(
+                "body",
+                serde_json::to_string(event).map_err(AwsError::from)?,
+            )
+            .await?;
         self.ddb()
             .put_item()
             .table_name(self.table())
             .item("pk", s(format!("EVN#{}", event.name)))
             .item("sk", s(format!("{:015}#{}", stored.received_at, event.id)))
-            .item(
-                "body",
-                s(serde_json::to_string(event).map_err(AwsError::from)?),
-            )
+            .item(body_name, body)
             .item("received_at", n(stored.received_at))
             .item("ttl", ttl(stored.received_at, ROUTED_TTL_SECS))
             .send()
@@ -331,10 +337,10 @@ impl EventLog for AwsStore {
             .send()
             .await
             .map_err(ddb)?;
-        Ok(out
-            .items()
-            .iter()
-            .map(stored_event)
-            .collect::<Result<_>>()?)
+        let mut events = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            events.push(self.stored_event(item).await?);
+        }
+        Ok(events)
     }
 }

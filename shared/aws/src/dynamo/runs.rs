@@ -21,7 +21,7 @@ use hookflow::run::{Envelope, Lease, Message, Run, RunStatus, StepRecord, Target
 use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore};
 use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
 
-use super::{AwsStore, HfResult, Item, body, condition_failed, get_n, get_s, n, s};
+use super::{AwsStore, HfResult, Item, condition_failed, get_n, get_s, n, s};
 use crate::error::{AwsError, Result, ddb};
 
 /// How long idempotency items outlive their expiry before TTL removes them.
@@ -30,6 +30,8 @@ const IDEM_TTL_GRACE_SECS: i64 = 86_400;
 const WAITER_TTL_SECS: i64 = 90 * 86_400;
 /// DynamoDB's limit of items per transaction.
 pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
+/// Bytes we let one transaction carry (DynamoDB's limit is 4 MB).
+const TRANSACTION_BYTES: usize = 3_500_000;
 /// Attempts when a transaction collides with another on the same items.
 const CONFLICT_ATTEMPTS: u32 = 5;
 
@@ -43,38 +45,42 @@ fn time_key(run: &Run) -> String {
     format!("{:015}#{}", run.created_at, run.id)
 }
 
-/// A run from its item and its trigger event's item.
-fn run_of(item: &Item, event: &Item) -> Result<Run> {
-    let mut run = Run::from_stored(
-        get_s(item, "body")?,
-        serde_json::from_str(get_s(event, "body")?)?,
-    )?;
-    run.lease = match item.get("lease_token") {
-        Some(AttributeValue::S(token)) => Some(Lease {
-            token: token.clone(),
-            until: get_n(item, "lease_until")?,
-        }),
-        _ => None,
-    };
-    run.cancel_requested = match item.get("cancel_requested") {
-        Some(AttributeValue::S(reason)) => Some(reason.clone()),
-        _ => None,
-    };
-    Ok(run)
-}
-
-fn outbox_of(item: &Item) -> Result<Vec<Outgoing>> {
-    match item.get("outbox") {
-        Some(AttributeValue::S(text)) => Ok(serde_json::from_str(text)?),
-        _ => Ok(Vec::new()),
-    }
-}
-
 fn status_name(step: &StepRecord) -> Result<String> {
     Ok(serde_json::to_value(step.status)?
         .as_str()
         .unwrap_or_default()
         .to_owned())
+}
+
+fn attributes_size<'a>(
+    attributes: impl IntoIterator<Item = (&'a String, &'a AttributeValue)>,
+) -> usize {
+    attributes
+        .into_iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(text) | AttributeValue::N(text) => text.len(),
+                    _ => 8,
+                }
+        })
+        .sum()
+}
+
+/// About how many bytes a write carries (its items' names and values).
+fn write_size(write: &TransactWriteItem) -> usize {
+    let mut size = 100;
+    if let Some(put) = write.put() {
+        size += attributes_size(put.item());
+    }
+    if let Some(update) = write.update() {
+        size += attributes_size(update.expression_attribute_values().into_iter().flatten());
+    }
+    size
+}
+
+fn total_size(writes: &[TransactWriteItem]) -> usize {
+    writes.iter().map(write_size).sum()
 }
 
 /// The condition a fence puts on the run item (with its names and values).
@@ -123,6 +129,34 @@ fn fence_condition(fence: &Fence) -> Condition {
 }
 
 impl AwsStore {
+    /// A run from its item and its trigger event's item.
+    async fn run_of(&self, item: &Item, event: &Item) -> Result<Run> {
+        let body = self
+            .read_body(item, "body")
+            .await?
+            .ok_or_else(|| AwsError::Item("run item without a body".into()))?;
+        let mut run = Run::from_stored(&body, self.decode(event, "body").await?)?;
+        run.lease = match item.get("lease_token") {
+            Some(AttributeValue::S(token)) => Some(Lease {
+                token: token.clone(),
+                until: get_n(item, "lease_until")?,
+            }),
+            _ => None,
+        };
+        run.cancel_requested = match item.get("cancel_requested") {
+            Some(AttributeValue::S(reason)) => Some(reason.clone()),
+            _ => None,
+        };
+        Ok(run)
+    }
+
+    async fn outbox_of(&self, item: &Item) -> Result<Vec<Outgoing>> {
+        match self.read_body(item, "outbox").await? {
+            Some(text) => Ok(serde_json::from_str(&text)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn put(&self, item: Item) -> Result<TransactWriteItem> {
         let put = Put::builder()
             .table_name(self.table())
@@ -134,14 +168,18 @@ impl AwsStore {
 
     /// The run item's write: a conditional Put for a new run, a conditional
     /// Update otherwise (so a cancellation request written meanwhile is kept).
-    fn run_write(&self, t: &Transition) -> Result<TransactWriteItem> {
+    async fn run_write(&self, t: &Transition) -> Result<TransactWriteItem> {
         let run = &t.run;
         let condition = fence_condition(&t.fence);
         let outbox = if t.outbox.is_empty() {
             None
         } else {
-            Some(serde_json::to_string(&t.outbox)?)
+            Some(
+                self.body_attribute("outbox", serde_json::to_string(&t.outbox)?)
+                    .await?,
+            )
         };
+        let (body_name, body) = self.body_attribute("body", run.stored_body()?).await?;
         if t.fence == Fence::Create {
             let mut item: Item = HashMap::from([
                 ("pk".into(), run_pk(&run.id)),
@@ -149,7 +187,7 @@ impl AwsStore {
                 ("function_id".into(), s(&run.function_id)),
                 ("status".into(), s(run.status.as_str())),
                 ("created_at".into(), n(run.created_at)),
-                ("body".into(), s(run.stored_body()?)),
+                (body_name, body),
                 ("lease_until".into(), n(0)),
                 ("gsi1pk".into(), s(format!("FN#{}", run.function_id))),
                 ("gsi1sk".into(), s(time_key(run))),
@@ -159,8 +197,8 @@ impl AwsStore {
                 ),
                 ("gsi2sk".into(), s(time_key(run))),
             ]);
-            if let Some(outbox) = outbox {
-                item.insert("outbox".into(), s(outbox));
+            if let Some((name, outbox)) = outbox {
+                item.insert(name, outbox);
             }
             let put = Put::builder()
                 .table_name(self.table())
@@ -171,44 +209,59 @@ impl AwsStore {
             return Ok(TransactWriteItem::builder().put(put).build());
         }
         let mut set = vec![
-            "#status = :status",
-            "body = :body",
-            "gsi2pk = :gsi2pk",
-            "lease_until = :until",
+            "#status = :status".to_owned(),
+            format!("{body_name} = :body"),
+            "gsi2pk = :gsi2pk".to_owned(),
+            "lease_until = :until".to_owned(),
         ];
-        let mut remove = Vec::new();
+        let mut remove = vec![
+            if body_name == "body" {
+                "body_blob"
+            } else {
+                "body"
+            }
+            .to_owned(),
+        ];
         let mut update = Update::builder()
             .table_name(self.table())
             .key("pk", run_pk(&run.id))
             .key("sk", s("RUN"))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":status", s(run.status.as_str()))
-            .expression_attribute_values(":body", s(run.stored_body()?))
+            .expression_attribute_values(":body", body)
             .expression_attribute_values(
                 ":gsi2pk",
                 s(format!("FS#{}#{}", run.function_id, run.status.as_str())),
             );
         match &run.lease {
             Some(lease) => {
-                set.push("lease_token = :lease");
+                set.push("lease_token = :lease".to_owned());
                 update = update
                     .expression_attribute_values(":lease", s(&lease.token))
                     .expression_attribute_values(":until", n(lease.until));
             }
             None => {
-                remove.push("lease_token");
+                remove.push("lease_token".to_owned());
                 update = update.expression_attribute_values(":until", n(0));
             }
         }
         match outbox {
-            Some(outbox) => {
-                set.push("outbox = :outbox");
-                update = update.expression_attribute_values(":outbox", s(outbox));
+            Some((name, outbox)) => {
+                remove.push(
+                    if name == "outbox" {
+                        "outbox_blob"
+                    } else {
+                        "outbox"
+                    }
+                    .to_owned(),
+                );
+                set.push(format!("{name} = :outbox"));
+                update = update.expression_attribute_values(":outbox", outbox);
             }
-            None => remove.push("outbox"),
+            None => remove.extend(["outbox".to_owned(), "outbox_blob".to_owned()]),
         }
         if run.status.is_terminal() {
-            remove.push("cancel_requested");
+            remove.push("cancel_requested".to_owned());
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
@@ -251,29 +304,35 @@ impl AwsStore {
     }
 
     /// Every item of `t` but the run item (and, on creation, what goes with it).
-    fn record_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
+    async fn record_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
         let run_id = &t.run.id;
         let mut writes = Vec::new();
         for step in &t.steps {
-            writes.push(self.put(HashMap::from([
-                ("pk".into(), run_pk(run_id)),
-                ("sk".into(), s(format!("STEP#{}", step.id))),
-                ("position".into(), n(i64::from(step.position))),
-                ("status".into(), s(status_name(step)?)),
-                ("body".into(), s(serde_json::to_string(step)?)),
-            ]))?);
+            writes.push(
+                self.put(HashMap::from([
+                    ("pk".into(), run_pk(run_id)),
+                    ("sk".into(), s(format!("STEP#{}", step.id))),
+                    ("position".into(), n(i64::from(step.position))),
+                    ("status".into(), s(status_name(step)?)),
+                    self.body_attribute("body", serde_json::to_string(step)?)
+                        .await?,
+                ]))?,
+            );
         }
         for waiter in &t.waiters_added {
             let expires = waiter.expires_at.unwrap_or(waiter.registered_at);
-            writes.push(self.put(HashMap::from([
-                ("pk".into(), s(format!("WAIT#{}", waiter.event))),
-                (
-                    "sk".into(),
-                    s(format!("{}#{}", waiter.run_id, waiter.step_id)),
-                ),
-                ("body".into(), s(serde_json::to_string(waiter)?)),
-                ("ttl".into(), n(expires / 1000 + WAITER_TTL_SECS)),
-            ]))?);
+            writes.push(
+                self.put(HashMap::from([
+                    ("pk".into(), s(format!("WAIT#{}", waiter.event))),
+                    (
+                        "sk".into(),
+                        s(format!("{}#{}", waiter.run_id, waiter.step_id)),
+                    ),
+                    self.body_attribute("body", serde_json::to_string(waiter)?)
+                        .await?,
+                    ("ttl".into(), n(expires / 1000 + WAITER_TTL_SECS)),
+                ]))?,
+            );
         }
         for key in &t.waiters_removed {
             let delete = Delete::builder()
@@ -289,13 +348,16 @@ impl AwsStore {
 
     /// The creation-only writes: the trigger event's item and the
     /// idempotency claim (conditional: free, lapsed, or already this run's).
-    fn creation_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
+    async fn creation_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
         let run = &t.run;
-        let mut writes = vec![self.put(HashMap::from([
-            ("pk".into(), run_pk(&run.id)),
-            ("sk".into(), s("EVENT")),
-            ("body".into(), s(serde_json::to_string(&run.event)?)),
-        ]))?];
+        let mut writes = vec![
+            self.put(HashMap::from([
+                ("pk".into(), run_pk(&run.id)),
+                ("sk".into(), s("EVENT")),
+                self.body_attribute("body", serde_json::to_string(&run.event)?)
+                    .await?,
+            ]))?,
+        ];
         if let Some(claim) = &t.idempotency {
             let put = Put::builder()
                 .table_name(self.table())
@@ -470,14 +532,13 @@ impl AwsStore {
                 request = out.unprocessed_keys().cloned();
             }
         }
-        items
-            .iter()
-            .filter_map(|item| {
-                let pk = get_s(item, "pk").ok()?;
-                Some(events.get(pk).map(|event| run_of(item, event)))
-            })
-            .flatten()
-            .collect()
+        let mut runs = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(event) = events.get(get_s(item, "pk")?) {
+                runs.push(self.run_of(item, event).await?);
+            }
+        }
+        Ok(runs)
     }
 }
 
@@ -492,16 +553,18 @@ impl RunStore for AwsStore {
         let (Some(item), Some(event)) = (find("RUN"), find("EVENT")) else {
             return Ok(None);
         };
-        let mut journal: Vec<StepRecord> = items
+        let mut journal: Vec<StepRecord> = Vec::new();
+        for step in items
             .iter()
             .filter(|i| matches!(i.get("sk"), Some(AttributeValue::S(v)) if v.starts_with("STEP#")))
-            .map(body)
-            .collect::<Result<_>>()?;
+        {
+            journal.push(self.decode(step, "body").await?);
+        }
         journal.sort_by_key(|step| step.position);
         Ok(Some(LoadedRun {
-            run: run_of(item, event)?,
+            run: self.run_of(item, event).await?,
             journal,
-            undelivered: outbox_of(item)?,
+            undelivered: self.outbox_of(item).await?,
         }))
     }
 
@@ -513,34 +576,45 @@ impl RunStore for AwsStore {
                 .find(|i| matches!(i.get("sk"), Some(AttributeValue::S(v)) if v == sk))
         };
         match (find("RUN"), find("EVENT")) {
-            (Some(item), Some(event)) => Ok(Some(run_of(item, event)?)),
+            (Some(item), Some(event)) => Ok(Some(self.run_of(item, event).await?)),
             _ => Ok(None),
         }
     }
 
     async fn commit(&self, t: &Transition) -> HfResult<Result<Committed, Conflict>> {
-        let mut records = self.record_writes(t)?;
+        let mut records = self.record_writes(t).await?;
         if t.fence == Fence::Create {
-            records.extend(self.creation_writes(t)?);
+            records.extend(self.creation_writes(t).await?);
         }
-        // Too many items for one transaction: commit the leading records
-        // first, each part fenced like the whole; the run item goes last, so
-        // the run changes only once everything else is written.
-        let room = MAX_TRANSACTION_ITEMS - 1;
-        while records.len() > room {
+        // Too many items or bytes for one transaction: commit the leading
+        // records first, each part fenced like the whole; the run item goes
+        // last, so the run changes only once everything else is written.
+        let run_write = self.run_write(t).await?;
+        let last_room = TRANSACTION_BYTES.saturating_sub(write_size(&run_write));
+        while records.len() >= MAX_TRANSACTION_ITEMS || total_size(&records) > last_room {
             if t.fence == Fence::Create {
-                return Err(hookflow::Error::Conflict(format!(
-                    "a new run may write at most {room} records at once"
+                return Err(hookflow::Error::TooLarge(format!(
+                    "a new run may write at most {} records and {TRANSACTION_BYTES} bytes at once",
+                    MAX_TRANSACTION_ITEMS - 1
                 )));
             }
-            let rest = records.split_off(room - 1);
+            let mut cut = 0;
+            let mut bytes = 0;
+            while cut < records.len()
+                && cut < MAX_TRANSACTION_ITEMS - 1
+                && bytes + write_size(&records[cut]) <= TRANSACTION_BYTES
+            {
+                bytes += write_size(&records[cut]);
+                cut += 1;
+            }
+            let rest = records.split_off(cut.max(1));
             let mut part = std::mem::replace(&mut records, rest);
             part.push(self.fence_check(t)?);
             if !self.transact(part).await? {
                 return Ok(Err(self.diagnose(t).await?));
             }
         }
-        records.push(self.run_write(t)?);
+        records.push(run_write);
         if !self.transact(records).await? {
             return Ok(Err(self.diagnose(t).await?));
         }

@@ -4,14 +4,17 @@
 use hookflow::run::Waiter;
 use hookflow::store::Waiters;
 
-use super::{AwsStore, HfResult, body, s};
-use crate::error::Result;
+use super::{AwsStore, HfResult, s};
 
 impl Waiters for AwsStore {
     async fn waiters_for(&self, event: &str) -> HfResult<Vec<Waiter>> {
         let items = self
             .query_partition(s(format!("WAIT#{event}")), None)
             .await?;
-        Ok(items.iter().map(body).collect::<Result<_>>()?)
+        let mut waiters = Vec::with_capacity(items.len());
+        for item in &items {
+            waiters.push(self.decode(item, "body").await?);
+        }
+        Ok(waiters)
     }
 }

@@ -78,6 +78,7 @@ impl AwsTestEnv {
         );
         let config = AwsConfig {
             table: format!("{prefix}-table"),
+            bucket: format!("{prefix}-blobs"),
             queue_prefix: prefix.clone(),
             scheduler_group: prefix.clone(),
             scheduler_role_arn: "arn:aws:iam::123456789012:role/hookflow-scheduler".into(),

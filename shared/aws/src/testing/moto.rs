@@ -218,4 +218,11 @@ pub async fn create_resources(
         .send()
         .await
         .expect("schedule group");
+    clients
+        .s3
+        .create_bucket()
+        .bucket(&config.bucket)
+        .send()
+        .await
+        .expect("bucket");
 }

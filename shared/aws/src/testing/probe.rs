@@ -41,7 +41,9 @@ impl hookflow::testkit::QueueProbe for AwsStore {
             let Some(target) = schedule.target() else {
                 continue;
             };
-            let input: Envelope = serde_json::from_str(target.input().unwrap_or_default())?;
+            let input = self
+                .decode_message(target.input().unwrap_or_default())
+                .await?;
             if input.not_before.is_some_and(|at| at > now) {
                 continue;
             }
@@ -96,8 +98,9 @@ impl hookflow::testkit::QueueProbe for AwsStore {
                 }
                 let mut taken = 0;
                 for message in out.messages() {
-                    let envelope: Envelope =
-                        serde_json::from_str(message.body().unwrap_or_default())?;
+                    let envelope = self
+                        .decode_message(message.body().unwrap_or_default())
+                        .await?;
                     if envelope.not_before.is_some_and(|at| at > now) {
                         continue;
                     }
@@ -144,7 +147,9 @@ impl hookflow::testkit::QueueProbe for AwsStore {
                 .await
                 .map_err(crate::error::scheduler)?;
             if let Some(target) = schedule.target() {
-                let input: Envelope = serde_json::from_str(target.input().unwrap_or_default())?;
+                let input = self
+                    .decode_message(target.input().unwrap_or_default())
+                    .await?;
                 note(input.not_before.unwrap_or(0));
             }
         }
@@ -166,7 +171,9 @@ impl hookflow::testkit::QueueProbe for AwsStore {
                 .await
                 .map_err(crate::error::sqs)?;
             for message in out.messages() {
-                let envelope: Envelope = serde_json::from_str(message.body().unwrap_or_default())?;
+                let envelope = self
+                    .decode_message(message.body().unwrap_or_default())
+                    .await?;
                 note(envelope.not_before.unwrap_or(0));
             }
         }

@@ -9,9 +9,10 @@ use std::future::Future;
 
 use serde_json::{Value, json};
 
-use super::{Change, Next, Step, Wake, replayed};
+use super::{Change, Next, Step, Wake, replayed, step_error};
 use crate::event::derived_id;
 use crate::failure::StepError;
+use crate::limits::MAX_EVENT_BYTES;
 use crate::run::{Envelope, Message, ParentStep, StepKind, StepStatus, Target};
 use crate::transition::Outgoing;
 
@@ -33,6 +34,15 @@ impl Step {
                 }
                 let child = derived_id(&[scope.run_id(), &claim.key, "invoke"]);
                 let mut rec = claim.new_record(StepKind::Invoke, StepStatus::Waiting, scope.now);
+                let size = serde_json::to_vec(&data).map_or(usize::MAX, |b| b.len());
+                if size > MAX_EVENT_BYTES {
+                    rec.status = StepStatus::Failed;
+                    rec.ended_at = Some(scope.now);
+                    rec.error = Some(format!(
+                        "invoke data is {size} bytes, over the {MAX_EVENT_BYTES}-byte event limit"
+                    ));
+                    return Next::Return(Err(step_error(&rec)), Some(Change::record(rec)));
+                }
                 rec.detail = Some(json!({"function_id": function_id, "run_id": child}));
                 let mut change = Change::record(rec);
                 change.outbox.push(Outgoing::Send {

@@ -36,13 +36,13 @@ use tokio::sync::Notify;
 use crate::error::Error;
 use crate::event::derived_id;
 use crate::failure::StepError;
+use crate::limits::MAX_STEPS_PER_RUN;
 use crate::run::{StepKind, StepRecord, StepStatus, Waiter, WaiterKey};
 use crate::transition::Outgoing;
 
 pub use self::wait::WaitFor;
 
-/// Largest journaled step output (256 KiB), well under DynamoDB's 400 KB item limit.
-pub const MAX_STEP_OUTPUT_BYTES: usize = 256 * 1024;
+pub use crate::limits::MAX_STEP_OUTPUT_BYTES;
 /// Default `wait_for_event` timeout (7 days).
 pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
@@ -98,8 +98,9 @@ pub(crate) trait Checkpoints: Send + Sync {
 pub(crate) enum Halt {
     /// Cancelled (requested, `cancel_on`, or the finish timeout).
     Cancelled(String),
-    /// The code no longer matches the journal.
-    NonDeterministic(String),
+    /// The run fails for good: the code no longer matches the journal, or
+    /// the run went over a limit.
+    Fail(String),
     /// Another worker may hold the run: stop without writing anything.
     LeaseLost,
     /// Storage failed; the delivery should be retried.
@@ -335,16 +336,20 @@ impl Step {
         let position = state.next_position;
         state.next_position += 1;
         drop(state);
+        if position >= MAX_STEPS_PER_RUN {
+            return Err(Halt::Fail(format!(
+                "the run reached step {}, over the {MAX_STEPS_PER_RUN}-step limit per run",
+                position + 1
+            )));
+        }
         let record = self.inner.journal.get(&key).cloned();
         match &record {
-            Some(rec) if rec.kind != kind || rec.position != position => {
-                Err(Halt::NonDeterministic(format!(
-                    "non-deterministic: the journal has step `{key}` as {:?} at position {}, but the code reached it as {kind:?} at position {position}",
-                    rec.kind, rec.position
-                )))
-            }
+            Some(rec) if rec.kind != kind || rec.position != position => Err(Halt::Fail(format!(
+                "non-deterministic: the journal has step `{key}` as {:?} at position {}, but the code reached it as {kind:?} at position {position}",
+                rec.kind, rec.position
+            ))),
             None => match self.inner.by_position.get(&position) {
-                Some(other) => Err(Halt::NonDeterministic(format!(
+                Some(other) => Err(Halt::Fail(format!(
                     "non-deterministic: the journal has step `{other}` at position {position}, but the code reached `{key}`"
                 ))),
                 None => Ok(Claim {
@@ -379,7 +384,7 @@ impl Step {
     /// Decodes a journaled output; a mismatch with `T` is non-determinism.
     pub(crate) fn decode<T: DeserializeOwned>(key: &str, output: Option<Value>) -> Result<T, Halt> {
         serde_json::from_value(output.unwrap_or(Value::Null)).map_err(|e| {
-            Halt::NonDeterministic(format!(
+            Halt::Fail(format!(
                 "non-deterministic: the journaled output of step `{key}` no longer fits its type: {e}"
             ))
         })

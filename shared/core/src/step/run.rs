@@ -96,7 +96,7 @@ fn encode<T: Serialize>(key: &str, value: &T) -> anyhow::Result<Value> {
     let size = serde_json::to_vec(&json)?.len();
     if size > MAX_STEP_OUTPUT_BYTES {
         return Err(crate::failure::NonRetriable::new(format!(
-            "step `{key}` output is {size} bytes, over the {MAX_STEP_OUTPUT_BYTES}-byte limit; \
+            "step `{key}` output is {size} bytes, over the {MAX_STEP_OUTPUT_BYTES}-byte step output limit; \
              store large data elsewhere and return a reference"
         ))
         .into());

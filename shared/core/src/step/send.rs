@@ -11,6 +11,7 @@ use serde_json::json;
 use super::{Change, Next, Step, replayed, step_error};
 use crate::event::{Event, derived_id};
 use crate::failure::StepError;
+use crate::limits::MAX_EVENTS_PER_SEND;
 use crate::run::{StepKind, StepStatus};
 use crate::transition::Outgoing;
 
@@ -34,6 +35,14 @@ impl Step {
                     claim.new_record(StepKind::SendEvent, StepStatus::Completed, scope.now);
                 rec.attempts = 1;
                 rec.ended_at = Some(scope.now);
+                if events.len() > MAX_EVENTS_PER_SEND {
+                    rec.status = StepStatus::Failed;
+                    rec.error = Some(format!(
+                        "{} events, over the {MAX_EVENTS_PER_SEND}-event limit per send_event",
+                        events.len()
+                    ));
+                    return Next::Return(Err(step_error(&rec)), Some(Change::record(rec)));
+                }
                 for (i, event) in events.iter_mut().enumerate() {
                     if event.id.is_empty() {
                         event.id = derived_id(&[scope.run_id(), &claim.key, &i.to_string()]);

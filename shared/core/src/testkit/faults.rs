@@ -296,6 +296,17 @@ impl<S: Waiters> Waiters for Faulty<S> {
     }
 }
 
+impl<S: crate::store::Blobs> crate::store::Blobs for Faulty<S> {
+    async fn put_blob(&self, bytes: &[u8]) -> Result<String> {
+        self.write("put blob", self.inner.put_blob(bytes)).await
+    }
+
+    async fn get_blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.alive()?;
+        self.inner.get_blob(key).await
+    }
+}
+
 impl<S: Outbox> Outbox for Faulty<S> {
     async fn deliver(&self, messages: &[Outgoing]) -> Result<()> {
         if messages.is_empty() {

@@ -16,8 +16,7 @@ use crate::function::{Ctx, Function};
 use crate::run::{Run, StepRecord};
 use crate::step::{Change, Checkpoints, Halt, Step};
 
-/// Largest run output kept (256 KiB).
-pub const MAX_RUN_OUTPUT_BYTES: usize = 256 * 1024;
+pub use crate::limits::MAX_RUN_OUTPUT_BYTES;
 
 /// How an execution of a run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +94,7 @@ pub(crate) async fn execute(
     let pending = state.pending;
     let ending = match (state.halt, result) {
         (Some(Halt::Cancelled(reason)), _) => Ending::Cancelled(reason),
-        (Some(Halt::NonDeterministic(reason)), _) => Ending::Failed(reason),
+        (Some(Halt::Fail(reason)), _) => Ending::Failed(reason),
         (Some(Halt::LeaseLost), _) => Ending::LeaseLost,
         (Some(Halt::Store(err)), _) => return Err(err),
         (None, None) => Ending::Suspended {
@@ -119,7 +118,7 @@ fn returned(
             let size = serde_json::to_vec(&output).map_err(Error::from)?.len();
             if size > MAX_RUN_OUTPUT_BYTES {
                 Ending::Failed(format!(
-                    "run output is {size} bytes, over the {MAX_RUN_OUTPUT_BYTES}-byte limit"
+                    "run output is {size} bytes, over the {MAX_RUN_OUTPUT_BYTES}-byte run output limit"
                 ))
             } else {
                 Ending::Completed(output)

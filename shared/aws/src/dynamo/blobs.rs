@@ -1,0 +1,113 @@
+//! Large bodies on S3: a record body over [`INLINE_BYTES`] is stored once in
+//! the stack's bucket under its content key and the item keeps
+//! `<attribute>_blob = <key>` instead, so no item nears DynamoDB's 400 KB and
+//! copies of one large event (its log entry, each run's trigger, each waiter)
+//! share one object. Blobs are written before the transaction that refers to
+//! them: a crash in between leaves an unreferenced object, never a dangling
+//! reference; the bucket's lifecycle rule expires old objects.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use hookflow::limits::{INLINE_BYTES, blob_key};
+use hookflow::store::Blobs;
+
+use super::{AwsStore, HfResult, Item, s};
+use crate::error::{AwsError, Result};
+
+impl AwsStore {
+    /// The attribute `name` holding `body`: inline when small, else a blob key
+    /// under `<name>_blob`.
+    pub(crate) async fn body_attribute(
+        &self,
+        name: &str,
+        body: String,
+    ) -> Result<(String, AttributeValue)> {
+        if body.len() <= INLINE_BYTES {
+            return Ok((name.to_owned(), s(body)));
+        }
+        let key = self.put_object(body.as_bytes()).await?;
+        Ok((format!("{name}_blob"), s(key)))
+    }
+
+    /// The body kept in attribute `name` of `item`, inline or as a blob.
+    pub(crate) async fn read_body(&self, item: &Item, name: &str) -> Result<Option<String>> {
+        if let Some(AttributeValue::S(body)) = item.get(name) {
+            return Ok(Some(body.clone()));
+        }
+        let Some(AttributeValue::S(key)) = item.get(&format!("{name}_blob")) else {
+            return Ok(None);
+        };
+        let bytes = self
+            .get_object(key)
+            .await?
+            .ok_or_else(|| AwsError::Item(format!("blob {key} (attribute {name}) is missing")))?;
+        Ok(Some(
+            String::from_utf8(bytes).map_err(|e| AwsError::Item(format!("blob {key}: {e}")))?,
+        ))
+    }
+
+    /// The record kept in attribute `name` of `item`.
+    pub(crate) async fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        item: &Item,
+        name: &str,
+    ) -> Result<T> {
+        let body = self
+            .read_body(item, name)
+            .await?
+            .ok_or_else(|| AwsError::Item(format!("attribute `{name}` missing")))?;
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    async fn put_object(&self, bytes: &[u8]) -> Result<String> {
+        let key = blob_key(bytes);
+        self.clients
+            .s3
+            .put_object()
+            .bucket(&self.config.bucket)
+            .key(&key)
+            .body(bytes.to_vec().into())
+            .send()
+            .await
+            .map_err(|e| AwsError::S3(Box::new(e.into())))?;
+        Ok(key)
+    }
+
+    async fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let result = self
+            .clients
+            .s3
+            .get_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let bytes = out
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| AwsError::Item(format!("reading blob {key}: {e}")))?;
+                Ok(Some(bytes.to_vec()))
+            }
+            Err(err)
+                if err.as_service_error().is_some_and(
+                    aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key,
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(AwsError::S3(Box::new(err.into()))),
+        }
+    }
+}
+
+impl Blobs for AwsStore {
+    async fn put_blob(&self, bytes: &[u8]) -> HfResult<String> {
+        Ok(self.put_object(bytes).await?)
+    }
+
+    async fn get_blob(&self, key: &str) -> HfResult<Option<Vec<u8>>> {
+        Ok(self.get_object(key).await?)
+    }
+}
