@@ -54,6 +54,53 @@ pub fn three_steps() -> Function {
         })
 }
 
+/// The five-step workload `hookflow dev --bench` serves on `bench/five-steps`:
+/// each step adds one to the event's `n`; the output is `n + 5`. With
+/// `step_log`, every execution of a step's code appends `run step unix_ms`
+/// to that file before it runs, so a crash test can prove that no
+/// checkpointed step ran again.
+#[must_use]
+pub fn five_steps(step_log: Option<PathBuf>) -> Function {
+    let log = step_log.map(Arc::new);
+    Function::new("bench-five-steps")
+        .on_event("bench/five-steps")
+        .handler(move |ctx| {
+            let log = log.clone();
+            async move {
+                let mut n = ctx.event.data["n"].as_u64().unwrap_or(0);
+                for step in ["one", "two", "three", "four", "five"] {
+                    let (log, run) = (log.clone(), ctx.run_id.clone());
+                    n = ctx
+                        .step
+                        .run(step, move || async move {
+                            if let Some(path) = log {
+                                record_execution(&path, &run, step)?;
+                            }
+                            Ok(n + 1)
+                        })
+                        .await?;
+                }
+                Ok(n)
+            }
+        })
+}
+
+fn record_execution(path: &std::path::Path, run: &str, step: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let now = hookflow::Clock::now_ms(&SystemClock);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    writeln!(file, "{run} {step} {now}")
+}
+
+/// The functions `hookflow dev --bench` adds to the registry.
+#[must_use]
+pub fn workloads(step_log: Option<PathBuf>) -> Vec<Function> {
+    vec![five_steps(step_log)]
+}
+
 /// What a benchmark measured.
 #[derive(Debug, Clone)]
 pub struct Report {

@@ -27,7 +27,11 @@ pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
     let docs = DocStore::new(store.clone()).with_clock(clock.clone());
     let services = Services::from_env(docs, &hookflow_clients::process_env)
         .context("workflow configuration (API clients and settings)")?;
-    let registry = hookflow_registry::registry(&services).context("invalid function registry")?;
+    let mut functions = hookflow_registry::functions_with(&services);
+    if args.bench {
+        functions.extend(crate::bench::workloads(args.step_log.clone()));
+    }
+    let registry = hookflow::Registry::new(functions).context("invalid function registry")?;
     let config = WorkerConfig {
         workers: args.workers,
         ..WorkerConfig::default()

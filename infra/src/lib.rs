@@ -76,6 +76,14 @@ pub struct DevArgs {
     /// Concurrent workers.
     #[arg(long, env = "HOOKFLOW_WORKERS", default_value_t = 8)]
     pub workers: usize,
+    /// Also serve the benchmark workloads (`bench-five-steps` on
+    /// `bench/five-steps`), for load and crash tests.
+    #[arg(long)]
+    pub bench: bool,
+    /// With `--bench`: append every execution of a benchmark step to this
+    /// file (`run step unix_ms`).
+    #[arg(long, env = "HOOKFLOW_STEP_LOG", requires = "bench")]
+    pub step_log: Option<PathBuf>,
 }
 
 impl DevArgs {

@@ -1,5 +1,6 @@
 //! Counting what a run costs: an SDK interceptor that counts every DynamoDB,
-//! SQS and Scheduler call by operation.
+//! SQS, Scheduler and S3 call by operation, and the items each DynamoDB
+//! transaction writes (`DynamoDB.TransactWriteItems.items`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,7 +36,11 @@ impl CallCounter {
     /// Total calls so far.
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.snapshot().values().sum()
+        self.snapshot()
+            .iter()
+            .filter(|(k, _)| !k.ends_with(".items"))
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// Calls to one service (`DynamoDB`, `SQS`, `Scheduler`).
@@ -44,7 +49,7 @@ impl CallCounter {
         let prefix = format!("{service}.");
         self.snapshot()
             .iter()
-            .filter(|(k, _)| k.starts_with(&prefix))
+            .filter(|(k, _)| k.starts_with(&prefix) && !k.ends_with(".items"))
             .map(|(_, v)| v)
             .sum()
     }
@@ -65,7 +70,7 @@ impl Intercept for CallCounter {
 
     fn read_before_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -75,12 +80,15 @@ impl Intercept for CallCounter {
                 || "unknown".to_owned(),
                 |m| format!("{}.{}", m.service(), m.name()),
             );
-        *self
-            .counts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_default() += 1;
+        let items = context
+            .input()
+            .downcast_ref::<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput>()
+            .map(|input| input.transact_items().len() as u64);
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(items) = items {
+            *counts.entry(format!("{key}.items")).or_default() += items;
+        }
+        *counts.entry(key).or_default() += 1;
         Ok(())
     }
 }

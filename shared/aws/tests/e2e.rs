@@ -219,31 +219,74 @@ fn five_steps() -> Function {
         })
 }
 
+/// On-demand list prices, us-east-1, per million.
+const WRITE_UNIT: f64 = 0.625;
+const READ_UNIT: f64 = 0.125;
+const SQS_REQUEST: f64 = 0.40;
+const LAMBDA_REQUEST: f64 = 0.20;
+/// 128 MB for ~30 ms at $0.0000133334 per GB-s, per million invocations.
+const LAMBDA_DURATION: f64 = 0.05;
+
 #[tokio::test]
-async fn a_five_step_run_costs_one_write_per_step_plus_a_small_constant() {
+async fn a_five_step_run_costs_what_the_readme_says() {
+    // GIVEN a five-step function, its queues' URLs already looked up
     let env = AwsTestEnv::new(vec![five_steps()]).await;
-    env.send(vec![Event::new("bench/go", json!({}))]).await; // warm the queue URL caches
+    env.send(vec![Event::new("bench/go", json!({}))]).await;
     env.counter.reset();
+    // WHEN one event starts one run
     env.send(vec![Event::new("bench/go", json!({}))]).await;
     let calls = env.calls();
+    let done = env.runs().await;
     assert_eq!(
-        env.runs()
-            .await
-            .iter()
+        done.iter()
             .filter(|r| r.status == RunStatus::Completed)
             .count(),
         2
     );
     let get = |op: &str| calls.get(op).copied().unwrap_or(0);
-    let writes = get("DynamoDB.PutItem") + get("DynamoDB.UpdateItem") + get("DynamoDB.DeleteItem");
-    let reads = get("DynamoDB.GetItem") + get("DynamoDB.Query");
-    let sqs = env.counter.service_total("SQS");
-    let scheduler = env.counter.service_total("Scheduler");
     println!("calls for one 5-step run: {calls:#?}");
-    println!("dynamodb writes {writes}, reads {reads}, sqs {sqs}, scheduler {scheduler}");
-    assert!(writes <= 5 + 8, "writes: {writes} ({calls:?})");
-    assert_eq!(scheduler, 0);
-    assert!(sqs <= 3, "sqs: {sqs}");
+    // THEN it makes exactly these calls (every item here is under 1 KB):
+    // the event and its routed-index entry; the run's creation (run item and
+    // trigger event, one transaction); its lease and its end (one conditional
+    // write each); one transaction per step (the run item, as the lease
+    // fence, and the step).
+    assert_eq!(get("DynamoDB.PutItem"), 2, "event, routed index");
+    assert_eq!(get("DynamoDB.UpdateItem"), 2, "lease, end");
+    assert_eq!(
+        get("DynamoDB.TransactWriteItems"),
+        6,
+        "creation, 5 checkpoints"
+    );
+    assert_eq!(get("DynamoDB.TransactWriteItems.items"), 12);
+    assert_eq!(
+        get("DynamoDB.DeleteItem") + get("DynamoDB.BatchWriteItem"),
+        0
+    );
+    assert_eq!(get("DynamoDB.GetItem"), 1, "the routed event");
+    assert_eq!(
+        get("DynamoDB.Query"),
+        2,
+        "waiters for the event, the run with its journal"
+    );
+    assert_eq!(env.counter.service_total("SQS"), 2, "route, start");
+    assert_eq!(env.counter.service_total("Scheduler"), 0);
+    assert_eq!(env.counter.service_total("S3"), 0);
+    // A transactional write costs two write units per item.
+    let write_units = get("DynamoDB.PutItem")
+        + get("DynamoDB.UpdateItem")
+        + 2 * get("DynamoDB.TransactWriteItems.items");
+    let read_units = get("DynamoDB.GetItem") + get("DynamoDB.Query");
+    // Each SQS message is sent, received and deleted; three Lambda invocations
+    // (webhook, router, function).
+    let dollars = (write_units as f64) * WRITE_UNIT
+        + (read_units as f64) * READ_UNIT
+        + 3.0 * 2.0 * SQS_REQUEST
+        + 3.0 * (LAMBDA_REQUEST + LAMBDA_DURATION);
+    println!(
+        "per 5-step run: {write_units} write units, {read_units} read units, 2 SQS messages; \
+         ${dollars:.2} per million runs at list prices (before API Gateway)"
+    );
+    assert_eq!(write_units, 28);
 }
 
 #[tokio::test]

@@ -175,7 +175,8 @@ mod tests {
             .validate()
             .unwrap_err();
         assert!(
-            err.to_string().contains("over the 1048576-byte event limit"),
+            err.to_string()
+                .contains("over the 1048576-byte event limit"),
             "{err}"
         );
     }
