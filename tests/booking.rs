@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookflow::run::StepStatus;
-use hookflow::{DocStore, FakeClock, RunStatus};
+use hookflow::{FakeClock, RunStatus};
 use hookflow_clients::testing::{Reply, TestServer};
+use hookflow_docs::DocStore;
 use hookflow_embedded::SqliteStore;
 use hookflow_embedded::testing::TestEnv;
 use hookflow_webhooks::test_secrets;
@@ -47,7 +48,12 @@ impl World {
         }
         let receiver = test_secrets::receiver().unwrap();
         let response = receiver
-            .handle(provider(json), &request, self.env.runtime.engine(), at)
+            .handle(
+                provider(json),
+                &request,
+                &self.env.runtime.engine().ingest,
+                at,
+            )
             .await;
         assert_eq!(response.status, 200, "{}", response.body_string());
         self.env.settle().await;
@@ -440,7 +446,12 @@ async fn missing_booking_configuration_fails_the_run_without_refunding() {
     let (request, at) = sample(CHECKOUT);
     let response = test_secrets::receiver()
         .unwrap()
-        .handle(provider(CHECKOUT), &request, env.runtime.engine(), at)
+        .handle(
+            provider(CHECKOUT),
+            &request,
+            &env.runtime.engine().ingest,
+            at,
+        )
         .await;
     assert_eq!(response.status, 200);
     env.settle().await;

@@ -23,7 +23,7 @@ async fn world(server: &TestServer) -> AwsTestEnv {
     let receiver = test_secrets::receiver().unwrap();
     for _ in 0..2 {
         let response = receiver
-            .handle(provider(CHECKOUT), &request, &env.engine, at)
+            .handle(provider(CHECKOUT), &request, &env.engine.ingest, at)
             .await;
         assert_eq!(response.status, 200, "{}", response.body_string());
     }

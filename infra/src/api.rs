@@ -122,7 +122,7 @@ async fn webhook<F: CertFetcher + 'static>(
     let now = state.runtime.engine().clock().now_ms();
     let response = state
         .receiver
-        .handle(provider, &request, state.runtime.engine(), now)
+        .handle(provider, &request, &state.runtime.engine().ingest, now)
         .await;
     let status = StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(response.body)).into_response()

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use hookflow::{Clock, DocStore, SystemClock};
+use hookflow::{Clock, SystemClock};
 use hookflow_clients::Services;
+use hookflow_docs::DocStore;
 use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
 use hookflow_webhooks::{Provider, Receiver, WebhookConfig};
 use tokio::sync::watch;

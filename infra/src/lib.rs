@@ -1,7 +1,7 @@
 //! The `hookflow` command line: `dev` (the local server on the embedded
 //! backend), `bench` (throughput and latency on the embedded backend),
-//! `functions` (what the registry holds) and `template check` (does
-//! `template.yaml` deploy every function and webhook).
+//! `functions` (what the registry holds) and `template generate|check` (the
+//! per-function part of `template.yaml`, from the registry).
 
 pub mod api;
 pub mod bench;
@@ -51,9 +51,15 @@ pub enum Command {
 /// `hookflow template` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum TemplateCommand {
-    /// Fail, listing what is missing, unless the template has a Lambda, queue
-    /// and dead-letter queue for every registry function, a Lambda and route for
-    /// every webhook provider, and a schedule for every cron trigger.
+    /// Write the per-function resources (Lambda, queue, DLQ, role, log group,
+    /// alarms, cron schedules, dashboard, outputs) from the registry into the
+    /// template's generated regions.
+    Generate {
+        /// The SAM template to update.
+        #[arg(long, default_value = template::DEFAULT_TEMPLATE)]
+        template: PathBuf,
+    },
+    /// Fail unless the template's generated regions are what `generate` writes.
     Check {
         /// The SAM template to check.
         #[arg(long, default_value = template::DEFAULT_TEMPLATE)]
@@ -115,6 +121,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}\t{:?}", function.id(), function.triggers());
             }
             Ok(())
+        }
+        Command::Template(TemplateCommand::Generate { template }) => {
+            template::run_generate(&template)
         }
         Command::Template(TemplateCommand::Check { template }) => template::run_check(&template),
     }

@@ -2,12 +2,13 @@
 //! `events/`, one recording server standing in for every external API, and
 //! the replies each scenario scripts.
 
-use hookflow::{DocStore, Function};
+use hookflow::Function;
 use hookflow_clients::testing::{
     CAL_PREFIX, CLERK_PREFIX, DISCORD_PREFIX, POSTHOG_PREFIX, POSTMARK_PREFIX, Reply, SLACK_PATH,
     STRIPE_PREFIX, TestServer,
 };
 use hookflow_clients::{Services, Settings};
+use hookflow_docs::DocStore;
 use hookflow_webhooks::{ApiGatewayV2Request, Provider, WebhookRequest};
 use serde_json::{Value, json};
 

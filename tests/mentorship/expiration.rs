@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::support::cancel_booking_path;
 use crate::world::{Backend, SLACK, STRIPE_ORDER, World, step_ids};
 
-pub const SWEEP: &str = "pack-expiration";
+pub const SWEEP: &str = "sweep-expired-packs";
 pub const EXPIRE: &str = "expire-pack";
 
 /// GIVEN a member with a pack bought on 2025-06-02 (expiring 2025-08-31

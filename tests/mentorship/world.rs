@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow::{DocStore, Engine, Event, FakeClock, Run, RunView, Store};
+use hookflow::{Engine, Event, FakeClock, Run, RunView, Store};
 use hookflow_aws::AwsStore;
 use hookflow_aws::testing::AwsTestEnv;
 use hookflow_clients::testing::{Recorded, TestServer};
+use hookflow_docs::DocStore;
 use hookflow_embedded::SqliteStore;
 use hookflow_embedded::testing::TestEnv;
 use hookflow_webhooks::{Provider, WebhookRequest, cal, test_secrets};
@@ -173,7 +174,7 @@ impl<B: Backend> World<B> {
     /// The daily sweep at `rfc3339` (the clock moves there first).
     pub async fn sweep_at(&self, rfc3339: &str) {
         self.advance_to(rfc3339).await;
-        self.env.tick("pack-expiration", self.now_ms()).await;
+        self.env.tick("sweep-expired-packs", self.now_ms()).await;
     }
 
     /// Moves the clock to `rfc3339`, firing every timer on the way.
@@ -192,7 +193,7 @@ impl<B: Backend> World<B> {
         }
         let receiver = test_secrets::receiver().unwrap();
         let response = receiver
-            .handle(provider, request, self.env.engine(), self.now_ms())
+            .handle(provider, request, &self.env.engine().ingest, self.now_ms())
             .await;
         assert_eq!(response.status, 200, "{}", response.body_string());
         self.env.settle().await;

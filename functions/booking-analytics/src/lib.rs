@@ -108,7 +108,11 @@ pub fn capture_for(name: &str, data: &Value) -> Result<Capture, NonRetriable> {
 #[must_use]
 pub fn function(services: &Services) -> Function {
     let posthog = services.clients.posthog.clone();
-    let mut function = services.alert_on_failure(Function::new(ID).name("Booking analytics"));
+    let mut function = services.alert_on_failure(
+        Function::new(ID)
+            .name("Booking analytics")
+            .reads_env(["POSTHOG_API_KEY", "POSTHOG_HOST"]),
+    );
     for (trigger, _) in EVENTS {
         function = function.on_event(trigger);
     }

@@ -34,7 +34,16 @@ pub const ID: &str = "checkout-side-effects";
 pub fn function(services: &Services) -> Function {
     let handler_services = services.clone();
     services
-        .alert_on_failure(Function::new(ID).name("Checkout side effects"))
+        .alert_on_failure(Function::new(ID).name("Checkout side effects").reads_env([
+            "STRIPE_API_KEY",
+            "CAL_API_KEY",
+            "POSTMARK_SERVER_TOKEN",
+            "POSTHOG_API_KEY",
+            "POSTHOG_HOST",
+            "BOOKING_CAL_EVENT_TYPE_ID",
+            "BOOKING_TIME_ZONE",
+            "EMAIL_FROM",
+        ]))
         .on_event(PAYMENT_RECORDED)
         .idempotency("event.data.session_id")
         .handler(move |ctx| run(handler_services.clone(), ctx))

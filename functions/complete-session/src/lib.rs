@@ -46,7 +46,11 @@ struct Recorded {
 pub fn function(services: &Services) -> Function {
     let services = services.clone();
     services
-        .alert_on_failure(Function::new(ID).name("Complete a session"))
+        .alert_on_failure(Function::new(ID).name("Complete a session").reads_env([
+            "CLERK_SECRET_KEY",
+            "POSTMARK_SERVER_TOKEN",
+            "EMAIL_FROM",
+        ]))
         .on_event(TRIGGER)
         .idempotency(ONE_RUN_PER_SESSION)
         .handler(move |ctx| {

@@ -1,6 +1,6 @@
 //! `expire-pack`: expires one session pack, waiting for its booked sessions.
 //!
-//! On `pack/expired` (`orderId`, from the `pack-expiration` sweep): block new
+//! On `pack/expired` (`orderId`, from the `sweep-expired-packs` sweep): block new
 //! bookings on the pack. With no session scheduled, mark it `expired`,
 //! release the member's seat unless a renewal holds it (revoking dashboard
 //! access and emailing them), or else email them that the pack expired.
@@ -68,7 +68,11 @@ pub fn recheck_at(expiration: &Expiration, now: DateTime<Utc>) -> Option<DateTim
 pub fn function(services: &Services) -> Function {
     let services = services.clone();
     services
-        .alert_on_failure(Function::new(ID).name("Expire a session pack"))
+        .alert_on_failure(Function::new(ID).name("Expire a session pack").reads_env([
+            "CLERK_SECRET_KEY",
+            "POSTMARK_SERVER_TOKEN",
+            "EMAIL_FROM",
+        ]))
         .on_event(TRIGGER)
         .idempotency(ONE_RUN_PER_PACK)
         .handler(move |ctx| {

@@ -43,7 +43,15 @@ pub const FLAG: &str = "discord_not_connected";
 pub fn function(services: &Services) -> Function {
     let services = services.clone();
     services
-        .alert_on_failure(Function::new(ID).name("Onboard a mentee"))
+        .alert_on_failure(Function::new(ID).name("Onboard a mentee").reads_env([
+            "CLERK_SECRET_KEY",
+            "POSTMARK_SERVER_TOKEN",
+            "EMAIL_FROM",
+            "DISCORD_BOT_TOKEN",
+            "DISCORD_GUILD_ID",
+            "DISCORD_MENTEE_ROLE_ID",
+            "DISCORD_CONNECT_URL",
+        ]))
         .on_event(TRIGGER)
         .handler(move |ctx| {
             let services = services.clone();

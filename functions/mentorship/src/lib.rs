@@ -1,7 +1,7 @@
 //! The mentorship marketplace's domain records and the steps its workflows
 //! share.
 //!
-//! Records live in the document store ([`hookflow::DocStore`]), so the
+//! Records live in the document store ([`hookflow_docs::DocStore`]), so the
 //! workflows run unchanged on SQLite and DynamoDB:
 //!
 //! | collection | key | record |
@@ -11,7 +11,7 @@
 //! | [`MEMBERS`] | Clerk user id | [`Member`]: onboarding and Discord link |
 //!
 //! Each record changes only through the pure transitions defined here (run
-//! inside [`hookflow::DocStore::update_with`], so a concurrent writer makes
+//! inside [`hookflow_docs::DocStore::update_with`], so a concurrent writer makes
 //! the transition re-run on fresh data), and each transition is idempotent:
 //! applying it twice leaves the record as once and reports the same outcome,
 //! which is what lets a step re-run after a crash.
@@ -23,7 +23,7 @@
 //! | `pack/created` | a [`Pack`] | `create-session-pack` |
 //! | [`DISCORD_CONNECTED`] | `clerkId`, `discordUserId` | the app, after Discord OAuth |
 //! | [`SESSION_COMPLETED`] | a [`SessionCompleted`] | `pack-bookings` (Cal.com meeting end) or the app (mentor marks done) |
-//! | [`PACK_EXPIRED`] | `orderId`, `clerkId` | `pack-expiration` |
+//! | [`PACK_EXPIRED`] | `orderId`, `clerkId` | `sweep-expired-packs` |
 //! | [`SEAT_RELEASED`] | `clerkId`, `orderId`, `reason` | `complete-session`, `expire-pack` |
 
 mod member;

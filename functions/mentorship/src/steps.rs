@@ -3,8 +3,9 @@
 //! only the call that failed.
 
 use hookflow::step::Step;
-use hookflow::{DocStore, Event, Failure, NonRetriable, StepError};
+use hookflow::{Event, Failure, NonRetriable, StepError};
 use hookflow_clients::{Email, Services};
+use hookflow_docs::DocStore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

@@ -85,7 +85,11 @@ impl PackBooking {
 pub fn function(services: &Services) -> Function {
     let services = services.clone();
     services
-        .alert_on_failure(Function::new(ID).name("Track a pack's bookings"))
+        .alert_on_failure(
+            Function::new(ID)
+                .name("Track a pack's bookings")
+                .reads_env(["CAL_API_KEY"]),
+        )
         .on_event_if(BOOKING_CREATED, HAS_ORDER)
         .on_event_if(BOOKING_CANCELLED, HAS_ORDER)
         .on_event_if(MEETING_ENDED, MEETING_HAS_ORDER)

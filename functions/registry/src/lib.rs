@@ -21,7 +21,7 @@ pub fn functions_with(services: &Services) -> Vec<Function> {
         mentorship_onboarding::function(services),
         pack_bookings::function(services),
         complete_session::function(services),
-        pack_expiration::function(services),
+        sweep_expired_packs::function(services),
         expire_pack::function(services),
     ]
 }

@@ -1,319 +1,208 @@
-//! The check against small templates written here: a complete one passes, and
-//! each omission is reported precisely.
-
-use std::fmt::Write as _;
-
 use hookflow::Function;
-use hookflow_webhooks::{Provider, WebhookConfig};
+use serde_yaml_ng::Value;
 
 use super::*;
 
-/// A minimal deployable template: router, every webhook, one Lambda + queue +
-/// DLQ per workflow id, and `schedules` appended verbatim.
-fn template(workflows: &[&str], schedules: &str) -> String {
-    let mut t = String::from(
-        "Globals:\n  Function:\n    Timeout: 10\n    Environment:\n      Variables:\n",
-    );
-    for var in COMMON_ENV {
-        writeln!(t, "        {var}: x").unwrap();
+fn noop(id: &str) -> Function {
+    Function::new(id).handler(|_ctx| async { Ok(()) })
+}
+
+/// A template with only the hand-written frame around the two regions.
+fn frame() -> String {
+    format!(
+        "Resources:\n  HookflowTable:\n    Type: AWS::DynamoDB::Table\n  {BEGIN}\n  {END}\n\nOutputs:\n  TableName:\n    Value: x\n  {BEGIN}\n  {END}\n"
+    )
+}
+
+/// The generated resources parsed as YAML (CloudFormation tags kept as tags).
+fn resources(functions: &[Function]) -> serde_yaml_ng::Mapping {
+    let (text, _) = generated(functions).unwrap();
+    let value: Value = serde_yaml_ng::from_str(&text).unwrap();
+    value.as_mapping().unwrap().clone()
+}
+
+fn get<'a>(value: &'a Value, path: &[&str]) -> &'a Value {
+    path.iter().fold(value, |v, key| &v[*key])
+}
+
+fn tagged(value: &Value) -> String {
+    match value {
+        Value::Tagged(t) => format!("{} {}", t.tag, t.value.as_str().unwrap_or_default()),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        other => format!("{other:?}"),
     }
-    t.push_str("Resources:\n");
-    let consumer = |t: &mut String, logical: &str, name: &str, env: &str| {
-        write!(
-            t,
-            "  {logical}Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Sub ${{AWS::StackName}}-{name}\n      VisibilityTimeout: 360\n      RedrivePolicy: {{deadLetterTargetArn: !GetAtt {logical}Dlq.Arn, maxReceiveCount: 5}}\n\
-             \x20 {logical}Dlq:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: !Sub ${{AWS::StackName}}-{name}-dlq\n\
-             \x20 {logical}Function:\n    Type: AWS::Serverless::Function\n    Metadata: {{BuildMethod: rust-cargolambda, BuildProperties: {{Binary: {name}}}}}\n    Properties:\n      Timeout: 60\n      Environment: {{Variables: {{{env}}}}}\n      Events:\n        Queue:\n          Type: SQS\n          Properties: {{Queue: !GetAtt {logical}Queue.Arn, BatchSize: 10, FunctionResponseTypes: [ReportBatchItemFailures]}}\n"
-        )
+}
+
+#[test]
+fn a_workflow_gets_its_queue_lambda_role_alarms_and_exactly_its_settings() {
+    let pay = noop("pay-order")
+        .on_event("order/placed")
+        .reads_env(["STRIPE_API_KEY", "EMAIL_FROM", "STRIPE_API_KEY"])
+        .on_failure(|_ctx| async { Ok(()) });
+    let registry = hookflow::Registry::new([pay]).unwrap();
+    let functions: Vec<Function> = registry.iter().map(|f| (**f).clone()).collect();
+    let r = Value::Mapping(resources(&functions));
+
+    let queue = &r["PayOrderQueue"];
+    assert_eq!(
+        tagged(get(queue, &["Properties", "QueueName"])),
+        "!Sub ${AWS::StackName}-pay-order"
+    );
+    assert_eq!(
+        get(queue, &["Properties", "VisibilityTimeout"]).as_u64(),
+        Some(1800),
+        "6 x 300 s"
+    );
+    assert_eq!(
+        tagged(get(
+            queue,
+            &["Properties", "RedrivePolicy", "deadLetterTargetArn"]
+        )),
+        "!GetAtt PayOrderDlq.Arn"
+    );
+    let lambda = &r["PayOrderFunction"];
+    assert_eq!(
+        get(lambda, &["Metadata", "BuildProperties", "Binary"]).as_str(),
+        Some("bootstrap")
+    );
+    assert_eq!(
+        get(lambda, &["Properties", "CodeUri"]).as_str(),
+        Some("functions/lambda")
+    );
+    let vars = get(lambda, &["Properties", "Environment", "Variables"])
+        .as_mapping()
         .unwrap();
-    };
-    consumer(&mut t, "Router", "router", "");
-    for (n, id) in workflows.iter().enumerate() {
-        consumer(
-            &mut t,
-            &format!("Workflow{n}"),
-            id,
-            &format!("HOOKFLOW_FUNCTION_ID: {id}"),
+    let names: Vec<&str> = vars.keys().filter_map(Value::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "HOOKFLOW_ROLE",
+            "HOOKFLOW_FUNCTION_ID",
+            "STRIPE_API_KEY",
+            "EMAIL_FROM"
+        ],
+        "declared settings once each, nothing else"
+    );
+    assert_eq!(
+        tagged(&vars[&Value::from("STRIPE_API_KEY")]),
+        "!Ref StripeApiKey"
+    );
+    assert_eq!(
+        vars[&Value::from("HOOKFLOW_FUNCTION_ID")].as_str(),
+        Some("pay-order")
+    );
+    assert_eq!(
+        tagged(get(
+            lambda,
+            &["Properties", "Events", "Queue", "Properties", "Queue"]
+        )),
+        "!GetAtt PayOrderQueue.Arn"
+    );
+    assert!(r["PayOrderRole"].is_mapping());
+    assert!(r["PayOrderLogGroup"].is_mapping());
+    assert!(r["PayOrderDlqAlarm"].is_mapping());
+    assert!(r["PayOrderErrorsAlarm"].is_mapping());
+    let mapping = resources(&functions);
+    let ids: Vec<&str> = mapping.keys().filter_map(Value::as_str).collect();
+    assert!(
+        !ids.iter().any(|id| id.contains("OnFailure")),
+        "the on_failure handler runs in its parent's Lambda: {ids:?}"
+    );
+    assert!(r["RouterFunction"].is_mapping() && r["Dashboard"].is_mapping());
+}
+
+#[test]
+fn every_webhook_provider_gets_its_lambda_route_and_secrets() {
+    let r = Value::Mapping(resources(&[]));
+    for provider in Provider::ALL {
+        let name = format!("Webhook{}Function", render::logical(provider.as_str()));
+        let lambda = &r[name.as_str()];
+        let vars = get(lambda, &["Properties", "Environment", "Variables"]);
+        assert_eq!(vars["HOOKFLOW_ROLE"].as_str(), Some("webhook"));
+        assert_eq!(vars["HOOKFLOW_PROVIDER"].as_str(), Some(provider.as_str()));
+        for var in WebhookConfig::env_vars(provider) {
+            assert_eq!(
+                tagged(&vars[*var]),
+                format!("!Ref {}", render::parameter(var)),
+                "{var}"
+            );
+        }
+        let route = get(lambda, &["Properties", "Events", "Webhook", "Properties"]);
+        assert_eq!(
+            route["Path"].as_str(),
+            Some(format!("/webhooks/{provider}").as_str())
         );
     }
-    for provider in Provider::ALL {
-        let env: Vec<String> = WebhookConfig::env_vars(provider)
-            .iter()
-            .map(|v| format!("{v}: s"))
-            .collect();
-        write!(
-            t,
-            "  Webhook{provider}Function:\n    Type: AWS::Serverless::Function\n    Metadata: {{BuildProperties: {{Binary: webhook-{provider}}}}}\n    Properties:\n      Environment: {{Variables: {{{}}}}}\n      Events:\n        Webhook: {{Type: HttpApi, Properties: {{Method: POST, Path: /webhooks/{provider}}}}}\n",
-            env.join(", ")
-        )
-        .unwrap();
-    }
-    t.push_str(schedules);
-    t
-}
-
-fn function(id: &str) -> Function {
-    Function::new(id).on_event("demo/event")
-}
-
-fn problems(text: &str, functions: &[Function]) -> Vec<Problem> {
-    match check(text, functions) {
-        Err(CheckError::Problems(problems)) => problems,
-        other => panic!("expected problems, got {other:?}"),
-    }
-}
-
-const DAILY_SCHEDULE: &str = "  DailySchedule:\n    Type: AWS::Scheduler::Schedule\n    Properties:\n      ScheduleExpression: cron(0 9 * * ? *)\n      ScheduleExpressionTimezone: Europe/Paris\n      Target:\n        Arn: !GetAtt RouterQueue.Arn\n        Input: '{\"target\":{\"queue\":\"router\"},\"message\":{\"type\":\"cron\",\"function_id\":\"daily\",\"at\":\"<aws.scheduler.scheduled-time>\"},\"dedupe_key\":null}'\n";
-
-fn daily() -> Function {
-    Function::new("daily").on_cron_in("0 9 * * *", "Europe/Paris")
 }
 
 #[test]
-fn a_complete_template_passes() {
-    // GIVEN a template with a Lambda, queue and DLQ for each function (its
-    // on-failure function runs in its Lambda) WHEN checked THEN it passes.
-    let functions = [
-        function("pay"),
-        function("pay-on-failure"),
-        function("ship"),
-    ];
-    let summary = check(&template(&["pay", "ship"], ""), &functions).unwrap();
+fn a_cron_becomes_a_schedule_in_its_time_zone() {
+    let digest = noop("weekly-digest").on_cron_in("0 9 * * MON", "Europe/Paris");
+    digest.validate().unwrap();
+    let r = Value::Mapping(resources(&[digest]));
+    let schedule = &r["WeeklyDigestSchedule"]["Properties"];
     assert_eq!(
-        summary,
-        Summary {
-            functions: 2,
-            webhooks: Provider::ALL.len(),
-            schedules: 0
+        schedule["ScheduleExpression"].as_str(),
+        Some("cron(0 9 ? * MON *)")
+    );
+    assert_eq!(
+        schedule["ScheduleExpressionTimezone"].as_str(),
+        Some("Europe/Paris")
+    );
+    assert_eq!(
+        tagged(&schedule["Target"]["Arn"]),
+        "!GetAtt RouterQueue.Arn"
+    );
+    let input = schedule["Target"]["Input"].as_str().unwrap();
+    let envelope: hookflow::Envelope =
+        serde_json::from_str(&input.replace(SCHEDULED_TIME, "2027-01-04T08:00:00Z")).unwrap();
+    assert_eq!(
+        envelope.message,
+        hookflow::Message::Cron {
+            function_id: "weekly-digest".into(),
+            at: 1_799_049_600_000
         }
     );
 }
 
 #[test]
-fn a_function_without_its_queue_is_reported() {
-    let text =
-        template(&["pay"], "").replace("${AWS::StackName}-pay\n", "${AWS::StackName}-payments\n");
-    assert_eq!(
-        problems(&text, &[function("pay")]),
-        [Problem::MissingQueue {
-            queue: "pay".into()
-        }]
-    );
-}
-
-#[test]
-fn a_function_without_a_lambda_is_reported() {
-    let found = problems(&template(&[], ""), &[function("pay")]);
-    assert_eq!(
-        found,
-        [Problem::MissingLambda {
-            function: "pay".into()
-        }]
-    );
-    assert!(found[0].to_string().contains("HOOKFLOW_FUNCTION_ID: pay"));
-}
-
-#[test]
-fn a_lambda_for_an_unknown_function_is_reported() {
-    let found = problems(&template(&["pay", "ghost"], ""), &[function("pay")]);
-    assert_eq!(
-        found,
-        [Problem::UnknownFunction {
-            lambda: "Workflow1Function".into(),
-            function: "ghost".into()
-        }]
-    );
-}
-
-#[test]
-fn an_on_failure_function_may_not_have_its_own_lambda() {
-    let functions = [function("pay"), function("pay-on-failure")];
-    let found = problems(&template(&["pay", "pay-on-failure"], ""), &functions);
-    assert_eq!(
-        found,
-        [Problem::UnknownFunction {
-            lambda: "Workflow1Function".into(),
-            function: "pay-on-failure".into()
-        }]
-    );
-}
-
-#[test]
-fn a_queue_without_its_dead_letter_queue_is_reported() {
-    let text =
-        template(&["pay"], "").replace("${AWS::StackName}-pay-dlq", "${AWS::StackName}-elsewhere");
-    assert_eq!(
-        problems(&text, &[function("pay")]),
-        [Problem::MissingDeadLetter {
-            queue: "pay".into()
-        }]
-    );
-}
-
-#[test]
-fn miswired_consumers_are_reported() {
-    // GIVEN the workflow Lambda reads the router queue, without partial batch
-    // failures, and its queue's visibility is below 6 x its timeout.
-    let text = template(&["pay"], "")
-        .replace("Queue: !GetAtt Workflow0Queue.Arn, BatchSize: 10, FunctionResponseTypes: [ReportBatchItemFailures]", "Queue: !GetAtt RouterQueue.Arn")
-        .replace("Timeout: 60\n      Environment: {Variables: {HOOKFLOW_FUNCTION_ID", "Timeout: 61\n      Environment: {Variables: {HOOKFLOW_FUNCTION_ID");
-    let found = problems(&text, &[function("pay")]);
-    assert_eq!(
-        found,
-        [
-            Problem::NoBatchItemFailures {
-                lambda: "Workflow0Function".into(),
-                event: "Queue".into()
-            },
-            Problem::NotConsuming {
-                lambda: "Workflow0Function".into(),
-                queue: "pay".into()
-            },
-            Problem::VisibilityTooShort {
-                queue: "pay".into(),
-                visibility_secs: 360,
-                lambda: "Workflow0Function".into(),
-                timeout_secs: 61
-            },
-        ]
-    );
-}
-
-#[test]
-fn webhook_providers_need_their_lambda_route_and_secrets() {
-    let text = template(&[], "")
-        .replace("Binary: webhook-stripe", "Binary: stripe")
-        .replace("Path: /webhooks/clerk", "Path: /clerk")
-        .replace("POSTMARK_WEBHOOK_PASSWORD: s", "OTHER: s");
-    let found = problems(&text, &[]);
-    assert_eq!(
-        found,
-        [
-            Problem::MissingWebhook {
-                provider: "stripe".into()
-            },
-            Problem::MissingRoute {
-                lambda: "WebhookclerkFunction".into(),
-                path: "/webhooks/clerk".into()
-            },
-            Problem::MissingEnv {
-                lambda: "WebhookpostmarkFunction".into(),
-                var: "POSTMARK_WEBHOOK_PASSWORD".into()
-            },
-        ]
-    );
-}
-
-#[test]
-fn lambdas_need_the_engine_environment() {
-    let text = template(&[], "").replace("        HOOKFLOW_TABLE: x\n", "");
-    let found = problems(&text, &[]);
-    assert_eq!(found.len(), 1 + Provider::ALL.len());
+fn a_cron_scheduler_cannot_express_is_refused_with_the_fix() {
+    let f = noop("nightly").on_cron("0 2 * * 1");
+    let err = generated(&[f]).unwrap_err().to_string();
     assert!(
-        found
-            .iter()
-            .all(|p| matches!(p, Problem::MissingEnv { var, .. } if var == "HOOKFLOW_TABLE"))
+        err.contains("`nightly`") && err.contains("`0 2 * * 1`") && err.contains("MON-SUN"),
+        "{err}"
     );
+    assert_eq!(aws_cron("0 3 * * *").as_deref(), Some("cron(0 3 * * ? *)"));
+    assert_eq!(
+        aws_cron("0 0 4 1 * *").as_deref(),
+        Some("cron(0 4 1 * ? *)")
+    );
+    assert_eq!(aws_cron("0 4 1 * MON"), None, "both day fields set");
 }
 
 #[test]
-fn cron_functions_need_their_schedule() {
-    let functions = [daily()];
-    assert_eq!(
-        check(&template(&["daily"], DAILY_SCHEDULE), &functions)
-            .unwrap()
-            .schedules,
-        1
-    );
-
-    let found = problems(&template(&["daily"], ""), &functions);
-    assert_eq!(
-        found,
-        [Problem::MissingSchedule {
-            function: "daily".into(),
-            cron: "0 9 * * *".into(),
-            timezone: "Europe/Paris".into()
-        }]
-    );
+fn generate_rewrites_only_the_regions_and_check_names_the_first_difference() {
+    let functions = [noop("hello").on_event("a")];
+    let text = generate(&frame(), &functions).unwrap();
     assert!(
-        found[0].to_string().contains("cron(0 9 * * ? *)"),
-        "{}",
-        found[0]
+        text.starts_with("Resources:\n  HookflowTable:\n"),
+        "hand-written part kept"
     );
-
-    // A schedule in another time zone or at another time does not count.
-    let utc = DAILY_SCHEDULE.replace("Europe/Paris", "UTC");
-    assert!(matches!(
-        problems(&template(&["daily"], &utc), &functions)[..],
-        [Problem::MissingSchedule { .. }]
-    ));
-    let later = DAILY_SCHEDULE.replace("cron(0 9", "cron(0 10");
-    assert!(matches!(
-        problems(&template(&["daily"], &later), &functions)[..],
-        [Problem::MissingSchedule { .. }]
-    ));
-}
-
-#[test]
-fn schedules_must_send_cron_messages_for_cron_functions_to_the_router() {
-    let functions = [daily(), function("pay")];
-    let text = template(
-        &["daily", "pay"],
-        &DAILY_SCHEDULE.replace("\"daily\"", "\"pay\""),
-    );
-    let found = problems(&text, &functions);
+    assert!(text.contains("  HelloFunction:\n"));
+    assert!(text.contains("  HelloQueueName:\n"));
+    assert_eq!(generate(&text, &functions).unwrap(), text, "idempotent");
+    check(&text, &functions).unwrap();
+    let stale = text.replace("Timeout: 300", "Timeout: 30");
+    let err = check(&stale, &functions).unwrap_err();
+    assert!(matches!(err, TemplateError::OutOfDate { .. }), "{err}");
+    assert!(err.to_string().contains("template generate"), "{err}");
+    let changed = [noop("hello").on_event("a"), noop("bye").on_event("b")];
     assert!(
-        matches!(&found[0], Problem::BadSchedule { reason, .. } if reason.contains("`pay` is not a cron-triggered"))
+        check(&text, &changed).is_err(),
+        "a new function needs a regenerated template"
     );
-
-    let elsewhere = DAILY_SCHEDULE.replace("RouterQueue.Arn", "Workflow0Queue.Arn");
-    let found = problems(&template(&["daily"], &elsewhere), &[daily()]);
-    assert!(
-        matches!(&found[..], [Problem::BadSchedule { reason, .. }] if reason.contains("Target.Arn"))
-    );
-
-    let start = DAILY_SCHEDULE.replace("\"type\":\"cron\"", "\"type\":\"start\"");
-    let found = problems(&template(&["daily"], &start), &[daily()]);
-    assert!(
-        matches!(&found[0], Problem::BadSchedule { reason, .. } if reason.contains("envelope"))
-    );
-}
-
-#[test]
-fn reserved_function_ids_are_reported() {
-    let found = problems(&template(&[], ""), &[function("scheduler")]);
-    assert_eq!(
-        found[0],
-        Problem::ReservedId {
-            function: "scheduler".into()
-        }
-    );
-}
-
-#[test]
-fn unreadable_templates_are_errors_not_panics() {
-    assert!(matches!(
-        check("Resources: [", &[]),
-        Err(CheckError::Parse(_))
-    ));
-}
-
-#[test]
-fn crons_translate_to_scheduler_expressions_when_unambiguous() {
-    assert_eq!(
-        aws_cron("*/5 * * * *").as_deref(),
-        Some("cron(*/5 * * * ? *)")
-    );
-    assert_eq!(
-        aws_cron("0 0 9 * * MON-FRI").as_deref(),
-        Some("cron(0 9 ? * MON-FRI *)")
-    );
-    assert_eq!(aws_cron("0 9 1 * *").as_deref(), Some("cron(0 9 1 * ? *)"));
-    assert_eq!(aws_cron("0 9 * * 1"), None, "numeric week days differ");
-    assert_eq!(aws_cron("30 0 9 * * *"), None, "Scheduler has no seconds");
-    assert_eq!(
-        aws_cron("0 9 1 * MON"),
-        None,
-        "day of month and week both set"
-    );
+    let err = generate("Resources:\n  X: 1\n", &functions).unwrap_err();
+    assert_eq!(err, TemplateError::Markers("Resources"));
 }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use crate::calls::CallCounter;
 use crate::error::{AwsError, Result};
-use crate::metrics::CallCounter;
 
 /// Where Hookflow's resources are.
 #[derive(Debug, Clone, PartialEq, Eq)]

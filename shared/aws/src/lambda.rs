@@ -1,6 +1,7 @@
-//! Lambda adapters. Each Lambda's `main.rs` is one call: [`run_worker`] for the
-//! router and the function Lambdas (SQS-triggered), [`run_webhook`] for a
-//! provider's webhook (API Gateway HTTP API). The handlers themselves
+//! Lambda adapters, which the one `bootstrap` binary (`functions/lambda`)
+//! picks from by role: [`run_worker_with`] for the router and the function
+//! Lambdas (SQS-triggered), [`run_webhook`] for a provider's webhook (API
+//! Gateway HTTP API; it builds only the ingest role). The handlers themselves
 //! ([`handle_sqs`], [`handle_http`]) are plain functions so tests drive them
 //! with real event payloads.
 
@@ -11,7 +12,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use hookflow::clock::duration_ms;
 use hookflow::store::Outbox;
 use hookflow::transition::Outgoing;
-use hookflow::{Clock, DocStore, Engine, EngineConfig, Handled, Registry, Store, SystemClock};
+use hookflow::{Clock, Engine, EngineConfig, Handled, Ingest, Registry, SystemClock};
+use hookflow_docs::DocStore;
 use hookflow_webhooks::{CertFetcher, Provider, Receiver, WebhookConfig, WebhookRequest};
 use lambda_http::{Body, Request, Response};
 
@@ -86,11 +88,12 @@ async fn handle_record(
     }
 }
 
-/// Verifies a webhook delivery and stores its events through `engine`;
+/// Verifies a webhook delivery and stores its events through `ingest`;
 /// answers as the provider expects (see `hookflow-webhooks`).
-pub async fn handle_http<S: Store, F: CertFetcher>(
+pub async fn handle_http<F: CertFetcher>(
     receiver: &Receiver<F>,
-    engine: &Engine<S>,
+    ingest: &Ingest<AwsStore>,
+    clock: &dyn Clock,
     provider: Provider,
     request: Request,
 ) -> Response<Body> {
@@ -108,27 +111,13 @@ pub async fn handle_http<S: Store, F: CertFetcher>(
         _ => Vec::new(),
     };
     let webhook = WebhookRequest { headers, body };
-    let now = engine.clock().now_ms();
-    let response = Box::pin(receiver.handle(provider, &webhook, engine, now)).await;
+    let now = clock.now_ms();
+    let response = Box::pin(receiver.handle(provider, &webhook, ingest, now)).await;
     Response::builder()
         .status(response.status)
         .header("content-type", "application/json")
         .body(Body::Text(response.body.to_string()))
         .unwrap_or_else(|_| Response::new(Body::Empty))
-}
-
-/// Builds the engine a Lambda uses: clients from the standard AWS
-/// configuration, resources from the environment the template sets.
-///
-/// # Errors
-/// A missing or invalid environment variable, named.
-pub async fn engine_from_env(registry: Registry) -> Result<Engine<AwsStore>, crate::AwsError> {
-    engine_from_env_with(|_| Ok::<_, std::convert::Infallible>(registry))
-        .await
-        .map_err(|err| match err {
-            BuildError::Aws(err) => err,
-            BuildError::Registry(never) => match never {},
-        })
 }
 
 /// Building a worker's engine failed: the AWS configuration, or the registry
@@ -143,10 +132,11 @@ pub enum BuildError<E> {
     Registry(E),
 }
 
-/// Like [`engine_from_env`], with the registry built by `build` over the
-/// document store on this engine's table (stamped with the engine's clock),
-/// so workflow definitions can be given it (and their API clients) before
-/// the engine exists.
+/// Builds the engine a worker Lambda uses: clients from the standard AWS
+/// configuration, resources from the environment the template sets, and
+/// the registry built by `build` over the document store on this engine's
+/// table (stamped with the engine's clock), so workflow definitions can be
+/// given it (and their API clients) before the engine exists.
 ///
 /// # Errors
 /// A missing or invalid environment variable, named; or `build`'s error.
@@ -178,14 +168,6 @@ pub fn init_logging() {
         .without_time()
         .with_env_filter(filter)
         .try_init();
-}
-
-/// Runs an SQS-triggered Lambda (the router or a function) over `registry`.
-///
-/// # Errors
-/// Start-up configuration errors, or the runtime's.
-pub async fn run_worker(registry: Registry) -> Result<(), lambda_runtime::Error> {
-    run_worker_with(|_| Ok(registry)).await
 }
 
 /// Runs an SQS-triggered Lambda whose registry is built by `build` over the
@@ -235,11 +217,16 @@ pub fn webhook_receiver(
 pub async fn run_webhook(provider: Provider) -> Result<(), lambda_http::Error> {
     init_logging();
     let receiver = webhook_receiver(provider, |name| std::env::var(name).ok())?;
-    let engine = engine_from_env(Registry::default()).await?;
-    let (receiver, engine) = (&receiver, &engine);
+    let config = AwsConfig::from_env()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = AwsStore::new(AwsClients::from_env(None).await, config, clock.clone());
+    let ingest = Ingest::new(store, clock.clone());
+    let (receiver, ingest, clock) = (&receiver, &ingest, clock.as_ref());
     lambda_http::run(lambda_http::service_fn(
         move |request: Request| async move {
-            Ok::<_, lambda_http::Error>(handle_http(receiver, engine, provider, request).await)
+            Ok::<_, lambda_http::Error>(
+                handle_http(receiver, ingest, clock, provider, request).await,
+            )
         },
     ))
     .await

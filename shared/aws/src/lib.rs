@@ -8,15 +8,16 @@
 //! Clients are built once per Lambda container from the standard AWS
 //! configuration, so `AWS_ENDPOINT_URL` points them at a local endpoint.
 
+pub mod calls;
 pub mod config;
 mod dynamo;
 pub mod error;
 pub mod lambda;
-pub mod metrics;
 pub mod queue;
+#[cfg(feature = "testing")]
 pub mod testing;
 
+pub use calls::CallCounter;
 pub use config::{AwsClients, AwsConfig};
 pub use dynamo::AwsStore;
 pub use error::AwsError;
-pub use metrics::CallCounter;

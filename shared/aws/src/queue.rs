@@ -23,12 +23,10 @@ use crate::config::{MAX_SQS_DELAY, SCHEDULER_EARLY};
 use crate::dynamo::AwsStore;
 use crate::error::{AwsError, Result, scheduler, sqs};
 
-type HfResult<T> = hookflow::Result<T>;
-
-/// The function whose queue and Lambda serve `function_id` (an on-failure
-/// handler runs in its function's Lambda).
+/// The function whose queue and Lambda serve `function_id`: itself, or for
+/// an `<id>-on-failure` handler, `<id>` (it runs in its function's Lambda).
 #[must_use]
-pub fn home_function(function_id: &str) -> &str {
+pub fn serving_function(function_id: &str) -> &str {
     function_id
         .strip_suffix(FAILURE_SUFFIX)
         .unwrap_or(function_id)
@@ -61,7 +59,7 @@ impl AwsStore {
         let prefix = &self.config.queue_prefix;
         match target {
             Target::Router => format!("{prefix}-router"),
-            Target::Function(id) => format!("{prefix}-{}", home_function(id)),
+            Target::Function(id) => format!("{prefix}-{}", serving_function(id)),
         }
     }
 
@@ -264,7 +262,7 @@ impl AwsStore {
 }
 
 impl Outbox for AwsStore {
-    async fn deliver(&self, messages: &[Outgoing]) -> HfResult<()> {
+    async fn deliver(&self, messages: &[Outgoing]) -> hookflow::Result<()> {
         for message in messages {
             match message {
                 Outgoing::Send { envelope } => self.send(envelope).await?,

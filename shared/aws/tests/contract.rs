@@ -6,6 +6,7 @@ async fn fresh() -> hookflow_aws::AwsStore {
 }
 
 hookflow::store_contract_tests!(fresh());
+hookflow_docs::document_contract_tests!(fresh());
 
 /// Crash at every write of the engine's scenarios, on DynamoDB, SQS and Scheduler.
 mod faults {

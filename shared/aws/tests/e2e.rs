@@ -39,24 +39,43 @@ async fn a_signed_webhook_becomes_an_event_a_run_and_steps() {
     env.clock.set(at);
     let receiver = test_secrets::receiver().unwrap();
     let request = lambda_http::request::from_str(sample).unwrap();
-    let response = handle_http(&receiver, &env.engine, Provider::Stripe, request).await;
+    let response = handle_http(
+        &receiver,
+        &env.engine.ingest,
+        env.engine.clock().as_ref(),
+        Provider::Stripe,
+        request,
+    )
+    .await;
     assert_eq!(response.status(), 200);
 
     // A redelivery is acknowledged and starts nothing new.
     let again = lambda_http::request::from_str(sample).unwrap();
     assert_eq!(
-        handle_http(&receiver, &env.engine, Provider::Stripe, again)
-            .await
-            .status(),
+        handle_http(
+            &receiver,
+            &env.engine.ingest,
+            env.engine.clock().as_ref(),
+            Provider::Stripe,
+            again
+        )
+        .await
+        .status(),
         200
     );
     // A tampered one is refused.
     let tampered = sample.replace("checkout.session.completed", "checkout.session.completeD");
     let tampered = lambda_http::request::from_str(&tampered).unwrap();
     assert_eq!(
-        handle_http(&receiver, &env.engine, Provider::Stripe, tampered)
-            .await
-            .status(),
+        handle_http(
+            &receiver,
+            &env.engine.ingest,
+            env.engine.clock().as_ref(),
+            Provider::Stripe,
+            tampered
+        )
+        .await
+        .status(),
         401
     );
 

@@ -27,7 +27,14 @@ async fn every_provider_sample_is_accepted_by_its_lambda_and_a_tampered_one_is_n
         env.clock.set(sample.time_epoch_ms().unwrap());
 
         let request = lambda_http::request::from_str(&json).unwrap();
-        let response = handle_http(&receiver, &env.engine, provider, request).await;
+        let response = handle_http(
+            &receiver,
+            &env.engine.ingest,
+            env.engine.clock().as_ref(),
+            provider,
+            request,
+        )
+        .await;
         assert_eq!(response.status(), 200, "{name}");
         let body: Value = match response.body() {
             lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
@@ -54,7 +61,14 @@ async fn every_provider_sample_is_accepted_by_its_lambda_and_a_tampered_one_is_n
             tampered["isBase64Encoded"] = Value::Bool(false);
         }
         let request = lambda_http::request::from_str(&tampered.to_string()).unwrap();
-        let response = handle_http(&receiver, &env.engine, provider, request).await;
+        let response = handle_http(
+            &receiver,
+            &env.engine.ingest,
+            env.engine.clock().as_ref(),
+            provider,
+            request,
+        )
+        .await;
         assert_eq!(response.status(), 401, "{name} tampered");
     }
     assert!(seen >= 14, "samples found: {seen}");

@@ -14,8 +14,8 @@
 
 use std::future::Future;
 
-use hookflow::docs::{Document, Documents};
-use hookflow::{DocStore, NonRetriable};
+use hookflow::NonRetriable;
+use hookflow_docs::{DocStore, Document, Documents};
 use serde_json::Value;
 
 use crate::error::ClientError;
@@ -321,18 +321,20 @@ impl Services {
     #[must_use]
     pub fn alert_on_failure(&self, function: hookflow::Function) -> hookflow::Function {
         let alerts = self.clone();
-        function.on_failure(move |ctx| {
-            let alerts = alerts.clone();
-            async move {
-                let failed = ctx.event.data.clone();
-                ctx.step
-                    .run("alert-admin", || async move {
-                        Ok(alerts.alert_run_failed(&failed).await?)
-                    })
-                    .await?;
-                Ok(())
-            }
-        })
+        function
+            .reads_env(["SLACK_WEBHOOK_URL"])
+            .on_failure(move |ctx| {
+                let alerts = alerts.clone();
+                async move {
+                    let failed = ctx.event.data.clone();
+                    ctx.step
+                        .run("alert-admin", || async move {
+                            Ok(alerts.alert_run_failed(&failed).await?)
+                        })
+                        .await?;
+                    Ok(())
+                }
+            })
     }
 }
 

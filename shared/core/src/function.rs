@@ -120,6 +120,7 @@ pub struct Function {
     pub(crate) finish_timeout: Option<Duration>,
     pub(crate) on_failure: Option<Handler>,
     pub(crate) handler: Option<Handler>,
+    pub(crate) settings: Vec<String>,
     // compiled on validate()
     pub(crate) compiled: Compiled,
 }
@@ -167,6 +168,7 @@ impl Function {
             finish_timeout: None,
             on_failure: None,
             handler: None,
+            settings: Vec::new(),
             compiled: Compiled::default(),
         }
     }
@@ -274,6 +276,24 @@ impl Function {
     {
         self.handler = Some(erase(f));
         self
+    }
+
+    /// The environment variables (API keys, settings) this function reads:
+    /// a deployment gives them to its Lambda and to no other.
+    #[must_use]
+    pub fn reads_env<I, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: Into<String>,
+    {
+        self.settings.extend(vars.into_iter().map(Into::into));
+        self
+    }
+
+    /// The environment variables it reads (see [`Function::reads_env`]).
+    #[must_use]
+    pub fn settings(&self) -> &[String] {
+        &self.settings
     }
 
     /// The function id.
@@ -440,6 +460,15 @@ impl Registry {
     pub fn new(functions: impl IntoIterator<Item = Function>) -> Result<Self> {
         let mut registry = Self::default();
         for function in functions {
+            if function.id.ends_with(FAILURE_SUFFIX) {
+                return Err(Error::InvalidFunction {
+                    function: function.id,
+                    reason: format!(
+                        "ids ending in `{FAILURE_SUFFIX}` are reserved for on_failure handlers \
+                         (they run in their function's Lambda and queue)"
+                    ),
+                });
+            }
             if let Some(on_failure) = function.on_failure.clone() {
                 let mut failure = Function::new(format!("{}{FAILURE_SUFFIX}", function.id))
                     .on_event_if(
@@ -564,6 +593,8 @@ mod tests {
         .unwrap();
         assert!(registry.get("pay-on-failure").is_some());
         assert_eq!(registry.triggered_by(FUNCTION_FAILED).len(), 1);
+        let err = Registry::new([noop("retry-on-failure").on_event("a")]).unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
         assert!(Registry::new([noop("x").on_event("a"), noop("x").on_event("b")]).is_err());
     }
 }

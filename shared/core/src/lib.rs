@@ -13,7 +13,6 @@
 
 pub mod admin;
 pub mod clock;
-pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -26,14 +25,13 @@ pub mod router;
 pub mod run;
 pub mod step;
 pub mod store;
-#[cfg(feature = "testkit")]
+#[cfg(feature = "testing")]
 pub mod testkit;
 pub mod transition;
 pub mod worker;
 
 pub use admin::{Admin, RunView};
 pub use clock::{Clock, FakeClock, SystemClock};
-pub use docs::{DocStore, Document, DocumentError, Documents};
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
 pub use event::Event;

@@ -14,7 +14,6 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::docs::Documents;
 use crate::error::Result;
 use crate::event::Event;
 use crate::run::{Run, RunStatus, StepRecord, Waiter};

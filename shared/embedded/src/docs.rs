@@ -2,14 +2,12 @@
 //! write is a single statement (the condition in its `WHERE` or `ON CONFLICT`),
 //! committed with `synchronous=FULL` like every other durable write.
 
-use hookflow::docs::{Document, Documents, check_collection, check_names, encode_document};
+use hookflow_docs::{Document, Documents, check_collection, check_names, encode_document};
 use rusqlite::{OptionalExtension, Row, params};
 use serde_json::Value;
 
 use crate::Result;
 use crate::store::SqliteStore;
-
-type HfResult<T> = hookflow::Result<T>;
 
 /// Versions are `u64` in the API and `INTEGER` (i64) in SQLite; versions
 /// count writes, so they never come near `i64::MAX`.
@@ -40,7 +38,7 @@ fn decode(
 }
 
 impl Documents for SqliteStore {
-    async fn get_doc(&self, collection: &str, key: &str) -> HfResult<Option<Document>> {
+    async fn get_doc(&self, collection: &str, key: &str) -> hookflow::Result<Option<Document>> {
         check_names(collection, key)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
         self.query(move |c| {
@@ -63,7 +61,7 @@ impl Documents for SqliteStore {
         key: &str,
         value: &Value,
         now: i64,
-    ) -> HfResult<bool> {
+    ) -> hookflow::Result<bool> {
         let body = encode_document(collection, key, value)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
         self.query(move |c| {
@@ -84,7 +82,7 @@ impl Documents for SqliteStore {
         value: &Value,
         expected_version: u64,
         now: i64,
-    ) -> HfResult<bool> {
+    ) -> hookflow::Result<bool> {
         let body = encode_document(collection, key, value)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
         let expected = sql_version(expected_version);
@@ -104,7 +102,7 @@ impl Documents for SqliteStore {
         collection: &str,
         key: &str,
         expected_version: u64,
-    ) -> HfResult<bool> {
+    ) -> hookflow::Result<bool> {
         check_names(collection, key)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
         let expected = sql_version(expected_version);
@@ -123,7 +121,7 @@ impl Documents for SqliteStore {
         collection: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> HfResult<Vec<Document>> {
+    ) -> hookflow::Result<Vec<Document>> {
         check_collection(collection)?;
         let collection = collection.to_owned();
         let after = after.map(str::to_owned);

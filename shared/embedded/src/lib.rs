@@ -4,11 +4,14 @@
 //! when it starts again. [`Embedded`] adds the worker loop that `hookflow dev`
 //! runs and the deterministic [`Embedded::drain`] that tests use with a fake clock.
 
+mod commit;
 mod docs;
 mod queue;
+mod records;
 mod runtime;
 mod schema;
 mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use queue::Delivery;

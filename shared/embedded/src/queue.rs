@@ -231,6 +231,7 @@ impl SqliteStore {
     }
 }
 
+#[cfg(feature = "testing")]
 impl hookflow::testkit::QueueProbe for SqliteStore {
     async fn take_due(&self, now: i64) -> hookflow::Result<Vec<Envelope>> {
         let mut out = Vec::new();

@@ -100,7 +100,8 @@ impl Embedded {
     /// Storage errors while acknowledging.
     pub async fn process(&self, delivery: &Delivery) -> Result<()> {
         let store = self.store();
-        match self.engine.handle(&delivery.envelope).await {
+        // Boxed: the engine's future is deep, and worker threads' stacks are small.
+        match Box::pin(self.engine.handle(&delivery.envelope)).await {
             Ok(Handled::Done) => store.ack(delivery).await,
             Ok(Handled::Busy) => {
                 let at = self.now() + duration_ms(self.config.busy_delay);

@@ -8,15 +8,17 @@ use std::sync::{Arc, Mutex};
 
 use hookflow::clock::{Clock, SystemClock};
 use hookflow::event::Event;
-use hookflow::run::{Envelope, Lease, Message, Run, RunStatus, StepRecord, Target, Waiter};
+use hookflow::run::{Envelope, Message, Run, RunStatus, StepRecord, Target, Waiter};
 use hookflow::store::{EventLog, LoadedRun, Outbox, RunFilter, RunStore, StoredEvent, Waiters};
-use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::Notify;
 
+use crate::commit::{TERMINAL, append_events, apply, check_fence, enqueue, enqueue_outbox};
+use crate::records::{RUN_COLUMNS, decode, get_run, run_row};
 use crate::schema::{PRAGMAS, SCHEMA, SCHEMA_VERSION};
 use crate::{EmbeddedError, Result};
-use hookflow::limits::{INLINE_BYTES, blob_key};
+use hookflow::limits::blob_key;
 use hookflow::store::Blobs;
 
 /// The embedded store: one SQLite database. Cheap to clone (shared connection).
@@ -32,10 +34,6 @@ impl std::fmt::Debug for SqliteStore {
         f.debug_struct("SqliteStore").finish_non_exhaustive()
     }
 }
-
-type HfResult<T> = hookflow::Result<T>;
-
-const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
 
 impl SqliteStore {
     /// Opens (or creates) the database file at `path`.
@@ -125,7 +123,7 @@ impl SqliteStore {
     }
 
     /// [`Self::call`] with the engine's error type.
-    pub(crate) async fn query<T, F>(&self, f: F) -> HfResult<T>
+    pub(crate) async fn query<T, F>(&self, f: F) -> hookflow::Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
@@ -134,310 +132,13 @@ impl SqliteStore {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
-    Ok(serde_json::to_string(value)?)
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
-    Ok(serde_json::from_str(text)?)
-}
-
-/// Marks a body column that holds a blob key instead of the body.
-const BLOB_MARK: &str = "@blob:";
-
-/// `body` as its column keeps it: inline up to [`INLINE_BYTES`], else stored
-/// once in `blobs` and referenced by key.
-fn store_body(c: &Connection, body: String) -> Result<String> {
-    if body.len() <= INLINE_BYTES {
-        return Ok(body);
-    }
-    let key = blob_key(body.as_bytes());
-    c.execute(
-        "INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)",
-        params![key, body.as_bytes()],
-    )?;
-    Ok(format!("{BLOB_MARK}{key}"))
-}
-
-/// A body column's body, fetching it from `blobs` when it is a reference.
-fn load_body(c: &Connection, column: String) -> Result<String> {
-    let Some(key) = column.strip_prefix(BLOB_MARK) else {
-        return Ok(column);
-    };
-    let bytes: Vec<u8> = c
-        .query_row("SELECT body FROM blobs WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| EmbeddedError::Schema(format!("blob {key} is missing")))?;
-    String::from_utf8(bytes).map_err(|e| EmbeddedError::Schema(format!("blob {key}: {e}")))
-}
-
-/// A record from a body column.
-fn decode<T: serde::de::DeserializeOwned>(c: &Connection, column: String) -> Result<T> {
-    from_json(&load_body(c, column)?)
-}
-
-const RUN_COLUMNS: &str = "body, event, lease_token, lease_until, cancel_requested";
-
-fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
-    Ok(RunRow {
-        body: row.get(0)?,
-        event: row.get(1)?,
-        lease_token: row.get(2)?,
-        lease_until: row.get(3)?,
-        cancel_requested: row.get(4)?,
-    })
-}
-
-struct RunRow {
-    body: String,
-    event: String,
-    lease_token: Option<String>,
-    lease_until: i64,
-    cancel_requested: Option<String>,
-}
-
-impl RunRow {
-    fn into_run(self, c: &Connection) -> Result<Run> {
-        let event = decode(c, self.event)?;
-        let mut run = Run::from_stored(&load_body(c, self.body)?, event)?;
-        run.lease = self.lease_token.map(|token| Lease {
-            token,
-            until: self.lease_until,
-        });
-        run.cancel_requested = self.cancel_requested;
-        Ok(run)
-    }
-}
-
-fn get_run(c: &Connection, id: &str) -> Result<Option<Run>> {
-    let row = c
-        .query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-            [id],
-            run_row,
-        )
-        .optional()?;
-    row.map(|row| row.into_run(c)).transpose()
-}
-
-fn step_status(step: &StepRecord) -> Result<String> {
-    Ok(serde_json::to_value(step.status)?
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
-}
-
-/// Adds a message to the queue, visible at `at` (or at once); a message whose
-/// dedupe key is already queued is ignored.
-pub(crate) fn enqueue(tx: &Connection, envelope: &Envelope, at: Option<i64>) -> Result<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO queue (target, body, visible_at, dedupe_key) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            envelope.target.queue_name(),
-            to_json(envelope)?,
-            at.unwrap_or(0),
-            envelope.dedupe_key
-        ],
-    )?;
-    Ok(())
-}
-
-/// Stores `events` (deduplicated) and queues the route of each stored one.
-fn append_events(
-    tx: &Connection,
-    events: &[Event],
-    received_at: i64,
-    dedupe_ms: i64,
-) -> Result<Vec<bool>> {
-    let mut stored = Vec::with_capacity(events.len());
-    for event in events {
-        let changed = tx.execute(
-            "INSERT INTO events (id, name, body, ts, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (id) DO UPDATE SET name = excluded.name, body = excluded.body,
-                 ts = excluded.ts, received_at = excluded.received_at
-             WHERE excluded.received_at - events.received_at >= ?6",
-            params![
-                event.id,
-                event.name,
-                store_body(tx, to_json(event)?)?,
-                event.ts,
-                received_at,
-                dedupe_ms
-            ],
-        )?;
-        if changed == 1 {
-            let route = Envelope::route(&event.id);
-            enqueue(tx, &route, (event.ts > received_at).then_some(event.ts))?;
-        }
-        stored.push(changed == 1);
-    }
-    Ok(stored)
-}
-
-fn enqueue_outbox(tx: &Connection, outbox: &[Outgoing], now: i64) -> Result<()> {
-    for message in outbox {
-        match message {
-            Outgoing::Send { envelope } => enqueue(tx, envelope, None)?,
-            Outgoing::Later { envelope, at } => enqueue(tx, envelope, Some(*at))?,
-            Outgoing::Events { events } => {
-                append_events(tx, events, now, duration_ms(hookflow::event::DEDUPE_WINDOW))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn duration_ms(d: std::time::Duration) -> i64 {
-    hookflow::clock::duration_ms(d)
-}
-
-/// Checks the transition's fence inside `tx`.
-fn check_fence(tx: &Transaction<'_>, t: &Transition) -> Result<Result<(), Conflict>> {
-    let run = &t.run;
-    if t.fence == Fence::Create {
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
-            [&run.id],
-            |r| r.get(0),
-        )?;
-        if exists {
-            return Ok(Err(Conflict::Exists));
-        }
-        if let Some(claim) = &t.idempotency {
-            let holder: Option<(String, i64)> = tx
-                .query_row(
-                    "SELECT run_id, expires_at FROM idempotency WHERE function_id = ?1 AND key = ?2",
-                    params![claim.function_id, claim.key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            if let Some((holder, expires)) = holder
-                && expires > claim.now
-                && holder != run.id
-            {
-                return Ok(Err(Conflict::KeyTaken { run_id: holder }));
-            }
-        }
-        return Ok(Ok(()));
-    }
-    let row: Option<(String, Option<String>, i64, Option<String>)> = tx
-        .query_row(
-            "SELECT status, lease_token, lease_until, cancel_requested FROM runs WHERE id = ?1",
-            [&run.id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let Some((status, token, until, cancel)) = row else {
-        return Ok(Err(Conflict::Missing));
-    };
-    let finished = RunStatus::parse(&status).is_some_and(RunStatus::is_terminal);
-    Ok(match &t.fence {
-        Fence::Create => Ok(()),
-        Fence::Acquire { now } => {
-            if finished {
-                Err(Conflict::Finished)
-            } else if token.is_some() && until > *now {
-                Err(Conflict::Leased)
-            } else {
-                Ok(())
-            }
-        }
-        Fence::Hold { token: mine, now } | Fence::HoldCancelling { token: mine, now } => {
-            if token.as_deref() != Some(mine.as_str()) || until <= *now {
-                Err(Conflict::LeaseLost)
-            } else if let (Fence::Hold { .. }, Some(reason)) = (&t.fence, cancel) {
-                Err(Conflict::CancelRequested(reason))
-            } else {
-                Ok(())
-            }
-        }
-    })
-}
-
-fn apply(tx: &Transaction<'_>, t: &Transition, now: i64) -> Result<()> {
-    let run = &t.run;
-    let (token, until) = run
-        .lease
-        .as_ref()
-        .map_or((None, 0), |l| (Some(l.token.clone()), l.until));
-    if t.fence == Fence::Create {
-        tx.execute(
-            "INSERT INTO runs (id, function_id, status, created_at, body, event, lease_token, lease_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                run.id,
-                run.function_id,
-                run.status.as_str(),
-                run.created_at,
-                store_body(tx, run.stored_body()?)?,
-                store_body(tx, to_json(&run.event)?)?,
-                token,
-                until
-            ],
-        )?;
-        if let Some(claim) = &t.idempotency {
-            tx.execute(
-                "INSERT OR REPLACE INTO idempotency (function_id, key, run_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![claim.function_id, claim.key, run.id, claim.expires_at],
-            )?;
-        }
-    } else {
-        // A finished run's cancellation request is spent; otherwise it stays
-        // for whoever applies it.
-        tx.execute(
-            &format!(
-                "UPDATE runs SET status = ?2, body = ?3, lease_token = ?4, lease_until = ?5,
-                 cancel_requested = CASE WHEN ?2 IN {TERMINAL} THEN NULL ELSE cancel_requested END
-                 WHERE id = ?1"
-            ),
-            params![
-                run.id,
-                run.status.as_str(),
-                store_body(tx, run.stored_body()?)?,
-                token,
-                until
-            ],
-        )?;
-    }
-    for step in &t.steps {
-        tx.execute(
-            "INSERT OR REPLACE INTO steps (run_id, step_id, position, status, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                run.id,
-                step.id,
-                step.position,
-                step_status(step)?,
-                store_body(tx, to_json(step)?)?
-            ],
-        )?;
-    }
-    for waiter in &t.waiters_added {
-        tx.execute(
-            "INSERT OR REPLACE INTO waiters (event, run_id, step_id, body) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                waiter.event,
-                waiter.run_id,
-                waiter.step_id,
-                store_body(tx, to_json(waiter)?)?
-            ],
-        )?;
-    }
-    for key in &t.waiters_removed {
-        tx.execute(
-            "DELETE FROM waiters WHERE event = ?1 AND run_id = ?2 AND step_id = ?3",
-            params![key.event, key.run_id, key.step_id],
-        )?;
-    }
-    enqueue_outbox(tx, &t.outbox, now)
-}
-
 impl EventLog for SqliteStore {
     async fn append(
         &self,
         events: &[Event],
         received_at: i64,
         dedupe_ms: i64,
-    ) -> HfResult<Vec<bool>> {
+    ) -> hookflow::Result<Vec<bool>> {
         let events = events.to_vec();
         let stored = self
             .query(move |c| {
@@ -451,7 +152,7 @@ impl EventLog for SqliteStore {
         Ok(stored)
     }
 
-    async fn get_event(&self, id: &str) -> HfResult<Option<StoredEvent>> {
+    async fn get_event(&self, id: &str) -> hookflow::Result<Option<StoredEvent>> {
         let id = id.to_owned();
         self.query(move |c| {
             let row: Option<(String, i64)> = c
@@ -472,7 +173,7 @@ impl EventLog for SqliteStore {
         .await
     }
 
-    async fn record_routed(&self, _event: &StoredEvent) -> HfResult<()> {
+    async fn record_routed(&self, _event: &StoredEvent) -> hookflow::Result<()> {
         // `events_since` reads the events table itself, consistently.
         Ok(())
     }
@@ -482,7 +183,7 @@ impl EventLog for SqliteStore {
         name: &str,
         since: i64,
         limit: usize,
-    ) -> HfResult<Vec<StoredEvent>> {
+    ) -> hookflow::Result<Vec<StoredEvent>> {
         let name = name.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.query(move |c| {
@@ -507,7 +208,7 @@ impl EventLog for SqliteStore {
 }
 
 impl RunStore for SqliteStore {
-    async fn load_run(&self, id: &str) -> HfResult<Option<LoadedRun>> {
+    async fn load_run(&self, id: &str) -> hookflow::Result<Option<LoadedRun>> {
         let id = id.to_owned();
         self.query(move |c| {
             let tx = c.transaction()?;
@@ -530,12 +231,15 @@ impl RunStore for SqliteStore {
         .await
     }
 
-    async fn get_run(&self, id: &str) -> HfResult<Option<Run>> {
+    async fn get_run(&self, id: &str) -> hookflow::Result<Option<Run>> {
         let id = id.to_owned();
         self.query(move |c| get_run(c, &id)).await
     }
 
-    async fn commit(&self, transition: &Transition) -> HfResult<Result<Committed, Conflict>> {
+    async fn commit(
+        &self,
+        transition: &Transition,
+    ) -> hookflow::Result<Result<Committed, Conflict>> {
         let transition = transition.clone();
         let now = self.now();
         let outcome = self
@@ -561,7 +265,7 @@ impl RunStore for SqliteStore {
         token: &str,
         now: i64,
         until: i64,
-    ) -> HfResult<Result<(), Conflict>> {
+    ) -> hookflow::Result<Result<(), Conflict>> {
         let (id, token) = (run_id.to_owned(), token.to_owned());
         self.query(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -596,7 +300,7 @@ impl RunStore for SqliteStore {
         run_id: &str,
         function_id: &str,
         reason: &str,
-    ) -> HfResult<bool> {
+    ) -> hookflow::Result<bool> {
         let (id, function_id, reason) =
             (run_id.to_owned(), function_id.to_owned(), reason.to_owned());
         let requested = self
@@ -624,7 +328,7 @@ impl RunStore for SqliteStore {
         Ok(requested)
     }
 
-    async fn list_runs(&self, filter: &RunFilter) -> HfResult<Vec<Run>> {
+    async fn list_runs(&self, filter: &RunFilter) -> hookflow::Result<Vec<Run>> {
         let function_id = filter.function_id.clone();
         let status = filter.status.map(RunStatus::as_str);
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
@@ -642,7 +346,7 @@ impl RunStore for SqliteStore {
 }
 
 impl Waiters for SqliteStore {
-    async fn waiters_for(&self, event: &str) -> HfResult<Vec<Waiter>> {
+    async fn waiters_for(&self, event: &str) -> hookflow::Result<Vec<Waiter>> {
         let event = event.to_owned();
         self.query(move |c| {
             let mut stmt = c.prepare_cached("SELECT body FROM waiters WHERE event = ?1")?;
@@ -654,7 +358,7 @@ impl Waiters for SqliteStore {
 }
 
 impl Outbox for SqliteStore {
-    async fn deliver(&self, messages: &[Outgoing]) -> HfResult<()> {
+    async fn deliver(&self, messages: &[Outgoing]) -> hookflow::Result<()> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -673,7 +377,7 @@ impl Outbox for SqliteStore {
 }
 
 impl Blobs for SqliteStore {
-    async fn put_blob(&self, bytes: &[u8]) -> HfResult<String> {
+    async fn put_blob(&self, bytes: &[u8]) -> hookflow::Result<String> {
         let bytes = bytes.to_vec();
         self.query(move |c| {
             let key = blob_key(&bytes);
@@ -686,7 +390,7 @@ impl Blobs for SqliteStore {
         .await
     }
 
-    async fn get_blob(&self, key: &str) -> HfResult<Option<Vec<u8>>> {
+    async fn get_blob(&self, key: &str) -> hookflow::Result<Option<Vec<u8>>> {
         let key = key.to_owned();
         self.query(move |c| {
             Ok(

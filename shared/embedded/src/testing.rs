@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use hookflow::clock::duration_ms;
 use hookflow::store::{RunFilter, RunStore};
-use hookflow::{DocStore, Event, FakeClock, Function, Ingested, Registry, Run, RunView};
+use hookflow::{Event, FakeClock, Function, Ingested, Registry, Run, RunView};
+
+use hookflow_docs::DocStore;
 
 use crate::{Embedded, SqliteStore, WorkerConfig};
 

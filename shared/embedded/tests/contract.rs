@@ -7,10 +7,11 @@ async fn fresh() -> SqliteStore {
 }
 
 hookflow::store_contract_tests!(fresh());
+hookflow_docs::document_contract_tests!(fresh());
 
 #[tokio::test]
 async fn contract_doc_store_concurrent_updates_lose_nothing() {
-    hookflow::testkit::doc_store_concurrent_updates_lose_nothing(fresh().await).await;
+    hookflow_docs::testkit::doc_store_concurrent_updates_lose_nothing(fresh().await).await;
 }
 
 mod queue {

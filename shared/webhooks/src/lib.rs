@@ -25,6 +25,7 @@ pub mod receiver;
 pub mod request;
 pub mod response;
 pub mod sink;
+#[cfg(feature = "testing")]
 pub mod test_secrets;
 
 pub use config::{

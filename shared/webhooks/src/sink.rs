@@ -83,11 +83,12 @@ impl EventSink for FailingSink {
     }
 }
 
-/// The engine is the production sink: events are stored (deduplicated by id)
-/// and queued for routing before the delivery is acknowledged.
-impl<S: hookflow::Store> EventSink for hookflow::Engine<S> {
+/// The engine's ingest role is the production sink: events are stored
+/// (deduplicated by id) and queued for routing before the delivery is
+/// acknowledged.
+impl<S: hookflow::store::EventLog> EventSink for hookflow::Ingest<S> {
     async fn ingest(&self, events: Vec<Event>) -> Result<(), SinkError> {
-        hookflow::Engine::ingest(self, events)
+        hookflow::Ingest::ingest(self, events)
             .await
             .map(|_| ())
             .map_err(|e| Box::new(e) as SinkError)

@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use hookflow::limits::{INLINE_BYTES, blob_key};
 use hookflow::store::Blobs;
 
-use super::{AwsStore, HfResult, Item, s};
+use super::{AwsStore, Item, string};
 use crate::error::{AwsError, Result};
 
 impl AwsStore {
@@ -22,10 +22,10 @@ impl AwsStore {
         body: String,
     ) -> Result<(String, AttributeValue)> {
         if body.len() <= INLINE_BYTES {
-            return Ok((name.to_owned(), s(body)));
+            return Ok((name.to_owned(), string(body)));
         }
         let key = self.put_object(body.as_bytes()).await?;
-        Ok((format!("{name}_blob"), s(key)))
+        Ok((format!("{name}_blob"), string(key)))
     }
 
     /// The body kept in attribute `name` of `item`, inline or as a blob.
@@ -103,11 +103,11 @@ impl AwsStore {
 }
 
 impl Blobs for AwsStore {
-    async fn put_blob(&self, bytes: &[u8]) -> HfResult<String> {
+    async fn put_blob(&self, bytes: &[u8]) -> hookflow::Result<String> {
         Ok(self.put_object(bytes).await?)
     }
 
-    async fn get_blob(&self, key: &str) -> HfResult<Option<Vec<u8>>> {
+    async fn get_blob(&self, key: &str) -> hookflow::Result<Option<Vec<u8>>> {
         Ok(self.get_object(key).await?)
     }
 }

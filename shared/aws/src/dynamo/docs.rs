@@ -5,14 +5,14 @@
 //! collection lists with a paginated Query in sort-key (UTF-8 byte) order.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use hookflow::docs::{Document, Documents, check_collection, check_names, encode_document};
+use hookflow_docs::{Document, Documents, check_collection, check_names, encode_document};
 use serde_json::Value;
 
-use super::{AwsStore, HfResult, Item, conditional, get_n, get_s, n, s};
+use super::{AwsStore, Item, conditional, get_n, get_s, number, string};
 use crate::error::{AwsError, Result, ddb};
 
 fn doc_pk(collection: &str) -> AttributeValue {
-    s(format!("DOC#{collection}"))
+    string(format!("DOC#{collection}"))
 }
 
 fn version(value: u64) -> AttributeValue {
@@ -40,14 +40,14 @@ fn document(collection: &str, item: &Item) -> Result<Document> {
 }
 
 impl Documents for AwsStore {
-    async fn get_doc(&self, collection: &str, key: &str) -> HfResult<Option<Document>> {
+    async fn get_doc(&self, collection: &str, key: &str) -> hookflow::Result<Option<Document>> {
         check_names(collection, key)?;
         let out = self
             .ddb()
             .get_item()
             .table_name(self.table())
             .key("pk", doc_pk(collection))
-            .key("sk", s(key))
+            .key("sk", string(key))
             .consistent_read(true)
             .send()
             .await
@@ -64,17 +64,17 @@ impl Documents for AwsStore {
         key: &str,
         value: &Value,
         now: i64,
-    ) -> HfResult<bool> {
+    ) -> hookflow::Result<bool> {
         let body = encode_document(collection, key, value)?;
         let result = self
             .ddb()
             .put_item()
             .table_name(self.table())
             .item("pk", doc_pk(collection))
-            .item("sk", s(key))
+            .item("sk", string(key))
             .item("version", version(1))
-            .item("updated_at", n(now))
-            .item("body", s(body))
+            .item("updated_at", number(now))
+            .item("body", string(body))
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
@@ -88,21 +88,21 @@ impl Documents for AwsStore {
         value: &Value,
         expected_version: u64,
         now: i64,
-    ) -> HfResult<bool> {
+    ) -> hookflow::Result<bool> {
         let body = encode_document(collection, key, value)?;
         let result = self
             .ddb()
             .update_item()
             .table_name(self.table())
             .key("pk", doc_pk(collection))
-            .key("sk", s(key))
+            .key("sk", string(key))
             .update_expression("SET #version = :next, updated_at = :now, body = :body")
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", version(expected_version))
             .expression_attribute_values(":next", version(expected_version.saturating_add(1)))
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":body", s(body))
+            .expression_attribute_values(":now", number(now))
+            .expression_attribute_values(":body", string(body))
             .send()
             .await;
         conditional(result)
@@ -113,14 +113,14 @@ impl Documents for AwsStore {
         collection: &str,
         key: &str,
         expected_version: u64,
-    ) -> HfResult<bool> {
+    ) -> hookflow::Result<bool> {
         check_names(collection, key)?;
         let result = self
             .ddb()
             .delete_item()
             .table_name(self.table())
             .key("pk", doc_pk(collection))
-            .key("sk", s(key))
+            .key("sk", string(key))
             .condition_expression("#version = :expected")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":expected", version(expected_version))
@@ -134,12 +134,12 @@ impl Documents for AwsStore {
         collection: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> HfResult<Vec<Document>> {
+    ) -> hookflow::Result<Vec<Document>> {
         check_collection(collection)?;
         let mut docs = Vec::new();
         let mut start = None;
         let (condition, after) = match after {
-            Some(after) => ("pk = :pk AND sk > :after", Some(s(after))),
+            Some(after) => ("pk = :pk AND sk > :after", Some(string(after))),
             None => ("pk = :pk", None),
         };
         while docs.len() < limit {

@@ -16,6 +16,7 @@
 //! consistent) indexes.
 
 mod blobs;
+mod commit;
 mod docs;
 mod runs;
 mod waiters;
@@ -32,7 +33,6 @@ use hookflow::store::{EventLog, StoredEvent};
 use crate::config::{AwsClients, AwsConfig};
 use crate::error::{AwsError, Result, ddb};
 
-type HfResult<T> = hookflow::Result<T>;
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// How long event items live (7 days; each run keeps its trigger event).
@@ -112,11 +112,13 @@ impl AwsStore {
     }
 }
 
-pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
+/// A DynamoDB string attribute.
+pub(crate) fn string(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub(crate) fn n(value: i64) -> AttributeValue {
+/// A DynamoDB number attribute.
+pub(crate) fn number(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -159,7 +161,7 @@ pub(crate) fn conditional<T, E>(
         T,
         aws_sdk_dynamodb::error::SdkError<E, aws_smithy_runtime_api::http::Response>,
     >,
-) -> HfResult<bool>
+) -> hookflow::Result<bool>
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
     aws_sdk_dynamodb::Error:
@@ -193,7 +195,7 @@ impl AwsStore {
             query = match sk_max {
                 Some(last) => query
                     .key_condition_expression("pk = :pk AND sk <= :last")
-                    .expression_attribute_values(":last", s(last)),
+                    .expression_attribute_values(":last", string(last)),
                 None => query.key_condition_expression("pk = :pk"),
             };
             let out = query.send().await.map_err(ddb)?;
@@ -207,7 +209,7 @@ impl AwsStore {
 }
 
 fn ttl(at_ms: i64, keep_secs: i64) -> AttributeValue {
-    n(at_ms / 1000 + keep_secs)
+    number(at_ms / 1000 + keep_secs)
 }
 
 impl AwsStore {
@@ -219,7 +221,12 @@ impl AwsStore {
     }
 
     /// Stores `event` unless its id was received within `dedupe_ms`.
-    async fn put_event(&self, event: &Event, received_at: i64, dedupe_ms: i64) -> HfResult<bool> {
+    async fn put_event(
+        &self,
+        event: &Event,
+        received_at: i64,
+        dedupe_ms: i64,
+    ) -> hookflow::Result<bool> {
         let (body_name, body) = self
             .body_attribute(
                 "body",
@@ -230,14 +237,14 @@ impl AwsStore {
             .ddb()
             .put_item()
             .table_name(self.table())
-            .item("pk", s(format!("EVT#{}", event.id)))
-            .item("sk", s("EVT"))
-            .item("name", s(&event.name))
+            .item("pk", string(format!("EVT#{}", event.id)))
+            .item("sk", string("EVT"))
+            .item("name", string(&event.name))
             .item(body_name, body)
-            .item("received_at", n(received_at))
+            .item("received_at", number(received_at))
             .item("ttl", ttl(received_at, EVENT_TTL_SECS))
             .condition_expression("attribute_not_exists(pk) OR received_at <= :cutoff")
-            .expression_attribute_values(":cutoff", n(received_at - dedupe_ms))
+            .expression_attribute_values(":cutoff", number(received_at - dedupe_ms))
             .send()
             .await;
         conditional(result)
@@ -252,7 +259,7 @@ impl AwsStore {
         events: &[Event],
         received_at: i64,
         dedupe_ms: i64,
-    ) -> HfResult<Vec<bool>> {
+    ) -> hookflow::Result<Vec<bool>> {
         let mut stored = Vec::with_capacity(events.len());
         for event in events {
             stored.push(self.put_event(event, received_at, dedupe_ms).await?);
@@ -276,17 +283,17 @@ impl EventLog for AwsStore {
         events: &[Event],
         received_at: i64,
         dedupe_ms: i64,
-    ) -> HfResult<Vec<bool>> {
+    ) -> hookflow::Result<Vec<bool>> {
         self.store_and_route(events, received_at, dedupe_ms).await
     }
 
-    async fn get_event(&self, id: &str) -> HfResult<Option<StoredEvent>> {
+    async fn get_event(&self, id: &str) -> hookflow::Result<Option<StoredEvent>> {
         let out = self
             .ddb()
             .get_item()
             .table_name(self.table())
-            .key("pk", s(format!("EVT#{id}")))
-            .key("sk", s("EVT"))
+            .key("pk", string(format!("EVT#{id}")))
+            .key("sk", string("EVT"))
             .consistent_read(true)
             .send()
             .await
@@ -297,7 +304,7 @@ impl EventLog for AwsStore {
         }
     }
 
-    async fn record_routed(&self, stored: &StoredEvent) -> HfResult<()> {
+    async fn record_routed(&self, stored: &StoredEvent) -> hookflow::Result<()> {
         let event = &stored.event;
         let (body_name, body) = self
             .body_attribute(
@@ -308,10 +315,13 @@ impl EventLog for AwsStore {
         self.ddb()
             .put_item()
             .table_name(self.table())
-            .item("pk", s(format!("EVN#{}", event.name)))
-            .item("sk", s(format!("{:015}#{}", stored.received_at, event.id)))
+            .item("pk", string(format!("EVN#{}", event.name)))
+            .item(
+                "sk",
+                string(format!("{:015}#{}", stored.received_at, event.id)),
+            )
             .item(body_name, body)
-            .item("received_at", n(stored.received_at))
+            .item("received_at", number(stored.received_at))
             .item("ttl", ttl(stored.received_at, ROUTED_TTL_SECS))
             .send()
             .await
@@ -324,14 +334,14 @@ impl EventLog for AwsStore {
         name: &str,
         since: i64,
         limit: usize,
-    ) -> HfResult<Vec<StoredEvent>> {
+    ) -> hookflow::Result<Vec<StoredEvent>> {
         let out = self
             .ddb()
             .query()
             .table_name(self.table())
             .key_condition_expression("pk = :pk AND sk >= :from")
-            .expression_attribute_values(":pk", s(format!("EVN#{name}")))
-            .expression_attribute_values(":from", s(format!("{:015}", since.max(0))))
+            .expression_attribute_values(":pk", string(format!("EVN#{name}")))
+            .expression_attribute_values(":from", string(format!("{:015}", since.max(0))))
             .consistent_read(true)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()

@@ -4,12 +4,12 @@
 use hookflow::run::Waiter;
 use hookflow::store::Waiters;
 
-use super::{AwsStore, HfResult, s};
+use super::{AwsStore, string};
 
 impl Waiters for AwsStore {
-    async fn waiters_for(&self, event: &str) -> HfResult<Vec<Waiter>> {
+    async fn waiters_for(&self, event: &str) -> hookflow::Result<Vec<Waiter>> {
         let items = self
-            .query_partition(s(format!("WAIT#{event}")), None)
+            .query_partition(string(format!("WAIT#{event}")), None)
             .await?;
         let mut waiters = Vec::with_capacity(items.len());
         for item in &items {

@@ -11,17 +11,17 @@ use hookflow::clock::duration_ms;
 use hookflow::run::{Envelope, Target};
 use hookflow::store::{RunFilter, RunStore};
 use hookflow::{
-    Clock, DocStore, Engine, EngineConfig, Event, FakeClock, Function, Ingested, Registry, Run,
-    RunView,
+    Clock, Engine, EngineConfig, Event, FakeClock, Function, Ingested, Registry, Run, RunView,
 };
+use hookflow_docs::DocStore;
 use serde_json::json;
 
 use super::moto::{Moto, create_resources};
+use crate::calls::CallCounter;
 use crate::config::{AwsClients, AwsConfig};
 use crate::dynamo::AwsStore;
 use crate::lambda::handle_sqs;
-use crate::metrics::CallCounter;
-use crate::queue::home_function;
+use crate::queue::serving_function;
 /// The engine on moto with a fake clock, plus an SQS event source and a
 /// Scheduler that fire on that clock.
 pub struct AwsTestEnv {
@@ -96,7 +96,7 @@ impl AwsTestEnv {
         let registry = Registry::new(functions(docs)).expect("valid functions");
         let mut homes: Vec<String> = registry
             .iter()
-            .map(|f| home_function(f.id()).to_owned())
+            .map(|f| serving_function(f.id()).to_owned())
             .collect();
         homes.sort();
         homes.dedup();

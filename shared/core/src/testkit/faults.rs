@@ -459,7 +459,8 @@ impl<S: Store + QueueProbe> Harness<S> {
                 return;
             }
             for envelope in due {
-                match self.engine.handle(&envelope).await {
+                // Boxed: the engine's future is deep (as in the Lambda adapter).
+                match Box::pin(self.engine.handle(&envelope)).await {
                     Ok(Handled::Done) => {}
                     Ok(Handled::Busy) => {
                         lock(&self.later).push((now + duration_ms(REDELIVERY), envelope));

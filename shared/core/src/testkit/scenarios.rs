@@ -389,7 +389,7 @@ where
         futures::future::join_all(batch.iter().map(|&fault| {
             let (make, clean) = (&make, &clean);
             async move {
-                let ran = run_once(scenario, make, Some(fault)).await;
+                let ran = Box::pin(run_once(scenario, make, Some(fault))).await;
                 assert_eq!(
                     ran.outcomes, clean.outcomes,
                     "{name}: with {fault:?} of {} writes, the runs ended differently",

@@ -15,6 +15,7 @@
 //! delivery is acknowledged, and a delivery first finishes any outbox a
 //! crashed predecessor left, so no message a transition produced is lost.
 
+mod answers;
 mod conclude;
 pub(crate) mod executor;
 mod session;
@@ -22,18 +23,13 @@ mod session;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use tracing::Instrument;
 
 use crate::clock::{Clock, duration_ms};
 use crate::error::Result;
 use crate::event::new_id;
 use crate::function::{Function, Registry};
-use crate::router::waiter_matches;
-use crate::run::{
-    Envelope, Lease, Message, Resolution, Run, RunStatus, StepKind, StepRecord, StepStatus, Target,
-    Waiter, WaiterKey, WaiterKind,
-};
+use crate::run::{Envelope, Lease, Message, Resolution, Run, RunStatus, StepRecord, Target};
 use crate::store::{EventLog, LoadedRun, Outbox, RunStore};
 use crate::transition::{Conflict, Fence, Outgoing, Transition};
 
@@ -45,7 +41,7 @@ use self::session::{Interrupt, LeaseTerms, Session};
 /// waiters were being registered (the longest a worker holds a run).
 pub const CATCH_UP_HORIZON: Duration = Duration::from_secs(15 * 60);
 /// Events scanned per waiter when catching up.
-const CATCH_UP_LIMIT: usize = 100;
+pub(crate) const CATCH_UP_LIMIT: usize = 100;
 
 /// What handling a message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,83 +284,6 @@ where
         }
     }
 
-    /// The answered step, if the answer still applies: the step is waiting
-    /// (an answer that lost the race changes nothing).
-    async fn resolve(
-        &self,
-        run: &Run,
-        journal: &[StepRecord],
-        step_id: &str,
-        with: &Resolution,
-        now: i64,
-    ) -> Result<Option<(StepRecord, Vec<WaiterKey>)>> {
-        let Some(step) = journal.iter().find(|s| s.id == step_id) else {
-            return Ok(None);
-        };
-        if step.status != StepStatus::Waiting {
-            return Ok(None);
-        }
-        let mut step = step.clone();
-        step.ended_at = Some(now);
-        let mut removed = Vec::new();
-        match (step.kind, with) {
-            (StepKind::WaitForEvent, Resolution::Event { event_id }) => {
-                let Some(stored) = self.store.get_event(event_id).await? else {
-                    tracing::warn!(run.id = %run.id, event.id = %event_id, "answering event not found; ignored");
-                    return Ok(None);
-                };
-                step.status = StepStatus::Completed;
-                step.output = Some(serde_json::to_value(&stored.event)?);
-                if let Some(event) = step.waited_event() {
-                    removed.push(WaiterKey {
-                        event: event.to_owned(),
-                        run_id: run.id.clone(),
-                        step_id: step.id.clone(),
-                    });
-                }
-            }
-            (StepKind::Invoke, Resolution::Child { run_id: child_id }) => {
-                let own_child =
-                    step.detail.as_ref().and_then(|d| d["run_id"].as_str()) == Some(child_id);
-                let Some(child) = self.store.get_run(child_id).await? else {
-                    return Ok(None);
-                };
-                match child.status {
-                    RunStatus::Completed => {
-                        step.status = StepStatus::Completed;
-                        step.output = child.output.clone();
-                    }
-                    status if status.is_terminal() => {
-                        step.status = StepStatus::Failed;
-                        step.error = Some(format!(
-                            "invoked run {} {}: {}",
-                            child.id,
-                            status.as_str(),
-                            child.error.as_deref().unwrap_or("")
-                        ));
-                    }
-                    _ if own_child => return Ok(None), // a stale answer
-                    status => {
-                        step.status = StepStatus::Failed;
-                        step.error = Some(format!(
-                            "function `{}` already has run {} ({}) for this idempotency key; \
-                             invoke returns a run's result only once it has finished",
-                            child.function_id,
-                            child.id,
-                            status.as_str()
-                        ));
-                    }
-                }
-            }
-            (StepKind::Invoke, Resolution::Error { message }) => {
-                step.status = StepStatus::Failed;
-                step.error = Some(message.clone());
-            }
-            _ => return Ok(None),
-        }
-        Ok(Some((step, removed)))
-    }
-
     /// Runs the handler under the lease and commits its conclusion.
     async fn run_leased(
         &self,
@@ -465,65 +384,6 @@ where
         if let Err(err) = self.store.commit(&transition).await {
             tracing::warn!(error = %err, "lease release failed; it will lapse");
         }
-    }
-
-    /// Answers waits registered around now from events that were routed
-    /// while the waiters were being stored: the router may have looked for
-    /// waiters before they existed. Both sides answer through the run's
-    /// lease, so a wait is answered once even if both find the event.
-    async fn catch_up(&self, run: &Run, journal: &[StepRecord], now: i64) -> Result<()> {
-        let horizon = now - duration_ms(CATCH_UP_HORIZON);
-        let trigger = serde_json::to_value(&run.event)?;
-        for step in journal {
-            let Some(event_name) = step.waited_event() else {
-                continue;
-            };
-            if step.status != StepStatus::Waiting || step.started_at < horizon {
-                continue;
-            }
-            let waiter = Waiter {
-                event: event_name.to_owned(),
-                run_id: run.id.clone(),
-                function_id: run.function_id.clone(),
-                step_id: step.id.clone(),
-                kind: WaiterKind::Step,
-                condition: step
-                    .detail
-                    .as_ref()
-                    .and_then(|d| d["condition"].as_str())
-                    .map(str::to_owned),
-                trigger: trigger.clone(),
-                registered_at: step.started_at,
-                expires_at: step.wake_at,
-            };
-            for stored in self
-                .store
-                .events_since(event_name, step.started_at, CATCH_UP_LIMIT)
-                .await?
-            {
-                if stored.event.ts > now {
-                    continue; // routed later, at its time
-                }
-                let candidate: Value = serde_json::to_value(&stored.event)?;
-                if waiter_matches(&waiter, &candidate) {
-                    let answer = Envelope::new(
-                        Target::Function(run.function_id.clone()),
-                        Message::Resolve {
-                            run_id: run.id.clone(),
-                            step_id: step.id.clone(),
-                            with: Resolution::Event {
-                                event_id: stored.event.id.clone(),
-                            },
-                        },
-                    );
-                    self.store
-                        .deliver(&[Outgoing::Send { envelope: answer }])
-                        .await?;
-                    break;
-                }
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,6 +1,0 @@
-//! `POST /webhooks/clerk` (API Gateway HTTP API): verify, store, acknowledge.
-
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    hookflow_aws::lambda::run_webhook(hookflow_webhooks::Provider::Clerk).await
-}

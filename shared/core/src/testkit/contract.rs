@@ -1,0 +1,698 @@
+//! The store contract checks: one per guarantee of the store traits (see
+//! [`crate::store`]), each on a fresh store.
+
+use serde_json::json;
+
+use crate::error::Result;
+use crate::event::Event;
+use crate::run::{
+    Envelope, Lease, Message, Run, RunStatus, StepKind, StepRecord, StepStatus, Target, Waiter,
+    WaiterKind,
+};
+use crate::store::{RunFilter, Store};
+use crate::transition::{Committed, Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
+
+use super::QueueProbe;
+
+const T0: i64 = 1_800_000_000_000;
+const DAY: i64 = 86_400_000;
+
+fn step(id: &str, position: u32, status: StepStatus) -> StepRecord {
+    StepRecord {
+        id: id.to_owned(),
+        position,
+        kind: StepKind::Run,
+        status,
+        attempts: 1,
+        output: Some(json!({"n": position})),
+        error: None,
+        started_at: T0,
+        ended_at: None,
+        wake_at: None,
+        detail: None,
+    }
+}
+
+fn run(id: &str, function: &str, created_at: i64) -> Run {
+    Run::new(
+        id.into(),
+        function,
+        Event::new("test/event", json!({"k": id})).with_id(format!("e-{id}")),
+        created_at,
+    )
+}
+
+fn start(id: &str) -> Envelope {
+    Envelope::new(
+        Target::Function("fn".into()),
+        Message::Start { run_id: id.into() },
+    )
+}
+
+fn waiter(run: &str, step: &str, event: &str) -> Waiter {
+    Waiter {
+        event: event.into(),
+        run_id: run.into(),
+        function_id: "fn".into(),
+        step_id: step.into(),
+        kind: WaiterKind::Step,
+        condition: Some("event.data.k == async.data.k".into()),
+        trigger: json!({"data": {"k": 1}}),
+        registered_at: T0,
+        expires_at: Some(T0 + DAY),
+    }
+}
+
+/// Commits `transition`, delivers what the backend left to deliver, and
+/// returns the conflict, if any.
+async fn commit<S: Store>(store: &S, transition: &Transition) -> Result<(), Conflict> {
+    match store.commit(transition).await.expect("commit") {
+        Ok(Committed { undelivered }) => {
+            store.deliver(&undelivered).await.expect("deliver");
+            Ok(())
+        }
+        Err(conflict) => Err(conflict),
+    }
+}
+
+/// Creates `run` (fence `Create`) and drains its start message.
+async fn create<S: Store + QueueProbe>(store: &S, run: &Run) {
+    let mut t = Transition::new(Fence::Create, run.clone());
+    t.outbox.push(Outgoing::Send {
+        envelope: start(&run.id),
+    });
+    commit(store, &t).await.expect("created");
+    store.take_due(run.created_at).await.unwrap();
+}
+
+/// Takes the lease `token` at `now` until `until`.
+async fn acquire<S: Store>(
+    store: &S,
+    run: &Run,
+    token: &str,
+    now: i64,
+    until: i64,
+) -> Result<Run, Conflict> {
+    let mut next = run.clone();
+    next.status = RunStatus::Running;
+    next.lease = Some(Lease {
+        token: token.into(),
+        until,
+    });
+    commit(
+        store,
+        &Transition::new(Fence::Acquire { now }, next.clone()),
+    )
+    .await?;
+    Ok(next)
+}
+
+/// Event ids are stored once per dedupe window, each stored event's route is
+/// queued, and events are found by name and time.
+pub async fn events_are_deduplicated_and_routed<S: Store + QueueProbe>(store: S) {
+    let event = Event::new("order/paid", json!({"total": 5}))
+        .with_id("evt-1")
+        .with_ts(T0);
+    assert_eq!(
+        store
+            .append(std::slice::from_ref(&event), T0, DAY)
+            .await
+            .unwrap(),
+        [true]
+    );
+    let route = |id: &str| {
+        Envelope::new(
+            Target::Router,
+            Message::Route {
+                event_id: id.into(),
+            },
+        )
+    };
+    assert_eq!(store.take_due(T0).await.unwrap(), [route("evt-1")]);
+    assert_eq!(
+        store
+            .append(std::slice::from_ref(&event), T0 + 1000, DAY)
+            .await
+            .unwrap(),
+        [false],
+        "redelivery is a duplicate"
+    );
+    let again = store.take_due(T0 + 1000).await.unwrap();
+    assert!(
+        again.iter().all(|e| *e == route("evt-1")),
+        "a duplicate may be routed again: {again:?}"
+    );
+    assert_eq!(
+        store
+            .append(std::slice::from_ref(&event), T0 + DAY, DAY)
+            .await
+            .unwrap(),
+        [true],
+        "after the window it is new again"
+    );
+    store.take_due(T0 + DAY).await.unwrap();
+    let stored = store.get_event("evt-1").await.unwrap().expect("stored");
+    assert_eq!(stored.event, event);
+    assert_eq!(stored.received_at, T0 + DAY);
+    assert!(store.get_event("nope").await.unwrap().is_none());
+
+    let later = Event::new("order/due", json!({}))
+        .with_id("evt-later")
+        .with_ts(T0 + DAY + 60_000);
+    assert_eq!(store.append(&[later], T0 + DAY, DAY).await.unwrap(), [true]);
+    assert!(
+        store.take_due(T0 + DAY + 59_000).await.unwrap().is_empty(),
+        "routed at its ts"
+    );
+    assert_eq!(
+        store.take_due(T0 + DAY + 60_000).await.unwrap(),
+        [route("evt-later")]
+    );
+
+    store.record_routed(&stored).await.unwrap();
+    let other = Event::new("order/shipped", json!({})).with_id("evt-2");
+    store.append(&[other], T0 + DAY + 5, DAY).await.unwrap();
+    let routed = store.get_event("evt-2").await.unwrap().unwrap();
+    store.record_routed(&routed).await.unwrap();
+    let later = Event::new("order/paid", json!({})).with_id("evt-3");
+    store.append(&[later], T0 + DAY + 10, DAY).await.unwrap();
+    let routed = store.get_event("evt-3").await.unwrap().unwrap();
+    store.record_routed(&routed).await.unwrap();
+    store.record_routed(&routed).await.unwrap(); // recording twice is harmless
+    let since = store
+        .events_since("order/paid", T0 + DAY, 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = since.iter().map(|e| e.event.id.as_str()).collect();
+    assert_eq!(ids, ["evt-1", "evt-3"]);
+    let since = store
+        .events_since("order/paid", T0 + DAY + 1, 10)
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 1);
+}
+
+/// A run is created once, with its trigger event and start message; listed
+/// newest first; frozen once finished.
+pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProbe>(store: S) {
+    let a = run("run-a", "fn-1", T0);
+    let mut t = Transition::new(Fence::Create, a.clone());
+    t.outbox.push(Outgoing::Send {
+        envelope: start("run-a"),
+    });
+    commit(&store, &t).await.unwrap();
+    assert_eq!(
+        commit(&store, &t).await,
+        Err(Conflict::Exists),
+        "same id twice is refused"
+    );
+    assert_eq!(
+        store.take_due(T0).await.unwrap(),
+        [start("run-a")],
+        "started once"
+    );
+    let loaded = store.load_run("run-a").await.unwrap().expect("loaded");
+    assert_eq!(loaded.run, a, "with its trigger event");
+    assert!(loaded.journal.is_empty());
+
+    let running = acquire(&store, &a, "tok", T0, T0 + 100).await.unwrap();
+    let mut done = running.clone();
+    done.status = RunStatus::Cancelled;
+    done.lease = None;
+    commit(
+        &store,
+        &Transition::new(
+            Fence::Hold {
+                token: "tok".into(),
+                now: T0 + 1,
+            },
+            done.clone(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store.get_run("run-a").await.unwrap().unwrap().status,
+        RunStatus::Cancelled
+    );
+    assert_eq!(
+        acquire(&store, &done, "late", T0 + 200, T0 + 300).await,
+        Err(Conflict::Finished),
+        "a finished run is never taken again"
+    );
+
+    create(&store, &run("run-b", "fn-1", T0 + 10)).await;
+    create(&store, &run("run-c", "fn-2", T0 + 20)).await;
+    let all = store.list_runs(&RunFilter::default()).await.unwrap();
+    let ids: Vec<_> = all.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["run-c", "run-b", "run-a"]);
+    let filter = RunFilter {
+        function_id: Some("fn-1".into()),
+        status: Some(RunStatus::Queued),
+        limit: 0,
+    };
+    let ids: Vec<_> = store
+        .list_runs(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["run-b"]);
+    let filter = RunFilter {
+        limit: 1,
+        ..RunFilter::default()
+    };
+    assert_eq!(store.list_runs(&filter).await.unwrap().len(), 1);
+    assert!(store.get_run("missing").await.unwrap().is_none());
+    assert!(store.load_run("missing").await.unwrap().is_none());
+}
+
+/// A lease has one holder until it lapses; only its holder commits, and a
+/// holder that lost it writes nothing.
+pub async fn leases_fence_every_commit<S: Store + QueueProbe>(store: S) {
+    let r = run("run-l", "fn", T0);
+    create(&store, &r).await;
+    let held = acquire(&store, &r, "a", T0, T0 + 100).await.unwrap();
+    assert_eq!(
+        acquire(&store, &r, "b", T0 + 50, T0 + 150).await,
+        Err(Conflict::Leased),
+        "held by a"
+    );
+    let hold = |token: &str, now| Fence::Hold {
+        token: token.into(),
+        now,
+    };
+    let mut checkpoint = Transition::new(hold("a", T0 + 60), held.clone());
+    checkpoint.steps.push(step("s1", 0, StepStatus::Completed));
+    commit(&store, &checkpoint).await.unwrap();
+    assert_eq!(
+        store
+            .extend_lease("run-l", "a", T0 + 90, T0 + 200)
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        acquire(&store, &r, "b", T0 + 150, T0 + 250).await,
+        Err(Conflict::Leased),
+        "an extended lease is still held"
+    );
+    let taken = acquire(&store, &r, "b", T0 + 200, T0 + 300).await.unwrap();
+    assert_eq!(
+        taken.lease.as_ref().unwrap().token,
+        "b",
+        "a lapsed lease is free"
+    );
+
+    // The old holder can no longer commit, nor extend, and writes nothing.
+    let mut stale = Transition::new(hold("a", T0 + 60), held.clone());
+    stale.steps.push(step("s2", 1, StepStatus::Completed));
+    stale
+        .waiters_added
+        .push(waiter("run-l", "w", "user/linked"));
+    stale.outbox.push(Outgoing::Send {
+        envelope: start("stale"),
+    });
+    assert_eq!(commit(&store, &stale).await, Err(Conflict::LeaseLost));
+    assert_eq!(
+        store
+            .extend_lease("run-l", "a", T0 + 210, T0 + 400)
+            .await
+            .unwrap(),
+        Err(Conflict::LeaseLost)
+    );
+    let loaded = store.load_run("run-l").await.unwrap().unwrap();
+    let ids: Vec<_> = loaded.journal.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["s1"], "nothing of the stale commit");
+    assert!(store.waiters_for("user/linked").await.unwrap().is_empty());
+    assert!(store.take_due(T0 + 500).await.unwrap().is_empty());
+    assert_eq!(
+        loaded.run.lease.as_ref().map(|l| l.token.as_str()),
+        Some("b")
+    );
+
+    // A lapsed lease cannot commit even when nobody took the run since.
+    let mut late = Transition::new(hold("b", T0 + 301), taken.clone());
+    late.steps.push(step("s2", 1, StepStatus::Completed));
+    assert_eq!(commit(&store, &late).await, Err(Conflict::LeaseLost));
+
+    // Releasing the lease (a transition with no lease) frees the run.
+    let again = acquire(&store, &r, "c", T0 + 400, T0 + 500).await.unwrap();
+    let mut released = again.clone();
+    released.lease = None;
+    released.status = RunStatus::Sleeping;
+    commit(&store, &Transition::new(hold("c", T0 + 410), released))
+        .await
+        .unwrap();
+    acquire(&store, &r, "d", T0 + 420, T0 + 500).await.unwrap();
+}
+
+/// A requested cancellation stops the holder's next commit and extension,
+/// lets the cancelling transition through, and queues its message.
+pub async fn cancellation_requests_fence_the_holder<S: Store + QueueProbe>(store: S) {
+    let r = run("run-x", "fn", T0);
+    create(&store, &r).await;
+    let held = acquire(&store, &r, "a", T0, T0 + 1000).await.unwrap();
+    assert!(
+        store
+            .request_cancel("run-x", "fn", "stop it")
+            .await
+            .unwrap()
+    );
+    let cancel = Envelope::new(
+        Target::Function("fn".into()),
+        Message::Cancel {
+            run_id: "run-x".into(),
+            reason: "stop it".into(),
+        },
+    );
+    assert_eq!(store.take_due(T0).await.unwrap(), [cancel]);
+    assert_eq!(
+        store
+            .load_run("run-x")
+            .await
+            .unwrap()
+            .unwrap()
+            .run
+            .cancel_requested
+            .as_deref(),
+        Some("stop it")
+    );
+    let mut checkpoint = Transition::new(
+        Fence::Hold {
+            token: "a".into(),
+            now: T0 + 1,
+        },
+        held.clone(),
+    );
+    checkpoint.steps.push(step("s1", 0, StepStatus::Completed));
+    assert_eq!(
+        commit(&store, &checkpoint).await,
+        Err(Conflict::CancelRequested("stop it".into()))
+    );
+    assert_eq!(
+        store
+            .extend_lease("run-x", "a", T0 + 2, T0 + 2000)
+            .await
+            .unwrap(),
+        Err(Conflict::CancelRequested("stop it".into()))
+    );
+    let mut cancelled = held.clone();
+    cancelled.status = RunStatus::Cancelled;
+    cancelled.lease = None;
+    cancelled.cancel_requested = None;
+    commit(
+        &store,
+        &Transition::new(
+            Fence::HoldCancelling {
+                token: "a".into(),
+                now: T0 + 3,
+            },
+            cancelled,
+        ),
+    )
+    .await
+    .unwrap();
+    let loaded = store.load_run("run-x").await.unwrap().unwrap();
+    assert_eq!(loaded.run.status, RunStatus::Cancelled);
+    assert!(loaded.journal.is_empty());
+    assert!(
+        !store.request_cancel("run-x", "fn", "again").await.unwrap(),
+        "already finished"
+    );
+    assert!(
+        !store.request_cancel("nope", "fn", "again").await.unwrap(),
+        "unknown"
+    );
+    assert!(store.take_due(T0 + 10).await.unwrap().is_empty());
+}
+
+/// An idempotency key is claimed with its run's creation, once until it lapses.
+pub async fn idempotency_keys_are_claimed_once<S: Store + QueueProbe>(store: S) {
+    let claim = |now| IdempotencyClaim {
+        function_id: "fn".into(),
+        key: "order-1".into(),
+        expires_at: now + DAY,
+        now,
+    };
+    let mut first = Transition::new(Fence::Create, run("run-1", "fn", T0));
+    first.idempotency = Some(claim(T0));
+    commit(&store, &first).await.unwrap();
+    let mut second = Transition::new(Fence::Create, run("run-2", "fn", T0 + 1));
+    second.idempotency = Some(claim(T0 + 1));
+    second.outbox.push(Outgoing::Send {
+        envelope: start("run-2"),
+    });
+    assert_eq!(
+        commit(&store, &second).await,
+        Err(Conflict::KeyTaken {
+            run_id: "run-1".into()
+        })
+    );
+    assert!(
+        store.get_run("run-2").await.unwrap().is_none(),
+        "no run without its key"
+    );
+    assert!(store.take_due(T0 + 1).await.unwrap().is_empty());
+    let mut other_fn = Transition::new(Fence::Create, run("run-3", "other-fn", T0));
+    other_fn.idempotency = Some(IdempotencyClaim {
+        function_id: "other-fn".into(),
+        ..claim(T0)
+    });
+    commit(&store, &other_fn).await.unwrap();
+    let mut after = Transition::new(Fence::Create, run("run-4", "fn", T0 + DAY));
+    after.idempotency = Some(claim(T0 + DAY));
+    commit(&store, &after).await.unwrap();
+}
+
+/// The journal keeps one record per step, replaced by later checkpoints and
+/// loaded in position order.
+pub async fn journal_checkpoints_are_ordered_and_replaced<S: Store + QueueProbe>(store: S) {
+    let r = run("r", "fn", T0);
+    create(&store, &r).await;
+    let held = acquire(&store, &r, "t", T0, T0 + 1000).await.unwrap();
+    let hold = Fence::Hold {
+        token: "t".into(),
+        now: T0 + 1,
+    };
+    let mut t = Transition::new(hold.clone(), held.clone());
+    t.steps = vec![
+        step("b", 1, StepStatus::Retrying),
+        step("a", 0, StepStatus::Completed),
+    ];
+    commit(&store, &t).await.unwrap();
+    let mut t = Transition::new(hold, held);
+    t.steps = vec![step("b", 1, StepStatus::Completed)];
+    commit(&store, &t).await.unwrap();
+    let other = run("other", "fn", T0);
+    create(&store, &other).await;
+    let loaded = store.load_run("r").await.unwrap().unwrap();
+    let steps: Vec<_> = loaded
+        .journal
+        .iter()
+        .map(|s| (s.id.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        steps,
+        [("a", StepStatus::Completed), ("b", StepStatus::Completed)]
+    );
+    assert!(
+        store
+            .load_run("other")
+            .await
+            .unwrap()
+            .unwrap()
+            .journal
+            .is_empty()
+    );
+}
+
+/// Waiters come and go with transitions and are found by event name.
+pub async fn waiters_are_registered_by_transitions<S: Store + QueueProbe>(store: S) {
+    let r = run("r1", "fn", T0);
+    let mut t = Transition::new(Fence::Create, r.clone());
+    t.waiters_added = vec![
+        waiter("r1", "w", "user/linked"),
+        waiter("r1", "cancel:0", "other"),
+    ];
+    commit(&store, &t).await.unwrap();
+    let r2 = run("r2", "fn", T0);
+    let mut t = Transition::new(Fence::Create, r2);
+    t.waiters_added = vec![waiter("r2", "w", "user/linked")];
+    commit(&store, &t).await.unwrap();
+    let mut found = store.waiters_for("user/linked").await.unwrap();
+    found.sort_by(|a, b| a.run_id.cmp(&b.run_id));
+    assert_eq!(
+        found,
+        vec![
+            waiter("r1", "w", "user/linked"),
+            waiter("r2", "w", "user/linked")
+        ]
+    );
+    let held = acquire(&store, &r, "t", T0, T0 + 1000).await.unwrap();
+    let mut t = Transition::new(
+        Fence::Hold {
+            token: "t".into(),
+            now: T0,
+        },
+        held,
+    );
+    t.waiters_removed = vec![waiter("r1", "w", "user/linked").key()];
+    commit(&store, &t).await.unwrap();
+    assert_eq!(store.waiters_for("user/linked").await.unwrap().len(), 1);
+    assert_eq!(store.waiters_for("other").await.unwrap().len(), 1);
+    assert!(store.waiters_for("nothing").await.unwrap().is_empty());
+}
+
+/// The outbox: messages now, timers at their time, a dedupe key scheduled
+/// once, events stored and routed.
+pub async fn the_outbox_delivers_on_time<S: Store + QueueProbe>(store: S) {
+    let mut cron = Envelope::new(
+        Target::Router,
+        Message::Cron {
+            function_id: "daily".into(),
+            at: T0 + 120_000,
+        },
+    );
+    cron.dedupe_key = Some("cron:daily:1".into());
+    let sent = Event::new("mail/requested", json!({"to": "a"}))
+        .with_id("sent-1")
+        .with_ts(T0);
+    let mut t = Transition::new(Fence::Create, run("r", "fn", T0));
+    t.outbox = vec![
+        Outgoing::Send {
+            envelope: start("now"),
+        },
+        Outgoing::Later {
+            envelope: start("later"),
+            at: T0 + 60_000,
+        },
+        Outgoing::Later {
+            envelope: cron.clone(),
+            at: T0 + 120_000,
+        },
+        Outgoing::Events {
+            events: vec![sent.clone()],
+        },
+    ];
+    commit(&store, &t).await.unwrap();
+    store
+        .deliver(&[Outgoing::Later {
+            envelope: cron.clone(),
+            at: T0 + 120_000,
+        }])
+        .await
+        .unwrap();
+    let mut due = store.take_due(T0).await.unwrap();
+    due.sort_by_key(|e| serde_json::to_string(e).unwrap_or_default());
+    let route = Envelope::new(
+        Target::Router,
+        Message::Route {
+            event_id: "sent-1".into(),
+        },
+    );
+    let mut expected = vec![start("now"), route];
+    expected.sort_by_key(|e| serde_json::to_string(e).unwrap_or_default());
+    assert_eq!(due, expected);
+    assert_eq!(
+        store.get_event("sent-1").await.unwrap().unwrap().event,
+        sent
+    );
+    assert!(store.take_due(T0 + 59_000).await.unwrap().is_empty());
+    assert_eq!(
+        store.take_due(T0 + 60_000).await.unwrap(),
+        vec![start("later")]
+    );
+    assert_eq!(
+        store.take_due(T0 + 180_000).await.unwrap(),
+        vec![cron],
+        "scheduled once"
+    );
+}
+
+/// Blobs are stored once per content and read back by key.
+pub async fn blobs_are_stored_once_by_content<S: Store + QueueProbe>(store: S) {
+    let bytes = vec![7_u8; 300 * 1024];
+    let key = store.put_blob(&bytes).await.unwrap();
+    assert_eq!(key, crate::limits::blob_key(&bytes));
+    assert_eq!(
+        store.put_blob(&bytes).await.unwrap(),
+        key,
+        "same content, same key"
+    );
+    assert_eq!(store.get_blob(&key).await.unwrap(), Some(bytes));
+    assert_eq!(store.get_blob("sha256-unknown").await.unwrap(), None);
+}
+
+/// Records far over the inline size (a 700 KB event, a 3 MiB step output,
+/// waiters and sent events carrying them) are stored by reference and come
+/// back whole.
+pub async fn large_payloads_round_trip<S: Store + QueueProbe>(store: S) {
+    let big = |n: usize| json!({"blob": "x".repeat(n)});
+    let event = Event::new("big/event", big(700 * 1024))
+        .with_id("big-1")
+        .with_ts(T0);
+    assert_eq!(
+        store
+            .append(std::slice::from_ref(&event), T0, DAY)
+            .await
+            .unwrap(),
+        [true]
+    );
+    store.take_due(T0).await.unwrap();
+    let stored = store.get_event("big-1").await.unwrap().unwrap();
+    assert_eq!(stored.event, event);
+    store.record_routed(&stored).await.unwrap();
+    assert_eq!(
+        store.events_since("big/event", T0, 10).await.unwrap(),
+        [stored]
+    );
+
+    let r = Run::new("run-big".into(), "fn", event.clone(), T0);
+    let mut create = Transition::new(Fence::Create, r.clone());
+    let mut w = waiter("run-big", "w", "user/linked");
+    w.trigger = serde_json::to_value(&event).unwrap();
+    create.waiters_added.push(w.clone());
+    commit(&store, &create).await.unwrap();
+    let held = acquire(&store, &r, "t", T0, T0 + 1000).await.unwrap();
+    let mut output = step("huge", 0, StepStatus::Completed);
+    output.output = Some(big(3 * 1024 * 1024));
+    let sent = Event::new("big/sent", big(600 * 1024))
+        .with_id("sent-big")
+        .with_ts(T0);
+    let mut done = held.clone();
+    done.status = RunStatus::Completed;
+    done.output = Some(big(2 * 1024 * 1024));
+    done.lease = None;
+    let mut finish = Transition::new(
+        Fence::Hold {
+            token: "t".into(),
+            now: T0 + 1,
+        },
+        done.clone(),
+    );
+    finish.steps.push(output.clone());
+    finish.outbox.push(Outgoing::Events {
+        events: vec![sent.clone()],
+    });
+    commit(&store, &finish).await.unwrap();
+
+    let loaded = store.load_run("run-big").await.unwrap().unwrap();
+    assert_eq!(loaded.run.event, event);
+    assert_eq!(loaded.run.output, done.output);
+    assert_eq!(loaded.journal, [output]);
+    assert_eq!(
+        store.get_run("run-big").await.unwrap().unwrap().event,
+        event
+    );
+    let listed = store.list_runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(listed[0].output, done.output);
+    assert_eq!(store.waiters_for("user/linked").await.unwrap(), [w]);
+    assert_eq!(
+        store.get_event("sent-big").await.unwrap().unwrap().event,
+        sent
+    );
+    let routes = store.take_due(T0 + 1).await.unwrap();
+    assert_eq!(routes, [Envelope::route("sent-big")]);
+}

@@ -1,0 +1,217 @@
+//! A transition as one SQLite transaction: the fence checked, the records
+//! written, and the outbox enqueued (the queue is a table), together.
+
+use hookflow::event::Event;
+use hookflow::run::{Envelope, RunStatus};
+use hookflow::transition::{Conflict, Fence, Outgoing, Transition};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::Result;
+use crate::records::{step_status, store_body, to_json};
+
+/// A run status that is final, as SQL.
+pub(crate) const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
+
+/// Adds a message to the queue, visible at `at` (or at once); a message whose
+/// dedupe key is already queued is ignored.
+pub(crate) fn enqueue(tx: &Connection, envelope: &Envelope, at: Option<i64>) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO queue (target, body, visible_at, dedupe_key) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            envelope.target.queue_name(),
+            to_json(envelope)?,
+            at.unwrap_or(0),
+            envelope.dedupe_key
+        ],
+    )?;
+    Ok(())
+}
+
+/// Stores `events` (deduplicated) and queues the route of each stored one.
+pub(crate) fn append_events(
+    tx: &Connection,
+    events: &[Event],
+    received_at: i64,
+    dedupe_ms: i64,
+) -> Result<Vec<bool>> {
+    let mut stored = Vec::with_capacity(events.len());
+    for event in events {
+        let changed = tx.execute(
+            "INSERT INTO events (id, name, body, ts, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, body = excluded.body,
+                 ts = excluded.ts, received_at = excluded.received_at
+             WHERE excluded.received_at - events.received_at >= ?6",
+            params![
+                event.id,
+                event.name,
+                store_body(tx, to_json(event)?)?,
+                event.ts,
+                received_at,
+                dedupe_ms
+            ],
+        )?;
+        if changed == 1 {
+            let route = Envelope::route(&event.id);
+            enqueue(tx, &route, (event.ts > received_at).then_some(event.ts))?;
+        }
+        stored.push(changed == 1);
+    }
+    Ok(stored)
+}
+
+pub(crate) fn enqueue_outbox(tx: &Connection, outbox: &[Outgoing], now: i64) -> Result<()> {
+    for message in outbox {
+        match message {
+            Outgoing::Send { envelope } => enqueue(tx, envelope, None)?,
+            Outgoing::Later { envelope, at } => enqueue(tx, envelope, Some(*at))?,
+            Outgoing::Events { events } => {
+                append_events(tx, events, now, duration_ms(hookflow::event::DEDUPE_WINDOW))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
+    hookflow::clock::duration_ms(d)
+}
+
+/// Checks the transition's fence inside `tx`.
+pub(crate) fn check_fence(tx: &Transaction<'_>, t: &Transition) -> Result<Result<(), Conflict>> {
+    let run = &t.run;
+    if t.fence == Fence::Create {
+        let exists: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
+            [&run.id],
+            |r| r.get(0),
+        )?;
+        if exists {
+            return Ok(Err(Conflict::Exists));
+        }
+        if let Some(claim) = &t.idempotency {
+            let holder: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT run_id, expires_at FROM idempotency WHERE function_id = ?1 AND key = ?2",
+                    params![claim.function_id, claim.key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((holder, expires)) = holder
+                && expires > claim.now
+                && holder != run.id
+            {
+                return Ok(Err(Conflict::KeyTaken { run_id: holder }));
+            }
+        }
+        return Ok(Ok(()));
+    }
+    let row: Option<(String, Option<String>, i64, Option<String>)> = tx
+        .query_row(
+            "SELECT status, lease_token, lease_until, cancel_requested FROM runs WHERE id = ?1",
+            [&run.id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((status, token, until, cancel)) = row else {
+        return Ok(Err(Conflict::Missing));
+    };
+    let finished = RunStatus::parse(&status).is_some_and(RunStatus::is_terminal);
+    Ok(match &t.fence {
+        Fence::Create => Ok(()),
+        Fence::Acquire { now } => {
+            if finished {
+                Err(Conflict::Finished)
+            } else if token.is_some() && until > *now {
+                Err(Conflict::Leased)
+            } else {
+                Ok(())
+            }
+        }
+        Fence::Hold { token: mine, now } | Fence::HoldCancelling { token: mine, now } => {
+            if token.as_deref() != Some(mine.as_str()) || until <= *now {
+                Err(Conflict::LeaseLost)
+            } else if let (Fence::Hold { .. }, Some(reason)) = (&t.fence, cancel) {
+                Err(Conflict::CancelRequested(reason))
+            } else {
+                Ok(())
+            }
+        }
+    })
+}
+
+pub(crate) fn apply(tx: &Transaction<'_>, t: &Transition, now: i64) -> Result<()> {
+    let run = &t.run;
+    let (token, until) = run
+        .lease
+        .as_ref()
+        .map_or((None, 0), |l| (Some(l.token.clone()), l.until));
+    if t.fence == Fence::Create {
+        tx.execute(
+            "INSERT INTO runs (id, function_id, status, created_at, body, event, lease_token, lease_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                run.id,
+                run.function_id,
+                run.status.as_str(),
+                run.created_at,
+                store_body(tx, run.stored_body()?)?,
+                store_body(tx, to_json(&run.event)?)?,
+                token,
+                until
+            ],
+        )?;
+        if let Some(claim) = &t.idempotency {
+            tx.execute(
+                "INSERT OR REPLACE INTO idempotency (function_id, key, run_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![claim.function_id, claim.key, run.id, claim.expires_at],
+            )?;
+        }
+    } else {
+        // A finished run's cancellation request is spent; otherwise it stays
+        // for whoever applies it.
+        tx.execute(
+            &format!(
+                "UPDATE runs SET status = ?2, body = ?3, lease_token = ?4, lease_until = ?5,
+                 cancel_requested = CASE WHEN ?2 IN {TERMINAL} THEN NULL ELSE cancel_requested END
+                 WHERE id = ?1"
+            ),
+            params![
+                run.id,
+                run.status.as_str(),
+                store_body(tx, run.stored_body()?)?,
+                token,
+                until
+            ],
+        )?;
+    }
+    for step in &t.steps {
+        tx.execute(
+            "INSERT OR REPLACE INTO steps (run_id, step_id, position, status, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                run.id,
+                step.id,
+                step.position,
+                step_status(step)?,
+                store_body(tx, to_json(step)?)?
+            ],
+        )?;
+    }
+    for waiter in &t.waiters_added {
+        tx.execute(
+            "INSERT OR REPLACE INTO waiters (event, run_id, step_id, body) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                waiter.event,
+                waiter.run_id,
+                waiter.step_id,
+                store_body(tx, to_json(waiter)?)?
+            ],
+        )?;
+    }
+    for key in &t.waiters_removed {
+        tx.execute(
+            "DELETE FROM waiters WHERE event = ?1 AND run_id = ?2 AND step_id = ?3",
+            params![key.event, key.run_id, key.step_id],
+        )?;
+    }
+    enqueue_outbox(tx, &t.outbox, now)
+}
