@@ -210,3 +210,60 @@ async fn invoking_a_function_whose_key_is_held_by_a_running_run_fails_clearly() 
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_worker_that_read_a_run_before_another_committed_does_not_run_it() {
+    // GIVEN a run asleep between its steps, and a worker B that has read it
+    // (journal: `a`, `nap`) but not yet taken it
+    let tape = Tape::default();
+    let t = tape.clone();
+    let f = Function::new("steps").on_event("go").handler(move |ctx| {
+        let t = t.clone();
+        async move {
+            for (step, nap) in [("a", "nap-1"), ("b", "nap-2")] {
+                let (t, run) = (t.clone(), ctx.run_id.clone());
+                ctx.step
+                    .run(step, move || async move {
+                        t.ran(&run, step);
+                        Ok(())
+                    })
+                    .await?;
+                ctx.step.sleep(nap, secs(60)).await?;
+            }
+            Ok(())
+        }
+    });
+    let clock = FakeClock::new(START_MS);
+    let store = SqliteStore::in_memory()
+        .unwrap()
+        .with_clock(Arc::new(clock.clone()));
+    let h = Harness::new(store, vec![f], clock, None, tape.clone());
+    h.send(vec![Event::new("go", json!({}))]).await;
+    let run_id = h.runs_of("steps").await[0].id.clone();
+    let (loaded, release) = h.store.pause_after_load(&run_id);
+    let worker_b = {
+        let (engine, run_id) = (h.engine.clone(), run_id.clone());
+        tokio::spawn(async move {
+            let resume = hookflow::Envelope::new(
+                hookflow::Target::Function("steps".into()),
+                hookflow::Message::Resume { run_id },
+            );
+            engine.handle(&resume).await
+        })
+    };
+    loaded.notified().await;
+    // WHEN worker A wakes the run, runs `b` and suspends at `nap-2`
+    h.advance(secs(60)).await;
+    assert!(tape.reruns_after_checkpoint().is_empty());
+    // THEN B, let go, may not take the run with what it read: it hands its
+    // message back, and no step runs again
+    release.notify_one();
+    assert_eq!(worker_b.await.unwrap().unwrap(), hookflow::Handled::Busy);
+    h.advance(secs(120)).await;
+    assert!(
+        tape.reruns_after_checkpoint().is_empty(),
+        "{:?}",
+        tape.reruns_after_checkpoint()
+    );
+    assert_eq!(status_of(&h, "steps").await, [RunStatus::Completed]);
+}

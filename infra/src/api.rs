@@ -15,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hookflow::store::RunStore;
+use hookflow::store::{EventLog, RunStore};
 use hookflow::{Error, Event, RunFilter, RunStatus};
 use hookflow_embedded::Embedded;
 use hookflow_webhooks::{CertFetcher, Provider, Receiver, WebhookRequest};
@@ -140,8 +140,10 @@ async fn health(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
     })))
 }
 
-/// `POST /events`: one event object or an array of them. Returns the ids and
-/// which were duplicates. A bad event rejects the whole batch (nothing stored).
+/// `POST /events`: one event object or an array of them. Returns each id,
+/// whether it was a duplicate, and the runs it starts (their ids are derived,
+/// so they are known at once; `run_ids` lists them all). A bad event rejects
+/// the whole batch (nothing stored).
 async fn post_events(
     State(rt): State<Embedded>,
     body: Bytes,
@@ -168,8 +170,31 @@ async fn post_events(
             "no events in the batch".into(),
         ));
     }
-    let ingested = rt.engine().ingest(events).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "events": ingested }))))
+    let ingested = rt.engine().ingest(events.clone()).await?;
+    // The runs each event starts have derived ids, known now: a client can
+    // wait for them (`GET /runs/{id}?wait=30s`) without polling for them.
+    let mut out = Vec::with_capacity(ingested.len());
+    let mut all = Vec::new();
+    for (mut event, ingested) in events.into_iter().zip(&ingested) {
+        event.id.clone_from(&ingested.id);
+        if event.ts <= 0 {
+            event.ts = ingested.received_at;
+        }
+        let mut received_at = ingested.received_at;
+        if ingested.duplicate
+            && let Some(stored) = rt.store().get_event(&ingested.id).await?
+        {
+            // The runs the first delivery started.
+            (event, received_at) = (stored.event, stored.received_at);
+        }
+        let runs = hookflow::planned_runs(rt.engine().registry(), &event, received_at);
+        all.extend(runs.iter().map(|r| r.run_id.clone()));
+        out.push(json!({"id": ingested.id, "duplicate": ingested.duplicate, "runs": runs}));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "events": out, "run_ids": all })),
+    ))
 }
 
 async fn functions(State(rt): State<Embedded>) -> Json<Value> {
@@ -240,7 +265,58 @@ async fn list_runs(
     Ok(Json(json!({ "runs": runs })))
 }
 
-async fn get_run(State(rt): State<Embedded>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+/// Query of `GET /runs/{id}`.
+#[derive(Debug, Deserialize)]
+pub struct RunQuery {
+    /// Wait up to this long for the run to finish (`30s`, `500ms`, or
+    /// seconds), answering as soon as it does: a long poll.
+    pub wait: Option<String>,
+}
+
+/// Longest `?wait=` honoured.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn parse_wait(text: &str) -> Result<std::time::Duration, ApiError> {
+    let bad = || {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("wait `{text}` is not a duration (30s, 500ms, or seconds)"),
+        )
+    };
+    let millis: u64 = if let Some(ms) = text.strip_suffix("ms") {
+        ms.trim().parse().map_err(|_| bad())?
+    } else {
+        let secs: f64 = text
+            .strip_suffix('s')
+            .unwrap_or(text)
+            .trim()
+            .parse()
+            .map_err(|_| bad())?;
+        if !(0.0..=3600.0).contains(&secs) {
+            return Err(bad());
+        }
+        (secs * 1000.0) as u64
+    };
+    Ok(std::time::Duration::from_millis(millis).min(MAX_WAIT))
+}
+
+async fn get_run(
+    State(rt): State<Embedded>,
+    Path(id): Path<String>,
+    Query(q): Query<RunQuery>,
+) -> ApiResult<Json<Value>> {
+    if let Some(wait) = q.wait.as_deref().map(parse_wait).transpose()? {
+        // Registered first, so a finish between the check and the wait is seen.
+        let finished = rt.store().watch_finish(&id);
+        let done = rt
+            .store()
+            .get_run(&id)
+            .await?
+            .is_some_and(|run| run.status.is_terminal());
+        if !done {
+            let _ = tokio::time::timeout(wait, finished).await;
+        }
+    }
     let view = rt
         .engine()
         .run_view(&id)

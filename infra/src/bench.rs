@@ -95,10 +95,36 @@ fn record_execution(path: &std::path::Path, run: &str, step: &str) -> std::io::R
     writeln!(file, "{run} {step} {now}")
 }
 
+/// The peers' workload (`../shared/bench-peers`): on `bench/three-steps`
+/// (`data.id`, `data.n`), three checkpointed steps `step1` (`a = n + 1`),
+/// `step2` (`b = a * 2`), `step3` (`c = b + 3`); the output is `{c, id}`.
+#[must_use]
+pub fn peers_three_steps() -> Function {
+    Function::new("peers-three-steps")
+        .on_event("bench/three-steps")
+        .handler(|ctx| async move {
+            let n = ctx.event.data["n"].as_i64().unwrap_or(0);
+            let id = ctx.event.data["id"].clone();
+            let a: i64 = ctx
+                .step
+                .run("step1", move || async move { Ok(n + 1) })
+                .await?;
+            let b: i64 = ctx
+                .step
+                .run("step2", move || async move { Ok(a * 2) })
+                .await?;
+            let c: i64 = ctx
+                .step
+                .run("step3", move || async move { Ok(b + 3) })
+                .await?;
+            Ok(json!({"c": c, "id": id}))
+        })
+}
+
 /// The functions `hookflow dev --bench` adds to the registry.
 #[must_use]
 pub fn workloads(step_log: Option<PathBuf>) -> Vec<Function> {
-    vec![five_steps(step_log)]
+    vec![five_steps(step_log), peers_three_steps()]
 }
 
 /// What a benchmark measured.

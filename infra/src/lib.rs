@@ -83,7 +83,8 @@ pub struct DevArgs {
     #[arg(long, env = "HOOKFLOW_WORKERS", default_value_t = 8)]
     pub workers: usize,
     /// Also serve the benchmark workloads (`bench-five-steps` on
-    /// `bench/five-steps`), for load and crash tests.
+    /// `bench/five-steps`; the peers' `peers-three-steps` on
+    /// `bench/three-steps`), for load and crash tests.
     #[arg(long)]
     pub bench: bool,
     /// With `--bench`: append every execution of a benchmark step to this

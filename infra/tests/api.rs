@@ -55,7 +55,8 @@ async fn events_start_runs_whose_timeline_is_visible() {
             .to_string();
     let (status, out) = call(&rt, "POST", "/events", Some(body.clone())).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(out["events"][0], json!({"id": "e1", "duplicate": false}));
+    assert_eq!(out["events"][0]["id"], "e1");
+    assert_eq!(out["events"][0]["duplicate"], false);
     let (_, again) = call(&rt, "POST", "/events", Some(body)).await;
     assert_eq!(again["events"][0]["duplicate"], true);
     rt.drain().await.unwrap();
@@ -226,4 +227,39 @@ async fn dead_letters_are_listed_and_redriven() {
     rt.drain().await.unwrap(); // the run is gone: handled and dropped
     let (_, list) = call(&rt, "GET", "/dead-letters", None).await;
     assert!(list["dead_letters"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn events_answer_with_their_run_ids_and_a_run_can_be_awaited() {
+    // GIVEN hookflow dev with its workers running
+    let (rt, _) = runtime();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.run_workers(stopped).await }
+    });
+    // WHEN an event is posted
+    let body =
+        json!({"name": "demo/hello", "id": "e-wait", "data": {"name": "Ada", "delay_secs": 0}});
+    let (status, out) = call(&rt, "POST", "/events", Some(body.to_string())).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // THEN the answer names the run it starts, and a wait returns it finished
+    let run_id = out["run_ids"][0].as_str().unwrap().to_owned();
+    assert_eq!(out["events"][0]["runs"][0]["function_id"], "hello-world");
+    assert_eq!(out["events"][0]["runs"][0]["run_id"], run_id.as_str());
+    let (status, view) = call(&rt, "GET", &format!("/runs/{run_id}?wait=30s"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["status"], "completed", "{view}");
+    assert_eq!(view["output"], json!({"delivered": "Hello, Ada!"}));
+    // and a duplicate delivery names the same run
+    let (_, again) = call(&rt, "POST", "/events", Some(body.to_string())).await;
+    assert_eq!(again["events"][0]["duplicate"], true);
+    assert_eq!(again["run_ids"][0], run_id.as_str());
+    // a wait on an unknown run ends with 404 once its time is up
+    let (status, _) = call(&rt, "GET", "/runs/nope?wait=50ms", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&rt, "GET", &format!("/runs/{run_id}?wait=soon"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    stop.send(true).unwrap();
+    workers.await.unwrap();
 }

@@ -17,6 +17,10 @@ pub struct Ingested {
     pub id: String,
     /// True if the id was already stored: nothing new starts.
     pub duplicate: bool,
+    /// When this delivery was received (ms); for a duplicate, not the
+    /// original's time.
+    #[serde(skip)]
+    pub received_at: i64,
 }
 
 /// The ingest role: generic over only an event log.
@@ -57,6 +61,7 @@ impl<S: EventLog> Ingest<S> {
                 Ingested {
                     id: event.id,
                     duplicate: !stored,
+                    received_at: now,
                 }
             })
             .collect())

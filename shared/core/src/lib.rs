@@ -38,7 +38,7 @@ pub use event::Event;
 pub use failure::{Failure, NonRetriable, RetryAfter, StepError};
 pub use function::{CancelOn, Ctx, Function, Registry};
 pub use ingest::{Ingest, Ingested};
-pub use router::{Router, Started};
+pub use router::{PlannedRun, Router, Started, planned_runs};
 pub use run::{Envelope, Message, Run, RunStatus, StepRecord, Target};
 pub use step::{Step, WaitFor};
 pub use store::{RunFilter, Store};

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::clock::{Clock, duration_ms};
@@ -165,8 +166,7 @@ where
         self.store.deliver(&answers).await?;
         for function in self.registry.triggered_by(&event.name) {
             if function.is_triggered_by(&event, &event_json) {
-                let run_id =
-                    derived_id(&[function.id(), &event.id, &stored.received_at.to_string()]);
+                let run_id = triggered_run_id(function.id(), &event.id, stored.received_at);
                 self.start(NewRun {
                     function,
                     event: event.clone(),
@@ -410,6 +410,42 @@ where
         };
         Ok(started)
     }
+}
+
+/// The id of the run of `function_id` that event `event_id`, received at
+/// `received_at`, starts: derived, so a redelivered route never starts a
+/// second one, and known as soon as the event is accepted.
+#[must_use]
+pub fn triggered_run_id(function_id: &str, event_id: &str, received_at: i64) -> String {
+    derived_id(&[function_id, event_id, &received_at.to_string()])
+}
+
+/// A run an event will start: its function and its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedRun {
+    /// The function.
+    pub function_id: String,
+    /// The run's id.
+    pub run_id: String,
+}
+
+/// The runs `event`, received at `received_at`, starts in `registry`:
+/// every function it triggers (a run may still be refused, by an
+/// idempotency key already taken).
+#[must_use]
+pub fn planned_runs(registry: &Registry, event: &Event, received_at: i64) -> Vec<PlannedRun> {
+    let Ok(event_json) = serde_json::to_value(event) else {
+        return Vec::new();
+    };
+    registry
+        .triggered_by(&event.name)
+        .iter()
+        .filter(|f| f.is_triggered_by(event, &event_json))
+        .map(|f| PlannedRun {
+            function_id: f.id().to_owned(),
+            run_id: triggered_run_id(f.id(), &event.id, received_at),
+        })
+        .collect()
 }
 
 fn next_tick(function: &Function, after: i64) -> Option<Outgoing> {

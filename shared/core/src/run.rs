@@ -130,6 +130,11 @@ pub struct Run {
     /// in the run's body).
     #[serde(skip)]
     pub lease: Option<Lease>,
+    /// How many transitions changed it since it was created (kept by the
+    /// store): taking its lease is conditional on it, so a worker never runs
+    /// on a journal read before another worker's last commit.
+    #[serde(skip)]
+    pub version: u64,
 }
 
 impl Run {
@@ -154,6 +159,7 @@ impl Run {
             replay_of: None,
             cancel_requested: None,
             lease: None,
+            version: 0,
         }
     }
 

@@ -9,7 +9,7 @@
 //! **outbox**, so they exist exactly when the state change does.
 //!
 //! Implementations must check the transition's [`Fence`] in the same atomic
-//! write, and must either enqueue the outbox in that write (the embedded
+//! write, count every committed transition in the run's version, and must either enqueue the outbox in that write (the embedded
 //! backend, whose queue is a table) or keep it with the run and return it as
 //! [`Committed::undelivered`] for the caller to [`crate::store::Outbox::deliver`];
 //! a pending outbox must also be returned by `load_run` until the run's next
@@ -27,12 +27,15 @@ use crate::run::{Envelope, Run, StepRecord, Waiter, WaiterKey};
 pub enum Fence {
     /// The run is new: no run with its id may exist.
     Create,
-    /// Takes the run's lease: the run exists, is not finished, and its lease
+    /// Takes the run's lease: the run exists, is not finished, is still at
+    /// `version` (nothing committed since the taker read it), and its lease
     /// is free or lapsed at `now`. (A requested cancellation does not stop
     /// this: the new holder applies it.)
     Acquire {
         /// The writer's time (ms).
         now: i64,
+        /// The run's version when the taker read it.
+        version: u64,
     },
     /// The writer holds the lease `token`, it has not lapsed at `now`, and no
     /// cancellation has been requested since.
@@ -148,6 +151,9 @@ pub enum Conflict {
     /// [`Fence::Acquire`]: another worker holds the lease.
     #[error("another worker holds the run")]
     Leased,
+    /// [`Fence::Acquire`]: the run changed since it was read.
+    #[error("the run changed since it was read")]
+    Changed,
     /// The run does not exist.
     #[error("no such run")]
     Missing,

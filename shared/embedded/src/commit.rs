@@ -9,6 +9,15 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::Result;
 use crate::records::{step_status, store_body, to_json};
 
+/// What a run's fence is checked against.
+struct FenceRow {
+    status: String,
+    token: Option<String>,
+    until: i64,
+    cancel: Option<String>,
+    version: i64,
+}
+
 /// A run status that is final, as SQL.
 pub(crate) const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
 
@@ -105,22 +114,39 @@ pub(crate) fn check_fence(tx: &Transaction<'_>, t: &Transition) -> Result<Result
         }
         return Ok(Ok(()));
     }
-    let row: Option<(String, Option<String>, i64, Option<String>)> = tx
+    let row = tx
         .query_row(
-            "SELECT status, lease_token, lease_until, cancel_requested FROM runs WHERE id = ?1",
+            "SELECT status, lease_token, lease_until, cancel_requested, version FROM runs WHERE id = ?1",
             [&run.id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| {
+                Ok(FenceRow {
+                    status: r.get(0)?,
+                    token: r.get(1)?,
+                    until: r.get(2)?,
+                    cancel: r.get(3)?,
+                    version: r.get(4)?,
+                })
+            },
         )
         .optional()?;
-    let Some((status, token, until, cancel)) = row else {
+    let Some(FenceRow {
+        status,
+        token,
+        until,
+        cancel,
+        version,
+    }) = row
+    else {
         return Ok(Err(Conflict::Missing));
     };
     let finished = RunStatus::parse(&status).is_some_and(RunStatus::is_terminal);
     Ok(match &t.fence {
         Fence::Create => Ok(()),
-        Fence::Acquire { now } => {
+        Fence::Acquire { now, version: read } => {
             if finished {
                 Err(Conflict::Finished)
+            } else if u64::try_from(version).ok() != Some(*read) {
+                Err(Conflict::Changed)
             } else if token.is_some() && until > *now {
                 Err(Conflict::Leased)
             } else {
@@ -171,7 +197,7 @@ pub(crate) fn apply(tx: &Transaction<'_>, t: &Transition, now: i64) -> Result<()
         // for whoever applies it.
         tx.execute(
             &format!(
-                "UPDATE runs SET status = ?2, body = ?3, lease_token = ?4, lease_until = ?5,
+                "UPDATE runs SET status = ?2, body = ?3, lease_token = ?4, lease_until = ?5, version = version + 1,
                  cancel_requested = CASE WHEN ?2 IN {TERMINAL} THEN NULL ELSE cancel_requested END
                  WHERE id = ?1"
             ),

@@ -50,7 +50,8 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(c: &Connection, column: Str
     from_json(&load_body(c, column)?)
 }
 
-pub(crate) const RUN_COLUMNS: &str = "body, event, lease_token, lease_until, cancel_requested";
+pub(crate) const RUN_COLUMNS: &str =
+    "body, event, lease_token, lease_until, cancel_requested, version";
 
 pub(crate) fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
@@ -59,6 +60,7 @@ pub(crate) fn run_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         lease_token: row.get(2)?,
         lease_until: row.get(3)?,
         cancel_requested: row.get(4)?,
+        version: row.get(5)?,
     })
 }
 
@@ -68,6 +70,7 @@ pub(crate) struct RunRow {
     pub(crate) lease_token: Option<String>,
     pub(crate) lease_until: i64,
     pub(crate) cancel_requested: Option<String>,
+    pub(crate) version: i64,
 }
 
 impl RunRow {
@@ -79,6 +82,7 @@ impl RunRow {
             until: self.lease_until,
         });
         run.cancel_requested = self.cancel_requested;
+        run.version = u64::try_from(self.version).unwrap_or(0);
         Ok(run)
     }
 }

@@ -9,7 +9,7 @@ PRAGMA foreign_keys = OFF;
 ";
 
 /// The schema's version (`PRAGMA user_version`); a file of another version is refused.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS runs (
     event            TEXT NOT NULL,    -- the trigger event, written once
     lease_token      TEXT,
     lease_until      INTEGER NOT NULL DEFAULT 0,
+    version          INTEGER NOT NULL DEFAULT 0,  -- transitions since creation
     cancel_requested TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_function ON runs (function_id, status, created_at);

@@ -3,23 +3,24 @@
 //! enqueued (the queue is a table) together, so nothing of it is ever
 //! half-applied and nothing is left to deliver afterwards.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use hookflow::clock::{Clock, SystemClock};
 use hookflow::event::Event;
+use hookflow::limits::blob_key;
 use hookflow::run::{Envelope, Message, Run, RunStatus, StepRecord, Target, Waiter};
+use hookflow::store::Blobs;
 use hookflow::store::{EventLog, LoadedRun, Outbox, RunFilter, RunStore, StoredEvent, Waiters};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 use rusqlite::{Connection, OptionalExtension, params};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 use crate::commit::{TERMINAL, append_events, apply, check_fence, enqueue, enqueue_outbox};
 use crate::records::{RUN_COLUMNS, decode, get_run, run_row};
 use crate::schema::{PRAGMAS, SCHEMA, SCHEMA_VERSION};
 use crate::{EmbeddedError, Result};
-use hookflow::limits::blob_key;
-use hookflow::store::Blobs;
 
 /// The embedded store: one SQLite database. Cheap to clone (shared connection).
 #[derive(Clone)]
@@ -27,6 +28,7 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     pub(crate) notify: Arc<Notify>,
     clock: Arc<dyn Clock>,
+    finished: Arc<Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -73,6 +75,7 @@ impl SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             notify: Arc::new(Notify::new()),
             clock: Arc::new(SystemClock),
+            finished: Arc::default(),
         })
     }
 
@@ -81,6 +84,31 @@ impl SqliteStore {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
+    }
+
+    /// Resolves once run `id` commits a final status. Register before
+    /// reading the run's status, so a finish in between is not missed.
+    pub fn watch_finish(&self, id: &str) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        let mut finished = self
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let senders = finished.entry(id.to_owned()).or_default();
+        senders.retain(|s| !s.is_closed());
+        senders.push(tx);
+        rx
+    }
+
+    fn finished(&self, id: &str) {
+        let senders = self
+            .finished
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
+        for sender in senders.into_iter().flatten() {
+            let _ = sender.send(());
+        }
     }
 
     pub(crate) fn now(&self) -> i64 {
@@ -241,6 +269,10 @@ impl RunStore for SqliteStore {
         transition: &Transition,
     ) -> hookflow::Result<Result<Committed, Conflict>> {
         let transition = transition.clone();
+        let (run_id, finished) = (
+            transition.run.id.clone(),
+            transition.run.status.is_terminal(),
+        );
         let now = self.now();
         let outcome = self
             .query(move |c| {
@@ -255,6 +287,9 @@ impl RunStore for SqliteStore {
             .await?;
         if outcome.is_ok() {
             self.notify.notify_waiters();
+            if finished {
+                self.finished(&run_id);
+            }
         }
         Ok(outcome)
     }

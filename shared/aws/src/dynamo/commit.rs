@@ -90,14 +90,16 @@ fn fence_condition(fence: &Fence) -> Condition {
             names: Vec::new(),
             values: Vec::new(),
         },
-        Fence::Acquire { now } => {
+        Fence::Acquire { now, version } => {
             let mut values = terminal();
             values.push((":now", number(*now)));
+            values.push((":version", number(i64::try_from(*version).unwrap_or(i64::MAX))));
             Condition {
                 expression: "attribute_exists(pk) AND NOT (#status IN (:completed, :failed, :cancelled)) \
+                             AND #ver = :version \
                              AND (attribute_not_exists(lease_token) OR lease_until <= :now)"
                     .into(),
-                names: vec![("#status", "status")],
+                names: vec![("#status", "status"), ("#ver", "version")],
                 values,
             }
         }
@@ -147,6 +149,7 @@ impl AwsStore {
                 ("created_at".into(), number(run.created_at)),
                 (body_name, body),
                 ("lease_until".into(), number(0)),
+                ("version".into(), number(0)),
                 ("gsi1pk".into(), string(format!("FN#{}", run.function_id))),
                 ("gsi1sk".into(), string(time_key(run))),
                 (
@@ -171,6 +174,7 @@ impl AwsStore {
             format!("{body_name} = :body"),
             "gsi2pk = :gsi2pk".to_owned(),
             "lease_until = :until".to_owned(),
+            "#ver = #ver + :one".to_owned(),
         ];
         let mut remove = vec![
             if body_name == "body" {
@@ -185,6 +189,8 @@ impl AwsStore {
             .key("pk", run_pk(&run.id))
             .key("sk", string("RUN"))
             .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#ver", "version")
+            .expression_attribute_values(":one", number(1))
             .expression_attribute_values(":status", string(run.status.as_str()))
             .expression_attribute_values(":body", body)
             .expression_attribute_values(
@@ -458,6 +464,7 @@ impl AwsStore {
             _ => None,
         };
         let until = get_n(&item, "lease_until").unwrap_or(0);
+        let version = get_n(&item, "version").unwrap_or(0);
         let cancel = match item.get("cancel_requested") {
             Some(AttributeValue::S(reason)) => Some(reason.clone()),
             _ => None,
@@ -465,6 +472,9 @@ impl AwsStore {
         Ok(match &t.fence {
             Fence::Create => Conflict::Exists,
             Fence::Acquire { .. } if status.is_terminal() => Conflict::Finished,
+            Fence::Acquire { version: read, .. } if i64::try_from(*read).ok() != Some(version) => {
+                Conflict::Changed
+            }
             Fence::Acquire { .. } => Conflict::Leased,
             Fence::Hold { token: mine, now } | Fence::HoldCancelling { token: mine, now } => {
                 if token != Some(mine.as_str()) || until <= *now {

@@ -45,6 +45,10 @@ impl AwsStore {
             }),
             _ => None,
         };
+        run.version = get_n(item, "version")
+            .ok()
+            .and_then(|v| u64::try_from(v).ok())
+            .unwrap_or(0);
         run.cancel_requested = match item.get("cancel_requested") {
             Some(AttributeValue::S(reason)) => Some(reason.clone()),
             _ => None,

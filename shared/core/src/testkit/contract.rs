@@ -93,6 +93,12 @@ async fn acquire<S: Store>(
     now: i64,
     until: i64,
 ) -> Result<Run, Conflict> {
+    // As a worker does: read the run, then take it at the version read.
+    let version = store
+        .get_run(&run.id)
+        .await
+        .expect("get run")
+        .map_or(0, |r| r.version);
     let mut next = run.clone();
     next.status = RunStatus::Running;
     next.lease = Some(Lease {
@@ -101,9 +107,10 @@ async fn acquire<S: Store>(
     });
     commit(
         store,
-        &Transition::new(Fence::Acquire { now }, next.clone()),
+        &Transition::new(Fence::Acquire { now, version }, next.clone()),
     )
     .await?;
+    next.version = version + 1;
     Ok(next)
 }
 
@@ -298,7 +305,22 @@ pub async fn leases_fence_every_commit<S: Store + QueueProbe>(store: S) {
         Err(Conflict::Leased),
         "an extended lease is still held"
     );
+    let read_before = store.get_run("run-l").await.unwrap().unwrap();
     let taken = acquire(&store, &r, "b", T0 + 200, T0 + 300).await.unwrap();
+    let mut late_taker = read_before.clone();
+    late_taker.lease = Some(Lease {
+        token: "late".into(),
+        until: T0 + 900,
+    });
+    let stale = Fence::Acquire {
+        now: T0 + 800,
+        version: read_before.version,
+    };
+    assert_eq!(
+        commit(&store, &Transition::new(stale, late_taker)).await,
+        Err(Conflict::Changed),
+        "a taker that read the run before the last commit may not take it"
+    );
     assert_eq!(
         taken.lease.as_ref().unwrap().token,
         "b",

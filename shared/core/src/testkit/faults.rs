@@ -108,6 +108,14 @@ pub struct Faulty<S> {
     inner: S,
     plan: Arc<Mutex<Plan>>,
     tape: Tape,
+    pause: Arc<Mutex<Option<Pause>>>,
+}
+
+/// Holds the next `load_run` of one run after it read, until released.
+struct Pause {
+    run_id: String,
+    loaded: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl<S> Faulty<S> {
@@ -124,7 +132,24 @@ impl<S> Faulty<S> {
                 fired: false,
             })),
             tape,
+            pause: Arc::default(),
         }
+    }
+
+    /// Makes the next `load_run` of `run_id` wait, after reading, until
+    /// `release` is notified; `loaded` is notified when it has read. For
+    /// interleaving two workers of one run.
+    pub fn pause_after_load(
+        &self,
+        run_id: &str,
+    ) -> (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>) {
+        let (loaded, release) = (Arc::default(), Arc::<tokio::sync::Notify>::default());
+        *lock(&self.pause) = Some(Pause {
+            run_id: run_id.to_owned(),
+            loaded: Arc::clone(&loaded),
+            release: Arc::clone(&release),
+        });
+        (loaded, release)
     }
 
     /// The wrapped store (no faults).
@@ -231,7 +256,19 @@ impl<S: EventLog> EventLog for Faulty<S> {
 impl<S: RunStore> RunStore for Faulty<S> {
     async fn load_run(&self, id: &str) -> Result<Option<LoadedRun>> {
         self.alive()?;
-        self.inner.load_run(id).await
+        let loaded = self.inner.load_run(id).await;
+        let pause = {
+            let mut slot = lock(&self.pause);
+            match slot.as_ref() {
+                Some(p) if p.run_id == id => slot.take(),
+                _ => None,
+            }
+        };
+        if let Some(pause) = pause {
+            pause.loaded.notify_one();
+            pause.release.notified().await;
+        }
+        loaded
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<Run>> {

@@ -230,7 +230,10 @@ where
             token: token.to_owned(),
             until,
         });
-        let fence = Fence::Acquire { now };
+        let fence = Fence::Acquire {
+            now,
+            version: run.version,
+        };
         if let Some((status, error)) = ended_before_start(&run, function, &cause, now) {
             next.error = Some(error.clone());
             let transition = conclude(
@@ -247,7 +250,7 @@ where
                     tracing::info!(run.id = %run.id, status = status.as_str(), error, "run ended before its handler ran");
                     Acquired::Gone
                 }
-                Err(Conflict::Leased) => Acquired::Busy,
+                Err(Conflict::Leased | Conflict::Changed) => Acquired::Busy,
                 Err(_) => Acquired::Gone,
             });
         }
@@ -279,7 +282,9 @@ where
                     journal,
                 })
             }
-            Err(Conflict::Leased) => Ok(Acquired::Busy),
+            // Changed: another worker committed since the run was read; the
+            // delivery comes back and reads it again.
+            Err(Conflict::Leased | Conflict::Changed) => Ok(Acquired::Busy),
             Err(_) => Ok(Acquired::Gone),
         }
     }
