@@ -4,7 +4,7 @@
 use hookflow::event::Event;
 use hookflow::run::{Envelope, RunStatus};
 use hookflow::transition::{Conflict, Fence, Outgoing, Transition};
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::Result;
 use crate::records::{step_status, store_body, to_json};
@@ -86,7 +86,7 @@ pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
 }
 
 /// Checks the transition's fence inside `tx`.
-pub(crate) fn check_fence(tx: &Transaction<'_>, t: &Transition) -> Result<Result<(), Conflict>> {
+pub(crate) fn check_fence(tx: &Connection, t: &Transition) -> Result<Result<(), Conflict>> {
     let run = &t.run;
     if t.fence == Fence::Create {
         let exists: bool = tx.query_row(
@@ -165,7 +165,7 @@ pub(crate) fn check_fence(tx: &Transaction<'_>, t: &Transition) -> Result<Result
     })
 }
 
-pub(crate) fn apply(tx: &Transaction<'_>, t: &Transition, now: i64) -> Result<()> {
+pub(crate) fn apply(tx: &Connection, t: &Transition, now: i64) -> Result<()> {
     let run = &t.run;
     let (token, until) = run
         .lease

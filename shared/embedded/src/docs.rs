@@ -41,18 +41,19 @@ impl Documents for SqliteStore {
     async fn get_doc(&self, collection: &str, key: &str) -> hookflow::Result<Option<Document>> {
         check_names(collection, key)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
-        self.query(move |c| {
-            c.query_row(
-                "SELECT collection, key, version, updated_at, body FROM docs
+        Ok(self
+            .read(move |c| {
+                c.query_row(
+                    "SELECT collection, key, version, updated_at, body FROM docs
                  WHERE collection = ?1 AND key = ?2",
-                params![collection, key],
-                document,
-            )
-            .optional()?
-            .map(decode)
-            .transpose()
-        })
-        .await
+                    params![collection, key],
+                    document,
+                )
+                .optional()?
+                .map(decode)
+                .transpose()
+            })
+            .await?)
     }
 
     async fn create_doc(
@@ -64,15 +65,16 @@ impl Documents for SqliteStore {
     ) -> hookflow::Result<bool> {
         let body = encode_document(collection, key, value)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
-        self.query(move |c| {
-            let changed = c.execute(
-                "INSERT INTO docs (collection, key, version, updated_at, body)
+        Ok(self
+            .write(move |c| {
+                let changed = c.execute(
+                    "INSERT INTO docs (collection, key, version, updated_at, body)
                  VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (collection, key) DO NOTHING",
-                params![collection, key, now, body],
-            )?;
-            Ok(changed == 1)
-        })
-        .await
+                    params![collection, key, now, body],
+                )?;
+                Ok(changed == 1)
+            })
+            .await?)
     }
 
     async fn replace_doc(
@@ -86,15 +88,16 @@ impl Documents for SqliteStore {
         let body = encode_document(collection, key, value)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
         let expected = sql_version(expected_version);
-        self.query(move |c| {
-            let changed = c.execute(
-                "UPDATE docs SET version = version + 1, updated_at = ?4, body = ?5
+        Ok(self
+            .write(move |c| {
+                let changed = c.execute(
+                    "UPDATE docs SET version = version + 1, updated_at = ?4, body = ?5
                  WHERE collection = ?1 AND key = ?2 AND version = ?3",
-                params![collection, key, expected, now, body],
-            )?;
-            Ok(changed == 1)
-        })
-        .await
+                    params![collection, key, expected, now, body],
+                )?;
+                Ok(changed == 1)
+            })
+            .await?)
     }
 
     async fn delete_doc(
@@ -106,14 +109,15 @@ impl Documents for SqliteStore {
         check_names(collection, key)?;
         let (collection, key) = (collection.to_owned(), key.to_owned());
         let expected = sql_version(expected_version);
-        self.query(move |c| {
-            let changed = c.execute(
-                "DELETE FROM docs WHERE collection = ?1 AND key = ?2 AND version = ?3",
-                params![collection, key, expected],
-            )?;
-            Ok(changed == 1)
-        })
-        .await
+        Ok(self
+            .write(move |c| {
+                let changed = c.execute(
+                    "DELETE FROM docs WHERE collection = ?1 AND key = ?2 AND version = ?3",
+                    params![collection, key, expected],
+                )?;
+                Ok(changed == 1)
+            })
+            .await?)
     }
 
     async fn list_docs(
@@ -126,15 +130,16 @@ impl Documents for SqliteStore {
         let collection = collection.to_owned();
         let after = after.map(str::to_owned);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.query(move |c| {
-            // TEXT compares with the BINARY collation: UTF-8 byte order.
-            let mut stmt = c.prepare_cached(
-                "SELECT collection, key, version, updated_at, body FROM docs
+        Ok(self
+            .read(move |c| {
+                // TEXT compares with the BINARY collation: UTF-8 byte order.
+                let mut stmt = c.prepare_cached(
+                    "SELECT collection, key, version, updated_at, body FROM docs
                  WHERE collection = ?1 AND (?2 IS NULL OR key > ?2) ORDER BY key LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![collection, after, limit], document)?;
-            rows.map(|row| decode(row?)).collect()
-        })
-        .await
+                )?;
+                let rows = stmt.query_map(params![collection, after, limit], document)?;
+                rows.map(|row| decode(row?)).collect()
+            })
+            .await?)
     }
 }

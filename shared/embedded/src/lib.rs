@@ -5,6 +5,7 @@
 //! runs and the deterministic [`Embedded::drain`] that tests use with a fake clock.
 
 mod commit;
+mod db;
 mod docs;
 mod queue;
 mod records;
@@ -14,6 +15,7 @@ mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use db::CommitStats;
 pub use queue::Delivery;
 pub use runtime::{Embedded, WorkerConfig};
 pub use store::SqliteStore;
@@ -27,6 +29,9 @@ pub enum EmbeddedError {
     /// A stored record could not be decoded.
     #[error("stored record: {0}")]
     Json(#[from] serde_json::Error),
+    /// The writer's commit failed or stopped; the write may be retried.
+    #[error("commit: {0}")]
+    Commit(String),
     /// The database file does not fit this version.
     #[error("{0}")]
     Schema(String),

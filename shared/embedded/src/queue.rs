@@ -26,10 +26,9 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn receive(&self, now: i64, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>> {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
-        self.call_relaxed(move |c| {
-            let tx = c.transaction()?;
+        self.write_relaxed(move |c| {
             let rows: Vec<(i64, String, u32)> = {
-                let mut stmt = tx.prepare_cached(
+                let mut stmt = c.prepare_cached(
                     "SELECT id, body, receive_count FROM queue WHERE dead = 0 AND visible_at <= ?1
                      ORDER BY visible_at, id LIMIT ?2",
                 )?;
@@ -38,7 +37,7 @@ impl SqliteStore {
             };
             let mut out = Vec::with_capacity(rows.len());
             for (id, body, count) in rows {
-                tx.execute(
+                c.execute(
                     "UPDATE queue SET visible_at = ?2, receive_count = receive_count + 1 WHERE id = ?1",
                     params![id, now + visibility_ms],
                 )?;
@@ -48,7 +47,6 @@ impl SqliteStore {
                     envelope: serde_json::from_str(&body)?,
                 });
             }
-            tx.commit()?;
             Ok(out)
         })
         .await
@@ -60,7 +58,7 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn ack(&self, delivery: &Delivery) -> Result<()> {
         let (id, count) = (delivery.id, delivery.receive_count);
-        self.call_relaxed(move |c| {
+        self.write_relaxed(move |c| {
             c.execute(
                 "DELETE FROM queue WHERE id = ?1 AND receive_count = ?2",
                 params![id, count],
@@ -81,7 +79,7 @@ impl SqliteStore {
         error: Option<String>,
     ) -> Result<()> {
         let id = delivery.id;
-        self.call_relaxed(move |c| {
+        self.write_relaxed(move |c| {
             c.execute(
                 "UPDATE queue SET visible_at = ?2, last_error = COALESCE(?3, last_error) WHERE id = ?1",
                 params![id, at, error],
@@ -98,7 +96,7 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn defer(&self, delivery: &Delivery, at: i64) -> Result<()> {
         let id = delivery.id;
-        self.call_relaxed(move |c| {
+        self.write_relaxed(move |c| {
             c.execute(
                 "UPDATE queue SET visible_at = ?2, receive_count = MAX(receive_count - 1, 0) WHERE id = ?1",
                 params![id, at],
@@ -114,7 +112,7 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn dead_letter(&self, delivery: &Delivery, error: String) -> Result<()> {
         let id = delivery.id;
-        self.call(move |c| {
+        self.write(move |c| {
             c.execute(
                 "UPDATE queue SET dead = 1, last_error = ?2 WHERE id = ?1",
                 params![id, error],
@@ -130,7 +128,7 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn redrive(&self, now: i64) -> Result<usize> {
         let n = self
-            .call(move |c| {
+            .write(move |c| {
                 Ok(c.execute(
                     "UPDATE queue SET dead = 0, receive_count = 0, visible_at = ?1 WHERE dead = 1",
                     [now],
@@ -146,7 +144,7 @@ impl SqliteStore {
     /// # Errors
     /// SQLite errors.
     pub async fn dead_letters(&self) -> Result<Vec<(Delivery, Option<String>)>> {
-        self.call(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT id, body, receive_count, last_error FROM queue WHERE dead = 1 ORDER BY id",
             )?;
@@ -180,7 +178,7 @@ impl SqliteStore {
     /// # Errors
     /// SQLite errors.
     pub async fn next_visible_at(&self) -> Result<Option<i64>> {
-        self.call(|c| {
+        self.read(|c| {
             Ok(c.query_row(
                 "SELECT MIN(visible_at) FROM queue WHERE dead = 0",
                 [],
@@ -195,7 +193,7 @@ impl SqliteStore {
     /// # Errors
     /// SQLite errors.
     pub async fn depth(&self) -> Result<Vec<(Target, u64)>> {
-        self.call(|c| {
+        self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT target, COUNT(*) FROM queue WHERE dead = 0 GROUP BY target",
             )?;
@@ -219,7 +217,7 @@ impl SqliteStore {
     /// # Errors
     /// SQLite errors.
     pub async fn recover(&self, now: i64) -> Result<usize> {
-        self.call(move |c| {
+        self.write(move |c| {
             let n = c.execute(
                 "UPDATE queue SET visible_at = ?1 WHERE dead = 0 AND receive_count > 0 AND visible_at > ?1",
                 [now],

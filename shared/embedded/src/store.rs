@@ -18,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Notify, oneshot};
 
 use crate::commit::{TERMINAL, append_events, apply, check_fence, enqueue, enqueue_outbox};
+use crate::db::{CommitStats, Db};
 use crate::records::{RUN_COLUMNS, decode, get_run, run_row};
 use crate::schema::{PRAGMAS, SCHEMA, SCHEMA_VERSION};
 use crate::{EmbeddedError, Result};
@@ -25,7 +26,7 @@ use crate::{EmbeddedError, Result};
 /// The embedded store: one SQLite database. Cheap to clone (shared connection).
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    db: Arc<Db>,
     pub(crate) notify: Arc<Notify>,
     clock: Arc<dyn Clock>,
     finished: Arc<Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>>,
@@ -44,7 +45,9 @@ impl SqliteStore {
     /// When the file cannot be opened, the schema cannot be created, or the
     /// file was written by an incompatible version.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        Self::from_connection(Connection::open(path)?)
+        let path = path.as_ref();
+        let writer = Self::prepare(Connection::open(path)?)?;
+        Self::start(writer, crate::db::readers(path, PRAGMAS)?)
     }
 
     /// A private in-memory database (tests, benchmarks of the engine alone).
@@ -52,10 +55,11 @@ impl SqliteStore {
     /// # Errors
     /// When the schema cannot be created.
     pub fn in_memory() -> Result<Self> {
-        Self::from_connection(Connection::open_in_memory()?)
+        Self::start(Self::prepare(Connection::open_in_memory()?)?, Vec::new())
     }
 
-    fn from_connection(conn: Connection) -> Result<Self> {
+    /// Sets up the writer connection: pragmas, version check, schema.
+    fn prepare(conn: Connection) -> Result<Connection> {
         conn.execute_batch(PRAGMAS)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let has_runs: bool = conn.query_row(
@@ -71,8 +75,12 @@ impl SqliteStore {
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(conn)
+    }
+
+    fn start(writer: Connection, readers: Vec<Connection>) -> Result<Self> {
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            db: Arc::new(Db::start(writer, readers)?),
             notify: Arc::new(Notify::new()),
             clock: Arc::new(SystemClock),
             finished: Arc::default(),
@@ -115,49 +123,62 @@ impl SqliteStore {
         self.clock.now_ms()
     }
 
-    /// Runs `f` on the connection in a blocking task.
-    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T>
+    /// Commits `f` durably (group commit: it shares the writer's next
+    /// transaction and fsync with whatever else is waiting).
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            f(&mut guard)
-        })
-        .await?
+        self.db.write(true, f).await
     }
 
-    /// Like [`Self::call`], for writes that need not reach the disk before
-    /// returning: the commit skips its fsync (WAL, `synchronous=NORMAL`) and the
-    /// next durable commit flushes it. Only for writes whose loss in a crash is
-    /// harmless because [`SqliteStore::recover`] or redelivery redoes them:
-    /// queue visibility and acknowledgements.
-    pub(crate) async fn call_relaxed<T, F>(&self, f: F) -> Result<T>
+    /// Like [`Self::write`], for writes that need not reach the disk before
+    /// returning (their batch commits without its own fsync when nothing
+    /// durable shares it; the next durable commit flushes them). Only for
+    /// writes whose loss in a crash is harmless because
+    /// [`SqliteStore::recover`] or redelivery redoes them: queue visibility
+    /// and acknowledgements.
+    pub(crate) async fn write_relaxed<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.call(move |c| {
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            let out = f(c);
-            c.pragma_update(None, "synchronous", "FULL")?;
-            out
-        })
-        .await
+        self.db.write(false, f).await
     }
 
-    /// [`Self::call`] with the engine's error type.
-    pub(crate) async fn query<T, F>(&self, f: F) -> hookflow::Result<T>
+    /// Runs the read `f` (concurrently with the writer for a file).
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.call(f).await.map_err(Into::into)
+        self.db.read(f).await
     }
+
+    /// How many commits and jobs the writer made: fsyncs per run, in a bench.
+    #[must_use]
+    pub fn commit_stats(&self) -> CommitStats {
+        self.db.stats()
+    }
+}
+
+/// The run `id` with its journal.
+fn load(c: &Connection, id: &str) -> Result<Option<LoadedRun>> {
+    let Some(run) = get_run(c, id)? else {
+        return Ok(None);
+    };
+    let mut stmt =
+        c.prepare_cached("SELECT body FROM steps WHERE run_id = ?1 ORDER BY position")?;
+    let rows = stmt.query_map([id], |r| r.get::<_, String>(0))?;
+    let journal = rows
+        .map(|row| decode(c, row?))
+        .collect::<Result<Vec<StepRecord>>>()?;
+    Ok(Some(LoadedRun {
+        run,
+        journal,
+        undelivered: Vec::new(),
+    }))
 }
 
 impl EventLog for SqliteStore {
@@ -169,12 +190,7 @@ impl EventLog for SqliteStore {
     ) -> hookflow::Result<Vec<bool>> {
         let events = events.to_vec();
         let stored = self
-            .query(move |c| {
-                let tx = c.transaction()?;
-                let stored = append_events(&tx, &events, received_at, dedupe_ms)?;
-                tx.commit()?;
-                Ok(stored)
-            })
+            .write(move |c| append_events(c, &events, received_at, dedupe_ms))
             .await?;
         self.notify.notify_waiters();
         Ok(stored)
@@ -182,23 +198,24 @@ impl EventLog for SqliteStore {
 
     async fn get_event(&self, id: &str) -> hookflow::Result<Option<StoredEvent>> {
         let id = id.to_owned();
-        self.query(move |c| {
-            let row: Option<(String, i64)> = c
-                .query_row(
-                    "SELECT body, received_at FROM events WHERE id = ?1",
-                    [id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
-            row.map(|(body, received_at)| {
-                Ok(StoredEvent {
-                    event: decode(c, body)?,
-                    received_at,
+        Ok(self
+            .read(move |c| {
+                let row: Option<(String, i64)> = c
+                    .query_row(
+                        "SELECT body, received_at FROM events WHERE id = ?1",
+                        [id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                row.map(|(body, received_at)| {
+                    Ok(StoredEvent {
+                        event: decode(c, body)?,
+                        received_at,
+                    })
                 })
+                .transpose()
             })
-            .transpose()
-        })
-        .await
+            .await?)
     }
 
     async fn record_routed(&self, _event: &StoredEvent) -> hookflow::Result<()> {
@@ -214,54 +231,37 @@ impl EventLog for SqliteStore {
     ) -> hookflow::Result<Vec<StoredEvent>> {
         let name = name.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.query(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT body, received_at FROM events WHERE name = ?1 AND received_at >= ?2
+        Ok(self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT body, received_at FROM events WHERE name = ?1 AND received_at >= ?2
                  ORDER BY received_at, id LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![name, since, limit], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            rows.map(|row| {
-                let (body, received_at) = row?;
-                Ok(StoredEvent {
-                    event: decode(c, body)?,
-                    received_at,
+                )?;
+                let rows = stmt.query_map(params![name, since, limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })?;
+                rows.map(|row| {
+                    let (body, received_at) = row?;
+                    Ok(StoredEvent {
+                        event: decode(c, body)?,
+                        received_at,
+                    })
                 })
+                .collect()
             })
-            .collect()
-        })
-        .await
+            .await?)
     }
 }
 
 impl RunStore for SqliteStore {
     async fn load_run(&self, id: &str) -> hookflow::Result<Option<LoadedRun>> {
         let id = id.to_owned();
-        self.query(move |c| {
-            let tx = c.transaction()?;
-            let Some(run) = get_run(&tx, &id)? else {
-                return Ok(None);
-            };
-            let journal = {
-                let mut stmt = tx
-                    .prepare_cached("SELECT body FROM steps WHERE run_id = ?1 ORDER BY position")?;
-                let rows = stmt.query_map([&id], |r| r.get::<_, String>(0))?;
-                rows.map(|row| decode(&tx, row?))
-                    .collect::<Result<Vec<StepRecord>>>()?
-            };
-            Ok(Some(LoadedRun {
-                run,
-                journal,
-                undelivered: Vec::new(),
-            }))
-        })
-        .await
+        Ok(self.read(move |c| load(c, &id)).await?)
     }
 
     async fn get_run(&self, id: &str) -> hookflow::Result<Option<Run>> {
         let id = id.to_owned();
-        self.query(move |c| get_run(c, &id)).await
+        Ok(self.read(move |c| get_run(c, &id)).await?)
     }
 
     async fn commit(
@@ -275,13 +275,11 @@ impl RunStore for SqliteStore {
         );
         let now = self.now();
         let outcome = self
-            .query(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                if let Err(conflict) = check_fence(&tx, &transition)? {
+            .write(move |c| {
+                if let Err(conflict) = check_fence(c, &transition)? {
                     return Ok(Err(conflict));
                 }
-                apply(&tx, &transition, now)?;
-                tx.commit()?;
+                apply(c, &transition, now)?;
                 Ok(Ok(Committed::default()))
             })
             .await?;
@@ -302,32 +300,31 @@ impl RunStore for SqliteStore {
         until: i64,
     ) -> hookflow::Result<Result<(), Conflict>> {
         let (id, token) = (run_id.to_owned(), token.to_owned());
-        self.query(move |c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let row: Option<(Option<String>, i64, Option<String>)> = tx
-                .query_row(
-                    "SELECT lease_token, lease_until, cancel_requested FROM runs WHERE id = ?1",
-                    [&id],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
-                .optional()?;
-            let Some((held, held_until, cancel)) = row else {
-                return Ok(Err(Conflict::Missing));
-            };
-            if held.as_deref() != Some(token.as_str()) || held_until <= now {
-                return Ok(Err(Conflict::LeaseLost));
-            }
-            tx.execute(
-                "UPDATE runs SET lease_until = ?2 WHERE id = ?1",
-                params![id, until],
-            )?;
-            tx.commit()?;
-            Ok(match cancel {
-                Some(reason) => Err(Conflict::CancelRequested(reason)),
-                None => Ok(()),
+        Ok(self
+            .write(move |c| {
+                let row: Option<(Option<String>, i64, Option<String>)> = c
+                    .query_row(
+                        "SELECT lease_token, lease_until, cancel_requested FROM runs WHERE id = ?1",
+                        [&id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()?;
+                let Some((held, held_until, cancel)) = row else {
+                    return Ok(Err(Conflict::Missing));
+                };
+                if held.as_deref() != Some(token.as_str()) || held_until <= now {
+                    return Ok(Err(Conflict::LeaseLost));
+                }
+                c.execute(
+                    "UPDATE runs SET lease_until = ?2 WHERE id = ?1",
+                    params![id, until],
+                )?;
+                Ok(match cancel {
+                    Some(reason) => Err(Conflict::CancelRequested(reason)),
+                    None => Ok(()),
+                })
             })
-        })
-        .await
+            .await?)
     }
 
     async fn request_cancel(
@@ -339,9 +336,8 @@ impl RunStore for SqliteStore {
         let (id, function_id, reason) =
             (run_id.to_owned(), function_id.to_owned(), reason.to_owned());
         let requested = self
-            .query(move |c| {
-                let tx = c.transaction()?;
-                let changed = tx.execute(
+            .write(move |c| {
+                let changed = c.execute(
                     &format!(
                         "UPDATE runs SET cancel_requested = COALESCE(cancel_requested, ?2)
                          WHERE id = ?1 AND status NOT IN {TERMINAL}"
@@ -353,9 +349,8 @@ impl RunStore for SqliteStore {
                         Target::Function(function_id),
                         Message::Cancel { run_id: id, reason },
                     );
-                    enqueue(&tx, &cancel, None)?;
+                    enqueue(c, &cancel, None)?;
                 }
-                tx.commit()?;
                 Ok(changed == 1)
             })
             .await?;
@@ -368,27 +363,29 @@ impl RunStore for SqliteStore {
         let status = filter.status.map(RunStatus::as_str);
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.query(move |c| {
-            let mut stmt = c.prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR function_id = ?1)
+        Ok(self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR function_id = ?1)
                  AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, id DESC LIMIT ?3"
-            ))?;
-            let rows = stmt.query_map(params![function_id, status, limit], run_row)?;
-            rows.map(|row| row?.into_run(c)).collect()
-        })
-        .await
+                ))?;
+                let rows = stmt.query_map(params![function_id, status, limit], run_row)?;
+                rows.map(|row| row?.into_run(c)).collect()
+            })
+            .await?)
     }
 }
 
 impl Waiters for SqliteStore {
     async fn waiters_for(&self, event: &str) -> hookflow::Result<Vec<Waiter>> {
         let event = event.to_owned();
-        self.query(move |c| {
-            let mut stmt = c.prepare_cached("SELECT body FROM waiters WHERE event = ?1")?;
-            let rows = stmt.query_map([event], |r| r.get::<_, String>(0))?;
-            rows.map(|row| decode(c, row?)).collect()
-        })
-        .await
+        Ok(self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached("SELECT body FROM waiters WHERE event = ?1")?;
+                let rows = stmt.query_map([event], |r| r.get::<_, String>(0))?;
+                rows.map(|row| decode(c, row?)).collect()
+            })
+            .await?)
     }
 }
 
@@ -399,13 +396,8 @@ impl Outbox for SqliteStore {
         }
         let messages = messages.to_vec();
         let now = self.now();
-        self.query(move |c| {
-            let tx = c.transaction()?;
-            enqueue_outbox(&tx, &messages, now)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await?;
+        self.write(move |c| enqueue_outbox(c, &messages, now))
+            .await?;
         self.notify.notify_waiters();
         Ok(())
     }
@@ -414,26 +406,28 @@ impl Outbox for SqliteStore {
 impl Blobs for SqliteStore {
     async fn put_blob(&self, bytes: &[u8]) -> hookflow::Result<String> {
         let bytes = bytes.to_vec();
-        self.query(move |c| {
-            let key = blob_key(&bytes);
-            c.execute(
-                "INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)",
-                params![key, bytes],
-            )?;
-            Ok(key)
-        })
-        .await
+        Ok(self
+            .write(move |c| {
+                let key = blob_key(&bytes);
+                c.execute(
+                    "INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)",
+                    params![key, bytes],
+                )?;
+                Ok(key)
+            })
+            .await?)
     }
 
     async fn get_blob(&self, key: &str) -> hookflow::Result<Option<Vec<u8>>> {
         let key = key.to_owned();
-        self.query(move |c| {
-            Ok(
-                c.query_row("SELECT body FROM blobs WHERE key = ?1", [key], |r| r.get(0))
-                    .optional()?,
-            )
-        })
-        .await
+        Ok(self
+            .read(move |c| {
+                Ok(
+                    c.query_row("SELECT body FROM blobs WHERE key = ?1", [key], |r| r.get(0))
+                        .optional()?,
+                )
+            })
+            .await?)
     }
 }
 
@@ -455,7 +449,7 @@ impl SqliteStore {
     ) -> Result<u64> {
         let function_id = function_id.map(str::to_owned);
         let status = status.map(RunStatus::as_str);
-        self.call(move |c| {
+        self.read(move |c| {
             let n: i64 = c.query_row(
                 "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR function_id = ?1) AND (?2 IS NULL OR status = ?2)",
                 params![function_id, status],
