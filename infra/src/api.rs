@@ -132,11 +132,13 @@ async fn health(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
     let depth = rt.store().depth().await.map_err(Error::from)?;
     let queued: u64 = depth.iter().map(|(_, n)| n).sum();
     let dead = rt.store().dead_letters().await.map_err(Error::from)?.len();
+    let commits = rt.store().commit_stats();
     Ok(Json(json!({
         "status": "ok",
         "functions": rt.engine().registry().len(),
         "queued_messages": queued,
         "dead_letters": dead,
+        "commits": {"fsynced": commits.durable_commits, "relaxed": commits.relaxed_commits, "writes": commits.jobs},
     })))
 }
 

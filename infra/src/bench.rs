@@ -1,57 +1,52 @@
-//! `hookflow bench`: sends N events to a 3-step function on the embedded
-//! backend (a real SQLite file, WAL, `synchronous=FULL`: every checkpoint is
-//! fsynced) with the real worker loop, and prints runs/s and the p50/p99
-//! event-to-completion latency.
+//! `hookflow bench`: the peers' workload (`../shared/bench-peers`: three
+//! checkpointed steps, the result checked for every run) on the embedded
+//! backend, in-process or over HTTP against a running `hookflow dev --bench`.
+//! Closed loop (`--concurrency` runs in flight, a new run starts when one
+//! ends) or open loop (`--rate` runs per second, latency counted from each
+//! run's due time, so queueing counts). Prints one line in the peers'
+//! format: runs/s, p50/p90/p99, CPU seconds, peak RSS and fsynced commits
+//! per run.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use hookflow::store::RunStore;
-use hookflow::{Event, Function, Registry, RunFilter, RunStatus, SystemClock};
+use hookflow::{Event, Function, Registry, RunStatus, SystemClock};
 use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 
 /// `hookflow bench` options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Number of events (one run each).
-    #[arg(long, default_value_t = 1000)]
+    /// Runs measured (after the warm-up).
+    #[arg(long, default_value_t = 2000)]
     pub runs: usize,
-    /// Concurrent workers.
-    #[arg(long, default_value_t = 8)]
-    pub workers: usize,
-    /// Events sent per second; 0 sends as fast as ingestion allows.
-    #[arg(long, default_value_t = 0)]
-    pub rate: u32,
-    /// Database file (default: a fresh temporary file).
+    /// Runs before the measured ones, not counted.
+    #[arg(long, default_value_t = 100)]
+    pub warmup: usize,
+    /// Closed loop: runs in flight at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Open loop instead: runs started per second, whatever is in flight.
     #[arg(long)]
+    pub rate: Option<f64>,
+    /// In-process: messages the engine handles at once.
+    #[arg(long, default_value_t = 64)]
+    pub workers: usize,
+    /// In-process: the database file (default: a fresh temporary file).
+    #[arg(long, conflicts_with = "url")]
     pub db: Option<PathBuf>,
-}
-
-/// The benchmark's function: three memoized steps.
-#[must_use]
-pub fn three_steps() -> Function {
-    Function::new("bench-three-steps")
-        .on_event("bench/go")
-        .handler(|ctx| async move {
-            let n = ctx.event.data["n"].as_u64().unwrap_or(0);
-            let a: u64 = ctx
-                .step
-                .run("one", move || async move { Ok(n + 1) })
-                .await?;
-            let b: u64 = ctx
-                .step
-                .run("two", move || async move { Ok(a * 2) })
-                .await?;
-            let c: u64 = ctx
-                .step
-                .run("three", move || async move { Ok(b + 3) })
-                .await?;
-            Ok(c)
-        })
+    /// Drive a running `hookflow dev --bench` at this URL over HTTP instead
+    /// (`POST /events`, then `GET /runs/{id}?wait=30s`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// With `--url`: the server's process id, for its CPU seconds and peak RSS.
+    #[arg(long, requires = "url")]
+    pub pid: Option<u32>,
 }
 
 /// The five-step workload `hookflow dev --bench` serves on `bench/five-steps`:
@@ -130,12 +125,20 @@ pub fn workloads(step_log: Option<PathBuf>) -> Vec<Function> {
 /// What a benchmark measured.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// Runs completed.
+    /// Runs completed with the expected result.
     pub runs: usize,
-    /// Wall time from the first event to the last completion.
+    /// Runs that failed, timed out or returned a wrong result.
+    pub errors: usize,
+    /// Wall time from the first start to the last completion.
     pub elapsed: Duration,
-    /// Event-to-completion latencies in ms, sorted.
-    pub latencies_ms: Vec<i64>,
+    /// Start-to-completion latencies (open loop: from the due time), sorted.
+    pub latencies: Vec<Duration>,
+    /// CPU seconds of the engine's process over the measured runs.
+    pub cpu_s: Option<f64>,
+    /// Peak resident set of the engine's process, in MiB.
+    pub rss_mb: Option<u64>,
+    /// Commits made durable (one WAL fsync each) over the measured runs.
+    pub fsynced_commits: Option<u64>,
 }
 
 impl Report {
@@ -145,45 +148,253 @@ impl Report {
         self.runs as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    /// The `p`-th percentile latency (0-100) in ms.
+    /// The nearest-rank `p`-th percentile latency (0-100), in ms.
     #[must_use]
-    pub fn percentile(&self, p: f64) -> i64 {
-        if self.latencies_ms.is_empty() {
-            return 0;
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return 0.0;
         }
-        let rank = ((p / 100.0) * (self.latencies_ms.len() - 1) as f64).round() as usize;
-        self.latencies_ms[rank.min(self.latencies_ms.len() - 1)]
+        let rank = ((p / 100.0) * self.latencies.len() as f64).ceil() as usize;
+        let i = rank.clamp(1, self.latencies.len()) - 1;
+        self.latencies[i].as_secs_f64() * 1000.0
+    }
+
+    /// The report as one line in the peers' harness format.
+    #[must_use]
+    pub fn line(&self, engine: &str, rate: Option<f64>) -> String {
+        let na = |v: Option<String>| v.unwrap_or_else(|| "na".into());
+        let mut line = format!(
+            "{engine} runs={} wall_s={:.2} runs_per_s={:.1} p50_ms={:.1} p90_ms={:.1} p99_ms={:.1} errors={} rss_mb={} cpu_s={} fsynced_commits_per_run={}",
+            self.runs,
+            self.elapsed.as_secs_f64(),
+            self.runs_per_sec(),
+            self.percentile_ms(50.0),
+            self.percentile_ms(90.0),
+            self.percentile_ms(99.0),
+            self.errors,
+            na(self.rss_mb.map(|v| v.to_string())),
+            na(self.cpu_s.map(|v| format!("{v:.1}"))),
+            na(self
+                .fsynced_commits
+                .map(|v| format!("{:.2}", v as f64 / self.runs.max(1) as f64))),
+        );
+        if let Some(rate) = rate {
+            line.push_str(&format!(" offered_per_s={rate}"));
+        }
+        line
     }
 }
 
-/// Runs the benchmark and prints its report.
+/// How runs are started and observed.
+trait Driver: Send + Sync + 'static {
+    /// Starts run `n` (event id `id`); returns its run id.
+    fn start(&self, id: String, n: u64) -> impl Future<Output = anyhow::Result<String>> + Send;
+    /// Waits for the run to end; returns its output (an error if it failed).
+    fn finish(&self, run_id: String) -> impl Future<Output = anyhow::Result<Value>> + Send;
+    /// Commits the engine made durable so far, if it says.
+    fn fsynced_commits(&self) -> impl Future<Output = Option<u64>> + Send;
+}
+
+/// The engine in this process, on a fresh SQLite file.
+struct InProcess {
+    runtime: Embedded,
+}
+
+impl Driver for InProcess {
+    async fn start(&self, id: String, n: u64) -> anyhow::Result<String> {
+        let event = Event::new("bench/three-steps", json!({"id": id, "n": n})).with_id(id);
+        let ingested = self.runtime.engine().ingest(vec![event.clone()]).await?;
+        let received_at = ingested.first().context("nothing ingested")?.received_at;
+        let runs = hookflow::planned_runs(self.runtime.engine().registry(), &event, received_at);
+        Ok(runs
+            .first()
+            .context("the event started no run")?
+            .run_id
+            .clone())
+    }
+
+    async fn finish(&self, run_id: String) -> anyhow::Result<Value> {
+        let store = self.runtime.store();
+        let finished = store.watch_finish(&run_id);
+        let ended = |run: Option<hookflow::Run>| run.filter(|r| r.status.is_terminal());
+        let run = match ended(store.get_run(&run_id).await?) {
+            Some(run) => run,
+            None => {
+                tokio::time::timeout(Duration::from_secs(60), finished)
+                    .await
+                    .context("run did not end within 60 s")??;
+                ended(store.get_run(&run_id).await?).context("run not ended")?
+            }
+        };
+        match run.status {
+            RunStatus::Completed => Ok(run.output.unwrap_or(Value::Null)),
+            other => bail!("run {run_id} ended {other:?}"),
+        }
+    }
+
+    async fn fsynced_commits(&self) -> Option<u64> {
+        Some(self.runtime.store().commit_stats().durable_commits)
+    }
+}
+
+/// A `hookflow dev --bench` over HTTP.
+struct Http {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Driver for Http {
+    async fn start(&self, id: String, n: u64) -> anyhow::Result<String> {
+        let body = json!({"name": "bench/three-steps", "id": id, "data": {"id": id, "n": n}});
+        let answer: Value = self
+            .client
+            .post(format!("{}/events", self.url))
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        answer["run_ids"][0]
+            .as_str()
+            .map(str::to_owned)
+            .context("the event started no run (is hookflow dev running with --bench?)")
+    }
+
+    async fn finish(&self, run_id: String) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let mut view: Value = self
+                .client
+                .get(format!("{}/runs/{run_id}?wait=30s", self.url))
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            match view["status"].as_str() {
+                Some("completed") => return Ok(view["output"].take()),
+                Some("failed" | "cancelled") => bail!("run {run_id} ended {}", view["status"]),
+                _ => {}
+            }
+        }
+        bail!("run {run_id} did not end within 60 s")
+    }
+
+    async fn fsynced_commits(&self) -> Option<u64> {
+        let health: Value = self
+            .client
+            .get(format!("{}/health", self.url))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        health["commits"]["fsynced"].as_u64()
+    }
+}
+
+/// What the engine's process used: CPU seconds so far and peak RSS in MiB
+/// (Linux `/proc`; `None` elsewhere).
+fn process_usage(pid: Option<u32>) -> (Option<f64>, Option<u64>) {
+    let dir = pid.map_or_else(|| "/proc/self".to_string(), |p| format!("/proc/{p}"));
+    let cpu = std::fs::read_to_string(format!("{dir}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name (which may hold spaces): utime is
+            // the 12th, stime the 13th.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ticks: f64 =
+                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            Some(ticks / 100.0)
+        });
+    let rss = std::fs::read_to_string(format!("{dir}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb / 1024)
+        });
+    (cpu, rss)
+}
+
+/// Runs `count` runs numbered from `first`; returns each one's latency, or
+/// its error.
+async fn drive<D: Driver>(
+    driver: &Arc<D>,
+    first: usize,
+    count: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+) -> Vec<anyhow::Result<Duration>> {
+    let driver = Arc::clone(driver);
+    let one = move |n: usize, due: Instant| {
+        let driver = Arc::clone(&driver);
+        async move {
+            let id = format!("bench-{}-{n}", std::process::id());
+            let run_id = driver.start(id.clone(), n as u64).await?;
+            let output = driver.finish(run_id).await?;
+            let want = json!({"c": (n as u64 + 1) * 2 + 3, "id": id});
+            anyhow::ensure!(output == want, "run {n}: output {output}, expected {want}");
+            Ok(due.elapsed())
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    match rate {
+        Some(rate) => {
+            let started = Instant::now();
+            for i in 0..count {
+                let due = started + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(due.into()).await;
+                let one = one.clone();
+                tasks.spawn(async move { vec![one(first + i, due).await] });
+            }
+        }
+        None => {
+            let next = Arc::new(AtomicUsize::new(0));
+            for _ in 0..concurrency.clamp(1, count.max(1)) {
+                let (next, one) = (Arc::clone(&next), one.clone());
+                tasks.spawn(async move {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count {
+                            return out;
+                        }
+                        out.push(one(first + i, Instant::now()).await);
+                    }
+                });
+            }
+        }
+    }
+    let mut results = Vec::with_capacity(count);
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(done) => results.extend(done),
+            Err(err) => results.push(Err(err.into())),
+        }
+    }
+    results
+}
+
+/// Runs the benchmark and prints its line; fails if any run failed.
 ///
 /// # Errors
-/// Database or engine failures.
+/// Database, engine or HTTP failures, or runs with a wrong result.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let report = measure(&args).await?;
-    println!(
-        "hookflow bench: {} runs of a 3-step function, {} workers, rate {}, embedded SQLite (WAL, synchronous=FULL)",
-        report.runs,
-        args.workers,
-        if args.rate == 0 {
-            "unlimited".to_string()
-        } else {
-            format!("{}/s", args.rate)
-        }
-    );
-    println!(
-        "throughput: {:.1} runs/s ({} runs in {:.2} s)",
-        report.runs_per_sec(),
-        report.runs,
-        report.elapsed.as_secs_f64()
-    );
-    println!(
-        "event-to-completion latency: p50 {} ms, p90 {} ms, p99 {} ms, max {} ms",
-        report.percentile(50.0),
-        report.percentile(90.0),
-        report.percentile(99.0),
-        report.percentile(100.0)
+    let engine = if args.url.is_some() {
+        "hookflow-http"
+    } else {
+        "hookflow-inproc"
+    };
+    println!("{}", report.line(engine, args.rate));
+    anyhow::ensure!(
+        report.errors == 0,
+        "{} runs failed or returned a wrong result",
+        report.errors
     );
     Ok(())
 }
@@ -191,18 +402,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 /// Runs the benchmark and returns what it measured.
 ///
 /// # Errors
-/// Database or engine failures, or runs that did not complete.
+/// Database, engine or HTTP failures.
 pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
+    if let Some(url) = &args.url {
+        let driver = Arc::new(Http {
+            client: reqwest::Client::new(),
+            url: url.trim_end_matches('/').to_owned(),
+        });
+        return measure_with(&driver, args, args.pid).await;
+    }
     let dir = tempfile::tempdir()?;
     let path = args
         .db
         .clone()
         .unwrap_or_else(|| dir.path().join("bench.db"));
     let store = SqliteStore::open(&path).with_context(|| format!("open {}", path.display()))?;
-    let registry = Registry::new([three_steps()])?;
+    let registry = Registry::new([peers_three_steps()])?;
     let config = WorkerConfig {
         workers: args.workers,
-        idle_poll: Duration::from_millis(20),
         ..WorkerConfig::default()
     };
     let runtime = Embedded::new(store, registry, Arc::new(SystemClock), config);
@@ -212,53 +429,120 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
         let runtime = runtime.clone();
         tokio::spawn(async move { runtime.run_workers(stop_rx).await })
     };
-
-    let started = Instant::now();
-    let interval = (args.rate > 0).then(|| Duration::from_secs_f64(1.0 / f64::from(args.rate)));
-    for n in 0..args.runs {
-        if let Some(interval) = interval {
-            let due = started + interval.mul_f64(n as f64);
-            tokio::time::sleep_until(due.into()).await;
-        }
-        runtime
-            .engine()
-            .ingest(vec![Event::new("bench/go", json!({ "n": n }))])
-            .await?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let done = runtime
-            .store()
-            .count_runs(Some("bench-three-steps"), Some(RunStatus::Completed))
-            .await?;
-        if done >= args.runs as u64 {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "only {done} of {} runs completed in 10 minutes",
-            args.runs
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let elapsed = started.elapsed();
+    let report = measure_with(&Arc::new(InProcess { runtime }), args, None).await;
     let _ = stop_tx.send(true);
     workers.await?;
+    report
+}
 
-    let filter = RunFilter {
-        function_id: Some("bench-three-steps".into()),
-        status: Some(RunStatus::Completed),
-        limit: args.runs,
-    };
-    let runs = runtime.store().list_runs(&filter).await?;
-    let mut latencies_ms: Vec<i64> = runs
-        .iter()
-        .filter_map(|r| r.ended_at.map(|end| end - r.event.ts))
-        .collect();
-    latencies_ms.sort_unstable();
+async fn measure_with<D: Driver>(
+    driver: &Arc<D>,
+    args: &BenchArgs,
+    pid: Option<u32>,
+) -> anyhow::Result<Report> {
+    let warm = drive(driver, 0, args.warmup, args.concurrency, None).await;
+    if let Some(Err(err)) = warm.into_iter().find(Result::is_err) {
+        return Err(err.context("warm-up run failed"));
+    }
+    let (cpu_before, _) = process_usage(pid);
+    let commits_before = driver.fsynced_commits().await;
+    let started = Instant::now();
+    let results = drive(driver, args.warmup, args.runs, args.concurrency, args.rate).await;
+    let elapsed = started.elapsed();
+    let (cpu_after, rss_mb) = process_usage(pid);
+    let commits_after = driver.fsynced_commits().await;
+    let mut latencies = Vec::with_capacity(results.len());
+    let mut errors = 0;
+    for result in results {
+        match result {
+            Ok(latency) => latencies.push(latency),
+            Err(err) => {
+                if errors == 0 {
+                    tracing::warn!(error = format!("{err:#}"), "a run failed");
+                }
+                errors += 1;
+            }
+        }
+    }
+    latencies.sort_unstable();
     Ok(Report {
-        runs: runs.len(),
+        runs: latencies.len(),
+        errors,
         elapsed,
-        latencies_ms,
+        latencies,
+        cpu_s: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
+        rss_mb,
+        fsynced_commits: commits_before
+            .zip(commits_after)
+            .map(|(a, b)| b.saturating_sub(a)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hookflow_webhooks::{Receiver, WebhookConfig};
+
+    fn args(runs: usize) -> BenchArgs {
+        BenchArgs {
+            runs,
+            warmup: 3,
+            concurrency: 4,
+            rate: None,
+            workers: 8,
+            db: None,
+            url: None,
+            pid: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_in_process_bench_checks_every_result_and_counts_commits() {
+        let report = measure(&args(20)).await.unwrap();
+        assert_eq!((report.runs, report.errors), (20, 0));
+        assert_eq!(report.latencies.len(), 20);
+        // Every run commits at least its checkpoints durably, shared or not.
+        assert!(report.fsynced_commits.is_some_and(|n| n > 0));
+        assert!(report.line("x", None).starts_with("x runs=20 "));
+    }
+
+    #[tokio::test]
+    async fn the_http_bench_drives_the_dev_api() {
+        let store = SqliteStore::in_memory().unwrap();
+        let registry = Registry::new(workloads(None)).unwrap();
+        let runtime = Embedded::new(
+            store,
+            registry,
+            Arc::new(SystemClock),
+            WorkerConfig::default(),
+        );
+        runtime.start().await.unwrap();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let workers = {
+            let runtime = runtime.clone();
+            tokio::spawn(async move { runtime.run_workers(stop_rx).await })
+        };
+        let receiver = Arc::new(Receiver::new(WebhookConfig::default()).unwrap());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = crate::api::router(runtime, receiver);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let report = measure(&BenchArgs {
+            url: Some(url),
+            rate: Some(200.0),
+            ..args(10)
+        })
+        .await
+        .unwrap();
+        assert_eq!((report.runs, report.errors), (10, 0));
+        assert!(report.fsynced_commits.is_some());
+        assert!(
+            report
+                .line("h", Some(200.0))
+                .ends_with(" offered_per_s=200")
+        );
+        server.abort();
+        let _ = stop_tx.send(true);
+        workers.await.unwrap();
+    }
 }

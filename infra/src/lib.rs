@@ -80,7 +80,7 @@ pub struct DevArgs {
     #[arg(long, env = "HOOKFLOW_DB", default_value = ".hookflow/dev.db")]
     pub db: PathBuf,
     /// Concurrent workers.
-    #[arg(long, env = "HOOKFLOW_WORKERS", default_value_t = 8)]
+    #[arg(long, env = "HOOKFLOW_WORKERS", default_value_t = 64)]
     pub workers: usize,
     /// Also serve the benchmark workloads (`bench-five-steps` on
     /// `bench/five-steps`; the peers' `peers-three-steps` on

@@ -24,15 +24,16 @@ pub(crate) const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
 /// Adds a message to the queue, visible at `at` (or at once); a message whose
 /// dedupe key is already queued is ignored.
 pub(crate) fn enqueue(tx: &Connection, envelope: &Envelope, at: Option<i64>) -> Result<()> {
-    tx.execute(
-        "INSERT OR IGNORE INTO queue (target, body, visible_at, dedupe_key) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            envelope.target.queue_name(),
-            to_json(envelope)?,
-            at.unwrap_or(0),
-            envelope.dedupe_key
-        ],
-    )?;
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO queue (target, body, visible_at, dedupe_key) VALUES
+             (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        envelope.target.queue_name(),
+        to_json(envelope)?,
+        at.unwrap_or(0),
+        envelope.dedupe_key
+    ])?;
     Ok(())
 }
 
@@ -45,20 +46,21 @@ pub(crate) fn append_events(
 ) -> Result<Vec<bool>> {
     let mut stored = Vec::with_capacity(events.len());
     for event in events {
-        let changed = tx.execute(
-            "INSERT INTO events (id, name, body, ts, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
+        let changed = tx
+            .prepare_cached(
+                "INSERT INTO events (id, name, body, ts, received_at) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, body = excluded.body,
                  ts = excluded.ts, received_at = excluded.received_at
              WHERE excluded.received_at - events.received_at >= ?6",
-            params![
+            )?
+            .execute(params![
                 event.id,
                 event.name,
                 store_body(tx, to_json(event)?)?,
                 event.ts,
                 received_at,
                 dedupe_ms
-            ],
-        )?;
+            ])?;
         if changed == 1 {
             let route = Envelope::route(&event.id);
             enqueue(tx, &route, (event.ts > received_at).then_some(event.ts))?;
@@ -89,21 +91,21 @@ pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
 pub(crate) fn check_fence(tx: &Connection, t: &Transition) -> Result<Result<(), Conflict>> {
     let run = &t.run;
     if t.fence == Fence::Create {
-        let exists: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)",
-            [&run.id],
-            |r| r.get(0),
-        )?;
+        let exists: bool = tx
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)")?
+            .query_row([&run.id], |r| r.get(0))?;
         if exists {
             return Ok(Err(Conflict::Exists));
         }
         if let Some(claim) = &t.idempotency {
             let holder: Option<(String, i64)> = tx
-                .query_row(
-                    "SELECT run_id, expires_at FROM idempotency WHERE function_id = ?1 AND key = ?2",
-                    params![claim.function_id, claim.key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                .prepare_cached(
+                    "SELECT run_id, expires_at FROM idempotency WHERE function_id =
+             ?1 AND key = ?2",
+                )?
+                .query_row(params![claim.function_id, claim.key], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
             if let Some((holder, expires)) = holder
                 && expires > claim.now
@@ -115,19 +117,19 @@ pub(crate) fn check_fence(tx: &Connection, t: &Transition) -> Result<Result<(), 
         return Ok(Ok(()));
     }
     let row = tx
-        .query_row(
-            "SELECT status, lease_token, lease_until, cancel_requested, version FROM runs WHERE id = ?1",
-            [&run.id],
-            |r| {
-                Ok(FenceRow {
-                    status: r.get(0)?,
-                    token: r.get(1)?,
-                    until: r.get(2)?,
-                    cancel: r.get(3)?,
-                    version: r.get(4)?,
-                })
-            },
-        )
+        .prepare_cached(
+            "SELECT status, lease_token, lease_until, cancel_requested, version FROM
+             runs WHERE id = ?1",
+        )?
+        .query_row([&run.id], |r| {
+            Ok(FenceRow {
+                status: r.get(0)?,
+                token: r.get(1)?,
+                until: r.get(2)?,
+                cancel: r.get(3)?,
+                version: r.get(4)?,
+            })
+        })
         .optional()?;
     let Some(FenceRow {
         status,
@@ -172,72 +174,81 @@ pub(crate) fn apply(tx: &Connection, t: &Transition, now: i64) -> Result<()> {
         .as_ref()
         .map_or((None, 0), |l| (Some(l.token.clone()), l.until));
     if t.fence == Fence::Create {
-        tx.execute(
-            "INSERT INTO runs (id, function_id, status, created_at, body, event, lease_token, lease_until)
+        tx.prepare_cached(
+            "INSERT INTO runs
+             (id, function_id, status, created_at, body, event, lease_token, lease_until)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                run.id,
-                run.function_id,
-                run.status.as_str(),
-                run.created_at,
-                store_body(tx, run.stored_body()?)?,
-                store_body(tx, to_json(&run.event)?)?,
-                token,
-                until
-            ],
-        )?;
+        )?
+        .execute(params![
+            run.id,
+            run.function_id,
+            run.status.as_str(),
+            run.created_at,
+            store_body(tx, run.stored_body()?)?,
+            store_body(tx, to_json(&run.event)?)?,
+            token,
+            until
+        ])?;
         if let Some(claim) = &t.idempotency {
-            tx.execute(
-                "INSERT OR REPLACE INTO idempotency (function_id, key, run_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![claim.function_id, claim.key, run.id, claim.expires_at],
-            )?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency (function_id, key, run_id,
+             expires_at) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                claim.function_id,
+                claim.key,
+                run.id,
+                claim.expires_at
+            ])?;
         }
     } else {
         // A finished run's cancellation request is spent; otherwise it stays
         // for whoever applies it.
-        tx.execute(
-            &format!(
-                "UPDATE runs SET status = ?2, body = ?3, lease_token = ?4, lease_until = ?5, version = version + 1,
+        tx.prepare_cached(&format!(
+            "UPDATE runs SET status = ?2, body = ?3, lease_token = ?4, lease_until = ?5,
+                 version = version + 1,
                  cancel_requested = CASE WHEN ?2 IN {TERMINAL} THEN NULL ELSE cancel_requested END
                  WHERE id = ?1"
-            ),
-            params![
-                run.id,
-                run.status.as_str(),
-                store_body(tx, run.stored_body()?)?,
-                token,
-                until
-            ],
-        )?;
+        ))?
+        .execute(params![
+            run.id,
+            run.status.as_str(),
+            store_body(tx, run.stored_body()?)?,
+            token,
+            until
+        ])?;
     }
     for step in &t.steps {
-        tx.execute(
-            "INSERT OR REPLACE INTO steps (run_id, step_id, position, status, body) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![
-                run.id,
-                step.id,
-                step.position,
-                step_status(step)?,
-                store_body(tx, to_json(step)?)?
-            ],
-        )?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO steps (run_id, step_id, position, status, body)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            run.id,
+            step.id,
+            step.position,
+            step_status(step)?,
+            store_body(tx, to_json(step)?)?
+        ])?;
     }
     for waiter in &t.waiters_added {
-        tx.execute(
-            "INSERT OR REPLACE INTO waiters (event, run_id, step_id, body) VALUES (?1, ?2, ?3, ?4)",
-            params![
-                waiter.event,
-                waiter.run_id,
-                waiter.step_id,
-                store_body(tx, to_json(waiter)?)?
-            ],
-        )?;
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO waiters (event, run_id, step_id, body) VALUES
+             (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            waiter.event,
+            waiter.run_id,
+            waiter.step_id,
+            store_body(tx, to_json(waiter)?)?
+        ])?;
     }
     for key in &t.waiters_removed {
-        tx.execute(
-            "DELETE FROM waiters WHERE event = ?1 AND run_id = ?2 AND step_id = ?3",
-            params![key.event, key.run_id, key.step_id],
-        )?;
+        tx.prepare_cached(
+            "DELETE FROM waiters WHERE event = ?1 AND run_id = ?2 AND
+             step_id = ?3",
+        )?
+        .execute(params![key.event, key.run_id, key.step_id])?;
     }
     enqueue_outbox(tx, &t.outbox, now)
 }

@@ -24,6 +24,8 @@ use crate::{EmbeddedError, Result};
 const MAX_BATCH: usize = 512;
 /// Reader connections of a database file.
 const READERS: usize = 3;
+/// Prepared statements kept per connection (every statement the store uses).
+const STATEMENT_CACHE: usize = 128;
 
 /// Answers a job once its batch committed (with the commit's error, if any).
 type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
@@ -149,9 +151,9 @@ impl Db {
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
             // One read transaction: every query of `f` sees one commit.
-            conn.execute_batch("BEGIN")?;
+            run(&conn, "BEGIN")?;
             let out = f(&conn);
-            conn.execute_batch("COMMIT")?;
+            run(&conn, "COMMIT")?;
             out
         })
         .await?
@@ -164,12 +166,21 @@ pub(crate) fn readers(path: &std::path::Path, pragmas: &str) -> Result<Vec<Conne
         .map(|_| {
             let conn = Connection::open(path)?;
             conn.execute_batch(pragmas)?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             Ok(conn)
         })
         .collect()
 }
 
+/// Runs one statement through the connection's statement cache (no parsing
+/// after the first time).
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
 fn write_loop(conn: &Connection, rx: &mpsc::Receiver<Work>, counters: &Counters) {
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    let mut synced = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -180,7 +191,7 @@ fn write_loop(conn: &Connection, rx: &mpsc::Receiver<Work>, counters: &Counters)
         }
         let durable = batch.iter().any(|w| w.durable);
         let jobs = batch.len() as u64;
-        let finishes = run_batch(conn, batch, durable);
+        let finishes = run_batch(conn, batch, durable, &mut synced);
         match finishes {
             Ok(finishes) => {
                 let counter = if durable {
@@ -206,40 +217,51 @@ fn write_loop(conn: &Connection, rx: &mpsc::Receiver<Work>, counters: &Counters)
 
 type Batch = std::result::Result<Vec<Finish>, (String, Vec<Finish>)>;
 
-fn run_batch(conn: &Connection, batch: Vec<Work>, durable: bool) -> Batch {
-    let sync = if durable { "FULL" } else { "NORMAL" };
-    if let Err(error) = conn
-        .pragma_update(None, "synchronous", sync)
-        .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE"))
-    {
+/// Runs `batch` in one transaction, `synchronous=FULL` when `durable`
+/// (`synced`: the mode the connection is in, set only when it changes).
+fn run_batch(
+    conn: &Connection,
+    batch: Vec<Work>,
+    durable: bool,
+    synced: &mut Option<bool>,
+) -> Batch {
+    let sync = if *synced == Some(durable) {
+        Ok(())
+    } else {
+        *synced = None;
+        let mode = if durable { "FULL" } else { "NORMAL" };
+        conn.pragma_update(None, "synchronous", mode)
+            .map(|()| *synced = Some(durable))
+    };
+    if let Err(error) = sync.and_then(|()| run(conn, "BEGIN IMMEDIATE")) {
         // Nothing ran: dropping the jobs answers each with an error.
-        let _ = conn.execute_batch("ROLLBACK");
+        let _ = run(conn, "ROLLBACK");
         drop(batch);
         return Err((error.to_string(), Vec::new()));
     }
     let mut finishes = Vec::with_capacity(batch.len());
     let mut failed = None;
     for work in batch {
-        if let Err(error) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(error) = run(conn, "SAVEPOINT job") {
             failed.get_or_insert(error.to_string());
         }
         let (ok, finish) = (work.job)(conn);
-        if !ok && let Err(error) = conn.execute_batch("ROLLBACK TO job") {
+        if !ok && let Err(error) = run(conn, "ROLLBACK TO job") {
             failed.get_or_insert(error.to_string());
         }
-        if let Err(error) = conn.execute_batch("RELEASE job") {
+        if let Err(error) = run(conn, "RELEASE job") {
             failed.get_or_insert(error.to_string());
         }
         finishes.push(finish);
     }
     let committed = match failed {
         Some(error) => Err(error),
-        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+        None => run(conn, "COMMIT").map_err(|e| e.to_string()),
     };
     match committed {
         Ok(()) => Ok(finishes),
         Err(error) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = run(conn, "ROLLBACK");
             Err((error, finishes))
         }
     }

@@ -43,12 +43,11 @@ impl Documents for SqliteStore {
         let (collection, key) = (collection.to_owned(), key.to_owned());
         Ok(self
             .read(move |c| {
-                c.query_row(
+                c.prepare_cached(
                     "SELECT collection, key, version, updated_at, body FROM docs
                  WHERE collection = ?1 AND key = ?2",
-                    params![collection, key],
-                    document,
-                )
+                )?
+                .query_row(params![collection, key], document)
                 .optional()?
                 .map(decode)
                 .transpose()
@@ -67,11 +66,12 @@ impl Documents for SqliteStore {
         let (collection, key) = (collection.to_owned(), key.to_owned());
         Ok(self
             .write(move |c| {
-                let changed = c.execute(
-                    "INSERT INTO docs (collection, key, version, updated_at, body)
+                let changed = c
+                    .prepare_cached(
+                        "INSERT INTO docs (collection, key, version, updated_at, body)
                  VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (collection, key) DO NOTHING",
-                    params![collection, key, now, body],
-                )?;
+                    )?
+                    .execute(params![collection, key, now, body])?;
                 Ok(changed == 1)
             })
             .await?)
@@ -90,11 +90,12 @@ impl Documents for SqliteStore {
         let expected = sql_version(expected_version);
         Ok(self
             .write(move |c| {
-                let changed = c.execute(
-                    "UPDATE docs SET version = version + 1, updated_at = ?4, body = ?5
+                let changed = c
+                    .prepare_cached(
+                        "UPDATE docs SET version = version + 1, updated_at = ?4, body = ?5
                  WHERE collection = ?1 AND key = ?2 AND version = ?3",
-                    params![collection, key, expected, now, body],
-                )?;
+                    )?
+                    .execute(params![collection, key, expected, now, body])?;
                 Ok(changed == 1)
             })
             .await?)
@@ -111,10 +112,11 @@ impl Documents for SqliteStore {
         let expected = sql_version(expected_version);
         Ok(self
             .write(move |c| {
-                let changed = c.execute(
-                    "DELETE FROM docs WHERE collection = ?1 AND key = ?2 AND version = ?3",
-                    params![collection, key, expected],
-                )?;
+                let changed = c
+                    .prepare_cached(
+                        "DELETE FROM docs WHERE collection = ?1 AND key = ?2 AND version = ?3",
+                    )?
+                    .execute(params![collection, key, expected])?;
                 Ok(changed == 1)
             })
             .await?)

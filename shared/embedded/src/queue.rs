@@ -37,10 +37,11 @@ impl SqliteStore {
             };
             let mut out = Vec::with_capacity(rows.len());
             for (id, body, count) in rows {
-                c.execute(
-                    "UPDATE queue SET visible_at = ?2, receive_count = receive_count + 1 WHERE id = ?1",
-                    params![id, now + visibility_ms],
-                )?;
+                c.prepare_cached(
+                    "UPDATE queue SET visible_at = ?2, receive_count = receive_count
+             + 1 WHERE id = ?1",
+                )?
+                .execute(params![id, now + visibility_ms])?;
                 out.push(Delivery {
                     id,
                     receive_count: count + 1,
@@ -59,10 +60,8 @@ impl SqliteStore {
     pub async fn ack(&self, delivery: &Delivery) -> Result<()> {
         let (id, count) = (delivery.id, delivery.receive_count);
         self.write_relaxed(move |c| {
-            c.execute(
-                "DELETE FROM queue WHERE id = ?1 AND receive_count = ?2",
-                params![id, count],
-            )?;
+            c.prepare_cached("DELETE FROM queue WHERE id = ?1 AND receive_count = ?2")?
+                .execute(params![id, count])?;
             Ok(())
         })
         .await
@@ -80,10 +79,11 @@ impl SqliteStore {
     ) -> Result<()> {
         let id = delivery.id;
         self.write_relaxed(move |c| {
-            c.execute(
-                "UPDATE queue SET visible_at = ?2, last_error = COALESCE(?3, last_error) WHERE id = ?1",
-                params![id, at, error],
-            )?;
+            c.prepare_cached(
+                "UPDATE queue SET visible_at = ?2, last_error = COALESCE(?3,
+             last_error) WHERE id = ?1",
+            )?
+            .execute(params![id, at, error])?;
             Ok(())
         })
         .await
@@ -97,10 +97,11 @@ impl SqliteStore {
     pub async fn defer(&self, delivery: &Delivery, at: i64) -> Result<()> {
         let id = delivery.id;
         self.write_relaxed(move |c| {
-            c.execute(
-                "UPDATE queue SET visible_at = ?2, receive_count = MAX(receive_count - 1, 0) WHERE id = ?1",
-                params![id, at],
-            )?;
+            c.prepare_cached(
+                "UPDATE queue SET visible_at = ?2, receive_count = MAX(receive_count
+             - 1, 0) WHERE id = ?1",
+            )?
+            .execute(params![id, at])?;
             Ok(())
         })
         .await
@@ -113,10 +114,8 @@ impl SqliteStore {
     pub async fn dead_letter(&self, delivery: &Delivery, error: String) -> Result<()> {
         let id = delivery.id;
         self.write(move |c| {
-            c.execute(
-                "UPDATE queue SET dead = 1, last_error = ?2 WHERE id = ?1",
-                params![id, error],
-            )?;
+            c.prepare_cached("UPDATE queue SET dead = 1, last_error = ?2 WHERE id = ?1")?
+                .execute(params![id, error])?;
             Ok(())
         })
         .await
@@ -129,10 +128,11 @@ impl SqliteStore {
     pub async fn redrive(&self, now: i64) -> Result<usize> {
         let n = self
             .write(move |c| {
-                Ok(c.execute(
-                    "UPDATE queue SET dead = 0, receive_count = 0, visible_at = ?1 WHERE dead = 1",
-                    [now],
-                )?)
+                Ok(c.prepare_cached(
+                    "UPDATE queue SET dead = 0, receive_count = 0, visible_at = ?1
+             WHERE dead = 1",
+                )?
+                .execute([now])?)
             })
             .await?;
         self.notify.notify_waiters();
@@ -146,7 +146,8 @@ impl SqliteStore {
     pub async fn dead_letters(&self) -> Result<Vec<(Delivery, Option<String>)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT id, body, receive_count, last_error FROM queue WHERE dead = 1 ORDER BY id",
+                "SELECT id, body, receive_count, last_error FROM queue WHERE dead =
+             1 ORDER BY id",
             )?;
             let rows = stmt.query_map([], |r| {
                 Ok((
@@ -179,11 +180,10 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn next_visible_at(&self) -> Result<Option<i64>> {
         self.read(|c| {
-            Ok(c.query_row(
-                "SELECT MIN(visible_at) FROM queue WHERE dead = 0",
-                [],
-                |r| r.get(0),
-            )?)
+            Ok(
+                c.prepare_cached("SELECT MIN(visible_at) FROM queue WHERE dead = 0")?
+                    .query_row([], |r| r.get(0))?,
+            )
         })
         .await
     }
@@ -218,11 +218,17 @@ impl SqliteStore {
     /// SQLite errors.
     pub async fn recover(&self, now: i64) -> Result<usize> {
         self.write(move |c| {
-            let n = c.execute(
-                "UPDATE queue SET visible_at = ?1 WHERE dead = 0 AND receive_count > 0 AND visible_at > ?1",
-                [now],
-            )?;
-            c.execute("UPDATE runs SET lease_token = NULL, lease_until = 0 WHERE lease_token IS NOT NULL", [])?;
+            let n = c
+                .prepare_cached(
+                    "UPDATE queue SET visible_at = ?1 WHERE dead = 0 AND receive_count >
+             0 AND visible_at > ?1",
+                )?
+                .execute([now])?;
+            c.prepare_cached(
+                "UPDATE runs SET lease_token = NULL, lease_until = 0
+             WHERE lease_token IS NOT NULL",
+            )?
+            .execute([])?;
             Ok(n)
         })
         .await

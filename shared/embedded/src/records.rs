@@ -26,10 +26,8 @@ pub(crate) fn store_body(c: &Connection, body: String) -> Result<String> {
         return Ok(body);
     }
     let key = blob_key(body.as_bytes());
-    c.execute(
-        "INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)",
-        params![key, body.as_bytes()],
-    )?;
+    c.prepare_cached("INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)")?
+        .execute(params![key, body.as_bytes()])?;
     Ok(format!("{BLOB_MARK}{key}"))
 }
 
@@ -39,7 +37,8 @@ pub(crate) fn load_body(c: &Connection, column: String) -> Result<String> {
         return Ok(column);
     };
     let bytes: Vec<u8> = c
-        .query_row("SELECT body FROM blobs WHERE key = ?1", [key], |r| r.get(0))
+        .prepare_cached("SELECT body FROM blobs WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
         .optional()?
         .ok_or_else(|| EmbeddedError::Schema(format!("blob {key} is missing")))?;
     String::from_utf8(bytes).map_err(|e| EmbeddedError::Schema(format!("blob {key}: {e}")))
@@ -89,11 +88,8 @@ impl RunRow {
 
 pub(crate) fn get_run(c: &Connection, id: &str) -> Result<Option<Run>> {
     let row = c
-        .query_row(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-            [id],
-            run_row,
-        )
+        .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+        .query_row([id], run_row)
         .optional()?;
     row.map(|row| row.into_run(c)).transpose()
 }

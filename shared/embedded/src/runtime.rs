@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use hookflow::clock::duration_ms;
 use hookflow::{Clock, Engine, EngineConfig, Handled, Registry};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
 use crate::Result;
 use crate::queue::Delivery;
@@ -16,7 +17,7 @@ use crate::store::SqliteStore;
 /// Worker loop settings.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Concurrent workers (each handles one message at a time).
+    /// Messages handled at once (each in its own task).
     pub workers: usize,
     /// How long a received message stays hidden while it is handled.
     pub visibility: Duration,
@@ -33,7 +34,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
-            workers: 8,
+            workers: 64,
             visibility: Duration::from_secs(15 * 60),
             max_receives: 10,
             idle_poll: Duration::from_millis(250),
@@ -142,37 +143,55 @@ impl Embedded {
         }
     }
 
-    /// Runs the worker loop until `shutdown` turns true.
-    pub async fn run_workers(&self, shutdown: watch::Receiver<bool>) {
-        let mut tasks = Vec::with_capacity(self.config.workers);
-        for _ in 0..self.config.workers.max(1) {
-            let this = self.clone();
-            let shutdown = shutdown.clone();
-            tasks.push(tokio::spawn(async move { this.worker(shutdown).await }));
-        }
-        for task in tasks {
-            if let Err(err) = task.await {
-                tracing::error!(error = %err, "worker task ended abnormally");
-            }
-        }
-    }
-
-    async fn worker(&self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs the worker loop until `shutdown` turns true, then waits for the
+    /// messages in hand.
+    ///
+    /// One dispatcher receives, in one queue update, as many messages as
+    /// there are free worker slots, and hands each to its own task: idle
+    /// slots cost nothing, and a new message wakes one receive, not every
+    /// idle worker. It sleeps only when nothing is visible, until the next
+    /// message is due or one is queued, whichever comes first.
+    pub async fn run_workers(&self, mut shutdown: watch::Receiver<bool>) {
         let visibility = duration_ms(self.config.visibility);
+        let slots = Arc::new(Semaphore::new(self.config.workers.max(1)));
+        let mut running = JoinSet::new();
         while !*shutdown.borrow() {
+            let first = tokio::select! {
+                permit = Arc::clone(&slots).acquire_owned() => permit,
+                _ = shutdown.changed() => break,
+            };
+            let Ok(first) = first else { break };
+            let mut permits = vec![first];
+            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                permits.push(permit);
+            }
+            // Registered before the receive, so a message queued after it
+            // still wakes the wait below.
             let notified = self.store().notify.notified();
-            match self.store().receive(self.now(), 1, visibility).await {
+            match self
+                .store()
+                .receive(self.now(), permits.len(), visibility)
+                .await
+            {
                 Ok(batch) if !batch.is_empty() => {
-                    for delivery in &batch {
-                        if let Err(err) = self.process(delivery).await {
-                            tracing::error!(error = %err, "queue update failed");
-                        }
+                    for (delivery, permit) in batch.into_iter().zip(permits) {
+                        let this = self.clone();
+                        running.spawn(async move {
+                            if let Err(err) = this.process(&delivery).await {
+                                tracing::error!(error = %err, "queue update failed");
+                            }
+                            drop(permit);
+                        });
+                    }
+                    while let Some(done) = running.try_join_next() {
+                        log_abnormal_end(done);
                     }
                     continue;
                 }
                 Ok(_) => {}
                 Err(err) => tracing::error!(error = %err, "queue receive failed"),
             }
+            drop(permits);
             let wait = match self.store().next_visible_at().await {
                 Ok(Some(at)) => Duration::from_millis(u64::try_from(at - self.now()).unwrap_or(0)),
                 _ => self.config.idle_poll,
@@ -184,5 +203,14 @@ impl Embedded {
                 _ = shutdown.changed() => {}
             }
         }
+        while let Some(done) = running.join_next().await {
+            log_abnormal_end(done);
+        }
+    }
+}
+
+fn log_abnormal_end(done: std::result::Result<(), tokio::task::JoinError>) {
+    if let Err(err) = done {
+        tracing::error!(error = %err, "worker task ended abnormally");
     }
 }

@@ -61,12 +61,15 @@ impl SqliteStore {
     /// Sets up the writer connection: pragmas, version check, schema.
     fn prepare(conn: Connection) -> Result<Connection> {
         conn.execute_batch(PRAGMAS)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let has_runs: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs')",
-            [],
-            |r| r.get(0),
-        )?;
+        let version: i64 = conn
+            .prepare_cached("PRAGMA user_version")?
+            .query_row([], |r| r.get(0))?;
+        let has_runs: bool = conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND
+             name = 'runs')",
+            )?
+            .query_row([], |r| r.get(0))?;
         if has_runs && version != SCHEMA_VERSION {
             return Err(EmbeddedError::Schema(format!(
                 "the database was written by another version of hookflow (schema {version}, this one uses {SCHEMA_VERSION}); \
@@ -201,11 +204,8 @@ impl EventLog for SqliteStore {
         Ok(self
             .read(move |c| {
                 let row: Option<(String, i64)> = c
-                    .query_row(
-                        "SELECT body, received_at FROM events WHERE id = ?1",
-                        [id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
+                    .prepare_cached("SELECT body, received_at FROM events WHERE id = ?1")?
+                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 row.map(|(body, received_at)| {
                     Ok(StoredEvent {
@@ -303,11 +303,11 @@ impl RunStore for SqliteStore {
         Ok(self
             .write(move |c| {
                 let row: Option<(Option<String>, i64, Option<String>)> = c
-                    .query_row(
-                        "SELECT lease_token, lease_until, cancel_requested FROM runs WHERE id = ?1",
-                        [&id],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
+                    .prepare_cached(
+                        "SELECT lease_token, lease_until, cancel_requested FROM runs
+             WHERE id = ?1",
+                    )?
+                    .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                     .optional()?;
                 let Some((held, held_until, cancel)) = row else {
                     return Ok(Err(Conflict::Missing));
@@ -315,10 +315,8 @@ impl RunStore for SqliteStore {
                 if held.as_deref() != Some(token.as_str()) || held_until <= now {
                     return Ok(Err(Conflict::LeaseLost));
                 }
-                c.execute(
-                    "UPDATE runs SET lease_until = ?2 WHERE id = ?1",
-                    params![id, until],
-                )?;
+                c.prepare_cached("UPDATE runs SET lease_until = ?2 WHERE id = ?1")?
+                    .execute(params![id, until])?;
                 Ok(match cancel {
                     Some(reason) => Err(Conflict::CancelRequested(reason)),
                     None => Ok(()),
@@ -337,13 +335,12 @@ impl RunStore for SqliteStore {
             (run_id.to_owned(), function_id.to_owned(), reason.to_owned());
         let requested = self
             .write(move |c| {
-                let changed = c.execute(
-                    &format!(
+                let changed = c
+                    .prepare_cached(&format!(
                         "UPDATE runs SET cancel_requested = COALESCE(cancel_requested, ?2)
                          WHERE id = ?1 AND status NOT IN {TERMINAL}"
-                    ),
-                    params![id, reason],
-                )?;
+                    ))?
+                    .execute(params![id, reason])?;
                 if changed == 1 {
                     let cancel = Envelope::new(
                         Target::Function(function_id),
@@ -409,10 +406,8 @@ impl Blobs for SqliteStore {
         Ok(self
             .write(move |c| {
                 let key = blob_key(&bytes);
-                c.execute(
-                    "INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)",
-                    params![key, bytes],
-                )?;
+                c.prepare_cached("INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)")?
+                    .execute(params![key, bytes])?;
                 Ok(key)
             })
             .await?)
@@ -422,10 +417,9 @@ impl Blobs for SqliteStore {
         let key = key.to_owned();
         Ok(self
             .read(move |c| {
-                Ok(
-                    c.query_row("SELECT body FROM blobs WHERE key = ?1", [key], |r| r.get(0))
-                        .optional()?,
-                )
+                Ok(c.prepare_cached("SELECT body FROM blobs WHERE key = ?1")?
+                    .query_row([key], |r| r.get(0))
+                    .optional()?)
             })
             .await?)
     }
@@ -450,11 +444,12 @@ impl SqliteStore {
         let function_id = function_id.map(str::to_owned);
         let status = status.map(RunStatus::as_str);
         self.read(move |c| {
-            let n: i64 = c.query_row(
-                "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR function_id = ?1) AND (?2 IS NULL OR status = ?2)",
-                params![function_id, status],
-                |r| r.get(0),
-            )?;
+            let n: i64 = c
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM runs WHERE (?1 IS NULL OR function_id = ?1)
+             AND (?2 IS NULL OR status = ?2)",
+                )?
+                .query_row(params![function_id, status], |r| r.get(0))?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
