@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use hookflow::run::{StepStatus, Target};
 use hookflow::{Event, Function, RunStatus, WaitFor};
 use hookflow_aws::lambda::handle_http;
@@ -264,19 +265,15 @@ async fn a_five_step_run_costs_what_the_readme_says() {
     );
     let get = |op: &str| calls.get(op).copied().unwrap_or(0);
     println!("calls for one 5-step run: {calls:#?}");
-    // THEN it makes exactly these calls (every item here is under 1 KB):
-    // the event and its routed-index entry; the run's creation (run item and
-    // trigger event, one transaction); its lease and its end (one conditional
-    // write each); one transaction per step (the run item, as the lease
-    // fence, and the step).
+    // THEN it makes exactly these calls: the event and its routed-index
+    // entry; the run's creation (run item and trigger event, one
+    // transaction); its lease, its five checkpoints (small finished steps
+    // live on the run item, so each is its one conditional update) and its
+    // end.
     assert_eq!(get("DynamoDB.PutItem"), 2, "event, routed index");
-    assert_eq!(get("DynamoDB.UpdateItem"), 2, "lease, end");
-    assert_eq!(
-        get("DynamoDB.TransactWriteItems"),
-        6,
-        "creation, 5 checkpoints"
-    );
-    assert_eq!(get("DynamoDB.TransactWriteItems.items"), 12);
+    assert_eq!(get("DynamoDB.UpdateItem"), 7, "lease, 5 checkpoints, end");
+    assert_eq!(get("DynamoDB.TransactWriteItems"), 1, "creation");
+    assert_eq!(get("DynamoDB.TransactWriteItems.items"), 2);
     assert_eq!(
         get("DynamoDB.DeleteItem") + get("DynamoDB.BatchWriteItem"),
         0
@@ -290,10 +287,26 @@ async fn a_five_step_run_costs_what_the_readme_says() {
     assert_eq!(env.counter.service_total("SQS"), 2, "route, start");
     assert_eq!(env.counter.service_total("Scheduler"), 0);
     assert_eq!(env.counter.service_total("S3"), 0);
-    // A transactional write costs two write units per item.
-    let write_units = get("DynamoDB.PutItem")
-        + get("DynamoDB.UpdateItem")
-        + 2 * get("DynamoDB.TransactWriteItems.items");
+    // Billed by size: a write costs one unit per started KB of the item (an
+    // update: of the larger of the item before and after), a transactional
+    // write twice that. The event, the index entry and the new run item are
+    // under 1 KB; the run item then grows by one journal entry per
+    // checkpoint, so the updates are priced from the final item: the lease
+    // at its size without the journal, checkpoint i with i entries, the end
+    // with all five. A consistent read costs one unit per started 4 KB.
+    let (base, entries) = run_item_bytes(&env, &done).await;
+    assert_eq!(entries.len(), 5, "five checkpoints on the run item");
+    let kb = |bytes: usize| bytes.div_ceil(1024) as u64;
+    let mut update_units = kb(base);
+    let mut journal = 0;
+    for entry in &entries {
+        journal += entry;
+        update_units += kb(base + journal);
+    }
+    update_units += kb(base + journal);
+    assert_eq!(get("DynamoDB.UpdateItem"), 7);
+    let write_units =
+        get("DynamoDB.PutItem") + update_units + 2 * get("DynamoDB.TransactWriteItems.items");
     let read_units = get("DynamoDB.GetItem") + get("DynamoDB.Query");
     // Each SQS message is sent, received and deleted; three Lambda invocations
     // (webhook, router, function).
@@ -305,7 +318,42 @@ async fn a_five_step_run_costs_what_the_readme_says() {
         "per 5-step run: {write_units} write units, {read_units} read units, 2 SQS messages; \
          ${dollars:.2} per million runs at list prices (before API Gateway)"
     );
-    assert_eq!(write_units, 28);
+    assert_eq!(write_units, 17, "write units");
+}
+
+/// The completed run item among `runs`, as DynamoDB bills it (attribute
+/// names and values): its size without its journal, and each journal
+/// entry's size.
+async fn run_item_bytes(env: &AwsTestEnv, runs: &[hookflow::Run]) -> (usize, Vec<usize>) {
+    let run = runs.iter().max_by_key(|r| r.created_at).unwrap();
+    let item = env
+        .store()
+        .clients()
+        .dynamodb
+        .get_item()
+        .table_name(&env.store().config().table)
+        .key("pk", AttributeValue::S(format!("RUN#{}", run.id)))
+        .key("sk", AttributeValue::S("RUN".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let (mut base, mut entries) = (0, Vec::new());
+    for (name, value) in &item {
+        let size = name.len()
+            + match value {
+                AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                _ => 8,
+            };
+        if name.starts_with('j') {
+            entries.push(size);
+        } else {
+            base += size;
+        }
+    }
+    println!("run item: {base} bytes without its journal, entries {entries:?}");
+    (base, entries)
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use hookflow::limits::blob_key;
 use hookflow::run::{Envelope, Message, Run, RunStatus, StepRecord, Target, Waiter};
 use hookflow::store::Blobs;
 use hookflow::store::{EventLog, LoadedRun, Outbox, RunFilter, RunStore, StoredEvent, Waiters};
-use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
+use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Notify, oneshot};
 
@@ -166,6 +166,20 @@ impl SqliteStore {
     }
 }
 
+/// Whether `t` must be on disk before its commit returns. Yes when
+/// something outside the store acts on it next: a checkpoint (the handler
+/// goes on to run the next step's code) or a run's end (waiters are
+/// answered). Creating a run or taking its lease is not acted on outside:
+/// the run's next durable commit makes it durable too (the WAL keeps commit
+/// order), and a power loss that drops it drops the acknowledgement of the
+/// queue message that caused it as well, so the message is handled again.
+/// (A process crash loses nothing committed either way.)
+fn must_sync(t: &Transition) -> bool {
+    !t.steps.is_empty()
+        || t.run.status.is_terminal()
+        || !matches!(t.fence, Fence::Create | Fence::Acquire { .. })
+}
+
 /// The run `id` with its journal.
 fn load(c: &Connection, id: &str) -> Result<Option<LoadedRun>> {
     let Some(run) = get_run(c, id)? else {
@@ -275,7 +289,8 @@ impl RunStore for SqliteStore {
         );
         let now = self.now();
         let outcome = self
-            .write(move |c| {
+            .db
+            .write(must_sync(&transition), move |c| {
                 if let Err(conflict) = check_fence(c, &transition)? {
                     return Ok(Err(conflict));
                 }
@@ -453,5 +468,56 @@ impl SqliteStore {
             Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn transition(fence: Fence, status: RunStatus, step: bool) -> Transition {
+        let mut run = Run::new("r".into(), "f", Event::new("e", json!({})), 0);
+        run.status = status;
+        let mut t = Transition::new(fence, run);
+        if step {
+            t.steps.push(
+                serde_json::from_value(json!({
+                    "id": "s", "position": 0, "kind": "run", "status": "completed",
+                    "attempts": 1, "output": 1, "started_at": 0, "ended_at": 0
+                }))
+                .unwrap(),
+            );
+        }
+        t
+    }
+
+    #[test]
+    fn only_what_the_outside_acts_on_waits_for_an_fsync() {
+        let acquire = || Fence::Acquire { now: 0, version: 0 };
+        let hold = || Fence::Hold {
+            token: "t".into(),
+            now: 0,
+        };
+        // A run's creation and its lease: redone if a power loss drops them.
+        assert!(!must_sync(&transition(
+            Fence::Create,
+            RunStatus::Queued,
+            false
+        )));
+        assert!(!must_sync(&transition(
+            acquire(),
+            RunStatus::Running,
+            false
+        )));
+        // A checkpoint, a resolved step, a run's end: acted on at once.
+        assert!(must_sync(&transition(hold(), RunStatus::Running, true)));
+        assert!(must_sync(&transition(acquire(), RunStatus::Running, true)));
+        assert!(must_sync(&transition(
+            acquire(),
+            RunStatus::Cancelled,
+            false
+        )));
+        assert!(must_sync(&transition(hold(), RunStatus::Running, false)));
     }
 }

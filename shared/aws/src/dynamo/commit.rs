@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
-use hookflow::run::{RunStatus, StepRecord};
+use hookflow::run::{RunStatus, StepRecord, StepStatus};
 use hookflow::transition::{Committed, Conflict, Fence, Transition};
 
 use super::runs::{run_pk, time_key};
@@ -28,6 +28,31 @@ pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
 const TRANSACTION_BYTES: usize = 3_500_000;
 /// Attempts when a transaction collides with another on the same items.
 const CONFLICT_ATTEMPTS: u32 = 5;
+/// A finished step's record up to this size is kept on the run item
+/// (attribute `j{position}`), so its checkpoint is the run item's one
+/// conditional write; larger ones get their own item.
+const INLINE_STEP_BYTES: usize = 2048;
+/// Steps whose records may be kept on the run item (with the run's body and
+/// outbox, at most 64 KiB each inline, the item stays far below 400 KB).
+const INLINE_STEPS: u32 = 64;
+
+/// The run item's attribute holding the record of the step at `position`.
+pub(super) fn inline_step_name(position: u32) -> String {
+    format!("j{position}")
+}
+
+/// A finished step's record, serialized, when it is small enough to be kept
+/// on the run item. Only finished records are: they are never written again,
+/// so an inline record is always the step's last (see `load_run`).
+fn inline_record(step: &StepRecord) -> Result<Option<String>> {
+    if step.position >= INLINE_STEPS
+        || !matches!(step.status, StepStatus::Completed | StepStatus::Failed)
+    {
+        return Ok(None);
+    }
+    let json = serde_json::to_string(step)?;
+    Ok((json.len() <= INLINE_STEP_BYTES).then_some(json))
+}
 
 pub(super) const TERMINAL: [&str; 3] = ["completed", "failed", "cancelled"];
 
@@ -140,6 +165,12 @@ impl AwsStore {
             )
         };
         let (body_name, body) = self.body_attribute("body", run.stored_body()?).await?;
+        let mut inline = Vec::new();
+        for step in &t.steps {
+            if let Some(json) = inline_record(step)? {
+                inline.push((inline_step_name(step.position), string(json)));
+            }
+        }
         if t.fence == Fence::Create {
             let mut item: Item = HashMap::from([
                 ("pk".into(), run_pk(&run.id)),
@@ -161,6 +192,7 @@ impl AwsStore {
             if let Some((name, outbox)) = outbox {
                 item.insert(name, outbox);
             }
+            item.extend(inline);
             let put = Put::builder()
                 .table_name(self.table())
                 .set_item(Some(item))
@@ -227,6 +259,10 @@ impl AwsStore {
         if run.status.is_terminal() {
             remove.push("cancel_requested".to_owned());
         }
+        for (i, (name, record)) in inline.into_iter().enumerate() {
+            set.push(format!("{name} = :j{i}"));
+            update = update.expression_attribute_values(format!(":j{i}"), record);
+        }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
@@ -272,6 +308,9 @@ impl AwsStore {
         let run_id = &t.run.id;
         let mut writes = Vec::new();
         for step in &t.steps {
+            if inline_record(step)?.is_some() {
+                continue;
+            }
             writes.push(
                 self.put(HashMap::from([
                     ("pk".into(), run_pk(run_id)),

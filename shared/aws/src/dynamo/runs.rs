@@ -4,9 +4,9 @@
 //!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox |
+//! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox, small finished steps (`j{position}`) |
 //! | trigger event | `RUN#{id}` | `EVENT`: written once, at creation |
-//! | step | `RUN#{id}` | `STEP#{step id}` |
+//! | step | `RUN#{id}` | `STEP#{step id}`: a step's record while it waits, or when over 2 KiB |
 //! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
 //!
 //! One consistent Query of `RUN#{id}` loads a run with its event and journal.
@@ -146,6 +146,20 @@ impl RunStore for AwsStore {
             .filter(|i| matches!(i.get("sk"), Some(AttributeValue::S(v)) if v.starts_with("STEP#")))
         {
             journal.push(self.decode(step, "body").await?);
+        }
+        // A finished step's record kept on the run item is the step's last
+        // (finished records are never rewritten): it replaces an earlier
+        // record of the same step in its own item (say, a sleep's).
+        for (name, value) in item {
+            if let (Some(_), AttributeValue::S(json)) = (
+                name.strip_prefix('j')
+                    .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+                value,
+            ) {
+                let step: StepRecord = serde_json::from_str(json)?;
+                journal.retain(|s| s.id != step.id);
+                journal.push(step);
+            }
         }
         journal.sort_by_key(|step| step.position);
         Ok(Some(LoadedRun {
