@@ -16,7 +16,7 @@ mod store;
 pub mod testing;
 
 pub use db::CommitStats;
-pub use queue::Delivery;
+pub use queue::{Delivery, Received};
 pub use runtime::{Embedded, WorkerConfig};
 pub use store::SqliteStore;
 

@@ -19,12 +19,31 @@ pub struct Delivery {
     pub envelope: Envelope,
 }
 
+/// What [`SqliteStore::receive_next`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The messages received.
+    pub deliveries: Vec<Delivery>,
+    /// When the earliest message still queued (these included, now hidden)
+    /// becomes visible.
+    pub next_visible_at: Option<i64>,
+}
+
 impl SqliteStore {
     /// Receives up to `max` messages visible at `now`, hiding them for `visibility_ms`.
     ///
     /// # Errors
     /// SQLite errors.
     pub async fn receive(&self, now: i64, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>> {
+        Ok(self.receive_next(now, max, visibility_ms).await?.deliveries)
+    }
+
+    /// [`Self::receive`], also saying when the next message not received
+    /// becomes visible: one write for what a dispatcher needs to know.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn receive_next(&self, now: i64, max: usize, visibility_ms: i64) -> Result<Received> {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         self.write_relaxed(move |c| {
             let rows: Vec<(i64, String, u32)> = {
@@ -35,20 +54,26 @@ impl SqliteStore {
                 stmt.query_map(params![now, max], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<rusqlite::Result<_>>()?
             };
-            let mut out = Vec::with_capacity(rows.len());
+            let mut deliveries = Vec::with_capacity(rows.len());
             for (id, body, count) in rows {
                 c.prepare_cached(
-                    "UPDATE queue SET visible_at = ?2, receive_count = receive_count
-             + 1 WHERE id = ?1",
+                    "UPDATE queue SET visible_at = ?2, receive_count = receive_count + 1
+                     WHERE id = ?1",
                 )?
                 .execute(params![id, now + visibility_ms])?;
-                out.push(Delivery {
+                deliveries.push(Delivery {
                     id,
                     receive_count: count + 1,
                     envelope: serde_json::from_str(&body)?,
                 });
             }
-            Ok(out)
+            let next_visible_at = c
+                .prepare_cached("SELECT MIN(visible_at) FROM queue WHERE dead = 0")?
+                .query_row([], |r| r.get(0))?;
+            Ok(Received {
+                deliveries,
+                next_visible_at,
+            })
         })
         .await
     }

@@ -168,13 +168,15 @@ impl Embedded {
             // Registered before the receive, so a message queued after it
             // still wakes the wait below.
             let notified = self.store().notify.notified();
-            match self
+            let free = permits.len();
+            let next_visible_at = match self
                 .store()
-                .receive(self.now(), permits.len(), visibility)
+                .receive_next(self.now(), free, visibility)
                 .await
             {
-                Ok(batch) if !batch.is_empty() => {
-                    for (delivery, permit) in batch.into_iter().zip(permits) {
+                Ok(received) => {
+                    let full = received.deliveries.len() == free;
+                    for (delivery, permit) in received.deliveries.into_iter().zip(permits) {
                         let this = self.clone();
                         running.spawn(async move {
                             if let Err(err) = this.process(&delivery).await {
@@ -186,17 +188,24 @@ impl Embedded {
                     while let Some(done) = running.try_join_next() {
                         log_abnormal_end(done);
                     }
-                    continue;
+                    if full {
+                        // Every slot taken: more may be waiting.
+                        continue;
+                    }
+                    received.next_visible_at
                 }
-                Ok(_) => {}
-                Err(err) => tracing::error!(error = %err, "queue receive failed"),
-            }
-            drop(permits);
-            let wait = match self.store().next_visible_at().await {
-                Ok(Some(at)) => Duration::from_millis(u64::try_from(at - self.now()).unwrap_or(0)),
-                _ => self.config.idle_poll,
-            }
-            .min(self.config.idle_poll);
+                Err(err) => {
+                    tracing::error!(error = %err, "queue receive failed");
+                    None
+                }
+            };
+            // Nothing more visible now: sleep until a message is queued or
+            // the next one is due.
+            let wait = next_visible_at
+                .map_or(self.config.idle_poll, |at| {
+                    Duration::from_millis(u64::try_from(at - self.now()).unwrap_or(0))
+                })
+                .min(self.config.idle_poll);
             tokio::select! {
                 () = notified => {}
                 () = tokio::time::sleep(wait) => {}
