@@ -137,6 +137,8 @@ pub struct Report {
     pub cpu_s: Option<f64>,
     /// Peak resident set of the engine's process, in MiB.
     pub rss_mb: Option<u64>,
+    /// Bytes the engine's process wrote to disk over the measured runs.
+    pub disk_bytes: Option<u64>,
     /// Commits made durable (one WAL fsync each) over the measured runs.
     pub fsynced_commits: Option<u64>,
 }
@@ -164,7 +166,7 @@ impl Report {
     pub fn line(&self, engine: &str, rate: Option<f64>) -> String {
         let na = |v: Option<String>| v.unwrap_or_else(|| "na".into());
         let mut line = format!(
-            "{engine} runs={} wall_s={:.2} runs_per_s={:.1} p50_ms={:.1} p90_ms={:.1} p99_ms={:.1} errors={} rss_mb={} cpu_s={} fsynced_commits_per_run={}",
+            "{engine} runs={} wall_s={:.2} runs_per_s={:.1} p50_ms={:.1} p90_ms={:.1} p99_ms={:.1} errors={} rss_mb={} cpu_s={} fsynced_commits_per_run={} disk_kb_per_run={}",
             self.runs,
             self.elapsed.as_secs_f64(),
             self.runs_per_sec(),
@@ -177,6 +179,9 @@ impl Report {
             na(self
                 .fsynced_commits
                 .map(|v| format!("{:.2}", v as f64 / self.runs.max(1) as f64))),
+            na(self
+                .disk_bytes
+                .map(|v| format!("{:.1}", v as f64 / 1024.0 / self.runs.max(1) as f64))),
         );
         if let Some(rate) = rate {
             line.push_str(&format!(" offered_per_s={rate}"));
@@ -295,29 +300,38 @@ impl Driver for Http {
     }
 }
 
-/// What the engine's process used: CPU seconds so far and peak RSS in MiB
-/// (Linux `/proc`; `None` elsewhere).
-fn process_usage(pid: Option<u32>) -> (Option<f64>, Option<u64>) {
+/// What the engine's process used so far (Linux `/proc`; `None` elsewhere).
+struct Usage {
+    /// CPU seconds.
+    cpu_s: Option<f64>,
+    /// Peak resident set, MiB.
+    rss_mb: Option<u64>,
+    /// Bytes written to disk.
+    disk_bytes: Option<u64>,
+}
+
+fn process_usage(pid: Option<u32>) -> Usage {
     let dir = pid.map_or_else(|| "/proc/self".to_string(), |p| format!("/proc/{p}"));
-    let cpu = std::fs::read_to_string(format!("{dir}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // Fields after the command name (which may hold spaces): utime is
-            // the 12th, stime the 13th.
-            let rest = stat.rsplit_once(')')?.1;
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks: f64 =
-                fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-            Some(ticks / 100.0)
-        });
-    let rss = std::fs::read_to_string(format!("{dir}/status"))
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-            let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kb / 1024)
-        });
-    (cpu, rss)
+    let read = |file: &str| std::fs::read_to_string(format!("{dir}/{file}")).ok();
+    let cpu_s = read("stat").and_then(|stat| {
+        // Fields after the command name (which may hold spaces): utime is
+        // the 12th, stime the 13th.
+        let rest = stat.rsplit_once(')')?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(ticks / 100.0)
+    });
+    let field = |text: Option<String>, name: &str| {
+        let text = text?;
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse::<u64>().ok()
+    };
+    Usage {
+        cpu_s,
+        rss_mb: field(read("status"), "VmHWM:").map(|kb| kb / 1024),
+        disk_bytes: field(read("io"), "write_bytes:"),
+    }
 }
 
 /// Runs `count` runs numbered from `first`; returns each one's latency, or
@@ -444,12 +458,12 @@ async fn measure_with<D: Driver>(
     if let Some(Err(err)) = warm.into_iter().find(Result::is_err) {
         return Err(err.context("warm-up run failed"));
     }
-    let (cpu_before, _) = process_usage(pid);
+    let before = process_usage(pid);
     let commits_before = driver.fsynced_commits().await;
     let started = Instant::now();
     let results = drive(driver, args.warmup, args.runs, args.concurrency, args.rate).await;
     let elapsed = started.elapsed();
-    let (cpu_after, rss_mb) = process_usage(pid);
+    let after = process_usage(pid);
     let commits_after = driver.fsynced_commits().await;
     let mut latencies = Vec::with_capacity(results.len());
     let mut errors = 0;
@@ -470,8 +484,12 @@ async fn measure_with<D: Driver>(
         errors,
         elapsed,
         latencies,
-        cpu_s: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
-        rss_mb,
+        cpu_s: before.cpu_s.zip(after.cpu_s).map(|(a, b)| b - a),
+        rss_mb: after.rss_mb,
+        disk_bytes: before
+            .disk_bytes
+            .zip(after.disk_bytes)
+            .map(|(a, b)| b.saturating_sub(a)),
         fsynced_commits: commits_before
             .zip(commits_after)
             .map(|(a, b)| b.saturating_sub(a)),

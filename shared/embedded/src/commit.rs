@@ -87,8 +87,12 @@ pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
     hookflow::clock::duration_ms(d)
 }
 
-/// Checks the transition's fence inside `tx`.
-pub(crate) fn check_fence(tx: &Connection, t: &Transition) -> Result<Result<(), Conflict>> {
+/// Checks the transition's fence inside `tx`; passes with the run's status
+/// as stored (none for a new run).
+pub(crate) fn check_fence(
+    tx: &Connection,
+    t: &Transition,
+) -> Result<Result<Option<RunStatus>, Conflict>> {
     let run = &t.run;
     if t.fence == Fence::Create {
         let exists: bool = tx
@@ -114,7 +118,7 @@ pub(crate) fn check_fence(tx: &Connection, t: &Transition) -> Result<Result<(), 
                 return Ok(Err(Conflict::KeyTaken { run_id: holder }));
             }
         }
-        return Ok(Ok(()));
+        return Ok(Ok(None));
     }
     let row = tx
         .prepare_cached(
@@ -141,9 +145,10 @@ pub(crate) fn check_fence(tx: &Connection, t: &Transition) -> Result<Result<(), 
     else {
         return Ok(Err(Conflict::Missing));
     };
-    let finished = RunStatus::parse(&status).is_some_and(RunStatus::is_terminal);
+    let stored = RunStatus::parse(&status);
+    let finished = stored.is_some_and(RunStatus::is_terminal);
     Ok(match &t.fence {
-        Fence::Create => Ok(()),
+        Fence::Create => Ok(stored),
         Fence::Acquire { now, version: read } => {
             if finished {
                 Err(Conflict::Finished)
@@ -152,7 +157,7 @@ pub(crate) fn check_fence(tx: &Connection, t: &Transition) -> Result<Result<(), 
             } else if token.is_some() && until > *now {
                 Err(Conflict::Leased)
             } else {
-                Ok(())
+                Ok(stored)
             }
         }
         Fence::Hold { token: mine, now } | Fence::HoldCancelling { token: mine, now } => {
@@ -161,13 +166,19 @@ pub(crate) fn check_fence(tx: &Connection, t: &Transition) -> Result<Result<(), 
             } else if let (Fence::Hold { .. }, Some(reason)) = (&t.fence, cancel) {
                 Err(Conflict::CancelRequested(reason))
             } else {
-                Ok(())
+                Ok(stored)
             }
         }
     })
 }
 
-pub(crate) fn apply(tx: &Connection, t: &Transition, now: i64) -> Result<()> {
+/// Writes `t` (its fence passed; `stored`: the run's status before it).
+pub(crate) fn apply(
+    tx: &Connection,
+    t: &Transition,
+    stored: Option<RunStatus>,
+    now: i64,
+) -> Result<()> {
     let run = &t.run;
     let (token, until) = run
         .lease
@@ -203,9 +214,16 @@ pub(crate) fn apply(tx: &Connection, t: &Transition, now: i64) -> Result<()> {
         }
     } else {
         // A finished run's cancellation request is spent; otherwise it stays
-        // for whoever applies it.
+        // for whoever applies it. A status left as it was is not set: setting
+        // it rewrites the pages of both indexes on status, which a
+        // checkpoint would then add to the WAL for nothing.
+        let status = if stored == Some(run.status) {
+            ""
+        } else {
+            "status = ?2,"
+        };
         tx.prepare_cached(&format!(
-            "UPDATE runs SET status = ?2, body = ?3, lease_token = ?4, lease_until = ?5,
+            "UPDATE runs SET {status} body = ?3, lease_token = ?4, lease_until = ?5,
                  version = version + 1,
                  cancel_requested = CASE WHEN ?2 IN {TERMINAL} THEN NULL ELSE cancel_requested END
                  WHERE id = ?1"

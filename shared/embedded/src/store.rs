@@ -291,10 +291,11 @@ impl RunStore for SqliteStore {
         let outcome = self
             .db
             .write(must_sync(&transition), move |c| {
-                if let Err(conflict) = check_fence(c, &transition)? {
-                    return Ok(Err(conflict));
-                }
-                apply(c, &transition, now)?;
+                let stored = match check_fence(c, &transition)? {
+                    Ok(stored) => stored,
+                    Err(conflict) => return Ok(Err(conflict)),
+                };
+                apply(c, &transition, stored, now)?;
                 Ok(Ok(Committed::default()))
             })
             .await?;
