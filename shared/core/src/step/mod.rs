@@ -9,9 +9,12 @@
 //! 2. **replay** a journaled record, or, for a new step, check that the run
 //!    may go on (finish timeout, lost lease, requested cancellation);
 //! 3. let the step's kind decide ([`Next`]): return a result, after
-//!    **checkpointing** what it did (one committed transition), or
-//!    **suspend** the run, adding what it recorded to the run's suspension
-//!    transition.
+//!    **checkpointing** what it did, or **suspend** the run, adding what it
+//!    recorded to the run's suspension transition. A checkpoint that is only
+//!    a step's record is committed before the next new `run` step's code
+//!    runs, or with the next commit or the execution's ending (end,
+//!    suspension, retry) if that comes first; one with waiters or messages
+//!    is committed at once.
 //!
 //! Each kind (`run.rs`, `sleep.rs`, `wait.rs`, `send.rs`, `invoke.rs`)
 //! supplies only that decision. A step that suspends never resolves; the
@@ -151,6 +154,10 @@ pub(crate) struct State {
     pub(crate) halt: Option<Halt>,
     /// Changes of suspending steps, for the run's suspension transition.
     pub(crate) pending: Change,
+    /// Records of steps that returned, not yet committed: committed before
+    /// the next new `run` step's code runs, or with the next commit or the
+    /// execution's ending.
+    deferred: Change,
 }
 
 struct Inner {
@@ -296,10 +303,18 @@ impl Step {
             Err(halt) => return self.halt(halt).await,
         };
         let flight = self.flight();
-        if claim.record.is_none()
-            && let Err(halt) = self.before_new_step()
-        {
-            return self.halt(halt).await;
+        if claim.record.is_none() {
+            if let Err(halt) = self.before_new_step() {
+                return self.halt(halt).await;
+            }
+            // What earlier steps did is durable before user code runs
+            // again (the other kinds carry it in their own commit or in the
+            // suspension).
+            if kind == StepKind::Run
+                && let Err(halt) = self.commit(Change::default()).await
+            {
+                return self.halt(halt).await;
+            }
         }
         let scope = Scope {
             step: self,
@@ -307,10 +322,24 @@ impl Step {
         };
         match decide(claim, scope).await {
             Next::Return(result, change) => {
-                if let Some(change) = change
-                    && let Err(halt) = self.inner.checkpoints.commit(change).await
-                {
-                    return self.halt(halt).await;
+                match change {
+                    // A record alone waits for the next new `run` step, the
+                    // next commit or the execution's ending, whichever comes
+                    // first: a step just before the handler returns (or
+                    // suspends) costs no commit of its own.
+                    Some(change)
+                        if change.waiters_added.is_empty()
+                            && change.waiters_removed.is_empty()
+                            && change.outbox.is_empty() =>
+                    {
+                        self.inner.lock().deferred.merge(change);
+                    }
+                    Some(change) => {
+                        if let Err(halt) = self.commit(change).await {
+                            return self.halt(halt).await;
+                        }
+                    }
+                    None => {}
                 }
                 result
             }
@@ -444,8 +473,24 @@ impl Step {
         }
     }
 
+    /// The executor's findings; records not yet committed join `pending`.
     pub(crate) fn take_state(&self) -> State {
-        std::mem::take(&mut *self.inner.lock())
+        let mut state = std::mem::take(&mut *self.inner.lock());
+        let mut pending = std::mem::take(&mut state.deferred);
+        pending.merge(std::mem::take(&mut state.pending));
+        state.pending = pending;
+        state
+    }
+
+    /// Commits the deferred records with `change` (nothing when both are
+    /// empty).
+    async fn commit(&self, change: Change) -> Result<(), Halt> {
+        let mut all = std::mem::take(&mut self.inner.lock().deferred);
+        all.merge(change);
+        if all == Change::default() {
+            return Ok(());
+        }
+        self.inner.checkpoints.commit(all).await
     }
 }
 
