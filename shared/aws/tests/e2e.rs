@@ -321,7 +321,7 @@ async fn a_five_step_run_costs_what_the_readme_says() {
         "per 5-step run: {write_units} write units, {read_units} read units, 2 SQS messages; \
          ${dollars:.2} per million runs at list prices (before API Gateway)"
     );
-    assert_eq!(write_units, 15, "write units");
+    assert_eq!(write_units, 14, "write units");
 }
 
 /// The completed run item among `runs`, as DynamoDB bills it (attribute

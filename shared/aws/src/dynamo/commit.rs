@@ -50,7 +50,13 @@ fn inline_record(step: &StepRecord) -> Result<Option<String>> {
     {
         return Ok(None);
     }
-    let json = serde_json::to_string(step)?;
+    // Empty fields left out (they read back as absent): the run item is
+    // billed by the KB on every update.
+    let mut record = serde_json::to_value(step)?;
+    if let Some(fields) = record.as_object_mut() {
+        fields.retain(|_, value| !value.is_null());
+    }
+    let json = record.to_string();
     Ok((json.len() <= INLINE_STEP_BYTES).then_some(json))
 }
 
