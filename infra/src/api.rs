@@ -308,16 +308,10 @@ async fn get_run(
     Query(q): Query<RunQuery>,
 ) -> ApiResult<Json<Value>> {
     if let Some(wait) = q.wait.as_deref().map(parse_wait).transpose()? {
-        // Registered first, so a finish between the check and the wait is seen.
-        let finished = rt.store().watch_finish(&id);
-        let done = rt
-            .store()
-            .get_run(&id)
-            .await?
-            .is_some_and(|run| run.status.is_terminal());
-        if !done {
-            let _ = tokio::time::timeout(wait, finished).await;
-        }
+        rt.store()
+            .wait_for_end(&id, wait)
+            .await
+            .map_err(Error::from)?;
     }
     let view = rt
         .engine()

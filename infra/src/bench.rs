@@ -220,17 +220,12 @@ impl Driver for InProcess {
 
     async fn finish(&self, run_id: String) -> anyhow::Result<Value> {
         let store = self.runtime.store();
-        let finished = store.watch_finish(&run_id);
-        let ended = |run: Option<hookflow::Run>| run.filter(|r| r.status.is_terminal());
-        let run = match ended(store.get_run(&run_id).await?) {
-            Some(run) => run,
-            None => {
-                tokio::time::timeout(Duration::from_secs(60), finished)
-                    .await
-                    .context("run did not end within 60 s")??;
-                ended(store.get_run(&run_id).await?).context("run not ended")?
-            }
-        };
+        store.wait_for_end(&run_id, Duration::from_secs(60)).await?;
+        let run = store
+            .get_run(&run_id)
+            .await?
+            .filter(|r| r.status.is_terminal())
+            .context("run did not end within 60 s")?;
         match run.status {
             RunStatus::Completed => Ok(run.output.unwrap_or(Value::Null)),
             other => bail!("run {run_id} ended {other:?}"),

@@ -29,6 +29,14 @@ pub struct Received {
     pub next_visible_at: Option<i64>,
 }
 
+/// When the earliest message not dead-lettered becomes visible.
+fn next_visible_at(c: &rusqlite::Connection) -> Result<Option<i64>> {
+    Ok(
+        c.prepare_cached("SELECT MIN(visible_at) FROM queue WHERE dead = 0")?
+            .query_row([], |r| r.get(0))?,
+    )
+}
+
 impl SqliteStore {
     /// Receives up to `max` messages visible at `now`, hiding them for `visibility_ms`.
     ///
@@ -67,12 +75,9 @@ impl SqliteStore {
                     envelope: serde_json::from_str(&body)?,
                 });
             }
-            let next_visible_at = c
-                .prepare_cached("SELECT MIN(visible_at) FROM queue WHERE dead = 0")?
-                .query_row([], |r| r.get(0))?;
             Ok(Received {
                 deliveries,
-                next_visible_at,
+                next_visible_at: next_visible_at(c)?,
             })
         })
         .await
@@ -204,13 +209,7 @@ impl SqliteStore {
     /// # Errors
     /// SQLite errors.
     pub async fn next_visible_at(&self) -> Result<Option<i64>> {
-        self.read(|c| {
-            Ok(
-                c.prepare_cached("SELECT MIN(visible_at) FROM queue WHERE dead = 0")?
-                    .query_row([], |r| r.get(0))?,
-            )
-        })
-        .await
+        self.read(next_visible_at).await
     }
 
     /// Messages waiting (visible or scheduled), per queue.

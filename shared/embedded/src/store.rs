@@ -97,9 +97,29 @@ impl SqliteStore {
         self
     }
 
+    /// Returns once run `id` has ended, or after `wait` (whichever comes
+    /// first), without polling: a long poll's wait.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn wait_for_end(&self, id: &str, wait: std::time::Duration) -> Result<()> {
+        // Registered first, so a finish between the read and the wait is seen.
+        let finished = self.watch_finish(id);
+        let ended = self
+            .read({
+                let id = id.to_owned();
+                move |c| Ok(get_run(c, &id)?.is_some_and(|run| run.status.is_terminal()))
+            })
+            .await?;
+        if !ended {
+            let _ = tokio::time::timeout(wait, finished).await;
+        }
+        Ok(())
+    }
+
     /// Resolves once run `id` commits a final status. Register before
     /// reading the run's status, so a finish in between is not missed.
-    pub fn watch_finish(&self, id: &str) -> oneshot::Receiver<()> {
+    fn watch_finish(&self, id: &str) -> oneshot::Receiver<()> {
         let (tx, rx) = oneshot::channel();
         let mut finished = self
             .finished

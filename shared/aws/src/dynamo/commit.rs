@@ -37,8 +37,14 @@ const INLINE_STEP_BYTES: usize = 2048;
 const INLINE_STEPS: u32 = 64;
 
 /// The run item's attribute holding the record of the step at `position`.
-pub(super) fn inline_step_name(position: u32) -> String {
+fn inline_step_name(position: u32) -> String {
     format!("j{position}")
+}
+
+/// Whether `name` is a run item attribute holding a step's record.
+pub(super) fn is_inline_step_name(name: &str) -> bool {
+    name.strip_prefix('j')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A finished step's record, serialized, when it is small enough to be kept
@@ -158,8 +164,13 @@ impl AwsStore {
     }
 
     /// The run item's write: a conditional Put for a new run, a conditional
-    /// Update otherwise (so a cancellation request written meanwhile is kept).
-    async fn run_write(&self, t: &Transition) -> Result<TransactWriteItem> {
+    /// Update otherwise (so a cancellation request written meanwhile is kept),
+    /// carrying the `inline` step records (attribute name, record).
+    async fn run_write(
+        &self,
+        t: &Transition,
+        inline: Vec<(String, AttributeValue)>,
+    ) -> Result<TransactWriteItem> {
         let run = &t.run;
         let condition = fence_condition(&t.fence);
         let outbox = if t.outbox.is_empty() {
@@ -171,12 +182,6 @@ impl AwsStore {
             )
         };
         let (body_name, body) = self.body_attribute("body", run.stored_body()?).await?;
-        let mut inline = Vec::new();
-        for step in &t.steps {
-            if let Some(json) = inline_record(step)? {
-                inline.push((inline_step_name(step.position), string(json)));
-            }
-        }
         if t.fence == Fence::Create {
             let mut item: Item = HashMap::from([
                 ("pk".into(), run_pk(&run.id)),
@@ -309,14 +314,16 @@ impl AwsStore {
         Ok(TransactWriteItem::builder().condition_check(check).build())
     }
 
-    /// Every item of `t` but the run item (and, on creation, what goes with it).
-    async fn record_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
+    /// Every item of `t` but the run item (and, on creation, what goes with
+    /// it): the `steps` kept as items of their own, the waiters.
+    async fn record_writes(
+        &self,
+        t: &Transition,
+        steps: &[&StepRecord],
+    ) -> Result<Vec<TransactWriteItem>> {
         let run_id = &t.run.id;
         let mut writes = Vec::new();
-        for step in &t.steps {
-            if inline_record(step)?.is_some() {
-                continue;
-            }
+        for step in steps {
             writes.push(
                 self.put(HashMap::from([
                     ("pk".into(), run_pk(run_id)),
@@ -538,14 +545,23 @@ impl AwsStore {
         &self,
         t: &Transition,
     ) -> hookflow::Result<Result<Committed, Conflict>> {
-        let mut records = self.record_writes(t).await?;
+        // Each step's record goes on the run item or in an item of its own.
+        let mut inline = Vec::new();
+        let mut own_items = Vec::new();
+        for step in &t.steps {
+            match inline_record(step)? {
+                Some(json) => inline.push((inline_step_name(step.position), string(json))),
+                None => own_items.push(step),
+            }
+        }
+        let mut records = self.record_writes(t, &own_items).await?;
         if t.fence == Fence::Create {
             records.extend(self.creation_writes(t).await?);
         }
         // Too many items or bytes for one transaction: commit the leading
         // records first, each part fenced like the whole; the run item goes
         // last, so the run changes only once everything else is written.
-        let run_write = self.run_write(t).await?;
+        let run_write = self.run_write(t, inline).await?;
         let last_room = TRANSACTION_BYTES.saturating_sub(write_size(&run_write));
         while records.len() >= MAX_TRANSACTION_ITEMS || total_size(&records) > last_room {
             if t.fence == Fence::Create {

@@ -18,7 +18,7 @@ use hookflow::run::{Envelope, Lease, Message, Run, StepRecord, Target};
 use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 
-use super::commit::TERMINAL;
+use super::commit::{TERMINAL, is_inline_step_name};
 use super::{AwsStore, Item, condition_failed, get_n, get_s, number, string};
 use crate::error::{AwsError, Result, ddb};
 
@@ -151,11 +151,9 @@ impl RunStore for AwsStore {
         // (finished records are never rewritten): it replaces an earlier
         // record of the same step in its own item (say, a sleep's).
         for (name, value) in item {
-            if let (Some(_), AttributeValue::S(json)) = (
-                name.strip_prefix('j')
-                    .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
-                value,
-            ) {
+            if let AttributeValue::S(json) = value
+                && is_inline_step_name(name)
+            {
                 let step: StepRecord = serde_json::from_str(json)?;
                 journal.retain(|s| s.id != step.id);
                 journal.push(step);
