@@ -243,7 +243,10 @@ async fn list_runs(
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
             ApiError(
                 StatusCode::BAD_REQUEST,
-                format!("unknown status `{s}` (queued, running, sleeping, waiting, completed, failed, cancelled)"),
+                format!(
+                    "unknown status `{s}` ({})",
+                    RunStatus::ALL.map(RunStatus::as_str).join(", ")
+                ),
             )
         })?),
     };
@@ -260,7 +263,8 @@ async fn list_runs(
                 "id": r.id, "function_id": r.function_id, "status": r.status,
                 "event_id": r.event.id, "event_name": r.event.name,
                 "created_at": r.created_at, "started_at": r.started_at, "ended_at": r.ended_at,
-                "wake_at": r.wake_at, "error": r.error,
+                "wake_at": r.wake_at, "not_before": r.not_before, "error": r.error,
+                "note": r.note,
             })
         })
         .collect();

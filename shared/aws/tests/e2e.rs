@@ -456,3 +456,82 @@ async fn a_450_kb_event_a_2_mib_step_output_and_a_300_kb_invoke_all_go_through()
         );
     }
 }
+
+/// A one-step function on `test/go` with `option` applied.
+fn gated(option: fn(Function) -> Function) -> Function {
+    option(Function::new("gated").on_event("test/go")).handler(|_ctx| async move { Ok(()) })
+}
+
+/// The AWS calls one more event costs, after a first one warmed the queues
+/// and the flow-control record.
+async fn calls_for_second_event(function: Function) -> std::collections::BTreeMap<String, u64> {
+    let env = AwsTestEnv::new(vec![function]).await;
+    env.send(vec![Event::new("test/go", json!({"k": 1}))]).await;
+    env.counter.reset();
+    env.send(vec![Event::new("test/go", json!({"k": 1}))]).await;
+    env.calls().into_iter().collect()
+}
+
+#[tokio::test]
+async fn flow_control_adds_these_calls_per_run() {
+    use hookflow::{Debounce, RateLimit, Singleton, SingletonMode, Throttle};
+    let plain = calls_for_second_event(gated(|f| f)).await;
+    let get = |calls: &std::collections::BTreeMap<String, u64>, op: &str| {
+        calls.get(op).copied().unwrap_or(0)
+    };
+    // Without flow control the run is created in a two-item transaction
+    // (the run and its trigger event).
+    assert_eq!(get(&plain, "DynamoDB.TransactWriteItems"), 1, "{plain:#?}");
+    assert_eq!(get(&plain, "DynamoDB.TransactWriteItems.items"), 2);
+    // Each option reads its record (one consistent GetItem) and writes it in
+    // the creation's transaction (one more item).
+    for (name, function) in [
+        (
+            "rate limit",
+            gated(|f| f.rate_limit(RateLimit::new(100, Duration::from_secs(1)))),
+        ),
+        (
+            "throttle",
+            gated(|f| f.throttle(Throttle::new(100, Duration::from_secs(1)))),
+        ),
+    ] {
+        let calls = calls_for_second_event(function).await;
+        println!("{name}: {calls:#?}");
+        assert_eq!(
+            get(&calls, "DynamoDB.GetItem"),
+            get(&plain, "DynamoDB.GetItem") + 1,
+            "{name}"
+        );
+        assert_eq!(
+            get(&calls, "DynamoDB.TransactWriteItems.items"),
+            get(&plain, "DynamoDB.TransactWriteItems.items") + 1,
+            "{name}"
+        );
+    }
+    // A singleton also reads its holder run (one Query when it finished).
+    let calls =
+        calls_for_second_event(gated(|f| f.singleton(Singleton::new(SingletonMode::Skip)))).await;
+    println!("singleton: {calls:#?}");
+    assert_eq!(
+        get(&calls, "DynamoDB.GetItem"),
+        get(&plain, "DynamoDB.GetItem") + 1
+    );
+    assert_eq!(
+        get(&calls, "DynamoDB.Query"),
+        get(&plain, "DynamoDB.Query") + 1
+    );
+    assert_eq!(
+        get(&calls, "DynamoDB.TransactWriteItems.items"),
+        get(&plain, "DynamoDB.TransactWriteItems.items") + 1
+    );
+    // A debounced event folded into the queued run: the record and the run
+    // read, one transaction (run, its new event, the record), a new start
+    // timer, and the event's own run stored as skipped.
+    let calls = calls_for_second_event(gated(|f| {
+        f.debounce(Debounce::new(Duration::from_secs(3_600)))
+    }))
+    .await;
+    println!("debounce (folded): {calls:#?}");
+    assert_eq!(get(&calls, "DynamoDB.TransactWriteItems"), 2, "{calls:#?}");
+    assert_eq!(get(&calls, "DynamoDB.TransactWriteItems.items"), 5);
+}

@@ -139,7 +139,12 @@ impl<S: Store> Engine<S> {
         deadline: Option<i64>,
     ) -> Result<Handled> {
         let (run_id, cause) = match &envelope.message {
-            Message::Start { run_id } => (run_id, Cause::Start),
+            Message::Start { run_id } => (
+                run_id,
+                Cause::Start {
+                    due: envelope.not_before,
+                },
+            ),
             Message::Resume { run_id } => (run_id, Cause::Resume),
             Message::Resolve {
                 run_id,

@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, FUNCTION_FAILED};
 use crate::expr::Expr;
 use crate::failure::DEFAULT_RETRIES;
+use crate::flow::{Debounce, FlowControl, FlowKeys, RateLimit, Singleton, Throttle};
 use crate::step::Step;
 
 /// What a handler receives.
@@ -121,6 +122,7 @@ pub struct Function {
     pub(crate) on_failure: Option<Handler>,
     pub(crate) handler: Option<Handler>,
     pub(crate) settings: Vec<String>,
+    pub(crate) flow: FlowControl,
     // compiled on validate()
     pub(crate) compiled: Compiled,
 }
@@ -130,6 +132,7 @@ pub(crate) struct Compiled {
     pub(crate) conditions: Vec<Option<Expr>>,
     pub(crate) crons: Vec<Option<(croner::Cron, chrono_tz::Tz)>>,
     pub(crate) idempotency: Option<Expr>,
+    pub(crate) flow: FlowKeys,
 }
 
 impl fmt::Debug for Function {
@@ -169,6 +172,7 @@ impl Function {
             on_failure: None,
             handler: None,
             settings: Vec::new(),
+            flow: FlowControl::default(),
             compiled: Compiled::default(),
         }
     }
@@ -228,6 +232,37 @@ impl Function {
     #[must_use]
     pub fn idempotency(mut self, key: impl Into<String>) -> Self {
         self.idempotency = Some(key.into());
+        self
+    }
+
+    /// Starts at most `limit` runs per period per key; events over it start
+    /// nothing (their runs are stored as skipped, with the reason).
+    #[must_use]
+    pub fn rate_limit(mut self, rate_limit: RateLimit) -> Self {
+        self.flow.rate_limit = Some(rate_limit);
+        self
+    }
+
+    /// Starts runs at most `limit` per period per key; runs over it wait
+    /// (queued) until the limit allows them. Nothing is dropped.
+    #[must_use]
+    pub fn throttle(mut self, throttle: Throttle) -> Self {
+        self.flow.throttle = Some(throttle);
+        self
+    }
+
+    /// Starts one run per burst of events for a key, `period` after the last
+    /// one, with the last one.
+    #[must_use]
+    pub fn debounce(mut self, debounce: Debounce) -> Self {
+        self.flow.debounce = Some(debounce);
+        self
+    }
+
+    /// Keeps at most one unfinished run per key.
+    #[must_use]
+    pub fn singleton(mut self, singleton: Singleton) -> Self {
+        self.flow.singleton = Some(singleton);
         self
     }
 
@@ -386,6 +421,18 @@ impl Function {
             .map(Expr::compile)
             .transpose()
             .map_err(|e| invalid(e.to_string()))?;
+        compiled.flow = self.flow.compile().map_err(invalid)?;
+        if self.flow.debounce.is_some() {
+            // A debounced run's trigger event is replaced until it starts:
+            // a key claimed or a cancellation registered from the first
+            // event would no longer describe it.
+            if self.idempotency.is_some() {
+                return Err(invalid("debounce and idempotency cannot combine".into()));
+            }
+            if !self.cancel_on.is_empty() {
+                return Err(invalid("debounce and cancel_on cannot combine".into()));
+            }
+        }
         Ok(compiled)
     }
 
@@ -432,6 +479,10 @@ impl Function {
 
     pub(crate) fn idempotency_expr(&self) -> Option<&Expr> {
         self.compiled.idempotency.as_ref()
+    }
+
+    pub(crate) fn flow(&self) -> (&FlowControl, &FlowKeys) {
+        (&self.flow, &self.compiled.flow)
     }
 }
 

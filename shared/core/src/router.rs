@@ -17,9 +17,14 @@ use crate::clock::{Clock, duration_ms};
 use crate::error::{Error, Result};
 use crate::event::{Event, INVOKED, SCHEDULED, derived_id};
 use crate::expr::Expr;
+use crate::flow::{
+    FlowKind, FlowRecord, FlowState, FlowWrite, SingletonMode, key_value, record_key,
+};
 use crate::function::{Function, Registry, Trigger};
-use crate::run::{Envelope, Message, ParentStep, Resolution, Run, Target, Waiter, WaiterKind};
-use crate::store::{EventLog, Outbox, RunStore, Waiters};
+use crate::run::{
+    Envelope, Message, ParentStep, Resolution, Run, RunStatus, Target, Waiter, WaiterKind,
+};
+use crate::store::{EventLog, FlowStore, Outbox, RunStore, Waiters};
 use crate::transition::{Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
 
 /// How long an idempotency key holds (24 h).
@@ -66,11 +71,16 @@ pub enum Started {
     KeyTaken(String),
     /// The idempotency key could not be computed: no run.
     Refused(String),
+    /// Flow control stored it as skipped (rate limit, singleton); its note
+    /// says why.
+    Skipped(Box<Run>),
+    /// Debounced: the event now belongs to this queued run.
+    Debounced(String),
 }
 
 impl<S> Router<S>
 where
-    S: EventLog + RunStore + Waiters + Outbox + Clone + 'static,
+    S: EventLog + RunStore + Waiters + FlowStore + Outbox + Clone + 'static,
 {
     /// A router for the functions of `registry`. With `drive_crons`, each cron
     /// tick schedules the next (embedded); otherwise an external scheduler
@@ -222,7 +232,13 @@ where
             })
             .await?;
         match started {
-            Started::Created(_) | Started::Existing => Ok(()),
+            Started::Created(_) | Started::Existing | Started::Debounced(_) => Ok(()),
+            Started::Skipped(run) => {
+                let message = run.note.unwrap_or_else(|| "skipped".into());
+                self.store
+                    .deliver(&[answer(Resolution::Error { message })])
+                    .await
+            }
             Started::KeyTaken(holder) => {
                 self.store
                     .deliver(&[answer(Resolution::Child { run_id: holder })])
@@ -318,14 +334,116 @@ where
     }
 
     /// Creates a run in one transition — the run, its trigger event, its
-    /// idempotency claim, its `cancel_on` waiters and its start message — or
-    /// finds that it exists.
+    /// idempotency claim, its flow-control records, its `cancel_on` waiters
+    /// and its start message — or finds that it exists. Flow control may
+    /// instead store it as skipped, queue it for later, or fold its event
+    /// into a debounced run; a flow-control record changed by a concurrent
+    /// decision makes it decide again.
     async fn start(&self, new: NewRun<'_>) -> Result<Started> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let transition = match self.creation(&new)? {
+                Ok(transition) => transition,
+                Err(refused) => return Ok(refused),
+            };
+            let gated = if new.replay_of.is_some() {
+                // A replay is an explicit request: flow control does not apply.
+                Gated::Create(transition)
+            } else {
+                self.gate(new.function, transition).await?
+            };
+            let (mut transition, debounced_into) = match gated {
+                Gated::Create(t) => (t, None),
+                Gated::Debounced(t) => {
+                    let id = t.run.id.clone();
+                    (t, Some(id))
+                }
+            };
+            transition.outbox.extend(new.also.iter().cloned());
+            let function = new.function.id();
+            let run_id = transition.run.id.clone();
+            let outcome = self.store.commit(&transition).await?;
+            let retry = attempt < FLOW_ATTEMPTS
+                && match &outcome {
+                    Err(Conflict::FlowChanged) => true,
+                    // The debounced run started (or changed) since it was read.
+                    Err(Conflict::Leased | Conflict::Changed | Conflict::Finished) => {
+                        debounced_into.is_some()
+                    }
+                    _ => false,
+                };
+            if retry {
+                continue;
+            }
+            return Ok(match outcome {
+                Ok(committed) => {
+                    self.store.deliver(&committed.undelivered).await?;
+                    let run = transition.run;
+                    if let Some(id) = debounced_into {
+                        tracing::info!(function, run.id = %id, "event debounced into a queued run");
+                        self.record_debounced(&new, &id).await?;
+                        Started::Debounced(id)
+                    } else if run.status == RunStatus::Skipped {
+                        tracing::info!(function, run.id = %run_id, note = run.note.as_deref().unwrap_or(""), "run skipped");
+                        Started::Skipped(Box::new(run))
+                    } else {
+                        tracing::info!(function, run.id = %run_id, "run queued");
+                        Started::Created(Box::new(run))
+                    }
+                }
+                Err(Conflict::Exists) => {
+                    // A redelivery: finish delivering what its creation sent.
+                    if let Some(existing) = self.store.load_run(&run_id).await? {
+                        self.store.deliver(&existing.undelivered).await?;
+                    }
+                    self.store.deliver(&new.also).await?;
+                    Started::Existing
+                }
+                Err(Conflict::KeyTaken { run_id }) => {
+                    tracing::info!(function, run.id = %run_id, "idempotency key already used; no new run");
+                    self.store.deliver(&new.also).await?;
+                    Started::KeyTaken(run_id)
+                }
+                Err(other) => return Err(Error::Conflict(format!("creating a run: {other}"))),
+            });
+        }
+    }
+
+    /// Stores the run `new` would have been as skipped, naming the queued
+    /// run its event was folded into, so the event's own run id (as
+    /// `POST /events` announced it) says where it went. Committed after the
+    /// fold: a crash between the two folds the event again on redelivery.
+    async fn record_debounced(&self, new: &NewRun<'_>, into: &str) -> Result<()> {
+        let now = self.now();
+        let mut run = Run::new(
+            new.run_id.clone(),
+            new.function.id(),
+            new.event.clone(),
+            now,
+        );
+        run.status = RunStatus::Skipped;
+        run.ended_at = Some(now);
+        run.note = Some(format!("debounced into run {into}"));
+        match self
+            .store
+            .commit(&Transition::new(Fence::Create, run))
+            .await?
+        {
+            Ok(_) | Err(Conflict::Exists) => Ok(()),
+            Err(other) => Err(Error::Conflict(format!("recording a debounce: {other}"))),
+        }
+    }
+
+    /// The transition that creates the run `new` describes (with its
+    /// idempotency claim, `cancel_on` waiters and start message), or why
+    /// none can be created.
+    fn creation(&self, new: &NewRun<'_>) -> Result<std::result::Result<Transition, Started>> {
         let now = self.now();
         let function = new.function;
         let event_json = serde_json::to_value(&new.event)?;
-        let mut run = Run::new(new.run_id, function.id(), new.event, now);
-        run.parent = new.parent;
+        let mut run = Run::new(new.run_id.clone(), function.id(), new.event.clone(), now);
+        run.parent = new.parent.clone();
         run.cancel_on = function
             .cancellations()
             .iter()
@@ -345,10 +463,10 @@ where
                         Ok(key) => key,
                         Err(err) => {
                             tracing::error!(function = function.id(), error = %err, "idempotency key failed to evaluate; run not started");
-                            return Ok(Started::Refused(format!(
+                            return Ok(Err(Started::Refused(format!(
                                 "the idempotency key of `{}` failed to evaluate: {err}",
                                 function.id()
-                            )));
+                            ))));
                         }
                     };
                     transition.idempotency = Some(IdempotencyClaim {
@@ -386,30 +504,215 @@ where
                 },
             ),
         });
-        transition.outbox.extend(new.also.iter().cloned());
-        let started = match self.store.commit(&transition).await? {
-            Ok(committed) => {
-                self.store.deliver(&committed.undelivered).await?;
-                tracing::info!(function = function.id(), run.id = %transition.run.id, "run queued");
-                Started::Created(Box::new(transition.run))
-            }
-            Err(Conflict::Exists) => {
-                // A redelivery: finish delivering what its creation sent.
-                if let Some(existing) = self.store.load_run(&transition.run.id).await? {
-                    self.store.deliver(&existing.undelivered).await?;
-                }
-                self.store.deliver(&new.also).await?;
-                Started::Existing
-            }
-            Err(Conflict::KeyTaken { run_id }) => {
-                tracing::info!(function = function.id(), run.id = %run_id, "idempotency key already used; no new run");
-                self.store.deliver(&new.also).await?;
-                Started::KeyTaken(run_id)
-            }
-            Err(other) => return Err(Error::Conflict(format!("creating a run: {other}"))),
-        };
-        Ok(started)
+        Ok(Ok(transition))
     }
+
+    /// Applies the function's flow control to the creation `t`: rate limit
+    /// (skip), singleton (skip, or cancel the unfinished run), debounce (a
+    /// queued run due later, or this event folded into the queued one) and
+    /// throttle (start later), each with its record written in the same
+    /// transition.
+    async fn gate(&self, function: &Function, mut t: Transition) -> Result<Gated> {
+        let (flow, keys) = function.flow();
+        if flow.is_empty() {
+            return Ok(Gated::Create(t));
+        }
+        let now = self.now();
+        let id = function.id();
+        let event_json = serde_json::to_value(&t.run.event)?;
+        let key_of = |kind: FlowKind, expr: Option<&Expr>| {
+            key_value(expr, &event_json)
+                .map(|key| record_key(kind, id, &key))
+                .map_err(|err| format!("the {} key failed to evaluate: {err}", kind.as_str()))
+        };
+        if let Some(rate) = &flow.rate_limit {
+            let key = match key_of(FlowKind::RateLimit, keys.rate_limit.as_ref()) {
+                Ok(key) => key,
+                Err(why) => return Ok(skip(t, why)),
+            };
+            let read = self.store.flow_get(&key).await?;
+            match rate.admit(gcra_tat(read.as_ref()), now) {
+                Some(tat) => t.flow.push(FlowWrite::after(
+                    key,
+                    read.as_ref(),
+                    FlowState::Gcra { tat },
+                )),
+                None => {
+                    let why = format!(
+                        "rate limited: at most {} per {} s",
+                        rate.limit,
+                        rate.period.as_secs_f64()
+                    );
+                    return Ok(skip(t, why));
+                }
+            }
+        }
+        if let Some(single) = &flow.singleton {
+            let key = match key_of(FlowKind::Singleton, keys.singleton.as_ref()) {
+                Ok(key) => key,
+                Err(why) => return Ok(skip(t, why)),
+            };
+            let read = self.store.flow_get(&key).await?;
+            let holder = match read.as_ref().map(|r| &r.state) {
+                Some(FlowState::Singleton { run_id }) if *run_id != t.run.id => {
+                    self.store.get_run(run_id).await?
+                }
+                _ => None,
+            };
+            if let Some(holder) = holder.filter(|h| !h.status.is_terminal()) {
+                match single.mode {
+                    SingletonMode::Skip => {
+                        let why = format!("singleton: run {} has not finished", holder.id);
+                        return Ok(skip(t, why));
+                    }
+                    SingletonMode::Cancel => {
+                        let reason = format!("replaced by run {} (singleton)", t.run.id);
+                        self.store.request_cancel(&holder.id, id, &reason).await?;
+                        t.run.note = Some(format!("singleton: replaced run {}", holder.id));
+                    }
+                }
+            }
+            let state = FlowState::Singleton {
+                run_id: t.run.id.clone(),
+            };
+            t.flow.push(FlowWrite::after(key, read.as_ref(), state));
+        }
+        if let Some(debounce) = &flow.debounce {
+            let key = match key_of(FlowKind::Debounce, keys.debounce.as_ref()) {
+                Ok(key) => key,
+                Err(why) => return Ok(skip(t, why)),
+            };
+            let read = self.store.flow_get(&key).await?;
+            if let Some(FlowState::Debounce {
+                run_id,
+                first_at,
+                events,
+                ..
+            }) = read.as_ref().map(|r| &r.state)
+                && *run_id != t.run.id
+                && let Some(queued) = self.store.get_run(run_id).await?
+                && queued.status == RunStatus::Queued
+                && queued.started_at.is_none()
+            {
+                // Fold this event into the queued run: it starts with the
+                // newest event, `period` after it (capped by the timeout).
+                let due = debounce.due(*first_at, now);
+                let events = events + 1;
+                let mut folded = Transition::new(
+                    Fence::Acquire {
+                        now,
+                        version: queued.version,
+                    },
+                    queued,
+                );
+                let state = FlowState::Debounce {
+                    run_id: run_id.clone(),
+                    first_at: *first_at,
+                    due_at: due,
+                    events,
+                };
+                folded.flow = std::mem::take(&mut t.flow);
+                folded
+                    .flow
+                    .push(FlowWrite::after(key, read.as_ref(), state));
+                folded.replaces_event = true;
+                let run = &mut folded.run;
+                run.event = t.run.event;
+                run.not_before = Some(due);
+                run.note = Some(debounce_note(events, due));
+                folded.outbox.push(start_at(id, &run.id, due));
+                return Ok(Gated::Debounced(folded));
+            }
+            let due = debounce.due(now, now);
+            let state = FlowState::Debounce {
+                run_id: t.run.id.clone(),
+                first_at: now,
+                due_at: due,
+                events: 1,
+            };
+            t.flow.push(FlowWrite::after(key, read.as_ref(), state));
+            t.run.not_before = Some(due);
+            t.run.note = Some(debounce_note(1, due));
+            t.outbox = vec![start_at(id, &t.run.id, due)];
+        }
+        if let Some(throttle) = &flow.throttle {
+            let key = match key_of(FlowKind::Throttle, keys.throttle.as_ref()) {
+                Ok(key) => key,
+                Err(why) => return Ok(skip(t, why)),
+            };
+            let read = self.store.flow_get(&key).await?;
+            let (start, tat) = throttle.schedule(gcra_tat(read.as_ref()), now);
+            t.flow.push(FlowWrite::after(
+                key,
+                read.as_ref(),
+                FlowState::Gcra { tat },
+            ));
+            if start > now {
+                t.run.not_before = Some(start);
+                t.run.note = Some(format!(
+                    "throttled: at most {} per {} s; starts at {}",
+                    throttle.limit,
+                    throttle.period.as_secs_f64(),
+                    crate::clock::rfc3339(start)
+                ));
+                t.outbox = vec![start_at(id, &t.run.id, start)];
+            }
+        }
+        Ok(Gated::Create(t))
+    }
+}
+
+/// How often a start decides again when flow-control records keep changing
+/// under it (each retry reads them afresh).
+const FLOW_ATTEMPTS: usize = 16;
+
+/// What flow control made of a run's creation.
+enum Gated {
+    /// Create the run (perhaps skipped, perhaps starting later).
+    Create(Transition),
+    /// Fold the event into this queued run instead (debounce).
+    Debounced(Transition),
+}
+
+/// The creation `t` as a skipped run: stored, visible with `why`, never
+/// started, and holding no flow-control record, key or waiter.
+fn skip(mut t: Transition, why: String) -> Gated {
+    t.run.status = RunStatus::Skipped;
+    t.run.ended_at = Some(t.run.created_at);
+    t.run.note = Some(why);
+    t.flow.clear();
+    t.idempotency = None;
+    t.waiters_added.clear();
+    t.outbox.clear();
+    Gated::Create(t)
+}
+
+fn gcra_tat(record: Option<&FlowRecord>) -> Option<i64> {
+    match record.map(|r| &r.state) {
+        Some(FlowState::Gcra { tat }) => Some(*tat),
+        _ => None,
+    }
+}
+
+fn debounce_note(events: u32, due: i64) -> String {
+    format!(
+        "debounced: {events} event(s); starts at {} unless another arrives",
+        crate::clock::rfc3339(due)
+    )
+}
+
+/// The start message of a run that flow control put off until `at`; it
+/// carries `at` as its `not_before`, which tells it from a start that a
+/// debounce superseded.
+fn start_at(function_id: &str, run_id: &str, at: i64) -> Outgoing {
+    let mut envelope = Envelope::new(
+        Target::Function(function_id.to_owned()),
+        Message::Start {
+            run_id: run_id.to_owned(),
+        },
+    );
+    envelope.not_before = Some(at);
+    Outgoing::Later { envelope, at }
 }
 
 /// The id of the run of `function_id` that event `event_id`, received at

@@ -24,11 +24,14 @@ pub enum RunStatus {
     Failed,
     /// Stopped by request, cancel_on or a timeout.
     Cancelled,
+    /// Never started: flow control (rate limit, singleton) decided so; its
+    /// `note` says why.
+    Skipped,
 }
 
 impl RunStatus {
     /// All statuses, in lifecycle order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Queued,
         Self::Running,
         Self::Sleeping,
@@ -36,12 +39,16 @@ impl RunStatus {
         Self::Completed,
         Self::Failed,
         Self::Cancelled,
+        Self::Skipped,
     ];
 
     /// True once the run can never change again.
     #[must_use]
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Cancelled | Self::Skipped
+        )
     }
 
     /// The lowercase name used in APIs and storage.
@@ -55,6 +62,7 @@ impl RunStatus {
             Self::Completed => "completed",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Skipped => "skipped",
         }
     }
 
@@ -123,6 +131,13 @@ pub struct Run {
     /// The run this one replays, if started by a replay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// Not to start before this time (ms): set by throttle and debounce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
+    /// What flow control decided about it (queued by throttle, debounced,
+    /// skipped by a rate limit or singleton), for people reading it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Why a cancellation was requested and not yet applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_requested: Option<String>,
@@ -157,6 +172,8 @@ impl Run {
             idempotency_key: None,
             cancel_on: Vec::new(),
             replay_of: None,
+            not_before: None,
+            note: None,
             cancel_requested: None,
             lease: None,
             version: 0,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::event::Event;
+use crate::flow::FlowRecord;
 use crate::run::{Run, RunStatus, StepRecord, Waiter};
 use crate::transition::{Committed, Conflict, Outgoing, Transition};
 
@@ -136,6 +137,12 @@ pub trait Waiters: Send + Sync {
     fn waiters_for(&self, event: &str) -> impl Future<Output = Result<Vec<Waiter>>> + Send;
 }
 
+/// Flow-control records ([`crate::flow`]), written only by transitions.
+pub trait FlowStore: Send + Sync {
+    /// The record under `key` ([`crate::flow::record_key`]).
+    fn flow_get(&self, key: &str) -> impl Future<Output = Result<Option<FlowRecord>>> + Send;
+}
+
 /// Sends messages: queues now, timers later, and events to store and route.
 pub trait Outbox: Send + Sync {
     /// Delivers each message at least once. Safe to repeat: a message sent
@@ -158,6 +165,12 @@ pub trait Blobs: Send + Sync {
 
 /// Everything the engine needs; implemented automatically for any type that
 /// has all the capabilities.
-pub trait Store: EventLog + RunStore + Waiters + Outbox + Blobs + Clone + 'static {}
+pub trait Store:
+    EventLog + RunStore + Waiters + FlowStore + Outbox + Blobs + Clone + 'static
+{
+}
 
-impl<T> Store for T where T: EventLog + RunStore + Waiters + Outbox + Blobs + Clone + 'static {}
+impl<T> Store for T where
+    T: EventLog + RunStore + Waiters + FlowStore + Outbox + Blobs + Clone + 'static
+{
+}

@@ -15,10 +15,11 @@ use crate::run::Envelope;
 
 pub use self::contract::{
     blobs_are_stored_once_by_content, cancellation_requests_fence_the_holder,
-    events_are_deduplicated_and_routed, idempotency_keys_are_claimed_once,
-    journal_checkpoints_are_ordered_and_replaced, large_payloads_round_trip,
-    leases_fence_every_commit, runs_are_created_once_and_frozen_when_finished,
-    the_outbox_delivers_on_time, waiters_are_registered_by_transitions,
+    events_are_deduplicated_and_routed, flow_records_change_only_at_the_version_read,
+    idempotency_keys_are_claimed_once, journal_checkpoints_are_ordered_and_replaced,
+    large_payloads_round_trip, leases_fence_every_commit,
+    runs_are_created_once_and_frozen_when_finished, the_outbox_delivers_on_time,
+    waiters_are_registered_by_transitions,
 };
 
 /// Lets the suite observe deliveries: the messages due at `now`, removed from
@@ -55,6 +56,10 @@ macro_rules! store_contract_tests {
         #[tokio::test]
         async fn contract_idempotency_keys_are_claimed_once() {
             $crate::testkit::idempotency_keys_are_claimed_once($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_flow_records_change_only_at_the_version_read() {
+            $crate::testkit::flow_records_change_only_at_the_version_read($make.await).await;
         }
         #[tokio::test]
         async fn contract_journal_checkpoints_are_ordered_and_replaced() {

@@ -19,6 +19,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
+use crate::flow::FlowWrite;
 use crate::run::{Envelope, Run, StepRecord, Waiter, WaiterKey};
 
 /// The condition under which a transition may commit.
@@ -106,6 +107,12 @@ pub struct Transition {
     pub waiters_removed: Vec<WaiterKey>,
     /// The idempotency key to claim (with [`Fence::Create`]).
     pub idempotency: Option<IdempotencyClaim>,
+    /// Flow-control records to write, each on the condition that it is
+    /// still at the version read.
+    pub flow: Vec<FlowWrite>,
+    /// The run's trigger event changed (a debounced run takes the newest
+    /// event): the backend stores it again.
+    pub replaces_event: bool,
     /// Messages to send once committed.
     pub outbox: Vec<Outgoing>,
 }
@@ -121,6 +128,8 @@ impl Transition {
             waiters_added: Vec::new(),
             waiters_removed: Vec::new(),
             idempotency: None,
+            flow: Vec::new(),
+            replaces_event: false,
             outbox: Vec::new(),
         }
     }
@@ -133,6 +142,8 @@ impl Transition {
             + self.waiters_added.len()
             + self.waiters_removed.len()
             + usize::from(self.idempotency.is_some())
+            + self.flow.len()
+            + usize::from(self.replaces_event)
     }
 }
 
@@ -163,6 +174,9 @@ pub enum Conflict {
     /// [`Fence::Hold`]: the lease lapsed or another worker took it.
     #[error("the run's lease was lost")]
     LeaseLost,
+    /// A flow-control record changed since it was read: decide again.
+    #[error("a flow-control record changed since it was read")]
+    FlowChanged,
     /// [`Fence::Hold`]: a cancellation was requested for this reason.
     #[error("cancellation requested: {0}")]
     CancelRequested(String),

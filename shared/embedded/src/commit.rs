@@ -19,7 +19,7 @@ struct FenceRow {
 }
 
 /// A run status that is final, as SQL.
-pub(crate) const TERMINAL: &str = "('completed', 'failed', 'cancelled')";
+pub(crate) const TERMINAL: &str = "('completed', 'failed', 'cancelled', 'skipped')";
 
 /// Adds a message to the queue, visible at `at` (or at once); a message whose
 /// dedupe key is already queued is ignored.
@@ -87,12 +87,26 @@ pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
     hookflow::clock::duration_ms(d)
 }
 
-/// Checks the transition's fence inside `tx`; passes with the run's status
-/// as stored (none for a new run).
+/// Checks the transition's fence and its flow-control records' versions
+/// inside `tx`; passes with the run's status as stored (none for a new run).
 pub(crate) fn check_fence(
     tx: &Connection,
     t: &Transition,
 ) -> Result<Result<Option<RunStatus>, Conflict>> {
+    for write in &t.flow {
+        let version: i64 = tx
+            .prepare_cached("SELECT version FROM flow WHERE key = ?1")?
+            .query_row([&write.key], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if u64::try_from(version).ok() != Some(write.expect) {
+            return Ok(Err(Conflict::FlowChanged));
+        }
+    }
+    check_run_fence(tx, t)
+}
+
+fn check_run_fence(tx: &Connection, t: &Transition) -> Result<Result<Option<RunStatus>, Conflict>> {
     let run = &t.run;
     if t.fence == Fence::Create {
         let exists: bool = tx
@@ -234,6 +248,21 @@ pub(crate) fn apply(
             store_body(tx, run.stored_body()?)?,
             token,
             until
+        ])?;
+    }
+    if t.replaces_event && t.fence != Fence::Create {
+        tx.prepare_cached("UPDATE runs SET event = ?2 WHERE id = ?1")?
+            .execute(params![run.id, store_body(tx, to_json(&run.event)?)?])?;
+    }
+    for write in &t.flow {
+        tx.prepare_cached(
+            "INSERT INTO flow (key, version, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET version = excluded.version, body = excluded.body",
+        )?
+        .execute(params![
+            write.key,
+            i64::try_from(write.expect + 1).unwrap_or(i64::MAX),
+            to_json(&write.state)?
         ])?;
     }
     for step in &t.steps {

@@ -8,8 +8,12 @@ PRAGMA busy_timeout = 5000;
 PRAGMA foreign_keys = OFF;
 ";
 
-/// The schema's version (`PRAGMA user_version`); a file of another version is refused.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+/// The schema's version (`PRAGMA user_version`); a file of another version is
+/// refused, except those [`UPGRADES_FROM`] (the schema only adds to them).
+pub(crate) const SCHEMA_VERSION: i64 = 4;
+
+/// Versions opened and upgraded in place: 3 lacks the `flow` table.
+pub(crate) const UPGRADES_FROM: [i64; 1] = [3];
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -52,6 +56,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
     run_id      TEXT NOT NULL,
     expires_at  INTEGER NOT NULL,
     PRIMARY KEY (function_id, key)
+);
+
+CREATE TABLE IF NOT EXISTS flow (
+    key     TEXT PRIMARY KEY,          -- {kind}#{function}#{key}
+    version INTEGER NOT NULL,          -- writes since created
+    body    TEXT NOT NULL              -- the FlowState
 );
 
 CREATE TABLE IF NOT EXISTS waiters (

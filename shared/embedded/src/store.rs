@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex};
 
 use hookflow::clock::{Clock, SystemClock};
 use hookflow::event::Event;
+use hookflow::flow::FlowRecord;
 use hookflow::limits::blob_key;
 use hookflow::run::{Envelope, Message, Run, RunStatus, StepRecord, Target, Waiter};
-use hookflow::store::Blobs;
+use hookflow::store::{Blobs, FlowStore};
 use hookflow::store::{EventLog, LoadedRun, Outbox, RunFilter, RunStore, StoredEvent, Waiters};
 use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -19,8 +20,8 @@ use tokio::sync::{Notify, oneshot};
 
 use crate::commit::{TERMINAL, append_events, apply, check_fence, enqueue, enqueue_outbox};
 use crate::db::{CommitStats, Db};
-use crate::records::{RUN_COLUMNS, decode, get_run, run_row};
-use crate::schema::{PRAGMAS, SCHEMA, SCHEMA_VERSION};
+use crate::records::{RUN_COLUMNS, decode, from_json, get_run, run_row};
+use crate::schema::{PRAGMAS, SCHEMA, SCHEMA_VERSION, UPGRADES_FROM};
 use crate::{EmbeddedError, Result};
 
 /// The embedded store: one SQLite database. Cheap to clone (shared connection).
@@ -70,7 +71,7 @@ impl SqliteStore {
              name = 'runs')",
             )?
             .query_row([], |r| r.get(0))?;
-        if has_runs && version != SCHEMA_VERSION {
+        if has_runs && version != SCHEMA_VERSION && !UPGRADES_FROM.contains(&version) {
             return Err(EmbeddedError::Schema(format!(
                 "the database was written by another version of hookflow (schema {version}, this one uses {SCHEMA_VERSION}); \
                  move it away or pass another --db"
@@ -282,6 +283,27 @@ impl EventLog for SqliteStore {
                     })
                 })
                 .collect()
+            })
+            .await?)
+    }
+}
+
+impl FlowStore for SqliteStore {
+    async fn flow_get(&self, key: &str) -> hookflow::Result<Option<FlowRecord>> {
+        let key = key.to_owned();
+        Ok(self
+            .read(move |c| {
+                let row: Option<(i64, String)> = c
+                    .prepare_cached("SELECT version, body FROM flow WHERE key = ?1")?
+                    .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                row.map(|(version, body)| {
+                    Ok(FlowRecord {
+                        version: u64::try_from(version).unwrap_or_default(),
+                        state: from_json(&body)?,
+                    })
+                })
+                .transpose()
             })
             .await?)
     }

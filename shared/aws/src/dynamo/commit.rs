@@ -11,7 +11,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
+use hookflow::flow::FlowState;
 use hookflow::run::{RunStatus, StepRecord, StepStatus};
+use hookflow::store::FlowStore;
 use hookflow::transition::{Committed, Conflict, Fence, Transition};
 
 use super::runs::{run_pk, time_key};
@@ -66,7 +68,7 @@ fn inline_record(step: &StepRecord) -> Result<Option<String>> {
     Ok((json.len() <= INLINE_STEP_BYTES).then_some(json))
 }
 
-pub(super) const TERMINAL: [&str; 3] = ["completed", "failed", "cancelled"];
+pub(super) const TERMINAL: [&str; 4] = ["completed", "failed", "cancelled", "skipped"];
 
 fn status_name(step: &StepRecord) -> Result<String> {
     Ok(serde_json::to_value(step.status)?
@@ -119,6 +121,7 @@ fn fence_condition(fence: &Fence) -> Condition {
             (":completed", string(TERMINAL[0])),
             (":failed", string(TERMINAL[1])),
             (":cancelled", string(TERMINAL[2])),
+            (":skipped", string(TERMINAL[3])),
         ]
     };
     match fence {
@@ -132,7 +135,7 @@ fn fence_condition(fence: &Fence) -> Condition {
             values.push((":now", number(*now)));
             values.push((":version", number(i64::try_from(*version).unwrap_or(i64::MAX))));
             Condition {
-                expression: "attribute_exists(pk) AND NOT (#status IN (:completed, :failed, :cancelled)) \
+                expression: "attribute_exists(pk) AND NOT (#status IN (:completed, :failed, :cancelled, :skipped)) \
                              AND #ver = :version \
                              AND (attribute_not_exists(lease_token) OR lease_until <= :now)"
                     .into(),
@@ -150,6 +153,24 @@ fn fence_condition(fence: &Fence) -> Condition {
             names: Vec::new(),
             values: vec![(":token", string(token)), (":now", number(*now))],
         },
+    }
+}
+
+/// The partition of a flow-control record.
+pub(super) fn flow_pk(key: &str) -> String {
+    format!("FC#{key}")
+}
+
+/// When DynamoDB may remove a flow-control record (epoch seconds): once its
+/// state means nothing any more (a GCRA time or debounce passed a day ago),
+/// or for a singleton's holder after 30 days (a run holding it longer may
+/// then overlap a new one).
+fn flow_ttl(state: &FlowState) -> i64 {
+    const DAY: i64 = 86_400;
+    match state {
+        FlowState::Gcra { tat } => tat / 1000 + DAY,
+        FlowState::Debounce { due_at, .. } => due_at / 1000 + DAY,
+        FlowState::Singleton { .. } => chrono::Utc::now().timestamp() + 30 * DAY,
     }
 }
 
@@ -362,18 +383,48 @@ impl AwsStore {
         Ok(writes)
     }
 
+    /// The run's trigger event item.
+    async fn event_write(&self, t: &Transition) -> Result<TransactWriteItem> {
+        self.put(HashMap::from([
+            ("pk".into(), run_pk(&t.run.id)),
+            ("sk".into(), string("EVENT")),
+            self.body_attribute("body", serde_json::to_string(&t.run.event)?)
+                .await?,
+        ]))
+    }
+
+    /// The flow-control records of `t`, each conditional on the version read.
+    fn flow_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
+        let mut writes = Vec::with_capacity(t.flow.len());
+        for write in &t.flow {
+            let version = i64::try_from(write.expect).unwrap_or(i64::MAX);
+            let mut put = Put::builder()
+                .table_name(self.table())
+                .item("pk", string(flow_pk(&write.key)))
+                .item("sk", string("FC"))
+                .item("version", number(version + 1))
+                .item("body", string(serde_json::to_string(&write.state)?))
+                .item("ttl", number(flow_ttl(&write.state)));
+            put = if write.expect == 0 {
+                put.condition_expression("attribute_not_exists(pk)")
+            } else {
+                put.condition_expression("#ver = :version")
+                    .expression_attribute_names("#ver", "version")
+                    .expression_attribute_values(":version", number(version))
+            };
+            let put = put
+                .build()
+                .map_err(|e| AwsError::Item(format!("put: {e}")))?;
+            writes.push(TransactWriteItem::builder().put(put).build());
+        }
+        Ok(writes)
+    }
+
     /// The creation-only writes: the trigger event's item and the
     /// idempotency claim (conditional: free, lapsed, or already this run's).
     async fn creation_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
         let run = &t.run;
-        let mut writes = vec![
-            self.put(HashMap::from([
-                ("pk".into(), run_pk(&run.id)),
-                ("sk".into(), string("EVENT")),
-                self.body_attribute("body", serde_json::to_string(&run.event)?)
-                    .await?,
-            ]))?,
-        ];
+        let mut writes = vec![self.event_write(t).await?];
         if let Some(claim) = &t.idempotency {
             let put = Put::builder()
                 .table_name(self.table())
@@ -478,6 +529,15 @@ impl AwsStore {
 
     /// Which condition of `t` failed, from a fresh read.
     async fn diagnose(&self, t: &Transition) -> hookflow::Result<Conflict> {
+        for write in &t.flow {
+            let version = self
+                .flow_get(&write.key)
+                .await?
+                .map_or(0, |record| record.version);
+            if version != write.expect {
+                return Ok(Conflict::FlowChanged);
+            }
+        }
         let item = self.run_item(&t.run.id).await?;
         if t.fence == Fence::Create {
             if item.is_some() {
@@ -557,7 +617,16 @@ impl AwsStore {
         let mut records = self.record_writes(t, &own_items).await?;
         if t.fence == Fence::Create {
             records.extend(self.creation_writes(t).await?);
+        } else if t.replaces_event {
+            records.push(self.event_write(t).await?);
         }
+        let flow = self.flow_writes(t)?;
+        if !flow.is_empty() && records.len() + flow.len() >= MAX_TRANSACTION_ITEMS {
+            return Err(hookflow::Error::TooLarge(
+                "a transition with flow-control records must fit one transaction".into(),
+            ));
+        }
+        records.extend(flow);
         // Too many items or bytes for one transaction: commit the leading
         // records first, each part fenced like the whole; the run item goes
         // last, so the run changes only once everything else is written.

@@ -233,13 +233,14 @@ impl RunStore for AwsStore {
             .key("sk", string("RUN"))
             .update_expression("SET cancel_requested = if_not_exists(cancel_requested, :reason)")
             .condition_expression(
-                "attribute_exists(pk) AND NOT (#status IN (:completed, :failed, :cancelled))",
+                "attribute_exists(pk) AND NOT (#status IN (:completed, :failed, :cancelled, :skipped))",
             )
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":reason", string(reason))
             .expression_attribute_values(":completed", string(TERMINAL[0]))
             .expression_attribute_values(":failed", string(TERMINAL[1]))
             .expression_attribute_values(":cancelled", string(TERMINAL[2]))
+            .expression_attribute_values(":skipped", string(TERMINAL[3]))
             .send()
             .await;
         match result {

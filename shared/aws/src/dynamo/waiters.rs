@@ -1,10 +1,13 @@
 //! Waiters on DynamoDB: `pk = WAIT#{event}`, `sk = {run}#{step}`, written and
 //! removed only by transitions ([`super::runs`]); the router reads them here.
+//! Flow-control records likewise: `pk = FC#{key}`, `sk = FC`.
 
+use hookflow::flow::FlowRecord;
 use hookflow::run::Waiter;
-use hookflow::store::Waiters;
+use hookflow::store::{FlowStore, Waiters};
 
-use super::{AwsStore, string};
+use super::commit::flow_pk;
+use super::{AwsStore, get_n, get_s, string};
 
 impl Waiters for AwsStore {
     async fn waiters_for(&self, event: &str) -> hookflow::Result<Vec<Waiter>> {
@@ -16,5 +19,27 @@ impl Waiters for AwsStore {
             waiters.push(self.decode(item, "body").await?);
         }
         Ok(waiters)
+    }
+}
+
+impl FlowStore for AwsStore {
+    async fn flow_get(&self, key: &str) -> hookflow::Result<Option<FlowRecord>> {
+        let out = self
+            .ddb()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", string(flow_pk(key)))
+            .key("sk", string("FC"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(crate::error::ddb)?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        Ok(Some(FlowRecord {
+            version: u64::try_from(get_n(item, "version")?).unwrap_or_default(),
+            state: serde_json::from_str(get_s(item, "body")?)?,
+        }))
     }
 }

@@ -488,6 +488,61 @@ pub async fn idempotency_keys_are_claimed_once<S: Store + QueueProbe>(store: S) 
     commit(&store, &after).await.unwrap();
 }
 
+/// A flow-control record is written only at the version its writer read,
+/// atomically with the run: a stale writer changes neither; a debounced
+/// run's replaced trigger event is stored.
+pub async fn flow_records_change_only_at_the_version_read<S: Store + QueueProbe>(store: S) {
+    use crate::flow::{FlowState, FlowWrite};
+    let key = "throttle#fn#tenant-1".to_owned();
+    let gcra = |tat| FlowState::Gcra { tat };
+    assert!(store.flow_get(&key).await.unwrap().is_none());
+    let mut first = Transition::new(Fence::Create, run("run-1", "fn", T0));
+    first
+        .flow
+        .push(FlowWrite::after(key.clone(), None, gcra(T0 + 100)));
+    commit(&store, &first).await.unwrap();
+    let read = store.flow_get(&key).await.unwrap().expect("written");
+    assert_eq!((read.version, &read.state), (1, &gcra(T0 + 100)));
+    // A writer that read nothing (as run-1's did) is too late now.
+    let mut stale = Transition::new(Fence::Create, run("run-2", "fn", T0));
+    stale
+        .flow
+        .push(FlowWrite::after(key.clone(), None, gcra(T0 + 100)));
+    stale.outbox.push(Outgoing::Send {
+        envelope: start("run-2"),
+    });
+    assert_eq!(commit(&store, &stale).await, Err(Conflict::FlowChanged));
+    assert!(store.get_run("run-2").await.unwrap().is_none(), "no run");
+    assert!(store.take_due(T0 + 1).await.unwrap().is_empty(), "no start");
+    assert_eq!(store.flow_get(&key).await.unwrap(), Some(read.clone()));
+    // One that read version 1 succeeds, and the record is at version 2.
+    let mut next = Transition::new(Fence::Create, run("run-2", "fn", T0));
+    next.flow
+        .push(FlowWrite::after(key.clone(), Some(&read), gcra(T0 + 200)));
+    commit(&store, &next).await.unwrap();
+    let read = store.flow_get(&key).await.unwrap().expect("written");
+    assert_eq!((read.version, &read.state), (2, &gcra(T0 + 200)));
+    // A queued run takes a new trigger event with its record (debounce).
+    let queued = store.get_run("run-2").await.unwrap().expect("run-2");
+    let mut folded = Transition::new(
+        Fence::Acquire {
+            now: T0 + 1,
+            version: queued.version,
+        },
+        queued,
+    );
+    folded.run.event = Event::new("test/go", json!({"n": 2})).with_id("e-2");
+    folded.replaces_event = true;
+    folded
+        .flow
+        .push(FlowWrite::after(key.clone(), Some(&read), gcra(T0 + 300)));
+    commit(&store, &folded).await.unwrap();
+    let stored = store.get_run("run-2").await.unwrap().expect("run-2");
+    assert_eq!(stored.event.data, json!({"n": 2}));
+    assert!(stored.lease.is_none(), "folding takes no lease");
+    assert_eq!(store.flow_get(&key).await.unwrap().unwrap().version, 3);
+}
+
 /// The journal keeps one record per step, replaced by later checkpoints and
 /// loaded in position order.
 pub async fn journal_checkpoints_are_ordered_and_replaced<S: Store + QueueProbe>(store: S) {

@@ -333,6 +333,13 @@ impl<S: Waiters> Waiters for Faulty<S> {
     }
 }
 
+impl<S: crate::store::FlowStore> crate::store::FlowStore for Faulty<S> {
+    async fn flow_get(&self, key: &str) -> Result<Option<crate::flow::FlowRecord>> {
+        self.alive()?;
+        self.inner.flow_get(key).await
+    }
+}
+
 impl<S: crate::store::Blobs> crate::store::Blobs for Faulty<S> {
     async fn put_blob(&self, bytes: &[u8]) -> Result<String> {
         self.write("put blob", self.inner.put_blob(bytes)).await

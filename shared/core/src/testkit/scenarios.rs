@@ -22,6 +22,7 @@ use super::faults::{Driver, Fault, Harness, Tape};
 use crate::clock::FakeClock;
 use crate::event::Event;
 use crate::failure::{NonRetriable, RetryAfter, StepError};
+use crate::flow::{Debounce, Singleton, SingletonMode, Throttle};
 use crate::function::{CancelOn, Ctx, Function};
 use crate::step::WaitFor;
 use crate::store::Store;
@@ -230,6 +231,42 @@ fn retrier(tape: &Tape) -> Vec<Function> {
 
 /// Every scenario the suite runs.
 #[must_use]
+/// One function per start-time flow control, all on the same event: a
+/// debounce (one run, with the second event), a throttle (the second run an
+/// hour after the first) and a singleton (the second event skipped while the
+/// first run sleeps).
+fn flow_controlled(tape: &Tape) -> Vec<Function> {
+    let hour = Duration::from_secs(3_600);
+    let (t1, t2, t3) = (tape.clone(), tape.clone(), tape.clone());
+    vec![
+        Function::new("debounced")
+            .on_event("test/go")
+            .debounce(Debounce::new(hour))
+            .handler(move |ctx| {
+                let tape = t1.clone();
+                async move { Ok(guarded(&ctx, &tape, "use", ctx.event.data["n"].clone()).await?) }
+            }),
+        Function::new("throttled")
+            .on_event("test/go")
+            .throttle(Throttle::new(1, hour))
+            .handler(move |ctx| {
+                let tape = t2.clone();
+                async move { Ok(guarded(&ctx, &tape, "use", ctx.event.data["n"].clone()).await?) }
+            }),
+        Function::new("single")
+            .on_event("test/go")
+            .singleton(Singleton::new(SingletonMode::Skip))
+            .handler(move |ctx| {
+                let tape = t3.clone();
+                async move {
+                    guarded(&ctx, &tape, "before", 1).await?;
+                    ctx.step.sleep("nap", 2 * hour).await?;
+                    Ok(guarded(&ctx, &tape, "after", ctx.event.data["n"].clone()).await?)
+                }
+            }),
+    ]
+}
+
 pub fn all() -> Vec<Scenario> {
     vec![
         Scenario {
@@ -325,6 +362,17 @@ pub fn all() -> Vec<Scenario> {
             name: "send_event fan-out",
             functions: fan_out,
             script: |d| Box::pin(d.send(vec![go(json!({}))])),
+        },
+        Scenario {
+            name: "flow control",
+            functions: flow_controlled,
+            script: |d| {
+                Box::pin(async move {
+                    d.send(vec![go(json!({"n": 1}))]).await;
+                    d.advance(Duration::from_secs(60)).await;
+                    d.send(vec![go(json!({"n": 2}))]).await;
+                })
+            },
         },
     ]
 }
@@ -426,7 +474,8 @@ macro_rules! fault_injection_tests {
             crash_at_every_write_in_cancel_on = 7,
             crash_at_every_write_in_a_cancelled_sleeping_run = 8,
             crash_at_every_write_in_a_replay_that_honours_cancel_on = 9,
-            crash_at_every_write_in_send_event_fan_out = 10
+            crash_at_every_write_in_send_event_fan_out = 10,
+            crash_at_every_write_in_flow_control = 11
         );
     };
     (@one $make:expr, $($name:ident = $index:expr),+) => {

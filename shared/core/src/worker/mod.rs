@@ -76,8 +76,12 @@ impl Default for WorkerSettings {
 /// Why a delivery reached a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cause {
-    /// Its first start.
-    Start,
+    /// Its first start; `due` is the time the start was sent for, when flow
+    /// control put it off (the envelope's `not_before`).
+    Start {
+        /// When this start message was due.
+        due: Option<i64>,
+    },
     /// A timer: sleep end, retry, wait timeout, finish timeout.
     Resume,
     /// An answer for a waiting step.
@@ -102,7 +106,7 @@ impl Cause {
             Outgoing::Events { .. } => return false,
         };
         match (self, &envelope.message) {
-            (Self::Start, Message::Start { run_id: id })
+            (Self::Start { .. }, Message::Start { run_id: id })
             | (Self::Resume, Message::Resume { run_id: id }) => id == run_id,
             _ => false,
         }
@@ -179,6 +183,17 @@ where
             return Ok(Handled::Done);
         }
         let now = self.now();
+        if let Cause::Start { due } = cause
+            && loaded.run.started_at.is_none()
+            && let Some(not_before) = loaded.run.not_before
+            && not_before > now
+            && due != Some(not_before)
+        {
+            // A start superseded by flow control (a debounce pushed it back):
+            // the transition that did so sent the start for the new time.
+            tracing::debug!(run.id = %run_id, "superseded start; dropped");
+            return Ok(Handled::Done);
+        }
         let terms = LeaseTerms {
             lease: self.settings.lease,
             deadline,

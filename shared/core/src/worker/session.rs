@@ -145,6 +145,8 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             waiters_added: change.waiters_added,
             waiters_removed: change.waiters_removed,
             idempotency: None,
+            flow: Vec::new(),
+            replaces_event: false,
             outbox: change.outbox,
         };
         match self.store.commit(&transition).await {

@@ -1,0 +1,471 @@
+//! Flow control at start time: rate limit, throttle, debounce and singleton.
+//!
+//! Each option keeps a small record per function and key (a CEL expression
+//! over the trigger `event`; no key means one record for the function). The
+//! router reads the records, decides, and commits the new record in the same
+//! [`crate::transition::Transition`] as the run it gates, on the condition
+//! that the record is still at the version it read ([`FlowWrite::expect`]);
+//! a concurrent decision makes the commit fail with
+//! [`crate::transition::Conflict::FlowChanged`] and the router decides again.
+//!
+//! - **Rate limit** ([`RateLimit`], GCRA): an event over the limit starts
+//!   nothing; its run is stored as [`crate::RunStatus::Skipped`] with the reason.
+//! - **Throttle** ([`Throttle`], GCRA): a run over the limit is queued and
+//!   starts at the first time the limit allows; nothing is dropped.
+//! - **Debounce** ([`Debounce`]): the first event of a key creates a queued
+//!   run due `period` later; each further event before it starts replaces
+//!   the run's event and pushes its start back (never past `timeout` after
+//!   the first), so the run starts once, with the last event.
+//! - **Singleton** ([`Singleton`]): at most one unfinished run per key; a new
+//!   one is skipped, or replaces the running one (which is cancelled).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::duration_ms;
+use crate::error::Result;
+use crate::expr::Expr;
+
+/// At most `limit` runs started per `period` per key; events over it start
+/// nothing (their runs are stored as skipped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub(crate) limit: u32,
+    pub(crate) period: Duration,
+    pub(crate) key: Option<String>,
+}
+
+impl RateLimit {
+    /// `limit` runs per `period`.
+    #[must_use]
+    pub fn new(limit: u32, period: Duration) -> Self {
+        Self {
+            limit,
+            period,
+            key: None,
+        }
+    }
+
+    /// One limit per value of the CEL expression `key` over `event`.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    fn gcra(&self) -> Gcra {
+        // A full period's worth may come at once.
+        Gcra::new(self.limit, self.period, self.limit)
+    }
+}
+
+/// Runs start at most `limit` per `period` per key, `burst` of them at once;
+/// runs over it are queued until the limit allows them (none are dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttle {
+    pub(crate) limit: u32,
+    pub(crate) period: Duration,
+    pub(crate) burst: u32,
+    pub(crate) key: Option<String>,
+}
+
+impl Throttle {
+    /// `limit` starts per `period`, evenly spaced (a burst of 1).
+    #[must_use]
+    pub fn new(limit: u32, period: Duration) -> Self {
+        Self {
+            limit,
+            period,
+            burst: 1,
+            key: None,
+        }
+    }
+
+    /// How many runs may start at once when none started for a while.
+    #[must_use]
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.burst = burst;
+        self
+    }
+
+    /// One limit per value of the CEL expression `key` over `event`.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    fn gcra(&self) -> Gcra {
+        Gcra::new(self.limit, self.period, self.burst)
+    }
+}
+
+/// A run starts `period` after the last event for its key, with that event;
+/// `timeout` caps how long a stream of events can push it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Debounce {
+    pub(crate) period: Duration,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) key: Option<String>,
+}
+
+impl Debounce {
+    /// Start `period` after the last event.
+    #[must_use]
+    pub fn new(period: Duration) -> Self {
+        Self {
+            period,
+            timeout: None,
+            key: None,
+        }
+    }
+
+    /// Start at the latest `timeout` after the first event of a burst.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// One debounce per value of the CEL expression `key` over `event`.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// When a run whose burst began at `first_at` is due, given an event at `now`.
+    pub(crate) fn due(&self, first_at: i64, now: i64) -> i64 {
+        let due = now + duration_ms(self.period);
+        self.timeout
+            .map_or(due, |timeout| due.min(first_at + duration_ms(timeout)))
+    }
+}
+
+/// What a singleton does with a new run while one is unfinished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SingletonMode {
+    /// The new run is skipped.
+    Skip,
+    /// The unfinished run is cancelled (at its next step boundary) and the
+    /// new one starts.
+    Cancel,
+}
+
+/// At most one unfinished run per key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Singleton {
+    pub(crate) mode: SingletonMode,
+    pub(crate) key: Option<String>,
+}
+
+impl Singleton {
+    /// One unfinished run per function; `mode` says which one gives way.
+    #[must_use]
+    pub fn new(mode: SingletonMode) -> Self {
+        Self { mode, key: None }
+    }
+
+    /// One unfinished run per value of the CEL expression `key` over `event`.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+}
+
+/// A function's flow-control options.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FlowControl {
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) throttle: Option<Throttle>,
+    pub(crate) debounce: Option<Debounce>,
+    pub(crate) singleton: Option<Singleton>,
+}
+
+/// The compiled key expressions of a function's options (`None`: no option
+/// or no key).
+#[derive(Clone, Default)]
+pub(crate) struct FlowKeys {
+    pub(crate) rate_limit: Option<Expr>,
+    pub(crate) throttle: Option<Expr>,
+    pub(crate) debounce: Option<Expr>,
+    pub(crate) singleton: Option<Expr>,
+}
+
+impl FlowControl {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rate_limit.is_none()
+            && self.throttle.is_none()
+            && self.debounce.is_none()
+            && self.singleton.is_none()
+    }
+
+    /// Checks the options and compiles their keys; the error names the problem.
+    pub(crate) fn compile(&self) -> std::result::Result<FlowKeys, String> {
+        let key = |source: Option<&String>| -> std::result::Result<Option<Expr>, String> {
+            source
+                .map(|s| Expr::compile(s).map_err(|e| e.to_string()))
+                .transpose()
+        };
+        let positive = |what: &str, limit: u32, period: Duration| {
+            if limit == 0 || period.is_zero() {
+                Err(format!("{what} needs a limit and a period above zero"))
+            } else if duration_ms(period) < i64::from(limit) {
+                Err(format!("{what}: at most one run per millisecond"))
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(r) = &self.rate_limit {
+            positive("rate_limit", r.limit, r.period)?;
+        }
+        if let Some(t) = &self.throttle {
+            positive("throttle", t.limit, t.period)?;
+            if t.burst == 0 {
+                return Err("throttle burst must be at least 1".into());
+            }
+        }
+        if let Some(d) = &self.debounce {
+            if d.period.is_zero() {
+                return Err("debounce period must be above zero".into());
+            }
+            if d.timeout.is_some_and(|t| t < d.period) {
+                return Err("debounce timeout must be at least its period".into());
+            }
+            if self.throttle.is_some() {
+                return Err(
+                    "debounce and throttle cannot combine (both decide when a run starts)".into(),
+                );
+            }
+            if self.singleton.is_some() {
+                return Err(
+                    "debounce and singleton cannot combine (a debounced run is already one per key)"
+                        .into(),
+                );
+            }
+        }
+        Ok(FlowKeys {
+            rate_limit: key(self.rate_limit.as_ref().and_then(|r| r.key.as_ref()))?,
+            throttle: key(self.throttle.as_ref().and_then(|t| t.key.as_ref()))?,
+            debounce: key(self.debounce.as_ref().and_then(|d| d.key.as_ref()))?,
+            singleton: key(self.singleton.as_ref().and_then(|s| s.key.as_ref()))?,
+        })
+    }
+}
+
+/// The generic cell rate algorithm: one run per `interval`, up to
+/// `tolerance` early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gcra {
+    interval: i64,
+    tolerance: i64,
+}
+
+impl Gcra {
+    /// `limit` per `period`, evenly spaced, up to `at_once` together.
+    fn new(limit: u32, period: Duration, at_once: u32) -> Self {
+        let interval = duration_ms(period) / i64::from(limit.max(1));
+        Self {
+            interval,
+            tolerance: interval * (i64::from(at_once.max(1)) - 1),
+        }
+    }
+
+    /// The earliest start at or after `now` given the stored theoretical
+    /// arrival time, and the arrival time once that start is taken.
+    pub(crate) fn next(self, tat: Option<i64>, now: i64) -> (i64, i64) {
+        let tat = tat.unwrap_or(now).max(now);
+        let start = (tat - self.tolerance).max(now);
+        (start, tat.max(start) + self.interval)
+    }
+}
+
+impl RateLimit {
+    /// `Some(new arrival time)` when a run may start at `now`, `None` when
+    /// the limit is reached.
+    pub(crate) fn admit(&self, tat: Option<i64>, now: i64) -> Option<i64> {
+        let (start, tat) = self.gcra().next(tat, now);
+        (start <= now).then_some(tat)
+    }
+}
+
+impl Throttle {
+    /// When a run may start (`now` or later), and the new arrival time.
+    pub(crate) fn schedule(&self, tat: Option<i64>, now: i64) -> (i64, i64) {
+        self.gcra().next(tat, now)
+    }
+}
+
+/// Which option a record belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// [`RateLimit`].
+    RateLimit,
+    /// [`Throttle`].
+    Throttle,
+    /// [`Debounce`].
+    Debounce,
+    /// [`Singleton`].
+    Singleton,
+}
+
+impl FlowKind {
+    /// The short name used in record keys.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimit => "rate",
+            Self::Throttle => "throttle",
+            Self::Debounce => "debounce",
+            Self::Singleton => "singleton",
+        }
+    }
+}
+
+/// The key of a flow-control record: `{kind}#{function}#{key}`, with keys
+/// over 128 bytes replaced by their hash (records stay small, keys bounded).
+#[must_use]
+pub fn record_key(kind: FlowKind, function_id: &str, key: &str) -> String {
+    let key = if key.len() > 128 {
+        crate::limits::blob_key(key.as_bytes())
+    } else {
+        key.to_owned()
+    };
+    format!("{}#{function_id}#{key}", kind.as_str())
+}
+
+/// The key value of `expr` for the trigger `event`: empty without an
+/// expression (one record for the function).
+pub(crate) fn key_value(expr: Option<&Expr>, event: &Value) -> Result<String> {
+    expr.map_or_else(|| Ok(String::new()), |e| e.key(&[("event", event)]))
+}
+
+/// What a flow-control record holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum FlowState {
+    /// A GCRA theoretical arrival time (ms).
+    Gcra {
+        /// When the next run would start with no tolerance.
+        tat: i64,
+    },
+    /// The queued run collecting a key's events.
+    Debounce {
+        /// The run that starts with the last event.
+        run_id: String,
+        /// When the burst's first event arrived (ms).
+        first_at: i64,
+        /// When the run is due to start (ms).
+        due_at: i64,
+        /// Events debounced into it so far.
+        events: u32,
+    },
+    /// The key's unfinished run.
+    Singleton {
+        /// The run.
+        run_id: String,
+    },
+}
+
+/// A stored flow-control record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowRecord {
+    /// Writes since it was created (1 for the first).
+    pub version: u64,
+    /// Its state.
+    pub state: FlowState,
+}
+
+/// A record written by a transition, on the condition that it is still at
+/// version `expect` (0: it must not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowWrite {
+    /// [`record_key`].
+    pub key: String,
+    /// The version read.
+    pub expect: u64,
+    /// The new state (stored at version `expect + 1`).
+    pub state: FlowState,
+}
+
+impl FlowWrite {
+    /// Replaces `read` (or creates the record) with `state`.
+    #[must_use]
+    pub fn after(key: String, read: Option<&FlowRecord>, state: FlowState) -> Self {
+        Self {
+            key,
+            expect: read.map_or(0, |r| r.version),
+            state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1000;
+
+    #[test]
+    fn a_throttle_spaces_starts_evenly_after_its_burst() {
+        // GIVEN 10 per second with a burst of 3
+        let throttle = Throttle::new(10, Duration::from_secs(1)).burst(3);
+        // WHEN 6 runs arrive at once
+        let mut tat = None;
+        let starts: Vec<i64> = (0..6)
+            .map(|_| {
+                let (start, next) = throttle.schedule(tat, 0);
+                tat = Some(next);
+                start
+            })
+            .collect();
+        // THEN 3 start now, then one every 100 ms
+        assert_eq!(starts, vec![0, 0, 0, 100, 200, 300]);
+        // AND after a quiet second the burst is available again
+        assert_eq!(throttle.schedule(tat, 2 * S).0, 2 * S);
+    }
+
+    #[test]
+    fn a_rate_limit_admits_its_limit_per_period_then_refuses() {
+        // GIVEN 2 per minute
+        let rate = RateLimit::new(2, Duration::from_secs(60));
+        // WHEN events arrive at 0, 1 s and 2 s, then 31 s
+        let first = rate.admit(None, 0).unwrap();
+        let second = rate.admit(Some(first), S).unwrap();
+        // THEN the first two are admitted, the third is not
+        assert_eq!(rate.admit(Some(second), 2 * S), None);
+        // AND one slot comes back every 30 s
+        assert!(rate.admit(Some(second), 31 * S).is_some());
+    }
+
+    #[test]
+    fn long_keys_are_hashed_into_bounded_record_keys() {
+        let short = record_key(FlowKind::Throttle, "send", "tenant-1");
+        assert_eq!(short, "throttle#send#tenant-1");
+        let long = record_key(FlowKind::Throttle, "send", &"x".repeat(500));
+        assert!(long.len() < 100, "{long}");
+    }
+
+    #[test]
+    fn options_that_cannot_work_are_refused() {
+        let flow = FlowControl {
+            throttle: Some(Throttle::new(0, Duration::from_secs(1))),
+            ..FlowControl::default()
+        };
+        assert!(flow.compile().is_err());
+        let flow = FlowControl {
+            debounce: Some(Debounce::new(Duration::from_secs(60)).timeout(Duration::from_secs(1))),
+            ..FlowControl::default()
+        };
+        assert!(flow.compile().is_err());
+        let flow = FlowControl {
+            singleton: Some(Singleton::new(SingletonMode::Skip).key("event.data.(")),
+            ..FlowControl::default()
+        };
+        assert!(flow.compile().is_err());
+    }
+}

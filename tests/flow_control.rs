@@ -1,0 +1,302 @@
+//! Flow control as users notice it, on both backends (SQLite with a fake
+//! clock; DynamoDB, SQS and Scheduler on a local moto server): throttle
+//! queues and spaces starts per key, a rate limit skips and says so, a
+//! debounce starts one run with the last event, a singleton skips or
+//! replaces, and options that cannot combine are refused.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hookflow::{
+    Debounce, Event, Function, RateLimit, Registry, Run, RunStatus, Singleton, SingletonMode,
+    Throttle,
+};
+use hookflow_tests::{days, secs};
+use serde_json::{Value, json};
+
+/// One step, then done: the run's `started_at` is what the tests read.
+fn quick(id: &str) -> Function {
+    Function::new(id)
+        .on_event("test/go")
+        .handler(|ctx| async move {
+            let n = ctx.event.data["n"].clone();
+            ctx.step.run("work", || async { Ok(()) }).await?;
+            Ok(n)
+        })
+}
+
+/// Sleeps a day between two steps: a run that stays unfinished.
+fn slow(id: &str) -> Function {
+    Function::new(id)
+        .on_event("test/go")
+        .handler(|ctx| async move {
+            ctx.step.run("before", || async { Ok(()) }).await?;
+            ctx.step.sleep("nap", days(1)).await?;
+            ctx.step.run("after", || async { Ok(()) }).await?;
+            Ok(ctx.event.data["n"].clone())
+        })
+}
+
+fn go(data: Value) -> Event {
+    Event::new("test/go", data)
+}
+
+fn with_status(runs: &[Run], status: RunStatus) -> Vec<&Run> {
+    runs.iter().filter(|r| r.status == status).collect()
+}
+
+#[test]
+fn options_that_cannot_combine_are_refused_when_the_registry_is_built() {
+    let debounced = || quick("f").debounce(Debounce::new(secs(10)));
+    for (function, why) in [
+        (debounced().idempotency("event.data.id"), "idempotency"),
+        (debounced().throttle(Throttle::new(1, secs(1))), "throttle"),
+        (
+            debounced().singleton(Singleton::new(SingletonMode::Skip)),
+            "singleton",
+        ),
+        (
+            quick("f").throttle(Throttle::new(0, secs(1))),
+            "limit and a period",
+        ),
+        (
+            quick("f").rate_limit(RateLimit::new(5, secs(1)).key("event.data.(")),
+            "f",
+        ),
+    ] {
+        let Err(err) = Registry::new([function]) else {
+            panic!("{why}: accepted");
+        };
+        let err = err.to_string();
+        assert!(err.contains(why), "{why}: {err}");
+    }
+}
+
+/// The same behaviour tests for a backend: `$env` builds a test environment
+/// from functions; `$precision` is how early (ms) its timers may be handled.
+macro_rules! flow_control_tests {
+    ($env:expr, $precision:expr) => {
+        use super::*;
+
+        #[tokio::test]
+        async fn a_throttle_queues_runs_and_spaces_each_keys_starts() {
+            // GIVEN at most 10 starts per second per tenant
+            let env = $env(vec![
+                quick("review").throttle(Throttle::new(10, secs(1)).key("event.data.tenant")),
+            ])
+            .await;
+            let t0 = hookflow::Clock::now_ms(&env.clock);
+            // WHEN 100 events for two tenants arrive at once
+            let events = (0..100)
+                .map(|n| go(json!({"n": n, "tenant": if n % 2 == 0 { "a" } else { "b" }})))
+                .collect();
+            env.send(events).await;
+            // THEN the first of each tenant starts at once, the rest wait
+            let runs = env.runs().await;
+            assert_eq!(runs.len(), 100);
+            let at_once = with_status(&runs, RunStatus::Completed).len();
+            // (a backend handling timers up to a second early starts those too)
+            assert!((2..=2 + 2 * ($precision / 100)).contains(&at_once), "{runs:#?}");
+            let queued = with_status(&runs, RunStatus::Queued);
+            assert!(
+                queued
+                    .iter()
+                    .all(|r| r.note.as_deref().is_some_and(|n| n.contains("throttled"))),
+                "{queued:#?}"
+            );
+            // AND every run completes, each tenant's k-th start no earlier
+            // than k tenths of a second after the first
+            env.advance(secs(10)).await;
+            let runs = env.runs().await;
+            assert_eq!(with_status(&runs, RunStatus::Completed).len(), 100);
+            let mut starts: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+            for run in &runs {
+                let tenant = run.event.data["tenant"].as_str().unwrap().to_owned();
+                starts.entry(tenant).or_default().push(run.started_at.unwrap());
+            }
+            for (tenant, mut at) in starts {
+                at.sort_unstable();
+                assert_eq!(at.len(), 50);
+                for (k, start) in at.iter().enumerate() {
+                    let slot = t0 + 100 * k as i64;
+                    assert!(
+                        *start >= slot - $precision,
+                        "tenant {tenant}: start {k} at +{} ms, before its slot +{} ms",
+                        start - t0,
+                        slot - t0
+                    );
+                }
+                assert!(at[49] - t0 >= 4_900 - $precision, "{tenant}: {at:?}");
+            }
+        }
+
+        #[tokio::test]
+        async fn a_rate_limit_skips_events_over_it_and_says_why() {
+            // GIVEN one run per user per hour
+            let env = $env(vec![
+                quick("welcome").rate_limit(RateLimit::new(1, Duration::from_secs(3600)).key("event.data.user")),
+            ])
+            .await;
+            // WHEN user a sends three events and user b one
+            env.send(vec![go(json!({"n": 1, "user": "a"})), go(json!({"n": 2, "user": "a"}))])
+                .await;
+            env.send(vec![go(json!({"n": 3, "user": "a"})), go(json!({"n": 4, "user": "b"}))])
+                .await;
+            // THEN a's first and b's run, a's other two are skipped with the reason
+            let runs = env.runs().await;
+            let done: Vec<i64> = with_status(&runs, RunStatus::Completed)
+                .iter()
+                .map(|r| r.event.data["n"].as_i64().unwrap())
+                .collect();
+            assert_eq!(done.len(), 2, "{runs:#?}");
+            assert!(done.contains(&1) && done.contains(&4), "{done:?}");
+            let skipped = with_status(&runs, RunStatus::Skipped);
+            assert_eq!(skipped.len(), 2);
+            for run in skipped {
+                assert!(run.note.as_deref().unwrap().contains("rate limited"), "{run:#?}");
+                assert!(run.started_at.is_none());
+            }
+            // AND an hour later a is allowed again
+            env.advance(Duration::from_secs(3600)).await;
+            env.send(vec![go(json!({"n": 5, "user": "a"}))]).await;
+            let runs = env.runs().await;
+            assert_eq!(with_status(&runs, RunStatus::Completed).len(), 3);
+        }
+
+        #[tokio::test]
+        async fn a_debounce_starts_one_run_with_the_last_of_thirty_events() {
+            // GIVEN a 10 s debounce per product
+            let env = $env(vec![
+                quick("sync").debounce(Debounce::new(secs(10)).key("event.data.product")),
+            ])
+            .await;
+            let t0 = hookflow::Clock::now_ms(&env.clock);
+            // WHEN 30 saves of one product arrive a second apart, and one of another
+            env.send(vec![go(json!({"n": 100, "product": "q"}))]).await;
+            for n in 0..30 {
+                env.send(vec![go(json!({"n": n, "product": "p"}))]).await;
+                env.advance(secs(1)).await;
+            }
+            // THEN nothing for p has started while they kept coming
+            let runs = env.runs().await;
+            let p: Vec<&Run> = runs.iter().filter(|r| r.event.data["product"] == "p").collect();
+            let queued = with_status(&runs, RunStatus::Queued);
+            assert_eq!(queued.len(), 1, "one run collects the events: {p:#?}");
+            assert!(queued[0].note.as_deref().unwrap().contains("30 event"), "{:?}", queued[0].note);
+            // AND every other event's run says where its event went
+            let folded = with_status(&runs, RunStatus::Skipped);
+            assert_eq!(folded.len(), 29);
+            let into = format!("debounced into run {}", queued[0].id);
+            assert!(folded.iter().all(|r| r.note.as_deref() == Some(into.as_str())), "{folded:#?}");
+            assert_eq!(p.len(), 30);
+            // AND 10 s after the last one, one run starts, with the last event
+            env.advance(secs(10)).await;
+            let runs = env.runs().await;
+            let done = with_status(&runs, RunStatus::Completed);
+            assert_eq!(done.len(), 2, "{runs:#?}");
+            let p = done.iter().find(|r| r.event.data["product"] == "p").unwrap();
+            assert_eq!(p.output, Some(json!(29)));
+            assert!(p.started_at.unwrap() >= t0 + 39_000 - $precision);
+            let q = done.iter().find(|r| r.event.data["product"] == "q").unwrap();
+            assert_eq!(q.output, Some(json!(100)));
+        }
+
+        #[tokio::test]
+        async fn a_debounce_timeout_caps_how_long_events_push_the_start_back() {
+            // GIVEN a 10 s debounce that waits at most 20 s
+            let env = $env(vec![
+                quick("sync").debounce(Debounce::new(secs(10)).timeout(secs(20))),
+            ])
+            .await;
+            let t0 = hookflow::Clock::now_ms(&env.clock);
+            // WHEN an event arrives every 4 s, five times
+            for n in 0..5 {
+                env.send(vec![go(json!({"n": n}))]).await;
+                env.advance(secs(4)).await;
+            }
+            env.advance(secs(1)).await;
+            // THEN the run started 20 s after the first, with the fifth
+            let runs = env.runs().await;
+            let done = with_status(&runs, RunStatus::Completed);
+            assert_eq!(done.len(), 1, "{runs:#?}");
+            assert_eq!(with_status(&runs, RunStatus::Skipped).len(), 4, "{runs:#?}");
+            assert_eq!(done[0].output, Some(json!(4)));
+            let started = done[0].started_at.unwrap() - t0;
+            assert!((20_000 - $precision..=20_000 + 1_000).contains(&started), "{started}");
+            // AND the next event begins a new burst
+            env.send(vec![go(json!({"n": 5}))]).await;
+            env.advance(secs(11)).await;
+            let runs = env.runs().await;
+            assert_eq!(with_status(&runs, RunStatus::Completed).len(), 2, "{runs:#?}");
+        }
+
+        #[tokio::test]
+        async fn a_singleton_skips_a_new_run_while_one_is_unfinished() {
+            // GIVEN one unfinished run per account, skipping newcomers
+            let env = $env(vec![
+                slow("drain").singleton(Singleton::new(SingletonMode::Skip).key("event.data.account")),
+            ])
+            .await;
+            // WHEN a second event for the account arrives while the first sleeps
+            env.send(vec![go(json!({"n": 1, "account": "x"}))]).await;
+            env.send(vec![go(json!({"n": 2, "account": "x"})), go(json!({"n": 3, "account": "y"}))])
+                .await;
+            // THEN it is skipped, naming the run it gave way to; y is not affected
+            let runs = env.runs().await;
+            let skipped = with_status(&runs, RunStatus::Skipped);
+            assert_eq!(skipped.len(), 1, "{runs:#?}");
+            assert_eq!(skipped[0].event.data["n"], 2);
+            let first = runs.iter().find(|r| r.event.data["n"] == 1).unwrap();
+            assert!(skipped[0].note.as_deref().unwrap().contains(&first.id));
+            assert_eq!(with_status(&runs, RunStatus::Sleeping).len(), 2);
+            // AND once the first finishes, the account runs again
+            env.advance(days(1) + secs(1)).await;
+            env.send(vec![go(json!({"n": 4, "account": "x"}))]).await;
+            let runs = env.runs().await;
+            let fourth = runs.iter().find(|r| r.event.data["n"] == 4).unwrap();
+            assert_eq!(fourth.status, RunStatus::Sleeping, "{fourth:#?}");
+        }
+
+        #[tokio::test]
+        async fn a_singleton_in_cancel_mode_replaces_the_unfinished_run() {
+            // GIVEN one unfinished run, the newest winning
+            let env = $env(vec![slow("drain").singleton(Singleton::new(SingletonMode::Cancel))]).await;
+            // WHEN a second event arrives while the first sleeps
+            env.send(vec![go(json!({"n": 1}))]).await;
+            env.send(vec![go(json!({"n": 2}))]).await;
+            // THEN the first is cancelled and the second runs
+            let runs = env.runs().await;
+            assert_eq!(runs.len(), 2, "{runs:#?}");
+            let first = runs.iter().find(|r| r.event.data["n"] == 1).unwrap();
+            let second = runs.iter().find(|r| r.event.data["n"] == 2).unwrap();
+            assert_eq!(first.status, RunStatus::Cancelled, "{first:#?}");
+            assert!(first.error.as_deref().unwrap().contains(&second.id));
+            assert_eq!(second.status, RunStatus::Sleeping, "{second:#?}");
+            env.advance(days(1) + secs(1)).await;
+            let runs = env.runs().await;
+            assert_eq!(with_status(&runs, RunStatus::Completed).len(), 1);
+        }
+    };
+}
+
+mod sqlite {
+    use hookflow_embedded::testing::TestEnv;
+
+    async fn env(functions: Vec<Function>) -> TestEnv {
+        TestEnv::new(functions)
+    }
+
+    flow_control_tests!(env, 0);
+}
+
+mod aws {
+    use hookflow_aws::testing::AwsTestEnv;
+
+    async fn env(functions: Vec<Function>) -> AwsTestEnv {
+        AwsTestEnv::new(functions).await
+    }
+
+    // Timers due within a second are handled at once (SQS delays are whole
+    // seconds; a start is at most that early).
+    flow_control_tests!(env, 1_000);
+}
