@@ -7,9 +7,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use std::sync::{Arc, Mutex};
+
+use hookflow::flow::{FlowKind, FlowState, FlowWrite, SlotHolder, record_key};
+use hookflow::store::RunStore;
+use hookflow::transition::{Fence, Transition};
 use hookflow::{
-    Debounce, Event, Function, RateLimit, Registry, Run, RunStatus, Singleton, SingletonMode,
-    Throttle,
+    Concurrency, Debounce, Event, Function, RateLimit, Registry, Run, RunStatus, Singleton,
+    SingletonMode, Throttle,
 };
 use hookflow_tests::{days, secs};
 use serde_json::{Value, json};
@@ -35,6 +40,47 @@ fn slow(id: &str) -> Function {
             ctx.step.run("after", || async { Ok(()) }).await?;
             Ok(ctx.event.data["n"].clone())
         })
+}
+
+/// One step that reports `data.n` to `order` when its code runs.
+fn reporting(id: &str, order: &Arc<Mutex<Vec<i64>>>) -> Function {
+    let order = order.clone();
+    Function::new(id).on_event("test/go").handler(move |ctx| {
+        let order = order.clone();
+        async move {
+            let n = ctx.event.data["n"].as_i64().unwrap_or(-1);
+            ctx.step
+                .run("work", move || async move {
+                    order.lock().unwrap().push(n);
+                    Ok(())
+                })
+                .await?;
+            Ok(n)
+        }
+    })
+}
+
+/// Commits, for `function`'s concurrency limit (no key), a slot held by a
+/// run whose worker crashed: its lease token is gone and the slot lapses
+/// at `until`.
+async fn crashed_holder(store: &impl RunStore, function: &str, now: i64, until: i64) {
+    let ghost = Run::new("ghost".into(), function, go(json!({"n": 0})), now);
+    let mut t = Transition::new(Fence::Create, ghost);
+    let slots = FlowState::Slots {
+        holders: vec![SlotHolder {
+            run_id: "ghost".into(),
+            token: Some("lost".into()),
+            until,
+        }],
+        waiting: Vec::new(),
+        timer: None,
+    };
+    t.flow.push(FlowWrite::after(
+        record_key(FlowKind::Concurrency, function, ""),
+        None,
+        slots,
+    ));
+    store.commit(&t).await.unwrap().unwrap();
 }
 
 fn go(data: Value) -> Event {
@@ -63,6 +109,17 @@ fn options_that_cannot_combine_are_refused_when_the_registry_is_built() {
             quick("f").rate_limit(RateLimit::new(5, secs(1)).key("event.data.(")),
             "f",
         ),
+        (
+            quick("f")
+                .concurrency(Concurrency::new(1))
+                .concurrency(Concurrency::new(2))
+                .concurrency(Concurrency::new(3)),
+            "at most two",
+        ),
+        (
+            quick("f").priority("event.data.vip ? 60 : 0"),
+            "add a concurrency limit",
+        ),
     ] {
         let Err(err) = Registry::new([function]) else {
             panic!("{why}: accepted");
@@ -77,6 +134,44 @@ fn options_that_cannot_combine_are_refused_when_the_registry_is_built() {
 macro_rules! flow_control_tests {
     ($env:expr, $precision:expr) => {
         use super::*;
+
+        #[tokio::test]
+        async fn runs_wait_in_line_for_a_slot_a_crashed_worker_held_and_go_by_priority() {
+            // GIVEN one run at a time, VIPs a minute ahead, and a slot held by
+            // a worker that crashed (its lease lapses in 60 s)
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let env = $env(vec![
+                reporting("limited", &order)
+                    .concurrency(Concurrency::new(1))
+                    .priority("event.data.vip ? 60 : 0"),
+            ])
+            .await;
+            let t0 = hookflow::Clock::now_ms(&env.clock);
+            crashed_holder(&store(&env), "limited", t0, t0 + 60_000).await;
+            // WHEN three runs arrive, the last a VIP
+            for n in 1..=3 {
+                env.send(vec![go(json!({"n": n, "vip": n == 3}))]).await;
+                env.advance(secs(1)).await;
+            }
+            // THEN none has started, each saying why
+            let runs = env.runs().await;
+            let waiting = with_status(&runs, RunStatus::Queued);
+            assert_eq!(waiting.len(), 4, "{runs:#?}");
+            for run in waiting.iter().filter(|r| r.id != "ghost") {
+                let note = run.note.as_deref().unwrap_or_default();
+                assert!(note.contains("waiting for a concurrency slot"), "{run:#?}");
+            }
+            assert!(order.lock().unwrap().is_empty());
+            // AND once the crashed worker's lease lapses they run one at a
+            // time, the VIP first, then in arrival order
+            env.advance(secs(60)).await;
+            let runs = env.runs().await;
+            assert_eq!(with_status(&runs, RunStatus::Completed).len(), 3, "{runs:#?}");
+            assert_eq!(*order.lock().unwrap(), vec![3, 1, 2]);
+            for run in with_status(&runs, RunStatus::Completed) {
+                assert!(run.started_at.unwrap() >= t0 + 60_000 - $precision, "{run:#?}");
+            }
+        }
 
         #[tokio::test]
         async fn a_throttle_queues_runs_and_spaces_each_keys_starts() {
@@ -281,16 +376,106 @@ macro_rules! flow_control_tests {
 
 mod sqlite {
     use hookflow_embedded::testing::TestEnv;
+    use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
 
     async fn env(functions: Vec<Function>) -> TestEnv {
         TestEnv::new(functions)
+    }
+
+    fn store(env: &TestEnv) -> SqliteStore {
+        env.runtime.store().clone()
+    }
+
+    /// A function whose step takes 30 ms of real time, counting how many
+    /// run at once.
+    fn busy(id: &str, now: &Arc<Mutex<(u32, u32)>>) -> Function {
+        let now = now.clone();
+        Function::new(id).on_event("test/go").handler(move |ctx| {
+            let now = now.clone();
+            async move {
+                ctx.step
+                    .run("work", move || async move {
+                        {
+                            let mut n = now.lock().unwrap();
+                            n.0 += 1;
+                            n.1 = n.1.max(n.0);
+                        }
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        now.lock().unwrap().0 -= 1;
+                        Ok(())
+                    })
+                    .await?;
+                Ok(())
+            }
+        })
+    }
+
+    /// The most runs of `function` seen executing a step at once while 10
+    /// run on 16 real workers.
+    async fn most_at_once(function: impl Fn(&Arc<Mutex<(u32, u32)>>) -> Function) -> u32 {
+        let counts = Arc::new(Mutex::new((0, 0)));
+        let runtime = Embedded::new(
+            SqliteStore::in_memory().unwrap(),
+            Registry::new([function(&counts)]).unwrap(),
+            Arc::new(hookflow::SystemClock),
+            WorkerConfig {
+                workers: 16,
+                ..WorkerConfig::default()
+            },
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let workers = tokio::spawn({
+            let runtime = runtime.clone();
+            async move { runtime.run_workers(stopped).await }
+        });
+        let events = (0..10).map(|n| go(json!({"n": n}))).collect();
+        runtime.engine().ingest(events).await.unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let done = runtime
+                .store()
+                .list_runs(&hookflow::RunFilter {
+                    status: Some(RunStatus::Completed),
+                    ..hookflow::RunFilter::default()
+                })
+                .await
+                .unwrap()
+                .len();
+            if done == 10 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{done} of 10 completed"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(true).unwrap();
+        workers.await.unwrap();
+        counts.lock().unwrap().1
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_concurrency_limit_keeps_runs_executing_at_once_within_it() {
+        // GIVEN 16 workers, WHEN 10 runs of a limited function run
+        let limited = most_at_once(|n| busy("limited", n).concurrency(Concurrency::new(2))).await;
+        // THEN at most 2 ever executed a step at once, and all completed
+        assert!((1..=2).contains(&limited), "{limited} at once");
+        // (without the limit the same workload runs more at once)
+        let free = most_at_once(|n| busy("free", n)).await;
+        assert!(free > 2, "{free} at once without a limit");
     }
 
     flow_control_tests!(env, 0);
 }
 
 mod aws {
+    use hookflow_aws::AwsStore;
     use hookflow_aws::testing::AwsTestEnv;
+
+    fn store(env: &AwsTestEnv) -> AwsStore {
+        env.store().clone()
+    }
 
     async fn env(functions: Vec<Function>) -> AwsTestEnv {
         AwsTestEnv::new(functions).await

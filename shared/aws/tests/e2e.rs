@@ -457,6 +457,9 @@ async fn a_450_kb_event_a_2_mib_step_output_and_a_300_kb_invoke_all_go_through()
     }
 }
 
+/// Calls an option adds to a run: operation and how many more.
+type Extra = &'static [(&'static str, i64)];
+
 /// A one-step function on `test/go` with `option` applied.
 fn gated(option: fn(Function) -> Function) -> Function {
     option(Function::new("gated").on_event("test/go")).handler(|_ctx| async move { Ok(()) })
@@ -474,7 +477,7 @@ async fn calls_for_second_event(function: Function) -> std::collections::BTreeMa
 
 #[tokio::test]
 async fn flow_control_adds_these_calls_per_run() {
-    use hookflow::{Debounce, RateLimit, Singleton, SingletonMode, Throttle};
+    use hookflow::{Concurrency, Debounce, RateLimit, Singleton, SingletonMode, Throttle};
     let plain = calls_for_second_event(gated(|f| f)).await;
     let get = |calls: &std::collections::BTreeMap<String, u64>, op: &str| {
         calls.get(op).copied().unwrap_or(0)
@@ -484,46 +487,49 @@ async fn flow_control_adds_these_calls_per_run() {
     assert_eq!(get(&plain, "DynamoDB.TransactWriteItems"), 1, "{plain:#?}");
     assert_eq!(get(&plain, "DynamoDB.TransactWriteItems.items"), 2);
     // Each option reads its record (one consistent GetItem) and writes it in
-    // the creation's transaction (one more item).
-    for (name, function) in [
+    // the creation's transaction (one more item); a singleton also reads its
+    // holder run (one Query); a concurrency limit reads its record and writes
+    // it with the lease and with the end (both two-item transactions instead
+    // of single updates).
+    const GET_ITEM: &str = "DynamoDB.GetItem";
+    const QUERY: &str = "DynamoDB.Query";
+    const TRANSACTIONS: &str = "DynamoDB.TransactWriteItems";
+    const ITEMS: &str = "DynamoDB.TransactWriteItems.items";
+    let cases: [(&str, Function, Extra); 4] = [
         (
             "rate limit",
             gated(|f| f.rate_limit(RateLimit::new(100, Duration::from_secs(1)))),
+            &[(GET_ITEM, 1), (ITEMS, 1)],
         ),
         (
             "throttle",
             gated(|f| f.throttle(Throttle::new(100, Duration::from_secs(1)))),
+            &[(GET_ITEM, 1), (ITEMS, 1)],
         ),
-    ] {
+        (
+            "singleton",
+            gated(|f| f.singleton(Singleton::new(SingletonMode::Skip))),
+            &[(GET_ITEM, 1), (QUERY, 1), (ITEMS, 1)],
+        ),
+        (
+            "concurrency",
+            gated(|f| f.concurrency(Concurrency::new(5))),
+            &[
+                (GET_ITEM, 2),
+                (TRANSACTIONS, 2),
+                ("DynamoDB.UpdateItem", -2),
+            ],
+        ),
+    ];
+    for (name, function, extra) in cases {
         let calls = calls_for_second_event(function).await;
         println!("{name}: {calls:#?}");
-        assert_eq!(
-            get(&calls, "DynamoDB.GetItem"),
-            get(&plain, "DynamoDB.GetItem") + 1,
-            "{name}"
-        );
-        assert_eq!(
-            get(&calls, "DynamoDB.TransactWriteItems.items"),
-            get(&plain, "DynamoDB.TransactWriteItems.items") + 1,
-            "{name}"
-        );
+        for (op, delta) in extra {
+            let more =
+                i64::try_from(get(&calls, op)).unwrap() - i64::try_from(get(&plain, op)).unwrap();
+            assert_eq!(more, *delta, "{name}: {op}");
+        }
     }
-    // A singleton also reads its holder run (one Query when it finished).
-    let calls =
-        calls_for_second_event(gated(|f| f.singleton(Singleton::new(SingletonMode::Skip)))).await;
-    println!("singleton: {calls:#?}");
-    assert_eq!(
-        get(&calls, "DynamoDB.GetItem"),
-        get(&plain, "DynamoDB.GetItem") + 1
-    );
-    assert_eq!(
-        get(&calls, "DynamoDB.Query"),
-        get(&plain, "DynamoDB.Query") + 1
-    );
-    assert_eq!(
-        get(&calls, "DynamoDB.TransactWriteItems.items"),
-        get(&plain, "DynamoDB.TransactWriteItems.items") + 1
-    );
     // A debounced event folded into the queued run: the record and the run
     // read, one transaction (run, its new event, the record), a new start
     // timer, and the event's own run stored as skipped.

@@ -177,9 +177,58 @@ impl Singleton {
     }
 }
 
+/// Which runs a concurrency limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConcurrencyScope {
+    /// This function's runs (per key value).
+    Function,
+    /// Every function's runs with the same key value (the key is required):
+    /// e.g. all calls to one tenant's API, whichever function makes them.
+    Global,
+}
+
+/// At most `limit` runs executing a step at once, per key. A run that sleeps
+/// or waits holds no slot; runs over the limit wait in line (FIFO, or by
+/// [`Function::priority`](crate::Function::priority)) and start as slots free
+/// up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concurrency {
+    pub(crate) limit: u32,
+    pub(crate) key: Option<String>,
+    pub(crate) scope: ConcurrencyScope,
+}
+
+impl Concurrency {
+    /// At most `limit` at once for the function.
+    #[must_use]
+    pub fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            key: None,
+            scope: ConcurrencyScope::Function,
+        }
+    }
+
+    /// One limit per value of the CEL expression `key` over `event`.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Counts the runs of every function with the same key value.
+    #[must_use]
+    pub fn scope(mut self, scope: ConcurrencyScope) -> Self {
+        self.scope = scope;
+        self
+    }
+}
+
 /// A function's flow-control options.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FlowControl {
+    pub(crate) concurrency: Vec<Concurrency>,
+    pub(crate) priority: Option<String>,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) throttle: Option<Throttle>,
     pub(crate) debounce: Option<Debounce>,
@@ -190,6 +239,8 @@ pub(crate) struct FlowControl {
 /// or no key).
 #[derive(Clone, Default)]
 pub(crate) struct FlowKeys {
+    pub(crate) concurrency: Vec<Option<Expr>>,
+    pub(crate) priority: Option<Expr>,
     pub(crate) rate_limit: Option<Expr>,
     pub(crate) throttle: Option<Expr>,
     pub(crate) debounce: Option<Expr>,
@@ -197,6 +248,8 @@ pub(crate) struct FlowKeys {
 }
 
 impl FlowControl {
+    /// True when nothing gates the run's creation (concurrency gates its
+    /// executions instead).
     pub(crate) fn is_empty(&self) -> bool {
         self.rate_limit.is_none()
             && self.throttle.is_none()
@@ -220,6 +273,23 @@ impl FlowControl {
                 Ok(())
             }
         };
+        if self.concurrency.len() > 2 {
+            return Err("at most two concurrency limits per function".into());
+        }
+        for c in &self.concurrency {
+            if c.limit == 0 {
+                return Err("a concurrency limit must be at least 1".into());
+            }
+            if c.scope == ConcurrencyScope::Global && c.key.is_none() {
+                return Err("a global concurrency limit needs a key".into());
+            }
+        }
+        if self.priority.is_some() && self.concurrency.is_empty() {
+            return Err(
+                "priority orders runs waiting for a concurrency slot: add a concurrency limit"
+                    .into(),
+            );
+        }
         if let Some(r) = &self.rate_limit {
             positive("rate_limit", r.limit, r.period)?;
         }
@@ -249,6 +319,12 @@ impl FlowControl {
             }
         }
         Ok(FlowKeys {
+            concurrency: self
+                .concurrency
+                .iter()
+                .map(|c| key(c.key.as_ref()))
+                .collect::<std::result::Result<_, _>>()?,
+            priority: key(self.priority.as_ref())?,
             rate_limit: key(self.rate_limit.as_ref().and_then(|r| r.key.as_ref()))?,
             throttle: key(self.throttle.as_ref().and_then(|t| t.key.as_ref()))?,
             debounce: key(self.debounce.as_ref().and_then(|d| d.key.as_ref()))?,
@@ -311,6 +387,8 @@ pub enum FlowKind {
     Debounce,
     /// [`Singleton`].
     Singleton,
+    /// [`Concurrency`].
+    Concurrency,
 }
 
 impl FlowKind {
@@ -322,6 +400,7 @@ impl FlowKind {
             Self::Throttle => "throttle",
             Self::Debounce => "debounce",
             Self::Singleton => "singleton",
+            Self::Concurrency => "concurrency",
         }
     }
 }
@@ -369,6 +448,39 @@ pub enum FlowState {
         /// The run.
         run_id: String,
     },
+    /// A concurrency limit's slots and the runs waiting for one.
+    Slots {
+        /// Runs holding a slot (executing, or woken to take one).
+        holders: Vec<SlotHolder>,
+        /// Runs waiting, in the order they get slots.
+        waiting: Vec<SlotWaiter>,
+        /// The timer that re-checks the holders for the first waiter (in
+        /// case a holder's worker crashed): when, and for which run.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timer: Option<(i64, String)>,
+    },
+}
+
+/// A run holding a concurrency slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotHolder {
+    /// The run.
+    pub run_id: String,
+    /// Its lease token when it took the slot (`None`: woken, not yet here).
+    pub token: Option<String>,
+    /// When the slot lapses unless the run's lease is still held (ms).
+    pub until: i64,
+}
+
+/// A run waiting for a concurrency slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotWaiter {
+    /// The run.
+    pub run_id: String,
+    /// Its function (whose queue wakes it).
+    pub function_id: String,
+    /// Its place: when it began waiting, minus its priority (ms).
+    pub rank: i64,
 }
 
 /// A stored flow-control record.

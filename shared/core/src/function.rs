@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, FUNCTION_FAILED};
 use crate::expr::Expr;
 use crate::failure::DEFAULT_RETRIES;
-use crate::flow::{Debounce, FlowControl, FlowKeys, RateLimit, Singleton, Throttle};
+use crate::flow::{Concurrency, Debounce, FlowControl, FlowKeys, RateLimit, Singleton, Throttle};
 use crate::step::Step;
 
 /// What a handler receives.
@@ -232,6 +232,22 @@ impl Function {
     #[must_use]
     pub fn idempotency(mut self, key: impl Into<String>) -> Self {
         self.idempotency = Some(key.into());
+        self
+    }
+
+    /// Limits how many runs execute a step at once (up to two limits).
+    #[must_use]
+    pub fn concurrency(mut self, concurrency: Concurrency) -> Self {
+        self.flow.concurrency.push(concurrency);
+        self
+    }
+
+    /// A CEL expression over `event` giving seconds (-600..=600) by which a
+    /// run waiting for a concurrency slot goes ahead of (positive) or behind
+    /// (negative) the others.
+    #[must_use]
+    pub fn priority(mut self, seconds: impl Into<String>) -> Self {
+        self.flow.priority = Some(seconds.into());
         self
     }
 

@@ -37,7 +37,9 @@ pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};
 pub use event::Event;
 pub use failure::{Failure, NonRetriable, RetryAfter, StepError};
-pub use flow::{Debounce, RateLimit, Singleton, SingletonMode, Throttle};
+pub use flow::{
+    Concurrency, ConcurrencyScope, Debounce, RateLimit, Singleton, SingletonMode, Throttle,
+};
 pub use function::{CancelOn, Ctx, Function, Registry};
 pub use ingest::{Ingest, Ingested};
 pub use router::{PlannedRun, Router, Started, planned_runs};

@@ -163,14 +163,16 @@ pub(super) fn flow_pk(key: &str) -> String {
 
 /// When DynamoDB may remove a flow-control record (epoch seconds): once its
 /// state means nothing any more (a GCRA time or debounce passed a day ago),
-/// or for a singleton's holder after 30 days (a run holding it longer may
-/// then overlap a new one).
+/// or 30 days after a singleton's holder or a concurrency limit's slots were
+/// last written (each decision writes them again).
 fn flow_ttl(state: &FlowState) -> i64 {
     const DAY: i64 = 86_400;
     match state {
         FlowState::Gcra { tat } => tat / 1000 + DAY,
         FlowState::Debounce { due_at, .. } => due_at / 1000 + DAY,
-        FlowState::Singleton { .. } => chrono::Utc::now().timestamp() + 30 * DAY,
+        FlowState::Singleton { .. } | FlowState::Slots { .. } => {
+            chrono::Utc::now().timestamp() + 30 * DAY
+        }
     }
 }
 

@@ -22,7 +22,7 @@ use super::faults::{Driver, Fault, Harness, Tape};
 use crate::clock::FakeClock;
 use crate::event::Event;
 use crate::failure::{NonRetriable, RetryAfter, StepError};
-use crate::flow::{Debounce, Singleton, SingletonMode, Throttle};
+use crate::flow::{Concurrency, Debounce, Singleton, SingletonMode, Throttle};
 use crate::function::{CancelOn, Ctx, Function};
 use crate::step::WaitFor;
 use crate::store::Store;
@@ -231,14 +231,25 @@ fn retrier(tape: &Tape) -> Vec<Function> {
 
 /// Every scenario the suite runs.
 #[must_use]
-/// One function per start-time flow control, all on the same event: a
-/// debounce (one run, with the second event), a throttle (the second run an
-/// hour after the first) and a singleton (the second event skipped while the
-/// first run sleeps).
+/// One function per flow control, all on the same event: a debounce (one
+/// run, with the second event), a throttle (the second run an hour after the
+/// first), a singleton (the second event skipped while the first run sleeps)
+/// and a concurrency limit of one (a crash while holding the slot makes the
+/// other run wait until the slot lapses).
 fn flow_controlled(tape: &Tape) -> Vec<Function> {
     let hour = Duration::from_secs(3_600);
-    let (t1, t2, t3) = (tape.clone(), tape.clone(), tape.clone());
+    let (t1, t2, t3, t4) = (tape.clone(), tape.clone(), tape.clone(), tape.clone());
     vec![
+        Function::new("limited")
+            .on_event("test/go")
+            .concurrency(Concurrency::new(1))
+            .handler(move |ctx| {
+                let tape = t4.clone();
+                async move {
+                    guarded(&ctx, &tape, "first", 1).await?;
+                    Ok(guarded(&ctx, &tape, "second", ctx.event.data["n"].clone()).await?)
+                }
+            }),
         Function::new("debounced")
             .on_event("test/go")
             .debounce(Debounce::new(hour))

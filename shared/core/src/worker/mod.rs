@@ -19,6 +19,7 @@ mod answers;
 mod conclude;
 pub(crate) mod executor;
 mod session;
+mod slots;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,7 @@ use crate::error::Result;
 use crate::event::new_id;
 use crate::function::{Function, Registry};
 use crate::run::{Envelope, Lease, Message, Resolution, Run, RunStatus, StepRecord, Target};
-use crate::store::{EventLog, LoadedRun, Outbox, RunStore};
+use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore};
 use crate::transition::{Conflict, Fence, Outgoing, Transition};
 
 use self::conclude::conclude;
@@ -40,6 +41,8 @@ use self::session::{Interrupt, LeaseTerms, Session};
 /// How far back a suspended run looks for events that arrived while its
 /// waiters were being registered (the longest a worker holds a run).
 pub const CATCH_UP_HORIZON: Duration = Duration::from_secs(15 * 60);
+/// Attempts at a commit whose flow-control records keep changing under it.
+const FLOW_ATTEMPTS: usize = 16;
 /// Events scanned per waiter when catching up.
 pub(crate) const CATCH_UP_LIMIT: usize = 100;
 
@@ -134,7 +137,7 @@ impl<S: Clone> Clone for Worker<S> {
 
 impl<S> Worker<S>
 where
-    S: RunStore + EventLog + Outbox + Clone + 'static,
+    S: RunStore + EventLog + FlowStore + Outbox + Clone + 'static,
 {
     /// A worker running the functions of `registry` over `store`.
     pub fn new(
@@ -227,7 +230,9 @@ where
     }
 
     /// Takes the lease in one transition with what is decided before user
-    /// code runs.
+    /// code runs, and with the run's concurrency slots; when a slot is not
+    /// free, records the run's place in line instead (with a waiting step's
+    /// answer, which must not be lost) and leaves the run unleased.
     async fn acquire(
         &self,
         loaded: LoadedRun,
@@ -249,9 +254,10 @@ where
             now,
             version: run.version,
         };
+        let limited = function.is_some_and(slots::limited);
         if let Some((status, error)) = ended_before_start(&run, function, &cause, now) {
             next.error = Some(error.clone());
-            let transition = conclude(
+            let base = conclude(
                 fence,
                 next,
                 &journal,
@@ -259,26 +265,40 @@ where
                 status,
                 now,
             );
-            return Ok(match self.store.commit(&transition).await? {
-                Ok(committed) => {
-                    self.store.deliver(&committed.undelivered).await?;
-                    tracing::info!(run.id = %run.id, status = status.as_str(), error, "run ended before its handler ran");
-                    Acquired::Gone
+            for _ in 0..FLOW_ATTEMPTS {
+                let mut transition = base.clone();
+                if let (true, Some(function)) = (limited, function) {
+                    // Cancelled while in line (or holding a slot): leave it.
+                    let (writes, outbox) =
+                        slots::give_back(&self.store, function, &run, now, self.lease_ms()).await?;
+                    transition.flow = writes;
+                    transition.outbox.extend(outbox);
                 }
-                Err(Conflict::Leased | Conflict::Changed) => Acquired::Busy,
-                Err(_) => Acquired::Gone,
-            });
+                return Ok(match self.store.commit(&transition).await? {
+                    Ok(committed) => {
+                        self.store.deliver(&committed.undelivered).await?;
+                        tracing::info!(run.id = %run.id, status = status.as_str(), error, "run ended before its handler ran");
+                        Acquired::Gone
+                    }
+                    Err(Conflict::FlowChanged) => continue,
+                    Err(Conflict::Leased | Conflict::Changed) => Acquired::Busy,
+                    Err(_) => Acquired::Gone,
+                });
+            }
+            return Ok(Acquired::Busy);
         }
-        let mut transition = Transition::new(fence, next);
+        let mut answered = Transition::new(fence, run.clone());
         if let Cause::Resolve { step_id, with } = &cause
             && let Some((step, removed)) = self.resolve(&run, &journal, step_id, with, now).await?
         {
             journal.retain(|s| s.id != step.id);
             journal.push(step.clone());
             journal.sort_by_key(|s| s.position);
-            transition.steps.push(step);
-            transition.waiters_removed.extend(removed);
+            answered.steps.push(step);
+            answered.waiters_removed.extend(removed);
         }
+        let mut transition = answered.clone();
+        transition.run = next;
         let run_state = &mut transition.run;
         run_state.status = RunStatus::Running;
         run_state.wake_at = None;
@@ -289,19 +309,66 @@ where
                 .outbox
                 .push(resume_at(&run, started_at + duration_ms(limit)));
         }
-        match self.store.commit(&transition).await? {
-            Ok(committed) => {
-                self.store.deliver(&committed.undelivered).await?;
-                Ok(Acquired::Ready {
-                    run: Box::new(transition.run),
-                    journal,
-                })
+        for _ in 0..FLOW_ATTEMPTS {
+            let mut attempt = transition.clone();
+            if let (true, Some(function)) = (limited, function) {
+                match slots::take(
+                    &self.store,
+                    function,
+                    &run,
+                    token,
+                    until,
+                    now,
+                    self.lease_ms(),
+                )
+                .await?
+                {
+                    slots::Take::Granted { writes, outbox } => {
+                        attempt.flow = writes;
+                        attempt.outbox.extend(outbox);
+                    }
+                    slots::Take::Wait {
+                        writes,
+                        outbox,
+                        why,
+                    } => {
+                        let mut waiting = answered.clone();
+                        waiting.run.note = Some(why);
+                        waiting.flow = writes;
+                        waiting.outbox.extend(outbox);
+                        match self.store.commit(&waiting).await? {
+                            Ok(committed) => {
+                                self.store.deliver(&committed.undelivered).await?;
+                                tracing::debug!(run.id = %run.id, "waiting for a concurrency slot");
+                                return Ok(Acquired::Gone);
+                            }
+                            Err(Conflict::FlowChanged) => continue,
+                            Err(Conflict::Leased | Conflict::Changed) => return Ok(Acquired::Busy),
+                            Err(_) => return Ok(Acquired::Gone),
+                        }
+                    }
+                }
             }
-            // Changed: another worker committed since the run was read; the
-            // delivery comes back and reads it again.
-            Err(Conflict::Leased | Conflict::Changed) => Ok(Acquired::Busy),
-            Err(_) => Ok(Acquired::Gone),
+            return match self.store.commit(&attempt).await? {
+                Ok(committed) => {
+                    self.store.deliver(&committed.undelivered).await?;
+                    Ok(Acquired::Ready {
+                        run: Box::new(attempt.run),
+                        journal,
+                    })
+                }
+                Err(Conflict::FlowChanged) => continue,
+                // Changed: another worker committed since the run was read; the
+                // delivery comes back and reads it again.
+                Err(Conflict::Leased | Conflict::Changed) => Ok(Acquired::Busy),
+                Err(_) => Ok(Acquired::Gone),
+            };
         }
+        Ok(Acquired::Busy)
+    }
+
+    fn lease_ms(&self) -> i64 {
+        duration_ms(self.settings.lease)
     }
 
     /// Runs the handler under the lease and commits its conclusion.
@@ -338,7 +405,8 @@ where
             Ending::LeaseLost => return Ok(Handled::Busy),
             ending => ending,
         };
-        self.finish(&session, ending, execution.pending).await
+        self.finish(function, &session, ending, execution.pending)
+            .await
     }
 
     /// Commits the execution's conclusion (retrying as a cancellation when
@@ -346,6 +414,7 @@ where
     /// events its new waiters may have missed.
     async fn finish(
         &self,
+        function: &Function,
         session: &Session<S>,
         ending: Ending,
         pending: crate::step::Change,
@@ -357,7 +426,7 @@ where
         {
             ending = Ending::Cancelled(reason);
         }
-        for _ in 0..2 {
+        for _ in 0..FLOW_ATTEMPTS {
             let now = self.now();
             let fence = match ending {
                 Ending::Cancelled(_) => Fence::HoldCancelling {
@@ -371,7 +440,15 @@ where
             };
             let run = session.run();
             let journal = session.journal_with(&pending.steps);
-            let transition = conclude_ending(fence, run, &journal, pending.clone(), &ending, now);
+            let mut transition =
+                conclude_ending(fence, run, &journal, pending.clone(), &ending, now);
+            if slots::limited(function) {
+                let (writes, outbox) =
+                    slots::give_back(&self.store, function, &transition.run, now, self.lease_ms())
+                        .await?;
+                transition.flow = writes;
+                transition.outbox.extend(outbox);
+            }
             match self.store.commit(&transition).await? {
                 Ok(committed) => {
                     self.store.deliver(&committed.undelivered).await?;
@@ -383,6 +460,7 @@ where
                     return Ok(Handled::Done);
                 }
                 Err(Conflict::CancelRequested(reason)) => ending = Ending::Cancelled(reason),
+                Err(Conflict::FlowChanged) => {}
                 Err(_) => return Ok(Handled::Busy),
             }
         }
