@@ -13,7 +13,7 @@ use hookflow::flow::{FlowKind, FlowState, FlowWrite, SlotHolder, record_key};
 use hookflow::store::RunStore;
 use hookflow::transition::{Fence, Transition};
 use hookflow::{
-    Concurrency, Debounce, Event, Function, RateLimit, Registry, Run, RunStatus, Singleton,
+    Batch, Concurrency, Debounce, Event, Function, RateLimit, Registry, Run, RunStatus, Singleton,
     SingletonMode, Throttle,
 };
 use hookflow_tests::{days, secs};
@@ -56,6 +56,30 @@ fn reporting(id: &str, order: &Arc<Mutex<Vec<i64>>>) -> Function {
                 })
                 .await?;
             Ok(n)
+        }
+    })
+}
+
+/// Takes its events in one step that reports each `data.n` to `seen`;
+/// returns how many it got.
+fn batched(id: &str, seen: &Arc<Mutex<Vec<i64>>>) -> Function {
+    let seen = seen.clone();
+    Function::new(id).on_event("test/go").handler(move |ctx| {
+        let seen = seen.clone();
+        async move {
+            let ns: Vec<i64> = ctx
+                .events
+                .iter()
+                .map(|e| e.data["n"].as_i64().unwrap())
+                .collect();
+            let count = ns.len();
+            ctx.step
+                .run("take", move || async move {
+                    seen.lock().unwrap().extend(ns);
+                    Ok(())
+                })
+                .await?;
+            Ok(count)
         }
     })
 }
@@ -134,6 +158,40 @@ fn options_that_cannot_combine_are_refused_when_the_registry_is_built() {
 macro_rules! flow_control_tests {
     ($env:expr, $precision:expr) => {
         use super::*;
+
+        #[tokio::test]
+        async fn a_batch_of_250_events_makes_three_runs_holding_each_event_once() {
+            // GIVEN batches of up to 100 events, waiting at most 10 s
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let env = $env(vec![batched("bulk", &seen).batch(Batch::new(100, secs(10)))]).await;
+            let t0 = hookflow::Clock::now_ms(&env.clock);
+            // WHEN 250 events arrive, 50 at a time
+            for chunk in 0..5 {
+                env.send((0..50).map(|i| go(json!({"n": chunk * 50 + i}))).collect())
+                    .await;
+            }
+            // THEN the two full batches ran at once, the rest waits
+            let runs = env.runs().await;
+            let done: Vec<Value> = with_status(&runs, RunStatus::Completed)
+                .iter()
+                .map(|r| r.output.clone().unwrap())
+                .collect();
+            assert_eq!(done, vec![json!(100), json!(100)], "{done:?}");
+            let open = with_status(&runs, RunStatus::Queued);
+            assert_eq!(open.len(), 1);
+            assert!(open[0].note.as_deref().unwrap().contains("50 of 100"), "{:?}", open[0].note);
+            assert_eq!(with_status(&runs, RunStatus::Skipped).len(), 247, "batched into runs");
+            // AND the last batch starts at its timeout
+            env.advance(secs(11)).await;
+            let runs = env.runs().await;
+            let last = runs.iter().find(|r| r.id == open[0].id).unwrap();
+            assert_eq!(last.status, RunStatus::Completed);
+            assert_eq!(last.output, Some(json!(50)));
+            assert!(last.started_at.unwrap() >= t0 + 10_000 - $precision);
+            // AND every event was handled exactly once, in order
+            let seen = seen.lock().unwrap().clone();
+            assert_eq!(seen, (0..250).collect::<Vec<i64>>());
+        }
 
         #[tokio::test]
         async fn runs_wait_in_line_for_a_slot_a_crashed_worker_held_and_go_by_priority() {

@@ -56,6 +56,7 @@ fn start(run_id: &str, function: &str) -> Envelope {
         Target::Function(function.into()),
         Message::Start {
             run_id: run_id.into(),
+            due: None,
         },
     )
 }
@@ -78,7 +79,7 @@ async fn route_one(
     let start = store.receive(now, 1, 60_000).await.unwrap().pop().unwrap();
     store.ack(&start).await.unwrap();
     match start.envelope.message {
-        Message::Start { run_id } => {
+        Message::Start { run_id, .. } => {
             assert_eq!(start.envelope.target, Target::Function(function.into()));
             run_id
         }

@@ -198,6 +198,7 @@ async fn dead_letters_are_listed_and_redriven() {
         Target::Function("hello-world".into()),
         Message::Start {
             run_id: "gone".into(),
+            due: None,
         },
     );
     rt.store()

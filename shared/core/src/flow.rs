@@ -144,6 +144,39 @@ impl Debounce {
     }
 }
 
+/// Runs take events in batches: the first event of a key opens a queued run
+/// that starts when `max_size` events joined it or `timeout` after the
+/// first, whichever comes first; its handler gets them all as `ctx.events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    pub(crate) max_size: u32,
+    pub(crate) timeout: Duration,
+    pub(crate) key: Option<String>,
+}
+
+impl Batch {
+    /// Up to `max_size` events (1..=100) per run, waiting at most `timeout`
+    /// (up to an hour) after the first.
+    #[must_use]
+    pub fn new(max_size: u32, timeout: Duration) -> Self {
+        Self {
+            max_size,
+            timeout,
+            key: None,
+        }
+    }
+
+    /// One batch per value of the CEL expression `key` over `event`.
+    #[must_use]
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+}
+
+/// Largest batch a run takes.
+pub const MAX_BATCH: u32 = 100;
+
 /// What a singleton does with a new run while one is unfinished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -227,6 +260,7 @@ impl Concurrency {
 /// A function's flow-control options.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FlowControl {
+    pub(crate) batch: Option<Batch>,
     pub(crate) concurrency: Vec<Concurrency>,
     pub(crate) priority: Option<String>,
     pub(crate) rate_limit: Option<RateLimit>,
@@ -239,6 +273,7 @@ pub(crate) struct FlowControl {
 /// or no key).
 #[derive(Clone, Default)]
 pub(crate) struct FlowKeys {
+    pub(crate) batch: Option<Expr>,
     pub(crate) concurrency: Vec<Option<Expr>>,
     pub(crate) priority: Option<Expr>,
     pub(crate) rate_limit: Option<Expr>,
@@ -251,7 +286,8 @@ impl FlowControl {
     /// True when nothing gates the run's creation (concurrency gates its
     /// executions instead).
     pub(crate) fn is_empty(&self) -> bool {
-        self.rate_limit.is_none()
+        self.batch.is_none()
+            && self.rate_limit.is_none()
             && self.throttle.is_none()
             && self.debounce.is_none()
             && self.singleton.is_none()
@@ -273,6 +309,24 @@ impl FlowControl {
                 Ok(())
             }
         };
+        if let Some(b) = &self.batch {
+            if !(1..=MAX_BATCH).contains(&b.max_size) {
+                return Err(format!("a batch holds 1 to {MAX_BATCH} events"));
+            }
+            if b.timeout.is_zero() || b.timeout > Duration::from_secs(3_600) {
+                return Err("a batch timeout is above zero and at most an hour".into());
+            }
+            let others = [
+                ("rate_limit", self.rate_limit.is_some()),
+                ("throttle", self.throttle.is_some()),
+                ("debounce", self.debounce.is_some()),
+                ("singleton", self.singleton.is_some()),
+                ("priority", self.priority.is_some()),
+            ];
+            if let Some((name, _)) = others.iter().find(|(_, set)| *set) {
+                return Err(format!("batch and {name} cannot combine"));
+            }
+        }
         if self.concurrency.len() > 2 {
             return Err("at most two concurrency limits per function".into());
         }
@@ -319,6 +373,7 @@ impl FlowControl {
             }
         }
         Ok(FlowKeys {
+            batch: key(self.batch.as_ref().and_then(|b| b.key.as_ref()))?,
             concurrency: self
                 .concurrency
                 .iter()
@@ -389,6 +444,8 @@ pub enum FlowKind {
     Singleton,
     /// [`Concurrency`].
     Concurrency,
+    /// [`Batch`].
+    Batch,
 }
 
 impl FlowKind {
@@ -401,6 +458,7 @@ impl FlowKind {
             Self::Debounce => "debounce",
             Self::Singleton => "singleton",
             Self::Concurrency => "concurrency",
+            Self::Batch => "batch",
         }
     }
 }
@@ -447,6 +505,13 @@ pub enum FlowState {
     Singleton {
         /// The run.
         run_id: String,
+    },
+    /// A key's open batch.
+    Batch {
+        /// The queued run collecting events (`None`: no batch is open).
+        run_id: Option<String>,
+        /// Events in it so far.
+        size: u32,
     },
     /// A concurrency limit's slots and the runs waiting for one.
     Slots {

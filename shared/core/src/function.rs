@@ -31,13 +31,18 @@ use crate::error::{Error, Result};
 use crate::event::{Event, FUNCTION_FAILED};
 use crate::expr::Expr;
 use crate::failure::DEFAULT_RETRIES;
-use crate::flow::{Concurrency, Debounce, FlowControl, FlowKeys, RateLimit, Singleton, Throttle};
+use crate::flow::{
+    Batch, Concurrency, Debounce, FlowControl, FlowKeys, RateLimit, Singleton, Throttle,
+};
 use crate::step::Step;
 
 /// What a handler receives.
 pub struct Ctx {
-    /// The event that started the run.
+    /// The event that started the run (for a batch, the first).
     pub event: Event,
+    /// Every event the run handles: the batch for a batched function (in
+    /// arrival order), otherwise `event` alone.
+    pub events: Vec<Event>,
     /// The durable step API.
     pub step: Step,
     /// This run's id.
@@ -232,6 +237,13 @@ impl Function {
     #[must_use]
     pub fn idempotency(mut self, key: impl Into<String>) -> Self {
         self.idempotency = Some(key.into());
+        self
+    }
+
+    /// Runs take events in batches (`ctx.events`); see [`Batch`].
+    #[must_use]
+    pub fn batch(mut self, batch: Batch) -> Self {
+        self.flow.batch = Some(batch);
         self
     }
 
@@ -438,6 +450,15 @@ impl Function {
             .transpose()
             .map_err(|e| invalid(e.to_string()))?;
         compiled.flow = self.flow.compile().map_err(invalid)?;
+        if self.flow.batch.is_some() {
+            // A batch run's events are not its trigger alone.
+            if self.idempotency.is_some() {
+                return Err(invalid("batch and idempotency cannot combine".into()));
+            }
+            if !self.cancel_on.is_empty() {
+                return Err(invalid("batch and cancel_on cannot combine".into()));
+            }
+        }
         if self.flow.debounce.is_some() {
             // A debounced run's trigger event is replaced until it starts:
             // a key claimed or a cancellation registered from the first

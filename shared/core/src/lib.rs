@@ -38,7 +38,7 @@ pub use error::{Error, Result};
 pub use event::Event;
 pub use failure::{Failure, NonRetriable, RetryAfter, StepError};
 pub use flow::{
-    Concurrency, ConcurrencyScope, Debounce, RateLimit, Singleton, SingletonMode, Throttle,
+    Batch, Concurrency, ConcurrencyScope, Debounce, RateLimit, Singleton, SingletonMode, Throttle,
 };
 pub use function::{CancelOn, Ctx, Function, Registry};
 pub use ingest::{Ingest, Ingested};

@@ -74,8 +74,8 @@ pub enum Started {
     /// Flow control stored it as skipped (rate limit, singleton); its note
     /// says why.
     Skipped(Box<Run>),
-    /// Debounced: the event now belongs to this queued run.
-    Debounced(String),
+    /// Debounced or batched: the event now belongs to this queued run.
+    Folded(String),
 }
 
 impl<S> Router<S>
@@ -232,7 +232,7 @@ where
             })
             .await?;
         match started {
-            Started::Created(_) | Started::Existing | Started::Debounced(_) => Ok(()),
+            Started::Created(_) | Started::Existing | Started::Folded(_) => Ok(()),
             Started::Skipped(run) => {
                 let message = run.note.unwrap_or_else(|| "skipped".into());
                 self.store
@@ -355,7 +355,7 @@ where
             };
             let (mut transition, debounced_into) = match gated {
                 Gated::Create(t) => (t, None),
-                Gated::Debounced(t) => {
+                Gated::Folded(t) => {
                     let id = t.run.id.clone();
                     (t, Some(id))
                 }
@@ -381,9 +381,8 @@ where
                     self.store.deliver(&committed.undelivered).await?;
                     let run = transition.run;
                     if let Some(id) = debounced_into {
-                        tracing::info!(function, run.id = %id, "event debounced into a queued run");
-                        self.record_debounced(&new, &id).await?;
-                        Started::Debounced(id)
+                        tracing::info!(function, run.id = %id, "event folded into a queued run");
+                        Started::Folded(id)
                     } else if run.status == RunStatus::Skipped {
                         tracing::info!(function, run.id = %run_id, note = run.note.as_deref().unwrap_or(""), "run skipped");
                         Started::Skipped(Box::new(run))
@@ -407,31 +406,6 @@ where
                 }
                 Err(other) => return Err(Error::Conflict(format!("creating a run: {other}"))),
             });
-        }
-    }
-
-    /// Stores the run `new` would have been as skipped, naming the queued
-    /// run its event was folded into, so the event's own run id (as
-    /// `POST /events` announced it) says where it went. Committed after the
-    /// fold: a crash between the two folds the event again on redelivery.
-    async fn record_debounced(&self, new: &NewRun<'_>, into: &str) -> Result<()> {
-        let now = self.now();
-        let mut run = Run::new(
-            new.run_id.clone(),
-            new.function.id(),
-            new.event.clone(),
-            now,
-        );
-        run.status = RunStatus::Skipped;
-        run.ended_at = Some(now);
-        run.note = Some(format!("debounced into run {into}"));
-        match self
-            .store
-            .commit(&Transition::new(Fence::Create, run))
-            .await?
-        {
-            Ok(_) | Err(Conflict::Exists) => Ok(()),
-            Err(other) => Err(Error::Conflict(format!("recording a debounce: {other}"))),
         }
     }
 
@@ -501,6 +475,7 @@ where
                 Target::Function(function.id().to_owned()),
                 Message::Start {
                     run_id: run.id.clone(),
+                    due: None,
                 },
             ),
         });
@@ -525,6 +500,71 @@ where
                 .map(|key| record_key(kind, id, &key))
                 .map_err(|err| format!("the {} key failed to evaluate: {err}", kind.as_str()))
         };
+        if let Some(batch) = &flow.batch {
+            let key = match key_of(FlowKind::Batch, keys.batch.as_ref()) {
+                Ok(key) => key,
+                Err(why) => return Ok(skip(t, why)),
+            };
+            let read = self.store.flow_get(&key).await?;
+            let max = batch.max_size;
+            if let Some(FlowState::Batch {
+                run_id: Some(open),
+                size,
+            }) = read.as_ref().map(|r| &r.state)
+                && *open != t.run.id
+                && let Some(queued) = self.store.get_run(open).await?
+                && queued.status == RunStatus::Queued
+                && queued.started_at.is_none()
+            {
+                // Add this event to the open batch; a full batch starts now.
+                let size = size + 1;
+                let full = size >= max;
+                let mut folded = Transition::new(
+                    Fence::Acquire {
+                        now,
+                        version: queued.version,
+                    },
+                    queued,
+                );
+                let state = FlowState::Batch {
+                    run_id: (!full).then(|| open.clone()),
+                    size: if full { 0 } else { size },
+                };
+                folded
+                    .flow
+                    .push(FlowWrite::after(key, read.as_ref(), state));
+                folded
+                    .also_create
+                    .push(folded_into(&t.run, open, "batched", now));
+                let run = &mut folded.run;
+                run.batch.push(t.run.event.id.clone());
+                if full {
+                    run.not_before = Some(now);
+                    run.note = Some(format!("batch: {size} of {max} events (full)"));
+                    folded.outbox.push(start_at(id, &run.id, now));
+                } else {
+                    run.note = Some(batch_note(size, max, run.not_before.unwrap_or(now)));
+                }
+                return Ok(Gated::Folded(folded));
+            }
+            t.run.batch = vec![t.run.event.id.clone()];
+            let state = if max == 1 {
+                FlowState::Batch {
+                    run_id: None,
+                    size: 0,
+                }
+            } else {
+                let due = now + duration_ms(batch.timeout);
+                t.run.not_before = Some(due);
+                t.run.note = Some(batch_note(1, max, due));
+                t.outbox = vec![start_at(id, &t.run.id, due)];
+                FlowState::Batch {
+                    run_id: Some(t.run.id.clone()),
+                    size: 1,
+                }
+            };
+            t.flow.push(FlowWrite::after(key, read.as_ref(), state));
+        }
         if let Some(rate) = &flow.rate_limit {
             let key = match key_of(FlowKind::RateLimit, keys.rate_limit.as_ref()) {
                 Ok(key) => key,
@@ -587,7 +627,7 @@ where
                 run_id,
                 first_at,
                 events,
-                ..
+                due_at,
             }) = read.as_ref().map(|r| &r.state)
                 && *run_id != t.run.id
                 && let Some(queued) = self.store.get_run(run_id).await?
@@ -616,12 +656,18 @@ where
                     .flow
                     .push(FlowWrite::after(key, read.as_ref(), state));
                 folded.replaces_event = true;
+                folded
+                    .also_create
+                    .push(folded_into(&t.run, run_id, "debounced", now));
                 let run = &mut folded.run;
                 run.event = t.run.event;
                 run.not_before = Some(due);
                 run.note = Some(debounce_note(events, due));
-                folded.outbox.push(start_at(id, &run.id, due));
-                return Ok(Gated::Debounced(folded));
+                if due != *due_at {
+                    // (Capped by the timeout, the start already sent stands.)
+                    folded.outbox.push(start_at(id, &run.id, due));
+                }
+                return Ok(Gated::Folded(folded));
             }
             let due = debounce.due(now, now);
             let state = FlowState::Debounce {
@@ -670,8 +716,8 @@ const FLOW_ATTEMPTS: usize = 16;
 enum Gated {
     /// Create the run (perhaps skipped, perhaps starting later).
     Create(Transition),
-    /// Fold the event into this queued run instead (debounce).
-    Debounced(Transition),
+    /// Fold the event into this queued run instead (debounce, batch).
+    Folded(Transition),
 }
 
 /// The creation `t` as a skipped run: stored, visible with `why`, never
@@ -687,11 +733,32 @@ fn skip(mut t: Transition, why: String) -> Gated {
     Gated::Create(t)
 }
 
+/// The run `planned` would have been, stored as skipped: its event went to
+/// the queued run `into` (`how`: debounced, batched). Created in the same
+/// commit as the fold, so the event's own run id (as `POST /events`
+/// announced it) says where the event went, and a redelivered route finds it
+/// and folds nothing twice.
+fn folded_into(planned: &Run, into: &str, how: &str, now: i64) -> Run {
+    let mut run = planned.clone();
+    run.status = RunStatus::Skipped;
+    run.ended_at = Some(now);
+    run.not_before = None;
+    run.note = Some(format!("{how} into run {into}"));
+    run
+}
+
 fn gcra_tat(record: Option<&FlowRecord>) -> Option<i64> {
     match record.map(|r| &r.state) {
         Some(FlowState::Gcra { tat }) => Some(*tat),
         _ => None,
     }
+}
+
+fn batch_note(size: u32, max: u32, due: i64) -> String {
+    format!(
+        "batch: {size} of {max} events; starts when full or at {}",
+        crate::clock::rfc3339(due)
+    )
 }
 
 fn debounce_note(events: u32, due: i64) -> String {
@@ -701,17 +768,17 @@ fn debounce_note(events: u32, due: i64) -> String {
     )
 }
 
-/// The start message of a run that flow control put off until `at`; it
-/// carries `at` as its `not_before`, which tells it from a start that a
-/// debounce superseded.
+/// The start message of a run that flow control put off until `at` (now or
+/// later); it carries `at`, which tells it from a start a later decision
+/// superseded.
 fn start_at(function_id: &str, run_id: &str, at: i64) -> Outgoing {
-    let mut envelope = Envelope::new(
+    let envelope = Envelope::new(
         Target::Function(function_id.to_owned()),
         Message::Start {
             run_id: run_id.to_owned(),
+            due: Some(at),
         },
     );
-    envelope.not_before = Some(at);
     Outgoing::Later { envelope, at }
 }
 

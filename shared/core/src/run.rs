@@ -131,6 +131,10 @@ pub struct Run {
     /// The run this one replays, if started by a replay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// For a batched function: the ids of the events it takes, in arrival
+    /// order (the first is `event`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub batch: Vec<String>,
     /// Not to start before this time (ms): set by throttle and debounce.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<i64>,
@@ -172,6 +176,7 @@ impl Run {
             idempotency_key: None,
             cancel_on: Vec::new(),
             replay_of: None,
+            batch: Vec::new(),
             not_before: None,
             note: None,
             cancel_requested: None,
@@ -404,6 +409,11 @@ pub enum Message {
     Start {
         /// The run.
         run_id: String,
+        /// For a start flow control put off: the time it was sent for, which
+        /// must still be the run's `not_before` (a later decision supersedes
+        /// it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<i64>,
     },
     /// Resume a suspended run (a timer fired: sleep, retry, timeout).
     Resume {

@@ -113,6 +113,10 @@ pub struct Transition {
     /// The run's trigger event changed (a debounced run takes the newest
     /// event): the backend stores it again.
     pub replaces_event: bool,
+    /// Other runs created with this one, each on the condition that it does
+    /// not exist ([`Conflict::Exists`] otherwise): the skipped record of an
+    /// event folded into a debounced or batched run.
+    pub also_create: Vec<Run>,
     /// Messages to send once committed.
     pub outbox: Vec<Outgoing>,
 }
@@ -130,6 +134,7 @@ impl Transition {
             idempotency: None,
             flow: Vec::new(),
             replaces_event: false,
+            also_create: Vec::new(),
             outbox: Vec::new(),
         }
     }
@@ -144,13 +149,14 @@ impl Transition {
             + usize::from(self.idempotency.is_some())
             + self.flow.len()
             + usize::from(self.replaces_event)
+            + 2 * self.also_create.len()
     }
 }
 
 /// Why a transition was not committed: its fence did not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Conflict {
-    /// [`Fence::Create`]: the run already exists.
+    /// [`Fence::Create`] (or one of `also_create`): the run already exists.
     #[error("the run already exists")]
     Exists,
     /// [`Fence::Create`]: the idempotency key is held by another run.

@@ -2,7 +2,7 @@
 //! written, and the outbox enqueued (the queue is a table), together.
 
 use hookflow::event::Event;
-use hookflow::run::{Envelope, RunStatus};
+use hookflow::run::{Envelope, Run, RunStatus};
 use hookflow::transition::{Conflict, Fence, Outgoing, Transition};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -103,16 +103,24 @@ pub(crate) fn check_fence(
             return Ok(Err(Conflict::FlowChanged));
         }
     }
+    for other in &t.also_create {
+        if run_exists(tx, &other.id)? {
+            return Ok(Err(Conflict::Exists));
+        }
+    }
     check_run_fence(tx, t)
+}
+
+fn run_exists(tx: &Connection, id: &str) -> Result<bool> {
+    Ok(tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)")?
+        .query_row([id], |r| r.get(0))?)
 }
 
 fn check_run_fence(tx: &Connection, t: &Transition) -> Result<Result<Option<RunStatus>, Conflict>> {
     let run = &t.run;
     if t.fence == Fence::Create {
-        let exists: bool = tx
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM runs WHERE id = ?1)")?
-            .query_row([&run.id], |r| r.get(0))?;
-        if exists {
+        if run_exists(tx, &run.id)? {
             return Ok(Err(Conflict::Exists));
         }
         if let Some(claim) = &t.idempotency {
@@ -186,6 +194,25 @@ fn check_run_fence(tx: &Connection, t: &Transition) -> Result<Result<Option<RunS
     })
 }
 
+fn insert_run(tx: &Connection, run: &Run, token: Option<String>, until: i64) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO runs
+         (id, function_id, status, created_at, body, event, lease_token, lease_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        run.id,
+        run.function_id,
+        run.status.as_str(),
+        run.created_at,
+        store_body(tx, run.stored_body()?)?,
+        store_body(tx, to_json(&run.event)?)?,
+        token,
+        until
+    ])?;
+    Ok(())
+}
+
 /// Writes `t` (its fence passed; `stored`: the run's status before it).
 pub(crate) fn apply(
     tx: &Connection,
@@ -198,22 +225,11 @@ pub(crate) fn apply(
         .lease
         .as_ref()
         .map_or((None, 0), |l| (Some(l.token.clone()), l.until));
+    for other in &t.also_create {
+        insert_run(tx, other, None, 0)?;
+    }
     if t.fence == Fence::Create {
-        tx.prepare_cached(
-            "INSERT INTO runs
-             (id, function_id, status, created_at, body, event, lease_token, lease_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            run.id,
-            run.function_id,
-            run.status.as_str(),
-            run.created_at,
-            store_body(tx, run.stored_body()?)?,
-            store_body(tx, to_json(&run.event)?)?,
-            token,
-            until
-        ])?;
+        insert_run(tx, run, token, until)?;
         if let Some(claim) = &t.idempotency {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO idempotency (function_id, key, run_id,

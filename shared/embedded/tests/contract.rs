@@ -23,7 +23,10 @@ mod queue {
     fn start() -> Envelope {
         Envelope::new(
             Target::Function("f".into()),
-            Message::Start { run_id: "r".into() },
+            Message::Start {
+                run_id: "r".into(),
+                due: None,
+            },
         )
     }
 

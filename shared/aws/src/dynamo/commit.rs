@@ -170,6 +170,7 @@ fn flow_ttl(state: &FlowState) -> i64 {
     match state {
         FlowState::Gcra { tat } => tat / 1000 + DAY,
         FlowState::Debounce { due_at, .. } => due_at / 1000 + DAY,
+        FlowState::Batch { .. } => chrono::Utc::now().timestamp() + DAY,
         FlowState::Singleton { .. } | FlowState::Slots { .. } => {
             chrono::Utc::now().timestamp() + 30 * DAY
         }
@@ -540,6 +541,11 @@ impl AwsStore {
                 return Ok(Conflict::FlowChanged);
             }
         }
+        for other in &t.also_create {
+            if self.run_item(&other.id).await?.is_some() {
+                return Ok(Conflict::Exists);
+            }
+        }
         let item = self.run_item(&t.run.id).await?;
         if t.fence == Fence::Create {
             if item.is_some() {
@@ -622,8 +628,15 @@ impl AwsStore {
         } else if t.replaces_event {
             records.push(self.event_write(t).await?);
         }
+        for other in &t.also_create {
+            let created = Transition::new(Fence::Create, other.clone());
+            records.push(self.run_write(&created, Vec::new()).await?);
+            records.push(self.event_write(&created).await?);
+        }
         let flow = self.flow_writes(t)?;
-        if !flow.is_empty() && records.len() + flow.len() >= MAX_TRANSACTION_ITEMS {
+        if (!flow.is_empty() || !t.also_create.is_empty())
+            && records.len() + flow.len() >= MAX_TRANSACTION_ITEMS
+        {
             return Err(hookflow::Error::TooLarge(
                 "a transition with flow-control records must fit one transaction".into(),
             ));

@@ -45,7 +45,10 @@ fn run(id: &str, function: &str, created_at: i64) -> Run {
 fn start(id: &str) -> Envelope {
     Envelope::new(
         Target::Function("fn".into()),
-        Message::Start { run_id: id.into() },
+        Message::Start {
+            run_id: id.into(),
+            due: None,
+        },
     )
 }
 
@@ -540,7 +543,27 @@ pub async fn flow_records_change_only_at_the_version_read<S: Store + QueueProbe>
     let stored = store.get_run("run-2").await.unwrap().expect("run-2");
     assert_eq!(stored.event.data, json!({"n": 2}));
     assert!(stored.lease.is_none(), "folding takes no lease");
-    assert_eq!(store.flow_get(&key).await.unwrap().unwrap().version, 3);
+    let read = store.flow_get(&key).await.unwrap().unwrap();
+    assert_eq!(read.version, 3);
+    // Runs created along with it must be new: one that exists refuses all.
+    let fold = |also: &str| {
+        let mut t = Transition::new(
+            Fence::Acquire {
+                now: T0 + 2,
+                version: stored.version,
+            },
+            stored.clone(),
+        );
+        t.flow
+            .push(FlowWrite::after(key.clone(), Some(&read), gcra(T0 + 400)));
+        t.also_create.push(run(also, "fn", T0 + 2));
+        t
+    };
+    assert_eq!(commit(&store, &fold("run-1")).await, Err(Conflict::Exists));
+    assert_eq!(store.flow_get(&key).await.unwrap(), Some(read.clone()));
+    commit(&store, &fold("run-9")).await.unwrap();
+    assert!(store.get_run("run-9").await.unwrap().is_some());
+    assert_eq!(store.flow_get(&key).await.unwrap().unwrap().version, 4);
 }
 
 /// The journal keeps one record per step, replaced by later checkpoints and

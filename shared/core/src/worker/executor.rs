@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::clock::duration_ms;
 use crate::error::{Error, Result};
+use crate::event::Event;
 use crate::failure::{Verdict, backoff, classify};
 use crate::function::{Ctx, Function};
 use crate::run::{Run, StepRecord};
@@ -61,6 +62,7 @@ pub(crate) async fn execute(
     journal: Vec<StepRecord>,
     checkpoints: Arc<dyn Checkpoints>,
     finish_by: Option<i64>,
+    events: Vec<Event>,
 ) -> Result<Execution> {
     let Some(handler) = function.handler_fn() else {
         return Ok(Execution {
@@ -80,6 +82,7 @@ pub(crate) async fn execute(
     );
     let ctx = Ctx {
         event: run.event.clone(),
+        events,
         step: step.clone(),
         run_id: run.id.clone(),
         attempt: run.attempt,

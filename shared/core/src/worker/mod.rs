@@ -109,7 +109,7 @@ impl Cause {
             Outgoing::Events { .. } => return false,
         };
         match (self, &envelope.message) {
-            (Self::Start { .. }, Message::Start { run_id: id })
+            (Self::Start { .. }, Message::Start { run_id: id, .. })
             | (Self::Resume, Message::Resume { run_id: id }) => id == run_id,
             _ => false,
         }
@@ -186,14 +186,12 @@ where
             return Ok(Handled::Done);
         }
         let now = self.now();
-        if let Cause::Start { due } = cause
-            && loaded.run.started_at.is_none()
-            && let Some(not_before) = loaded.run.not_before
-            && not_before > now
-            && due != Some(not_before)
+        if let Cause::Start { due: Some(due) } = cause
+            && loaded.run.not_before != Some(due)
         {
-            // A start superseded by flow control (a debounce pushed it back):
-            // the transition that did so sent the start for the new time.
+            // A start superseded by flow control (a debounce pushed it back,
+            // a batch filled before its timeout): the decision that did so
+            // sent the start for the new time.
             tracing::debug!(run.id = %run_id, "superseded start; dropped");
             return Ok(Handled::Done);
         }
@@ -367,6 +365,25 @@ where
         Ok(Acquired::Busy)
     }
 
+    /// The events a run handles: its batch, or its trigger alone. A batched
+    /// event no longer stored (past the event log's retention) is left out.
+    async fn events_of(&self, run: &Run) -> Result<Vec<crate::event::Event>> {
+        if run.batch.is_empty() {
+            return Ok(vec![run.event.clone()]);
+        }
+        let mut events = Vec::with_capacity(run.batch.len());
+        for id in &run.batch {
+            if *id == run.event.id {
+                events.push(run.event.clone());
+            } else if let Some(stored) = self.store.get_event(id).await? {
+                events.push(stored.event);
+            } else {
+                tracing::warn!(run.id = %run.id, event.id = %id, "batched event no longer stored; left out");
+            }
+        }
+        Ok(events)
+    }
+
     fn lease_ms(&self) -> i64 {
         duration_ms(self.settings.lease)
     }
@@ -388,7 +405,8 @@ where
             .heartbeat
             .map(|every| session.keep_lease(every));
         let span = tracing::info_span!("run", run.id = %run.id, function = %run.function_id);
-        let execution = execute(function, &run, journal, session.clone(), finish_by)
+        let events = self.events_of(&run).await?;
+        let execution = execute(function, &run, journal, session.clone(), finish_by, events)
             .instrument(span)
             .await;
         if let Some(keeper) = keeper {

@@ -147,6 +147,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             idempotency: None,
             flow: Vec::new(),
             replaces_event: false,
+            also_create: Vec::new(),
             outbox: change.outbox,
         };
         match self.store.commit(&transition).await {
