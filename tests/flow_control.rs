@@ -160,6 +160,38 @@ macro_rules! flow_control_tests {
         use super::*;
 
         #[tokio::test]
+        async fn a_paused_function_keeps_its_events_and_resuming_starts_them_once() {
+            // GIVEN two functions on the same event, one of them paused
+            let env = $env(vec![quick("paused"), quick("running")]).await;
+            let since = engine(&env).pause("paused").await.unwrap();
+            assert_eq!(engine(&env).paused_since("paused").await.unwrap(), Some(since));
+            // WHEN two events arrive
+            env.send(vec![go(json!({"n": 1})), go(json!({"n": 2}))]).await;
+            // THEN only the other function ran
+            let runs = env.runs().await;
+            assert!(runs.iter().all(|r| r.function_id == "running"), "{runs:#?}");
+            assert_eq!(with_status(&runs, RunStatus::Completed).len(), 2);
+            // AND resuming starts each held event once, and new events at once
+            assert_eq!(engine(&env).resume("paused", false).await.unwrap(), 2);
+            assert_eq!(engine(&env).resume("paused", false).await.unwrap(), 0, "a repeat starts nothing");
+            env.send(vec![go(json!({"n": 3}))]).await;
+            let runs = env.runs().await;
+            let paused: Vec<&Run> = runs.iter().filter(|r| r.function_id == "paused").collect();
+            assert_eq!(paused.len(), 3, "{runs:#?}");
+            assert!(paused.iter().all(|r| r.status == RunStatus::Completed));
+            assert_eq!(with_status(&runs, RunStatus::Completed).len(), 6);
+            // AND a resume that skips leaves what arrived meanwhile unstarted
+            engine(&env).pause("paused").await.unwrap();
+            env.send(vec![go(json!({"n": 4}))]).await;
+            assert_eq!(engine(&env).resume("paused", true).await.unwrap(), 0);
+            env.settle().await;
+            let runs = env.runs().await;
+            assert_eq!(runs.iter().filter(|r| r.function_id == "paused").count(), 3);
+            assert_eq!(engine(&env).paused_since("paused").await.unwrap(), None);
+            assert!(engine(&env).pause("nope").await.is_err(), "unknown function");
+        }
+
+        #[tokio::test]
         async fn a_batch_of_250_events_makes_three_runs_holding_each_event_once() {
             // GIVEN batches of up to 100 events, waiting at most 10 s
             let seen = Arc::new(Mutex::new(Vec::new()));
@@ -444,6 +476,10 @@ mod sqlite {
         env.runtime.store().clone()
     }
 
+    fn engine(env: &TestEnv) -> &hookflow::Engine<SqliteStore> {
+        env.runtime.engine()
+    }
+
     /// A function whose step takes 30 ms of real time, counting how many
     /// run at once.
     fn busy(id: &str, now: &Arc<Mutex<(u32, u32)>>) -> Function {
@@ -533,6 +569,10 @@ mod aws {
 
     fn store(env: &AwsTestEnv) -> AwsStore {
         env.store().clone()
+    }
+
+    fn engine(env: &AwsTestEnv) -> &hookflow::Engine<AwsStore> {
+        &env.engine
     }
 
     async fn env(functions: Vec<Function>) -> AwsTestEnv {

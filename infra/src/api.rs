@@ -85,6 +85,8 @@ pub fn router<F: CertFetcher + 'static>(runtime: Embedded, receiver: Arc<Receive
         .route("/health", get(health))
         .route("/events", post(post_events))
         .route("/functions", get(functions))
+        .route("/functions/{id}/pause", post(pause_function))
+        .route("/functions/{id}/resume", post(resume_function))
         .route("/runs", get(list_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
@@ -199,28 +201,55 @@ async fn post_events(
     ))
 }
 
-async fn functions(State(rt): State<Embedded>) -> Json<Value> {
-    let list: Vec<Value> = rt
-        .engine()
-        .registry()
-        .iter()
-        .map(|f| {
-            let triggers: Vec<Value> = f
-                .triggers()
-                .iter()
-                .map(|t| match t {
-                    hookflow::function::Trigger::Event { name, condition } => {
-                        json!({"event": name, "if": condition})
-                    }
-                    hookflow::function::Trigger::Cron { schedule, timezone } => {
-                        json!({"cron": schedule, "timezone": timezone})
-                    }
-                })
-                .collect();
-            json!({"id": f.id(), "triggers": triggers, "retries": f.retry_count()})
-        })
-        .collect();
-    Json(json!({ "functions": list }))
+async fn functions(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
+    let mut list = Vec::new();
+    for f in rt.engine().registry().iter() {
+        let triggers: Vec<Value> = f
+            .triggers()
+            .iter()
+            .map(|t| match t {
+                hookflow::function::Trigger::Event { name, condition } => {
+                    json!({"event": name, "if": condition})
+                }
+                hookflow::function::Trigger::Cron { schedule, timezone } => {
+                    json!({"cron": schedule, "timezone": timezone})
+                }
+            })
+            .collect();
+        let paused_since = rt.engine().paused_since(f.id()).await?;
+        list.push(json!({
+            "id": f.id(), "triggers": triggers, "retries": f.retry_count(),
+            "paused_since": paused_since,
+        }));
+    }
+    Ok(Json(json!({ "functions": list })))
+}
+
+async fn pause_function(
+    State(rt): State<Embedded>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let since = rt.engine().pause(&id).await?;
+    Ok(Json(json!({"function": id, "paused_since": since})))
+}
+
+/// Query of `POST /functions/{id}/resume`.
+#[derive(Debug, Deserialize)]
+pub struct ResumeQuery {
+    /// Leave the events held while paused unstarted.
+    #[serde(default)]
+    pub skip: bool,
+}
+
+async fn resume_function(
+    State(rt): State<Embedded>,
+    Path(id): Path<String>,
+    Query(q): Query<ResumeQuery>,
+) -> ApiResult<Json<Value>> {
+    let routed = rt.engine().resume(&id, q.skip).await?;
+    Ok(Json(
+        json!({"function": id, "paused_since": null, "held_events_routed": routed, "skipped": q.skip}),
+    ))
 }
 
 /// Query of `GET /runs`.

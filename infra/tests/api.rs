@@ -264,3 +264,36 @@ async fn events_answer_with_their_run_ids_and_a_run_can_be_awaited() {
     stop.send(true).unwrap();
     workers.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_function_is_paused_and_resumed_over_http() {
+    let (rt, _) = runtime();
+    // GIVEN hello-world paused
+    let (status, out) = call(&rt, "POST", "/functions/hello-world/pause", None).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let (_, list) = call(&rt, "GET", "/functions", None).await;
+    let hello = list["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "hello-world")
+        .unwrap();
+    assert_eq!(hello["paused_since"], out["paused_since"]);
+    // WHEN an event for it arrives THEN no run starts
+    let body = json!({"name": "demo/hello", "data": {}}).to_string();
+    call(&rt, "POST", "/events", Some(body)).await;
+    rt.drain().await.unwrap();
+    let (_, runs) = call(&rt, "GET", "/runs?function=hello-world", None).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 0, "{runs}");
+    // AND resuming starts it
+    let (status, out) = call(&rt, "POST", "/functions/hello-world/resume", None).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["held_events_routed"], 1);
+    rt.drain().await.unwrap();
+    let (_, runs) = call(&rt, "GET", "/runs?function=hello-world", None).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    assert!(runs["runs"][0]["started_at"].is_i64(), "{runs}");
+    // AND an unknown function is a 404
+    let (status, _) = call(&rt, "POST", "/functions/nope/pause", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -1,7 +1,7 @@
-//! Operating runs: list them, view one with its timeline, cancel and replay.
-//! Cancellation and replay are requests: a message that the run's worker
-//! (cancel) or the router (replay) turns into a transition, so they follow
-//! the same commit rules as everything else.
+//! Operating runs: list them, view one with its timeline, cancel and replay;
+//! pause and resume functions. Cancellation and replay are requests: a
+//! message that the run's worker (cancel) or the router (replay) turns into a
+//! transition, so they follow the same commit rules as everything else.
 
 use std::sync::Arc;
 
@@ -9,10 +9,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::new_id;
-use crate::function::Registry;
+use crate::flow::{FlowState, FlowWrite, pause_key, paused_since};
+use crate::function::{Registry, Trigger};
 use crate::run::{Envelope, Message, Run, StepRecord, Target};
-use crate::store::{Outbox, RunFilter, RunStore};
-use crate::transition::Outgoing;
+use crate::store::{EventLog, FlowStore, Outbox, RunFilter, RunStore};
+use crate::transition::{Conflict, Outgoing};
+
+/// Attempts at a pause or resume whose record keeps changing under it.
+const PAUSE_ATTEMPTS: usize = 16;
+/// Held events read at a time when a function resumes.
+const RESUME_PAGE: usize = 1_000;
 
 /// A run with its step timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,7 +37,7 @@ pub struct Admin<S> {
     registry: Arc<Registry>,
 }
 
-impl<S: RunStore + Outbox> Admin<S> {
+impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
     /// Admin operations over `store` for the functions of `registry`.
     pub fn new(store: S, registry: Arc<Registry>) -> Self {
         Self { store, registry }
@@ -89,6 +95,152 @@ impl<S: RunStore + Outbox> Admin<S> {
             cancel_requested: Some(reason.to_owned()),
             ..run
         })
+    }
+
+    /// When `function_id` was paused, if it is.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn paused_since(&self, function_id: &str) -> Result<Option<i64>> {
+        Ok(paused_since(
+            self.store.flow_get(&pause_key(function_id)).await?.as_ref(),
+        ))
+    }
+
+    /// Pauses `function_id` at `now`: none of its runs start until it is
+    /// resumed; its events are kept. Runs already started go on. Returns
+    /// when it was paused (the earlier time if it already was).
+    ///
+    /// # Errors
+    /// [`Error::UnknownFunction`]; storage errors.
+    pub async fn pause(&self, function_id: &str, now: i64) -> Result<i64> {
+        self.known(function_id)?;
+        let key = pause_key(function_id);
+        for _ in 0..PAUSE_ATTEMPTS {
+            let read = self.store.flow_get(&key).await?;
+            if let Some(since) = paused_since(read.as_ref()) {
+                return Ok(since);
+            }
+            let state = FlowState::Pause {
+                since: Some(now),
+                resuming: false,
+            };
+            match self
+                .store
+                .flow_put(&FlowWrite::after(key.clone(), read.as_ref(), state))
+                .await?
+            {
+                Ok(()) => return Ok(now),
+                Err(Conflict::FlowChanged) => {}
+                Err(other) => return Err(Error::Conflict(other.to_string())),
+            }
+        }
+        Err(Error::Conflict("the pause kept changing; try again".into()))
+    }
+
+    /// Resumes `function_id`: new events start it at once, and every event
+    /// that triggered it while it was paused is routed to it (flow control
+    /// applies as to any event), unless `skip`, which leaves them unstarted.
+    /// Returns how many held events were routed. Safe to repeat: a resume cut
+    /// short is finished by the next one, and an event starts at most one run.
+    ///
+    /// # Errors
+    /// [`Error::UnknownFunction`]; storage errors.
+    pub async fn resume(&self, function_id: &str, skip: bool) -> Result<usize> {
+        let function = self.known(function_id)?;
+        let key = pause_key(function_id);
+        let since = loop {
+            let read = self.store.flow_get(&key).await?;
+            let Some(FlowState::Pause {
+                since: Some(since),
+                resuming,
+            }) = read.as_ref().map(|r| r.state.clone())
+            else {
+                return Ok(0); // not paused
+            };
+            if resuming || skip {
+                break since;
+            }
+            // New events start it from now on; the held ones follow.
+            let state = FlowState::Pause {
+                since: Some(since),
+                resuming: true,
+            };
+            if self
+                .store
+                .flow_put(&FlowWrite::after(key.clone(), read.as_ref(), state))
+                .await?
+                .is_ok()
+            {
+                break since;
+            }
+        };
+        let mut routed = 0;
+        if !skip {
+            let names = function.triggers().iter().filter_map(|t| match t {
+                Trigger::Event { name, .. } => Some(name.clone()),
+                Trigger::Cron { .. } => None,
+            });
+            for name in names {
+                routed += self.route_held(&name, function_id, since).await?;
+            }
+        }
+        for _ in 0..PAUSE_ATTEMPTS {
+            let read = self.store.flow_get(&key).await?;
+            let state = FlowState::Pause {
+                since: None,
+                resuming: false,
+            };
+            if self
+                .store
+                .flow_put(&FlowWrite::after(key.clone(), read.as_ref(), state))
+                .await?
+                .is_ok()
+            {
+                tracing::info!(function = function_id, routed, skip, "function resumed");
+                return Ok(routed);
+            }
+        }
+        Err(Error::Conflict("the pause kept changing; try again".into()))
+    }
+
+    /// Routes to `function_id` every event named `name` received since
+    /// `since`; returns how many.
+    async fn route_held(&self, name: &str, function_id: &str, since: i64) -> Result<usize> {
+        let mut from = since;
+        let mut routed = 0;
+        loop {
+            let page = self.store.events_since(name, from, RESUME_PAGE).await?;
+            let messages: Vec<Outgoing> = page
+                .iter()
+                .map(|stored| Outgoing::Send {
+                    envelope: Envelope::new(
+                        Target::Router,
+                        Message::RouteTo {
+                            event_id: stored.event.id.clone(),
+                            function_id: function_id.to_owned(),
+                        },
+                    ),
+                })
+                .collect();
+            self.store.deliver(&messages).await?;
+            routed += messages.len();
+            match page.last() {
+                // The next page starts at the last time seen (an event seen
+                // twice starts one run), moving on at least a millisecond.
+                Some(last) if page.len() == RESUME_PAGE => {
+                    from = last.received_at.max(from + 1);
+                }
+                _ => return Ok(routed),
+            }
+        }
+    }
+
+    fn known(&self, function_id: &str) -> Result<Arc<crate::function::Function>> {
+        self.registry
+            .get(function_id)
+            .cloned()
+            .ok_or_else(|| Error::UnknownFunction(function_id.to_owned()))
     }
 
     /// Requests a new run of the same function with the same event; the

@@ -203,6 +203,31 @@ impl<S: Store> Engine<S> {
         self.admin.list_runs(filter).await
     }
 
+    /// Pauses a function (see [`Admin::pause`]); returns since when.
+    ///
+    /// # Errors
+    /// Unknown function, storage errors.
+    pub async fn pause(&self, function_id: &str) -> Result<i64> {
+        self.admin.pause(function_id, self.clock.now_ms()).await
+    }
+
+    /// Resumes a function (see [`Admin::resume`]); returns how many held
+    /// events were routed to it.
+    ///
+    /// # Errors
+    /// Unknown function, storage errors.
+    pub async fn resume(&self, function_id: &str, skip: bool) -> Result<usize> {
+        self.admin.resume(function_id, skip).await
+    }
+
+    /// When a function was paused, if it is.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn paused_since(&self, function_id: &str) -> Result<Option<i64>> {
+        self.admin.paused_since(function_id).await
+    }
+
     /// Starts a cron run for the tick at `at` (see [`Router::fire_cron`]).
     ///
     /// # Errors

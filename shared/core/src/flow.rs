@@ -446,6 +446,8 @@ pub enum FlowKind {
     Concurrency,
     /// [`Batch`].
     Batch,
+    /// A paused function.
+    Pause,
 }
 
 impl FlowKind {
@@ -459,6 +461,7 @@ impl FlowKind {
             Self::Singleton => "singleton",
             Self::Concurrency => "concurrency",
             Self::Batch => "batch",
+            Self::Pause => "pause",
         }
     }
 }
@@ -473,6 +476,25 @@ pub fn record_key(kind: FlowKind, function_id: &str, key: &str) -> String {
         key.to_owned()
     };
     format!("{}#{function_id}#{key}", kind.as_str())
+}
+
+/// The record that says whether `function_id` is paused.
+#[must_use]
+pub fn pause_key(function_id: &str) -> String {
+    record_key(FlowKind::Pause, function_id, "")
+}
+
+/// When `record` says its function was paused, if it is paused now (a
+/// function resuming runs new events already).
+#[must_use]
+pub fn paused_since(record: Option<&FlowRecord>) -> Option<i64> {
+    match record.map(|r| &r.state) {
+        Some(FlowState::Pause {
+            since: Some(since),
+            resuming: false,
+        }) => Some(*since),
+        _ => None,
+    }
 }
 
 /// The key value of `expr` for the trigger `event`: empty without an
@@ -505,6 +527,14 @@ pub enum FlowState {
     Singleton {
         /// The run.
         run_id: String,
+    },
+    /// Whether a function is paused: since when (`None`: running), and
+    /// whether the events it held are being started.
+    Pause {
+        /// When it was paused.
+        since: Option<i64>,
+        /// Its held events are being started (it runs new ones already).
+        resuming: bool,
     },
     /// A key's open batch.
     Batch {

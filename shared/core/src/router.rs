@@ -18,7 +18,8 @@ use crate::error::{Error, Result};
 use crate::event::{Event, INVOKED, SCHEDULED, derived_id};
 use crate::expr::Expr;
 use crate::flow::{
-    FlowKind, FlowRecord, FlowState, FlowWrite, SingletonMode, key_value, record_key,
+    FlowKind, FlowRecord, FlowState, FlowWrite, SingletonMode, key_value, pause_key, paused_since,
+    record_key,
 };
 use crate::function::{Function, Registry, Trigger};
 use crate::run::{
@@ -76,6 +77,9 @@ pub enum Started {
     Skipped(Box<Run>),
     /// Debounced or batched: the event now belongs to this queued run.
     Folded(String),
+    /// The function is paused: nothing started (resuming it starts its
+    /// held events).
+    Paused,
 }
 
 impl<S> Router<S>
@@ -111,6 +115,10 @@ where
     pub async fn handle(&self, message: &Message) -> Result<()> {
         match message {
             Message::Route { event_id } => self.route(event_id).await,
+            Message::RouteTo {
+                event_id,
+                function_id,
+            } => self.route_to(event_id, function_id).await,
             Message::Cron { function_id, at } => self.fire_cron(function_id, *at).await.map(|_| ()),
             Message::Invoke {
                 function_id,
@@ -191,6 +199,33 @@ where
         Ok(())
     }
 
+    /// Starts `function_id`'s run for stored event `event_id` if the event
+    /// triggers it, as [`Router::route`] would have (with the same run id).
+    async fn route_to(&self, event_id: &str, function_id: &str) -> Result<()> {
+        let (Some(stored), Some(function)) = (
+            self.store.get_event(event_id).await?,
+            self.registry.get(function_id).cloned(),
+        ) else {
+            tracing::warn!(event.id = %event_id, function = function_id, "event or function gone; nothing started");
+            return Ok(());
+        };
+        let event_json = serde_json::to_value(&stored.event)?;
+        if !function.is_triggered_by(&stored.event, &event_json) {
+            return Ok(());
+        }
+        let run_id = triggered_run_id(function_id, event_id, stored.received_at);
+        self.start(NewRun {
+            function: &function,
+            event: stored.event,
+            run_id,
+            parent: None,
+            replay_of: None,
+            also: Vec::new(),
+        })
+        .await
+        .map(|_| ())
+    }
+
     /// Starts the child run of an `invoke` step, or answers the step at once
     /// when it cannot start (unknown function, key held by another run).
     async fn invoke(
@@ -233,6 +268,12 @@ where
             .await?;
         match started {
             Started::Created(_) | Started::Existing | Started::Folded(_) => Ok(()),
+            Started::Paused => {
+                let message = format!("function `{function_id}` is paused");
+                self.store
+                    .deliver(&[answer(Resolution::Error { message })])
+                    .await
+            }
             Started::Skipped(run) => {
                 let message = run.note.unwrap_or_else(|| "skipped".into());
                 self.store
@@ -340,6 +381,23 @@ where
     /// into a debounced run; a flow-control record changed by a concurrent
     /// decision makes it decide again.
     async fn start(&self, new: NewRun<'_>) -> Result<Started> {
+        if new.replay_of.is_none()
+            && let Some(since) = paused_since(
+                self.store
+                    .flow_get(&pause_key(new.function.id()))
+                    .await?
+                    .as_ref(),
+            )
+        {
+            // Held: the event is kept, and resuming the function starts it.
+            tracing::info!(
+                function = new.function.id(),
+                paused_since = since,
+                "function paused; run not started"
+            );
+            self.store.deliver(&new.also).await?;
+            return Ok(Started::Paused);
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -405,6 +405,14 @@ pub enum Message {
         /// The stored event's id.
         event_id: String,
     },
+    /// Start one function's run for a stored event, as routing would have
+    /// (a resumed function's held events).
+    RouteTo {
+        /// The stored event's id.
+        event_id: String,
+        /// The function.
+        function_id: String,
+    },
     /// Start a new run.
     Start {
         /// The run.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::event::Event;
-use crate::flow::FlowRecord;
+use crate::flow::{FlowRecord, FlowWrite};
 use crate::run::{Run, RunStatus, StepRecord, Waiter};
 use crate::transition::{Committed, Conflict, Outgoing, Transition};
 
@@ -141,6 +141,14 @@ pub trait Waiters: Send + Sync {
 pub trait FlowStore: Send + Sync {
     /// The record under `key` ([`crate::flow::record_key`]).
     fn flow_get(&self, key: &str) -> impl Future<Output = Result<Option<FlowRecord>>> + Send;
+
+    /// Writes a record that no run's transition carries (a function's
+    /// pause), on the same condition: [`Conflict::FlowChanged`] unless it is
+    /// still at `write.expect`.
+    fn flow_put(
+        &self,
+        write: &FlowWrite,
+    ) -> impl Future<Output = Result<Result<(), Conflict>>> + Send;
 }
 
 /// Sends messages: queues now, timers later, and events to store and route.

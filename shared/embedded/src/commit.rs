@@ -2,6 +2,7 @@
 //! written, and the outbox enqueued (the queue is a table), together.
 
 use hookflow::event::Event;
+use hookflow::flow::FlowWrite;
 use hookflow::run::{Envelope, Run, RunStatus};
 use hookflow::transition::{Conflict, Fence, Outgoing, Transition};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -93,7 +94,20 @@ pub(crate) fn check_fence(
     tx: &Connection,
     t: &Transition,
 ) -> Result<Result<Option<RunStatus>, Conflict>> {
-    for write in &t.flow {
+    if let Err(conflict) = check_flow(tx, &t.flow)? {
+        return Ok(Err(conflict));
+    }
+    for other in &t.also_create {
+        if run_exists(tx, &other.id)? {
+            return Ok(Err(Conflict::Exists));
+        }
+    }
+    check_run_fence(tx, t)
+}
+
+/// Checks that each flow-control record is still at the version its writer read.
+pub(crate) fn check_flow(tx: &Connection, writes: &[FlowWrite]) -> Result<Result<(), Conflict>> {
+    for write in writes {
         let version: i64 = tx
             .prepare_cached("SELECT version FROM flow WHERE key = ?1")?
             .query_row([&write.key], |r| r.get(0))
@@ -103,12 +117,23 @@ pub(crate) fn check_fence(
             return Ok(Err(Conflict::FlowChanged));
         }
     }
-    for other in &t.also_create {
-        if run_exists(tx, &other.id)? {
-            return Ok(Err(Conflict::Exists));
-        }
+    Ok(Ok(()))
+}
+
+/// Writes flow-control records (their versions checked).
+pub(crate) fn apply_flow(tx: &Connection, writes: &[FlowWrite]) -> Result<()> {
+    for write in writes {
+        tx.prepare_cached(
+            "INSERT INTO flow (key, version, body) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET version = excluded.version, body = excluded.body",
+        )?
+        .execute(params![
+            write.key,
+            i64::try_from(write.expect + 1).unwrap_or(i64::MAX),
+            to_json(&write.state)?
+        ])?;
     }
-    check_run_fence(tx, t)
+    Ok(())
 }
 
 fn run_exists(tx: &Connection, id: &str) -> Result<bool> {
@@ -270,17 +295,7 @@ pub(crate) fn apply(
         tx.prepare_cached("UPDATE runs SET event = ?2 WHERE id = ?1")?
             .execute(params![run.id, store_body(tx, to_json(&run.event)?)?])?;
     }
-    for write in &t.flow {
-        tx.prepare_cached(
-            "INSERT INTO flow (key, version, body) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET version = excluded.version, body = excluded.body",
-        )?
-        .execute(params![
-            write.key,
-            i64::try_from(write.expect + 1).unwrap_or(i64::MAX),
-            to_json(&write.state)?
-        ])?;
-    }
+    apply_flow(tx, &t.flow)?;
     for step in &t.steps {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO steps (run_id, step_id, position, status, body)

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use hookflow::clock::{Clock, SystemClock};
 use hookflow::event::Event;
-use hookflow::flow::FlowRecord;
+use hookflow::flow::{FlowRecord, FlowWrite};
 use hookflow::limits::blob_key;
 use hookflow::run::{Envelope, Message, Run, RunStatus, StepRecord, Target, Waiter};
 use hookflow::store::{Blobs, FlowStore};
@@ -306,6 +306,27 @@ impl FlowStore for SqliteStore {
                 .transpose()
             })
             .await?)
+    }
+
+    async fn flow_put(
+        &self,
+        write: &FlowWrite,
+    ) -> hookflow::Result<std::result::Result<(), Conflict>> {
+        Ok(self.put_flow(write).await?)
+    }
+}
+
+impl SqliteStore {
+    async fn put_flow(&self, write: &FlowWrite) -> Result<std::result::Result<(), Conflict>> {
+        let write = write.clone();
+        self.write(move |c| {
+            if let Err(conflict) = crate::commit::check_flow(c, std::slice::from_ref(&write))? {
+                return Ok(Err(conflict));
+            }
+            crate::commit::apply_flow(c, std::slice::from_ref(&write))?;
+            Ok(Ok(()))
+        })
+        .await
     }
 }
 

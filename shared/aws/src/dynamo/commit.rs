@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
-use hookflow::flow::FlowState;
+use hookflow::flow::{FlowState, FlowWrite};
 use hookflow::run::{RunStatus, StepRecord, StepStatus};
 use hookflow::store::FlowStore;
 use hookflow::transition::{Committed, Conflict, Fence, Transition};
@@ -165,15 +165,16 @@ pub(super) fn flow_pk(key: &str) -> String {
 /// state means nothing any more (a GCRA time or debounce passed a day ago),
 /// or 30 days after a singleton's holder or a concurrency limit's slots were
 /// last written (each decision writes them again).
-fn flow_ttl(state: &FlowState) -> i64 {
+fn flow_ttl(state: &FlowState) -> Option<i64> {
     const DAY: i64 = 86_400;
+    let now = || chrono::Utc::now().timestamp();
     match state {
-        FlowState::Gcra { tat } => tat / 1000 + DAY,
-        FlowState::Debounce { due_at, .. } => due_at / 1000 + DAY,
-        FlowState::Batch { .. } => chrono::Utc::now().timestamp() + DAY,
-        FlowState::Singleton { .. } | FlowState::Slots { .. } => {
-            chrono::Utc::now().timestamp() + 30 * DAY
-        }
+        FlowState::Gcra { tat } => Some(tat / 1000 + DAY),
+        FlowState::Debounce { due_at, .. } => Some(due_at / 1000 + DAY),
+        FlowState::Batch { .. } => Some(now() + DAY),
+        FlowState::Singleton { .. } | FlowState::Slots { .. } => Some(now() + 30 * DAY),
+        // A pause lasts until it is lifted.
+        FlowState::Pause { .. } => None,
     }
 }
 
@@ -398,29 +399,44 @@ impl AwsStore {
 
     /// The flow-control records of `t`, each conditional on the version read.
     fn flow_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
-        let mut writes = Vec::with_capacity(t.flow.len());
-        for write in &t.flow {
-            let version = i64::try_from(write.expect).unwrap_or(i64::MAX);
-            let mut put = Put::builder()
-                .table_name(self.table())
-                .item("pk", string(flow_pk(&write.key)))
-                .item("sk", string("FC"))
-                .item("version", number(version + 1))
-                .item("body", string(serde_json::to_string(&write.state)?))
-                .item("ttl", number(flow_ttl(&write.state)));
-            put = if write.expect == 0 {
-                put.condition_expression("attribute_not_exists(pk)")
-            } else {
-                put.condition_expression("#ver = :version")
-                    .expression_attribute_names("#ver", "version")
-                    .expression_attribute_values(":version", number(version))
-            };
-            let put = put
-                .build()
-                .map_err(|e| AwsError::Item(format!("put: {e}")))?;
-            writes.push(TransactWriteItem::builder().put(put).build());
+        t.flow.iter().map(|write| self.flow_item(write)).collect()
+    }
+
+    /// A flow-control record's put, conditional on the version read.
+    fn flow_item(&self, write: &FlowWrite) -> Result<TransactWriteItem> {
+        let version = i64::try_from(write.expect).unwrap_or(i64::MAX);
+        let mut put = Put::builder()
+            .table_name(self.table())
+            .item("pk", string(flow_pk(&write.key)))
+            .item("sk", string("FC"))
+            .item("version", number(version + 1))
+            .item("body", string(serde_json::to_string(&write.state)?));
+        if let Some(ttl) = flow_ttl(&write.state) {
+            put = put.item("ttl", number(ttl));
         }
-        Ok(writes)
+        put = if write.expect == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("#ver = :version")
+                .expression_attribute_names("#ver", "version")
+                .expression_attribute_values(":version", number(version))
+        };
+        let put = put
+            .build()
+            .map_err(|e| AwsError::Item(format!("put: {e}")))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Writes one flow-control record on its own (one conditional `PutItem`).
+    pub(super) async fn put_flow(
+        &self,
+        write: &FlowWrite,
+    ) -> hookflow::Result<Result<(), Conflict>> {
+        if self.transact(vec![self.flow_item(write)?]).await? {
+            Ok(Ok(()))
+        } else {
+            Ok(Err(Conflict::FlowChanged))
+        }
     }
 
     /// The creation-only writes: the trigger event's item and the

@@ -2,7 +2,7 @@
 //! removed only by transitions ([`super::runs`]); the router reads them here.
 //! Flow-control records likewise: `pk = FC#{key}`, `sk = FC`.
 
-use hookflow::flow::FlowRecord;
+use hookflow::flow::{FlowRecord, FlowWrite};
 use hookflow::run::Waiter;
 use hookflow::store::{FlowStore, Waiters};
 
@@ -41,5 +41,12 @@ impl FlowStore for AwsStore {
             version: u64::try_from(get_n(item, "version")?).unwrap_or_default(),
             state: serde_json::from_str(get_s(item, "body")?)?,
         }))
+    }
+
+    async fn flow_put(
+        &self,
+        write: &FlowWrite,
+    ) -> hookflow::Result<Result<(), hookflow::transition::Conflict>> {
+        self.put_flow(write).await
     }
 }

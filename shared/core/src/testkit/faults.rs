@@ -338,6 +338,13 @@ impl<S: crate::store::FlowStore> crate::store::FlowStore for Faulty<S> {
         self.alive()?;
         self.inner.flow_get(key).await
     }
+
+    async fn flow_put(
+        &self,
+        write: &crate::flow::FlowWrite,
+    ) -> Result<std::result::Result<(), Conflict>> {
+        self.write("flow put", self.inner.flow_put(write)).await
+    }
 }
 
 impl<S: crate::store::Blobs> crate::store::Blobs for Faulty<S> {
