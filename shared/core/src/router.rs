@@ -411,7 +411,7 @@ where
             } else {
                 self.gate(new.function, transition).await?
             };
-            let (mut transition, debounced_into) = match gated {
+            let (mut transition, folded) = match gated {
                 Gated::Create(t) => (t, None),
                 Gated::Folded(t) => {
                     let id = t.run.id.clone();
@@ -427,18 +427,19 @@ where
                     Err(Conflict::FlowChanged) => true,
                     // The debounced run started (or changed) since it was read.
                     Err(Conflict::Leased | Conflict::Changed | Conflict::Finished) => {
-                        debounced_into.is_some()
+                        folded.is_some()
                     }
                     _ => false,
                 };
             if retry {
+                crate::worker::back_off(&run_id).await;
                 continue;
             }
             return Ok(match outcome {
                 Ok(committed) => {
                     self.store.deliver(&committed.undelivered).await?;
                     let run = transition.run;
-                    if let Some(id) = debounced_into {
+                    if let Some(id) = folded {
                         tracing::info!(function, run.id = %id, "event folded into a queued run");
                         Started::Folded(id)
                     } else if run.status == RunStatus::Skipped {
@@ -662,6 +663,10 @@ where
                     SingletonMode::Skip => {
                         let why = format!("singleton: run {} has not finished", holder.id);
                         return Ok(skip(t, why));
+                    }
+                    SingletonMode::Cancel if self.store.get_run(&t.run.id).await?.is_some() => {
+                        // A redelivery of a run created before: cancel
+                        // nothing (its creation finds it exists).
                     }
                     SingletonMode::Cancel => {
                         let reason = format!("replaced by run {} (singleton)", t.run.id);

@@ -278,7 +278,10 @@ where
                         tracing::info!(run.id = %run.id, status = status.as_str(), error, "run ended before its handler ran");
                         Acquired::Gone
                     }
-                    Err(Conflict::FlowChanged) => continue,
+                    Err(Conflict::FlowChanged) => {
+                        back_off(token).await;
+                        continue;
+                    }
                     Err(Conflict::Leased | Conflict::Changed) => Acquired::Busy,
                     Err(_) => Acquired::Gone,
                 });
@@ -340,7 +343,10 @@ where
                                 tracing::debug!(run.id = %run.id, "waiting for a concurrency slot");
                                 return Ok(Acquired::Gone);
                             }
-                            Err(Conflict::FlowChanged) => continue,
+                            Err(Conflict::FlowChanged) => {
+                                back_off(token).await;
+                                continue;
+                            }
                             Err(Conflict::Leased | Conflict::Changed) => return Ok(Acquired::Busy),
                             Err(_) => return Ok(Acquired::Gone),
                         }
@@ -355,7 +361,10 @@ where
                         journal,
                     })
                 }
-                Err(Conflict::FlowChanged) => continue,
+                Err(Conflict::FlowChanged) => {
+                    back_off(token).await;
+                    continue;
+                }
                 // Changed: another worker committed since the run was read; the
                 // delivery comes back and reads it again.
                 Err(Conflict::Leased | Conflict::Changed) => Ok(Acquired::Busy),
@@ -478,7 +487,7 @@ where
                     return Ok(Handled::Done);
                 }
                 Err(Conflict::CancelRequested(reason)) => ending = Ending::Cancelled(reason),
-                Err(Conflict::FlowChanged) => {}
+                Err(Conflict::FlowChanged) => back_off(&token).await,
                 Err(_) => return Ok(Handled::Busy),
             }
         }
@@ -501,6 +510,16 @@ where
             tracing::warn!(error = %err, "lease release failed; it will lapse");
         }
     }
+}
+
+/// Waits a few milliseconds before deciding again when a flow-control
+/// record changed under a commit, so workers contending for one key spread
+/// out instead of colliding again (`seed`, a lease token, differs per worker).
+pub(crate) async fn back_off(seed: &str) {
+    let spread = seed
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    tokio::time::sleep(Duration::from_millis(1 + spread % 20)).await;
 }
 
 /// What taking the lease led to.
