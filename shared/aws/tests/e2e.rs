@@ -481,7 +481,7 @@ async fn calls_for_second_event(function: Function) -> std::collections::BTreeMa
 
 #[tokio::test]
 async fn flow_control_adds_these_calls_per_run() {
-    use hookflow::{Concurrency, Debounce, RateLimit, Singleton, SingletonMode, Throttle};
+    use hookflow::{Batch, Concurrency, Debounce, RateLimit, Singleton, SingletonMode, Throttle};
     let plain = calls_for_second_event(gated(|f| f)).await;
     let get = |calls: &std::collections::BTreeMap<String, u64>, op: &str| {
         calls.get(op).copied().unwrap_or(0)
@@ -544,4 +544,13 @@ async fn flow_control_adds_these_calls_per_run() {
     println!("debounce (folded): {calls:#?}");
     assert_eq!(get(&calls, "DynamoDB.TransactWriteItems"), 1, "{calls:#?}");
     assert_eq!(get(&calls, "DynamoDB.TransactWriteItems.items"), 5);
+    // An event joining an open batch: the same reads, and one transaction of
+    // the run (its batch grows), the record, and the event's own skipped run
+    // with its event; no new timer.
+    let calls =
+        calls_for_second_event(gated(|f| f.batch(Batch::new(10, Duration::from_secs(60))))).await;
+    println!("batch (joined): {calls:#?}");
+    assert_eq!(get(&calls, "DynamoDB.TransactWriteItems"), 1, "{calls:#?}");
+    assert_eq!(get(&calls, "DynamoDB.TransactWriteItems.items"), 4);
+    assert_eq!(get(&calls, "SQS.SendMessage"), 1, "the route only");
 }
