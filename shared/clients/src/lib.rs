@@ -20,6 +20,7 @@ pub mod email;
 pub mod error;
 mod http;
 pub mod posthog;
+pub mod resend;
 pub mod services;
 pub mod slack;
 pub mod stripe;
@@ -33,6 +34,7 @@ pub use email::{Email, EmailClient};
 pub use error::{ClientError, Result, StatusError};
 pub use http::{Env, HttpClient, process_env};
 pub use posthog::PostHogClient;
+pub use resend::{ResendClient, ResendEmail};
 pub use services::{Services, SettingError, Settings};
 pub use slack::SlackClient;
 pub use stripe::{CheckoutSession, CustomerDetails, Refund, RefundReason, StripeClient};
@@ -54,6 +56,9 @@ pub struct Clients {
     pub slack: SlackClient,
     /// Transactional email.
     pub email: EmailClient,
+    /// Broadcast email (the course platform; disabled without
+    /// `RESEND_API_KEY`, its sends then fail naming the variable).
+    pub resend: ResendClient,
 }
 
 impl Clients {
@@ -88,6 +93,7 @@ impl Clients {
             posthog: PostHogClient::from_env(http, env)?,
             slack: SlackClient::from_env(http, env)?,
             email: EmailClient::from_env(http, env)?,
+            resend: ResendClient::from_env_or_disabled(http, env)?,
         })
     }
 
@@ -108,6 +114,7 @@ impl Clients {
             posthog: PostHogClient::from_env(http, env)?,
             slack: SlackClient::from_env(http, env)?,
             email: EmailClient::from_env_or_disabled(http, env)?,
+            resend: ResendClient::from_env_or_disabled(http, env)?,
         })
     }
 
@@ -147,6 +154,11 @@ impl Clients {
                 EmailClient::SERVER_TOKEN_VAR,
                 self.email.is_enabled(),
             ),
+            (
+                "resend",
+                ResendClient::API_KEY_VAR,
+                self.resend.is_enabled(),
+            ),
         ]
         .into_iter()
         .filter(|(_, _, enabled)| !enabled)
@@ -164,7 +176,7 @@ mod tests {
         let http = HttpClient::new().unwrap();
         let clients = Clients::from_env_or_disabled(&http, &|_| None).unwrap();
         let off: Vec<&str> = clients.disabled_vars().iter().map(|(_, v)| *v).collect();
-        assert_eq!(off.len(), 7, "{off:?}");
+        assert_eq!(off.len(), 8, "{off:?}");
         let err = clients
             .stripe
             .create_refund("pi_1", None, None, "key-1")

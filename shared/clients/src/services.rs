@@ -470,7 +470,7 @@ mod tests {
         let services = Services::unconfigured().unwrap();
         let err = services.docs.get_doc("payments", "k").await.unwrap_err();
         assert_eq!(classify(&anyhow::Error::from(err)), Verdict::Final);
-        assert_eq!(services.clients.disabled_vars().len(), 7);
+        assert_eq!(services.clients.disabled_vars().len(), 8);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     CalClient, ClerkClient, Clients, DiscordClient, EmailClient, HttpClient, PostHogClient,
-    SlackClient, StripeClient,
+    ResendClient, SlackClient, StripeClient,
 };
 
 /// Where the Stripe API is mounted (`/stripe/v1/refunds`).
@@ -40,6 +40,8 @@ pub const POSTHOG_PREFIX: &str = "/posthog";
 pub const SLACK_PATH: &str = "/slack/webhook";
 /// Where Postmark is mounted (`/postmark/email`).
 pub const POSTMARK_PREFIX: &str = "/postmark";
+/// Where Resend is mounted (`/resend/emails`).
+pub const RESEND_PREFIX: &str = "/resend";
 
 /// The Stripe secret key [`TestServer::clients`] configures.
 pub const STRIPE_KEY: &str = "sk_test_hookflow";
@@ -53,6 +55,8 @@ pub const DISCORD_TOKEN: &str = "discord-test-token";
 pub const POSTHOG_KEY: &str = "phc_test_hookflow";
 /// The Postmark server token [`TestServer::clients`] configures.
 pub const POSTMARK_TOKEN: &str = "postmark-test-token";
+/// The Resend API key the test clients send.
+pub const RESEND_KEY: &str = "re_test_hookflow";
 
 /// Largest request body recorded.
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -282,6 +286,8 @@ impl TestServer {
             (SlackClient::WEBHOOK_URL_VAR, format!("{url}{SLACK_PATH}")),
             (EmailClient::SERVER_TOKEN_VAR, POSTMARK_TOKEN.to_owned()),
             (EmailClient::BASE_VAR, format!("{url}{POSTMARK_PREFIX}")),
+            (ResendClient::API_KEY_VAR, RESEND_KEY.to_owned()),
+            (ResendClient::BASE_VAR, format!("{url}{RESEND_PREFIX}")),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

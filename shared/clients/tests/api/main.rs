@@ -8,6 +8,7 @@ mod discord;
 mod email;
 mod errors;
 mod posthog;
+mod resend;
 mod slack;
 mod stripe;
 
