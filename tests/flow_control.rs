@@ -184,6 +184,28 @@ macro_rules! flow_control_tests {
         use super::*;
 
         #[tokio::test]
+        async fn an_invoke_of_a_debounced_function_gets_its_own_run_at_once() {
+            // GIVEN a debounced function that another one invokes
+            let env = $env(vec![
+                Function::new("parent").on_event("test/go").handler(|ctx| async move {
+                    Ok(ctx.step.invoke("ask", "child", json!({"n": 7})).await?)
+                }),
+                Function::new("child")
+                    .on_event("child/go")
+                    .debounce(Debounce::new(secs(60)))
+                    .handler(|ctx| async move { Ok(ctx.event.data["n"].clone()) }),
+            ])
+            .await;
+            // WHEN the parent runs
+            env.send(vec![go(json!({}))]).await;
+            // THEN its call is answered at once (a caller waits for this run)
+            let runs = env.runs().await;
+            let parent = runs.iter().find(|r| r.function_id == "parent").unwrap();
+            assert_eq!(parent.status, RunStatus::Completed, "{runs:#?}");
+            assert_eq!(parent.output, Some(json!(7)));
+        }
+
+        #[tokio::test]
         async fn a_paused_function_keeps_its_events_and_resuming_starts_them_once() {
             // GIVEN two functions on the same event, one of them paused
             let env = $env(vec![quick("paused"), quick("running")]).await;

@@ -19,6 +19,10 @@ use crate::transition::{Conflict, Outgoing};
 const PAUSE_ATTEMPTS: usize = 16;
 /// Held events read at a time when a function resumes.
 const RESUME_PAGE: usize = 1_000;
+/// How long before a pause resuming looks for events: one received before
+/// the pause may have been routed during it (a future `ts`, a queue
+/// backlog). An event whose run exists starts nothing again.
+const RESUME_LOOKBACK: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// A run with its step timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +191,14 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
         }
         for _ in 0..PAUSE_ATTEMPTS {
             let read = self.store.flow_get(&key).await?;
+            let still_ours = matches!(
+                read.as_ref().map(|r| &r.state),
+                Some(FlowState::Pause { since: Some(s), .. }) if *s == since
+            );
+            if !still_ours {
+                // Paused again (or resumed) meanwhile: that decision stands.
+                return Ok(routed);
+            }
             let state = FlowState::Pause {
                 since: None,
                 resuming: false,
@@ -205,14 +217,16 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
     }
 
     /// Routes to `function_id` every event named `name` received since
-    /// `since`; returns how many.
+    /// [`RESUME_LOOKBACK`] before `since`; returns how many.
     async fn route_held(&self, name: &str, function_id: &str, since: i64) -> Result<usize> {
-        let mut from = since;
+        let mut from = since - crate::clock::duration_ms(RESUME_LOOKBACK);
+        let mut seen = std::collections::HashSet::new();
         let mut routed = 0;
         loop {
             let page = self.store.events_since(name, from, RESUME_PAGE).await?;
             let messages: Vec<Outgoing> = page
                 .iter()
+                .filter(|stored| seen.insert(stored.event.id.clone()))
                 .map(|stored| Outgoing::Send {
                     envelope: Envelope::new(
                         Target::Router,
@@ -225,11 +239,11 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
                 .collect();
             self.store.deliver(&messages).await?;
             routed += messages.len();
+            // The next page starts at the last time seen (events of that
+            // millisecond come again and are skipped as seen).
             match page.last() {
-                // The next page starts at the last time seen (an event seen
-                // twice starts one run), moving on at least a millisecond.
-                Some(last) if page.len() == RESUME_PAGE => {
-                    from = last.received_at.max(from + 1);
+                Some(last) if page.len() == RESUME_PAGE && !messages.is_empty() => {
+                    from = last.received_at;
                 }
                 _ => return Ok(routed),
             }

@@ -174,6 +174,10 @@ impl Batch {
     }
 }
 
+/// Largest concurrency limit: a limit's slots and line are one record,
+/// which stays far below DynamoDB's 400 KB item limit.
+pub const MAX_CONCURRENCY: u32 = 1_000;
+
 /// Largest batch a run takes.
 pub const MAX_BATCH: u32 = 100;
 
@@ -331,8 +335,10 @@ impl FlowControl {
             return Err("at most two concurrency limits per function".into());
         }
         for c in &self.concurrency {
-            if c.limit == 0 {
-                return Err("a concurrency limit must be at least 1".into());
+            if !(1..=MAX_CONCURRENCY).contains(&c.limit) {
+                return Err(format!(
+                    "a concurrency limit is 1 to {MAX_CONCURRENCY} (its slots are one record)"
+                ));
             }
             if c.scope == ConcurrencyScope::Global && c.key.is_none() {
                 return Err("a global concurrency limit needs a key".into());
@@ -399,7 +405,9 @@ pub(crate) struct Gcra {
 impl Gcra {
     /// `limit` per `period`, evenly spaced, up to `at_once` together.
     fn new(limit: u32, period: Duration, at_once: u32) -> Self {
-        let interval = duration_ms(period) / i64::from(limit.max(1));
+        // Rounded up: a limit never admits more than it says.
+        let limit = i64::from(limit.max(1));
+        let interval = (duration_ms(period) + limit - 1) / limit;
         Self {
             interval,
             tolerance: interval * (i64::from(at_once.max(1)) - 1),
@@ -576,6 +584,10 @@ pub struct SlotWaiter {
     pub function_id: String,
     /// Its place: when it began waiting, minus its priority (ms).
     pub rank: i64,
+    /// Its own function's limit (a global key may be shared by functions
+    /// with different limits); 0 in records written before it was kept.
+    #[serde(default)]
+    pub limit: u32,
 }
 
 /// A stored flow-control record.
@@ -650,6 +662,20 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_that_does_not_divide_its_period_never_admits_more() {
+        // 600 a second is one every 1.67 ms: rounded up to 2 ms, not down to 1.
+        let throttle = Throttle::new(600, Duration::from_secs(1));
+        let mut tat = None;
+        let mut last = 0;
+        for _ in 0..601 {
+            let (start, next) = throttle.schedule(tat, 0);
+            tat = Some(next);
+            last = start;
+        }
+        assert!(last >= S, "601 starts within a second: last at {last} ms");
+    }
+
+    #[test]
     fn long_keys_are_hashed_into_bounded_record_keys() {
         let short = record_key(FlowKind::Throttle, "send", "tenant-1");
         assert_eq!(short, "throttle#send#tenant-1");
@@ -674,5 +700,13 @@ mod tests {
             ..FlowControl::default()
         };
         assert!(flow.compile().is_err());
+        let flow = FlowControl {
+            concurrency: vec![Concurrency::new(MAX_CONCURRENCY + 1)],
+            ..FlowControl::default()
+        };
+        assert!(
+            flow.compile().is_err(),
+            "a limit whose record would not fit"
+        );
     }
 }

@@ -25,7 +25,7 @@ use crate::function::{Function, Registry, Trigger};
 use crate::run::{
     Envelope, Message, ParentStep, Resolution, Run, RunStatus, Target, Waiter, WaiterKind,
 };
-use crate::store::{EventLog, FlowStore, Outbox, RunStore, Waiters};
+use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore, Waiters};
 use crate::transition::{Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
 
 /// How long an idempotency key holds (24 h).
@@ -267,7 +267,18 @@ where
             })
             .await?;
         match started {
-            Started::Created(_) | Started::Existing | Started::Folded(_) => Ok(()),
+            Started::Created(_) | Started::Existing => Ok(()),
+            Started::Folded(into) => {
+                // A debounced or batched function answers its events, not
+                // one caller: invoking it cannot return its result.
+                let message = format!(
+                    "`{function_id}` debounces or batches its events (this call joined run {into}): \
+                     send it an event instead of invoking it"
+                );
+                self.store
+                    .deliver(&[answer(Resolution::Error { message })])
+                    .await
+            }
             Started::Paused => {
                 let message = format!("function `{function_id}` is paused");
                 self.store
@@ -438,6 +449,7 @@ where
             return Ok(match outcome {
                 Ok(committed) => {
                     self.store.deliver(&committed.undelivered).await?;
+                    self.flag_cancellations(&transition).await?;
                     let run = transition.run;
                     if let Some(id) = folded {
                         tracing::info!(function, run.id = %id, "event folded into a queued run");
@@ -466,6 +478,35 @@ where
                 Err(other) => return Err(Error::Conflict(format!("creating a run: {other}"))),
             });
         }
+    }
+
+    /// Marks the runs whose cancellation `t` sent (a singleton replacing
+    /// one) as cancelling, so a run executing a step stops at its next step
+    /// boundary instead of when its lease is free.
+    async fn flag_cancellations(&self, t: &Transition) -> Result<()> {
+        for message in &t.outbox {
+            if let Outgoing::Send { envelope } = message
+                && let (Target::Function(function_id), Message::Cancel { run_id, reason }) =
+                    (&envelope.target, &envelope.message)
+            {
+                self.store
+                    .request_cancel(run_id, function_id, reason)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The queued run `id` if an event can still join it: not started, and
+    /// not yet due (once due it is starting, or waiting for a concurrency
+    /// slot: a new debounce or batch begins instead).
+    async fn foldable(&self, id: &str, now: i64) -> Result<Option<LoadedRun>> {
+        Ok(self.store.load_run(id).await?.filter(|loaded| {
+            let run = &loaded.run;
+            run.status == RunStatus::Queued
+                && run.started_at.is_none()
+                && run.not_before.is_some_and(|at| at > now)
+        }))
     }
 
     /// The transition that creates the run `new` describes (with its
@@ -559,7 +600,10 @@ where
                 .map(|key| record_key(kind, id, &key))
                 .map_err(|err| format!("the {} key failed to evaluate: {err}", kind.as_str()))
         };
-        if let Some(batch) = &flow.batch {
+        // An invoke has a caller waiting for this run's own result: it is
+        // never folded into a debounced or batched run.
+        let invoked = t.run.parent.is_some();
+        if let Some(batch) = flow.batch.as_ref().filter(|_| !invoked) {
             let key = match key_of(FlowKind::Batch, keys.batch.as_ref()) {
                 Ok(key) => key,
                 Err(why) => return Ok(skip(t, why)),
@@ -571,9 +615,7 @@ where
                 size,
             }) = read.as_ref().map(|r| &r.state)
                 && *open != t.run.id
-                && let Some(queued) = self.store.get_run(open).await?
-                && queued.status == RunStatus::Queued
-                && queued.started_at.is_none()
+                && let Some(queued) = self.foldable(open, now).await?
             {
                 // Add this event to the open batch; a full batch starts now.
                 let size = size + 1;
@@ -581,10 +623,13 @@ where
                 let mut folded = Transition::new(
                     Fence::Acquire {
                         now,
-                        version: queued.version,
+                        version: queued.run.version,
                     },
-                    queued,
+                    queued.run,
                 );
+                // What the run's last transition may not have delivered yet
+                // (its start) must outlive this one, which replaces its outbox.
+                folded.outbox = queued.undelivered;
                 let state = FlowState::Batch {
                     run_id: (!full).then(|| open.clone()),
                     size: if full { 0 } else { size },
@@ -616,7 +661,7 @@ where
                 let due = now + duration_ms(batch.timeout);
                 t.run.not_before = Some(due);
                 t.run.note = Some(batch_note(1, max, due));
-                t.outbox = vec![start_at(id, &t.run.id, due)];
+                put_off(&mut t, id, due);
                 FlowState::Batch {
                     run_id: Some(t.run.id.clone()),
                     size: 1,
@@ -664,13 +709,20 @@ where
                         let why = format!("singleton: run {} has not finished", holder.id);
                         return Ok(skip(t, why));
                     }
-                    SingletonMode::Cancel if self.store.get_run(&t.run.id).await?.is_some() => {
-                        // A redelivery of a run created before: cancel
-                        // nothing (its creation finds it exists).
-                    }
                     SingletonMode::Cancel => {
+                        // The cancellation is a message of the creation's
+                        // own commit: sent exactly when the new run exists
+                        // (and again by a redelivery that finds it does).
                         let reason = format!("replaced by run {} (singleton)", t.run.id);
-                        self.store.request_cancel(&holder.id, id, &reason).await?;
+                        t.outbox.push(Outgoing::Send {
+                            envelope: Envelope::new(
+                                Target::Function(id.to_owned()),
+                                Message::Cancel {
+                                    run_id: holder.id.clone(),
+                                    reason,
+                                },
+                            ),
+                        });
                         t.run.note = Some(format!("singleton: replaced run {}", holder.id));
                     }
                 }
@@ -680,7 +732,7 @@ where
             };
             t.flow.push(FlowWrite::after(key, read.as_ref(), state));
         }
-        if let Some(debounce) = &flow.debounce {
+        if let Some(debounce) = flow.debounce.as_ref().filter(|_| !invoked) {
             let key = match key_of(FlowKind::Debounce, keys.debounce.as_ref()) {
                 Ok(key) => key,
                 Err(why) => return Ok(skip(t, why)),
@@ -693,9 +745,7 @@ where
                 due_at,
             }) = read.as_ref().map(|r| &r.state)
                 && *run_id != t.run.id
-                && let Some(queued) = self.store.get_run(run_id).await?
-                && queued.status == RunStatus::Queued
-                && queued.started_at.is_none()
+                && let Some(queued) = self.foldable(run_id, now).await?
             {
                 // Fold this event into the queued run: it starts with the
                 // newest event, `period` after it (capped by the timeout).
@@ -704,10 +754,13 @@ where
                 let mut folded = Transition::new(
                     Fence::Acquire {
                         now,
-                        version: queued.version,
+                        version: queued.run.version,
                     },
-                    queued,
+                    queued.run,
                 );
+                // What the run's last transition may not have delivered yet
+                // (its start) must outlive this one, which replaces its outbox.
+                folded.outbox = queued.undelivered;
                 let state = FlowState::Debounce {
                     run_id: run_id.clone(),
                     first_at: *first_at,
@@ -742,7 +795,7 @@ where
             t.flow.push(FlowWrite::after(key, read.as_ref(), state));
             t.run.not_before = Some(due);
             t.run.note = Some(debounce_note(1, due));
-            t.outbox = vec![start_at(id, &t.run.id, due)];
+            put_off(&mut t, id, due);
         }
         if let Some(throttle) = &flow.throttle {
             let key = match key_of(FlowKind::Throttle, keys.throttle.as_ref()) {
@@ -764,7 +817,7 @@ where
                     throttle.period.as_secs_f64(),
                     crate::clock::rfc3339(start)
                 ));
-                t.outbox = vec![start_at(id, &t.run.id, start)];
+                put_off(&mut t, id, start);
             }
         }
         Ok(Gated::Create(t))
@@ -829,6 +882,23 @@ fn debounce_note(events: u32, due: i64) -> String {
         "debounced: {events} event(s); starts at {} unless another arrives",
         crate::clock::rfc3339(due)
     )
+}
+
+/// Makes the creation `t` start at `at` instead of at once (its other
+/// messages stay).
+fn put_off(t: &mut Transition, function_id: &str, at: i64) {
+    t.outbox.retain(|message| {
+        !matches!(
+            message,
+            Outgoing::Send {
+                envelope: Envelope {
+                    message: Message::Start { .. },
+                    ..
+                }
+            }
+        )
+    });
+    t.outbox.push(start_at(function_id, &t.run.id, at));
 }
 
 /// The start message of a run that flow control put off until `at` (now or

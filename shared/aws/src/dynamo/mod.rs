@@ -335,22 +335,31 @@ impl EventLog for AwsStore {
         since: i64,
         limit: usize,
     ) -> hookflow::Result<Vec<StoredEvent>> {
-        let out = self
-            .ddb()
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk AND sk >= :from")
-            .expression_attribute_values(":pk", string(format!("EVN#{name}")))
-            .expression_attribute_values(":from", string(format!("{:015}", since.max(0))))
-            .consistent_read(true)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(ddb)?;
-        let mut events = Vec::with_capacity(out.items().len());
-        for item in out.items() {
-            events.push(self.stored_event(item).await?);
+        // A page stops at 1 MB: follow the pages until `limit` events.
+        let mut events = Vec::new();
+        let mut start = None;
+        loop {
+            let left = limit.saturating_sub(events.len());
+            let out = self
+                .ddb()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk AND sk >= :from")
+                .expression_attribute_values(":pk", string(format!("EVN#{name}")))
+                .expression_attribute_values(":from", string(format!("{:015}", since.max(0))))
+                .consistent_read(true)
+                .limit(i32::try_from(left).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(ddb)?;
+            for item in out.items() {
+                events.push(self.stored_event(item).await?);
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() || events.len() >= limit {
+                return Ok(events);
+            }
         }
-        Ok(events)
     }
 }

@@ -43,6 +43,9 @@ use self::session::{Interrupt, LeaseTerms, Session};
 pub const CATCH_UP_HORIZON: Duration = Duration::from_secs(15 * 60);
 /// Attempts at a commit whose flow-control records keep changing under it.
 const FLOW_ATTEMPTS: usize = 16;
+/// The same for a conclusion, which carries the last step's record: giving
+/// up there means running that step again, so it tries longer.
+const CONCLUDE_ATTEMPTS: usize = 64;
 /// Events scanned per waiter when catching up.
 pub(crate) const CATCH_UP_LIMIT: usize = 100;
 
@@ -453,7 +456,7 @@ where
         {
             ending = Ending::Cancelled(reason);
         }
-        for _ in 0..FLOW_ATTEMPTS {
+        for _ in 0..CONCLUDE_ATTEMPTS {
             let now = self.now();
             let fence = match ending {
                 Ending::Cancelled(_) => Fence::HoldCancelling {

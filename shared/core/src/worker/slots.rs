@@ -58,7 +58,15 @@ fn gates(function: &Function, run: &Run) -> Vec<Gate> {
                 limit: limit.limit as usize,
             }
         })
-        .collect()
+        .fold(Vec::<Gate>::new(), |mut gates, gate| {
+            // Two limits on one record (same key value and scope) are one
+            // limit, the smaller: a record is written once per commit.
+            match gates.iter_mut().find(|g| g.key == gate.key) {
+                Some(same) => same.limit = same.limit.min(gate.limit),
+                None => gates.push(gate),
+            }
+            gates
+        })
 }
 
 /// The run's priority in ms (positive: ahead), from the function's CEL
@@ -146,7 +154,17 @@ impl Slots {
 
     /// Gives free slots to the first in line, each woken by a message.
     fn wake(&mut self, limit: usize, now: i64, lease_ms: i64, outbox: &mut Vec<Outgoing>) {
-        while self.holders.len() < limit && !self.waiting.is_empty() {
+        while let Some(first) = self.waiting.first() {
+            // Each waiter under its own function's limit (first come first
+            // served: one that must wait holds up those behind it).
+            let cap = if first.limit == 0 {
+                limit
+            } else {
+                first.limit as usize
+            };
+            if self.holders.len() >= cap {
+                break;
+            }
             let next = self.waiting.remove(0);
             self.holders.push(SlotHolder {
                 run_id: next.run_id.clone(),
@@ -262,6 +280,7 @@ pub(super) async fn take<S: RunStore + FlowStore>(
                 run_id: run.id.clone(),
                 function_id: run.function_id.clone(),
                 rank: now - priority_ms(function, run),
+                limit: u32::try_from(gate.limit).unwrap_or(u32::MAX),
             });
             slots.wake(gate.limit, now, lease_ms, &mut outbox);
             slots.keep_timer(now, &mut outbox);
@@ -273,6 +292,7 @@ pub(super) async fn take<S: RunStore + FlowStore>(
                         run_id: run.id.clone(),
                         function_id: run.function_id.clone(),
                         rank: 0,
+                        limit: 0,
                     }),
                     at: at.max(now + MIN_RECHECK_MS),
                 });
@@ -338,6 +358,7 @@ mod tests {
             run_id: id.into(),
             function_id: "f".into(),
             rank,
+            limit: 0,
         }
     }
 
@@ -350,6 +371,33 @@ mod tests {
         assert!(slots.join(waiter("a", 0)), "already in line: stays put");
         let order: Vec<&str> = slots.waiting.iter().map(|w| w.run_id.as_str()).collect();
         assert_eq!(order, ["urgent", "a", "b"]);
+    }
+
+    #[test]
+    fn a_waiter_is_woken_only_under_its_own_functions_limit() {
+        // A global key shared by a function limited to 1 and one limited to 3.
+        let mut slots = Slots::of(None);
+        slots.holders.push(SlotHolder {
+            run_id: "running".into(),
+            token: Some("t".into()),
+            until: 60_000,
+        });
+        slots.join(SlotWaiter {
+            limit: 1,
+            ..waiter("small", 0)
+        });
+        slots.join(SlotWaiter {
+            limit: 3,
+            ..waiter("large", 0)
+        });
+        let mut outbox = Vec::new();
+        // A run of the larger function frees nothing the small one may use.
+        slots.wake(3, 0, 60_000, &mut outbox);
+        assert!(outbox.is_empty(), "first come first served: small waits");
+        slots.holders.clear();
+        slots.wake(3, 0, 60_000, &mut outbox);
+        let woken: Vec<&str> = slots.holders.iter().map(|h| h.run_id.as_str()).collect();
+        assert_eq!(woken, ["small", "large"]);
     }
 
     #[test]
