@@ -629,7 +629,7 @@ where
                 );
                 // What the run's last transition may not have delivered yet
                 // (its start) must outlive this one, which replaces its outbox.
-                folded.outbox = queued.undelivered;
+                folded.keep_pending = queued.undelivered;
                 let state = FlowState::Batch {
                     run_id: (!full).then(|| open.clone()),
                     size: if full { 0 } else { size },
@@ -760,7 +760,7 @@ where
                 );
                 // What the run's last transition may not have delivered yet
                 // (its start) must outlive this one, which replaces its outbox.
-                folded.outbox = queued.undelivered;
+                folded.keep_pending = queued.undelivered;
                 let state = FlowState::Debounce {
                     run_id: run_id.clone(),
                     first_at: *first_at,

@@ -119,6 +119,13 @@ pub struct Transition {
     pub also_create: Vec<Run>,
     /// Messages to send once committed.
     pub outbox: Vec<Outgoing>,
+    /// Messages an earlier transition of the run sent that may not have been
+    /// delivered (a crash between its commit and its delivery): a backend
+    /// that keeps the outbox with the run keeps these pending too, so the
+    /// one that finishes that delivery still finds them; they are not sent
+    /// again by this commit. (A debounce or batch fold, which would
+    /// otherwise replace the queued run's pending start.)
+    pub keep_pending: Vec<Outgoing>,
 }
 
 impl Transition {
@@ -136,6 +143,7 @@ impl Transition {
             replaces_event: false,
             also_create: Vec::new(),
             outbox: Vec::new(),
+            keep_pending: Vec::new(),
         }
     }
 

@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
 use hookflow::flow::{FlowState, FlowWrite};
 use hookflow::run::{RunStatus, StepRecord, StepStatus};
 use hookflow::store::FlowStore;
-use hookflow::transition::{Committed, Conflict, Fence, Transition};
+use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
 
 use super::runs::{run_pk, time_key};
 use super::{AwsStore, Item, get_n, get_s, number, string};
@@ -198,11 +198,12 @@ impl AwsStore {
     ) -> Result<TransactWriteItem> {
         let run = &t.run;
         let condition = fence_condition(&t.fence);
-        let outbox = if t.outbox.is_empty() {
+        let stored: Vec<&Outgoing> = t.outbox.iter().chain(&t.keep_pending).collect();
+        let outbox = if stored.is_empty() {
             None
         } else {
             Some(
-                self.body_attribute("outbox", serde_json::to_string(&t.outbox)?)
+                self.body_attribute("outbox", serde_json::to_string(&stored)?)
                     .await?,
             )
         };

@@ -149,6 +149,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             replaces_event: false,
             also_create: Vec::new(),
             outbox: change.outbox,
+            keep_pending: Vec::new(),
         };
         match self.store.commit(&transition).await {
             Ok(Ok(committed)) => {
