@@ -23,6 +23,7 @@ pub fn functions_with(services: &Services) -> Vec<Function> {
         complete_session::function(services),
         sweep_expired_packs::function(services),
         expire_pack::function(services),
+        email_send_broadcast::function(services),
     ]
 }
 

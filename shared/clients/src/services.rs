@@ -31,6 +31,9 @@ pub struct Settings {
     discord_connect_url: Option<String>,
     discord_guild_id: Option<String>,
     discord_mentee_role_id: Option<String>,
+    course_site_title: Option<String>,
+    course_support_email: Option<String>,
+    course_public_url: Option<String>,
 }
 
 /// A setting a workflow needs is unset, or a set one is malformed. Carries
@@ -83,14 +86,24 @@ impl Settings {
     pub const DISCORD_GUILD_ID_VAR: &'static str = "DISCORD_GUILD_ID";
     /// The Discord role an onboarded mentee gets.
     pub const DISCORD_MENTEE_ROLE_ID_VAR: &'static str = "DISCORD_MENTEE_ROLE_ID";
+    /// The course platform's name, the sender name of its emails.
+    pub const COURSE_SITE_TITLE_VAR: &'static str = "COURSE_SITE_TITLE";
+    /// The course platform's support address, the sender of its emails (on
+    /// a domain verified in Resend).
+    pub const COURSE_SUPPORT_EMAIL_VAR: &'static str = "COURSE_SUPPORT_EMAIL";
+    /// The course platform's public URL (unsubscribe links).
+    pub const COURSE_PUBLIC_URL_VAR: &'static str = "COURSE_PUBLIC_URL";
     /// Every variable read, for documentation and start-up logs.
-    pub const VARS: [&'static str; 6] = [
+    pub const VARS: [&'static str; 9] = [
         Self::CAL_EVENT_TYPE_ID_VAR,
         Self::BOOKING_TIME_ZONE_VAR,
         Self::EMAIL_FROM_VAR,
         Self::DISCORD_CONNECT_URL_VAR,
         Self::DISCORD_GUILD_ID_VAR,
         Self::DISCORD_MENTEE_ROLE_ID_VAR,
+        Self::COURSE_SITE_TITLE_VAR,
+        Self::COURSE_SUPPORT_EMAIL_VAR,
+        Self::COURSE_PUBLIC_URL_VAR,
     ];
 
     /// Reads the settings; unset ones stay unset.
@@ -113,6 +126,51 @@ impl Settings {
             discord_connect_url: optional(env, Self::DISCORD_CONNECT_URL_VAR),
             discord_guild_id: optional(env, Self::DISCORD_GUILD_ID_VAR),
             discord_mentee_role_id: optional(env, Self::DISCORD_MENTEE_ROLE_ID_VAR),
+            course_site_title: optional(env, Self::COURSE_SITE_TITLE_VAR),
+            course_support_email: optional(env, Self::COURSE_SUPPORT_EMAIL_VAR),
+            course_public_url: optional(env, Self::COURSE_PUBLIC_URL_VAR)
+                .map(|url| url.trim_end_matches('/').to_owned()),
+        })
+    }
+
+    /// With the course platform's name, support address and public URL.
+    #[must_use]
+    pub fn with_course(
+        mut self,
+        site_title: impl Into<String>,
+        support_email: impl Into<String>,
+        public_url: impl Into<String>,
+    ) -> Self {
+        self.course_site_title = Some(site_title.into());
+        self.course_support_email = Some(support_email.into());
+        self.course_public_url = Some(public_url.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// The sender of the course platform's emails: `Site <support@...>`.
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming the first unset variable.
+    pub fn course_sender(&self) -> Result<String, SettingError> {
+        let title = self.course_site_title.as_deref().ok_or_else(|| {
+            SettingError::missing(Self::COURSE_SITE_TITLE_VAR, "the course platform's name")
+        })?;
+        let email = self.course_support_email.as_deref().ok_or_else(|| {
+            SettingError::missing(
+                Self::COURSE_SUPPORT_EMAIL_VAR,
+                "the course platform's support address",
+            )
+        })?;
+        Ok(format!("{title} <{email}>"))
+    }
+
+    /// The course platform's public URL, without a trailing `/`.
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming [`Self::COURSE_PUBLIC_URL_VAR`].
+    pub fn course_public_url(&self) -> Result<&str, SettingError> {
+        self.course_public_url.as_deref().ok_or_else(|| {
+            SettingError::missing(Self::COURSE_PUBLIC_URL_VAR, "the course platform's URL")
         })
     }
 
