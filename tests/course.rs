@@ -13,7 +13,7 @@ use course::{
     USERS, User, preference_key,
 };
 use hookflow::{Event, Function, Run, RunStatus};
-use hookflow_clients::testing::{RESEND_PREFIX, Reply, TestServer};
+use hookflow_clients::testing::{RESEND_PREFIX, Reply, SLACK_PATH, TestServer};
 use hookflow_clients::{Services, Settings};
 use hookflow_docs::DocStore;
 use serde_json::{Value, json};
@@ -162,7 +162,9 @@ macro_rules! course_tests {
                 assert!(run.error.as_deref().unwrap().contains(why), "{run:#?}");
                 assert_eq!(run.attempt, 0, "not retried");
             }
-            assert!(server.requests().is_empty());
+            // No email; the admins are told of each failure (on_failure).
+            assert!(server.requests_to("POST", &format!("{RESEND_PREFIX}{EMAILS}")).is_empty());
+            assert_eq!(server.requests_to("POST", SLACK_PATH).len(), 2);
         }
 
         #[tokio::test]
