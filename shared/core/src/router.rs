@@ -497,6 +497,28 @@ where
         Ok(())
     }
 
+    /// The record of `kind` for the run's key (the value of `expr` over
+    /// `event`), with what it holds now; or why the key cannot be computed.
+    async fn record_for(
+        &self,
+        kind: FlowKind,
+        function_id: &str,
+        expr: Option<&Expr>,
+        event: &Value,
+    ) -> Result<std::result::Result<(String, Option<FlowRecord>), String>> {
+        let key = match key_value(expr, event) {
+            Ok(key) => record_key(kind, function_id, &key),
+            Err(err) => {
+                return Ok(Err(format!(
+                    "the {} key failed to evaluate: {err}",
+                    kind.as_str()
+                )));
+            }
+        };
+        let read = self.store.flow_get(&key).await?;
+        Ok(Ok((key, read)))
+    }
+
     /// The queued run `id` if an event can still join it: not started, and
     /// not yet due (once due it is starting, or waiting for a concurrency
     /// slot: a new debounce or batch begins instead).
@@ -595,20 +617,17 @@ where
         let now = self.now();
         let id = function.id();
         let event_json = serde_json::to_value(&t.run.event)?;
-        let key_of = |kind: FlowKind, expr: Option<&Expr>| {
-            key_value(expr, &event_json)
-                .map(|key| record_key(kind, id, &key))
-                .map_err(|err| format!("the {} key failed to evaluate: {err}", kind.as_str()))
-        };
         // An invoke has a caller waiting for this run's own result: it is
         // never folded into a debounced or batched run.
         let invoked = t.run.parent.is_some();
         if let Some(batch) = flow.batch.as_ref().filter(|_| !invoked) {
-            let key = match key_of(FlowKind::Batch, keys.batch.as_ref()) {
-                Ok(key) => key,
+            let (key, read) = match self
+                .record_for(FlowKind::Batch, id, keys.batch.as_ref(), &event_json)
+                .await?
+            {
+                Ok(found) => found,
                 Err(why) => return Ok(skip(t, why)),
             };
-            let read = self.store.flow_get(&key).await?;
             let max = batch.max_size;
             if let Some(FlowState::Batch {
                 run_id: Some(open),
@@ -620,16 +639,7 @@ where
                 // Add this event to the open batch; a full batch starts now.
                 let size = size + 1;
                 let full = size >= max;
-                let mut folded = Transition::new(
-                    Fence::Acquire {
-                        now,
-                        version: queued.run.version,
-                    },
-                    queued.run,
-                );
-                // What the run's last transition may not have delivered yet
-                // (its start) must outlive this one, which replaces its outbox.
-                folded.keep_pending = queued.undelivered;
+                let mut folded = fold(queued, now);
                 let state = FlowState::Batch {
                     run_id: (!full).then(|| open.clone()),
                     size: if full { 0 } else { size },
@@ -670,11 +680,18 @@ where
             t.flow.push(FlowWrite::after(key, read.as_ref(), state));
         }
         if let Some(rate) = &flow.rate_limit {
-            let key = match key_of(FlowKind::RateLimit, keys.rate_limit.as_ref()) {
-                Ok(key) => key,
+            let (key, read) = match self
+                .record_for(
+                    FlowKind::RateLimit,
+                    id,
+                    keys.rate_limit.as_ref(),
+                    &event_json,
+                )
+                .await?
+            {
+                Ok(found) => found,
                 Err(why) => return Ok(skip(t, why)),
             };
-            let read = self.store.flow_get(&key).await?;
             match rate.admit(gcra_tat(read.as_ref()), now) {
                 Some(tat) => t.flow.push(FlowWrite::after(
                     key,
@@ -692,11 +709,18 @@ where
             }
         }
         if let Some(single) = &flow.singleton {
-            let key = match key_of(FlowKind::Singleton, keys.singleton.as_ref()) {
-                Ok(key) => key,
+            let (key, read) = match self
+                .record_for(
+                    FlowKind::Singleton,
+                    id,
+                    keys.singleton.as_ref(),
+                    &event_json,
+                )
+                .await?
+            {
+                Ok(found) => found,
                 Err(why) => return Ok(skip(t, why)),
             };
-            let read = self.store.flow_get(&key).await?;
             let holder = match read.as_ref().map(|r| &r.state) {
                 Some(FlowState::Singleton { run_id }) if *run_id != t.run.id => {
                     self.store.get_run(run_id).await?
@@ -733,11 +757,13 @@ where
             t.flow.push(FlowWrite::after(key, read.as_ref(), state));
         }
         if let Some(debounce) = flow.debounce.as_ref().filter(|_| !invoked) {
-            let key = match key_of(FlowKind::Debounce, keys.debounce.as_ref()) {
-                Ok(key) => key,
+            let (key, read) = match self
+                .record_for(FlowKind::Debounce, id, keys.debounce.as_ref(), &event_json)
+                .await?
+            {
+                Ok(found) => found,
                 Err(why) => return Ok(skip(t, why)),
             };
-            let read = self.store.flow_get(&key).await?;
             if let Some(FlowState::Debounce {
                 run_id,
                 first_at,
@@ -751,16 +777,7 @@ where
                 // newest event, `period` after it (capped by the timeout).
                 let due = debounce.due(*first_at, now);
                 let events = events + 1;
-                let mut folded = Transition::new(
-                    Fence::Acquire {
-                        now,
-                        version: queued.run.version,
-                    },
-                    queued.run,
-                );
-                // What the run's last transition may not have delivered yet
-                // (its start) must outlive this one, which replaces its outbox.
-                folded.keep_pending = queued.undelivered;
+                let mut folded = fold(queued, now);
                 let state = FlowState::Debounce {
                     run_id: run_id.clone(),
                     first_at: *first_at,
@@ -798,11 +815,13 @@ where
             put_off(&mut t, id, due);
         }
         if let Some(throttle) = &flow.throttle {
-            let key = match key_of(FlowKind::Throttle, keys.throttle.as_ref()) {
-                Ok(key) => key,
+            let (key, read) = match self
+                .record_for(FlowKind::Throttle, id, keys.throttle.as_ref(), &event_json)
+                .await?
+            {
+                Ok(found) => found,
                 Err(why) => return Ok(skip(t, why)),
             };
-            let read = self.store.flow_get(&key).await?;
             let (start, tat) = throttle.schedule(gcra_tat(read.as_ref()), now);
             t.flow.push(FlowWrite::after(
                 key,
@@ -847,6 +866,22 @@ fn skip(mut t: Transition, why: String) -> Gated {
     t.waiters_added.clear();
     t.outbox.clear();
     Gated::Create(t)
+}
+
+/// The transition that folds an event into the queued run (debounce,
+/// batch): fenced on the run's version, taking no lease, and keeping what
+/// the run's last transition may not have delivered (its start), which this
+/// one's outbox would otherwise replace.
+fn fold(queued: LoadedRun, now: i64) -> Transition {
+    let mut folded = Transition::new(
+        Fence::Acquire {
+            now,
+            version: queued.run.version,
+        },
+        queued.run,
+    );
+    folded.keep_pending = queued.undelivered;
+    folded
 }
 
 /// The run `planned` would have been, stored as skipped: its event went to
