@@ -1,8 +1,10 @@
-//! Discord (API v10): member roles and channel messages, as a bot.
+//! Discord (API v10): guild members, their roles and channel messages, as a
+//! bot.
 //!
 //! The bot token goes in `Authorization: Bot ...`; Discord also requires a
-//! `DiscordBot (...)` user agent. Adding or removing a role is idempotent, so
-//! those steps are safe to re-run; a message is not (Discord has no key for it).
+//! `DiscordBot (...)` user agent. Adding a member, setting a member's roles and
+//! adding or removing a role are idempotent, so those steps are safe to re-run;
+//! a message is not (Discord has no key for it).
 
 use reqwest::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
 use reqwest::{Method, Url};
@@ -24,6 +26,30 @@ pub struct Message {
     pub id: String,
     /// The channel it was posted in.
     pub channel_id: String,
+}
+
+/// A guild member: who, and the roles they hold there.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct GuildMember {
+    /// The member's user, when Discord includes it.
+    #[serde(default)]
+    pub user: Option<DiscordUser>,
+    /// Role ids, in the order Discord lists them.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Their nickname in the guild, if any.
+    #[serde(default)]
+    pub nick: Option<String>,
+}
+
+/// A Discord user (the fields the workflows read).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct DiscordUser {
+    /// Snowflake id.
+    pub id: String,
+    /// Their user name.
+    #[serde(default)]
+    pub username: Option<String>,
 }
 
 impl DiscordClient {
@@ -116,6 +142,71 @@ impl DiscordClient {
             "allowed_mentions": { "parse": ["users"] },
         });
         let req = self.api.request(Method::POST, url).json(&body);
+        self.api.send_json(OP, req).await
+    }
+
+    /// Adds a user to a guild with the OAuth2 access token they granted the
+    /// app (`guilds.join` scope): `PUT /guilds/{guild}/members/{user}`.
+    /// Already a member: nothing changes (Discord answers 204).
+    ///
+    /// # Errors
+    /// [`crate::ClientError`]; an expired token or missing permission (4xx)
+    /// is not retried.
+    pub async fn add_guild_member(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+        access_token: &str,
+    ) -> Result<()> {
+        const OP: &str = "add_guild_member";
+        let url = self
+            .api
+            .url(OP, &["guilds", guild_id, "members", user_id])?;
+        let body = serde_json::json!({ "access_token": access_token });
+        let req = self.api.request(Method::PUT, url).json(&body);
+        self.api.send(OP, req).await.map(drop)
+    }
+
+    /// A guild member (`GET /guilds/{guild}/members/{user}`), `None` when the
+    /// user is not in the guild (404).
+    ///
+    /// # Errors
+    /// [`crate::ClientError`] other than a 404.
+    pub async fn guild_member(&self, guild_id: &str, user_id: &str) -> Result<Option<GuildMember>> {
+        const OP: &str = "guild_member";
+        let url = self
+            .api
+            .url(OP, &["guilds", guild_id, "members", user_id])?;
+        match self
+            .api
+            .send_json(OP, self.api.request(Method::GET, url))
+            .await
+        {
+            Ok(member) => Ok(Some(member)),
+            Err(err) if err.status() == Some(404) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Replaces a member's roles with `roles`
+    /// (`PATCH /guilds/{guild}/members/{user}`); returns the member as
+    /// Discord now has it.
+    ///
+    /// # Errors
+    /// [`crate::ClientError`]; missing permissions (403) or an unknown member
+    /// (404) are not retried.
+    pub async fn set_member_roles(
+        &self,
+        guild_id: &str,
+        user_id: &str,
+        roles: &[String],
+    ) -> Result<GuildMember> {
+        const OP: &str = "set_member_roles";
+        let url = self
+            .api
+            .url(OP, &["guilds", guild_id, "members", user_id])?;
+        let body = serde_json::json!({ "roles": roles });
+        let req = self.api.request(Method::PATCH, url).json(&body);
         self.api.send_json(OP, req).await
     }
 }

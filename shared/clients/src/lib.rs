@@ -1,10 +1,12 @@
 //! Typed clients for the external APIs the reference workflows call: Stripe,
-//! Cal.com, Clerk, Discord, PostHog, Slack and Postmark email.
+//! Cal.com, Clerk, Discord, PostHog, Slack, Postmark and Resend email, and
+//! Google Calendar.
 //!
 //! Build them once per process (per Lambda container) over one shared
 //! [`HttpClient`] and clone them freely: a clone shares the connection pool.
 //! Each has a configurable base URL (so tests point it at
-//! [`testing::TestServer`]) and reads its credential from configuration.
+//! [`testing::TestServer`]) and reads its credential from configuration
+//! (Google Calendar: a service account's key, traded for a cached access token).
 //!
 //! Errors are [`ClientError`]s whose source chain tells the engine what to do
 //! (see [`error`]): return them from a step with `?` and a 5xx or timeout is
@@ -18,6 +20,7 @@ pub mod clerk;
 pub mod discord;
 pub mod email;
 pub mod error;
+pub mod google_calendar;
 mod http;
 pub mod posthog;
 pub mod resend;
@@ -29,9 +32,12 @@ pub mod testing;
 
 pub use cal::{Attendee, Booking, CalClient, CreateBooking};
 pub use clerk::{ClerkClient, User};
-pub use discord::{DiscordClient, Message};
+pub use discord::{DiscordClient, DiscordUser, GuildMember, Message};
 pub use email::{Email, EmailClient};
 pub use error::{ClientError, Result, StatusError};
+pub use google_calendar::{
+    CalendarEvent, EventDateTime, EventPatch, GoogleCalendarClient, NewEvent,
+};
 pub use http::{Env, HttpClient, process_env};
 pub use posthog::PostHogClient;
 pub use resend::{ResendClient, ResendEmail};
@@ -59,6 +65,10 @@ pub struct Clients {
     /// Broadcast email (the course platform; disabled without
     /// `RESEND_API_KEY`, its sends then fail naming the variable).
     pub resend: ResendClient,
+    /// Calendar events (live sessions; disabled without
+    /// `GOOG_CREDENTIALS_JSON` and `GOOG_CALENDAR_IMPERSONATE_USER`, its calls
+    /// then fail naming the unset one).
+    pub google_calendar: GoogleCalendarClient,
 }
 
 impl Clients {
@@ -72,7 +82,8 @@ impl Clients {
     ];
 
     /// Every client from configuration (each client's `from_env` lists its
-    /// variables). Analytics and alerts are optional and disabled when unset.
+    /// variables). Analytics, alerts, broadcast email and Google Calendar are
+    /// optional and disabled when unset.
     ///
     /// # Errors
     /// [`ClientError::MissingConfig`] naming every missing required variable,
@@ -94,6 +105,7 @@ impl Clients {
             slack: SlackClient::from_env(http, env)?,
             email: EmailClient::from_env(http, env)?,
             resend: ResendClient::from_env_or_disabled(http, env)?,
+            google_calendar: GoogleCalendarClient::from_env_or_disabled(http, env)?,
         })
     }
 
@@ -115,6 +127,7 @@ impl Clients {
             slack: SlackClient::from_env(http, env)?,
             email: EmailClient::from_env_or_disabled(http, env)?,
             resend: ResendClient::from_env_or_disabled(http, env)?,
+            google_calendar: GoogleCalendarClient::from_env_or_disabled(http, env)?,
         })
     }
 
@@ -159,6 +172,13 @@ impl Clients {
                 ResendClient::API_KEY_VAR,
                 self.resend.is_enabled(),
             ),
+            (
+                "google_calendar",
+                self.google_calendar
+                    .disabled_var()
+                    .unwrap_or(GoogleCalendarClient::CREDENTIALS_VAR),
+                self.google_calendar.is_enabled(),
+            ),
         ]
         .into_iter()
         .filter(|(_, _, enabled)| !enabled)
@@ -176,7 +196,7 @@ mod tests {
         let http = HttpClient::new().unwrap();
         let clients = Clients::from_env_or_disabled(&http, &|_| None).unwrap();
         let off: Vec<&str> = clients.disabled_vars().iter().map(|(_, v)| *v).collect();
-        assert_eq!(off.len(), 8, "{off:?}");
+        assert_eq!(off.len(), 9, "{off:?}");
         let err = clients
             .stripe
             .create_refund("pi_1", None, None, "key-1")

@@ -23,7 +23,7 @@ pub struct ResendClient {
 }
 
 /// One email.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ResendEmail {
     /// Sender (`Name <address>`) on a verified domain.
     pub from: String,

@@ -34,6 +34,7 @@ pub struct Settings {
     course_site_title: Option<String>,
     course_support_email: Option<String>,
     course_public_url: Option<String>,
+    course_admin_email: Option<String>,
 }
 
 /// A setting a workflow needs is unset, or a set one is malformed. Carries
@@ -93,8 +94,11 @@ impl Settings {
     pub const COURSE_SUPPORT_EMAIL_VAR: &'static str = "COURSE_SUPPORT_EMAIL";
     /// The course platform's public URL (unsubscribe links).
     pub const COURSE_PUBLIC_URL_VAR: &'static str = "COURSE_PUBLIC_URL";
+    /// Where the course platform's sign-up notices go; unset: none is sent
+    /// (the plan keeps that email disabled).
+    pub const COURSE_ADMIN_EMAIL_VAR: &'static str = "COURSE_ADMIN_EMAIL";
     /// Every variable read, for documentation and start-up logs.
-    pub const VARS: [&'static str; 9] = [
+    pub const VARS: [&'static str; 10] = [
         Self::CAL_EVENT_TYPE_ID_VAR,
         Self::BOOKING_TIME_ZONE_VAR,
         Self::EMAIL_FROM_VAR,
@@ -104,6 +108,7 @@ impl Settings {
         Self::COURSE_SITE_TITLE_VAR,
         Self::COURSE_SUPPORT_EMAIL_VAR,
         Self::COURSE_PUBLIC_URL_VAR,
+        Self::COURSE_ADMIN_EMAIL_VAR,
     ];
 
     /// Reads the settings; unset ones stay unset.
@@ -130,6 +135,7 @@ impl Settings {
             course_support_email: optional(env, Self::COURSE_SUPPORT_EMAIL_VAR),
             course_public_url: optional(env, Self::COURSE_PUBLIC_URL_VAR)
                 .map(|url| url.trim_end_matches('/').to_owned()),
+            course_admin_email: optional(env, Self::COURSE_ADMIN_EMAIL_VAR),
         })
     }
 
@@ -172,6 +178,39 @@ impl Settings {
         self.course_public_url.as_deref().ok_or_else(|| {
             SettingError::missing(Self::COURSE_PUBLIC_URL_VAR, "the course platform's URL")
         })
+    }
+
+    /// With sign-up notices sent to `email`.
+    #[must_use]
+    pub fn with_course_admin_email(mut self, email: impl Into<String>) -> Self {
+        self.course_admin_email = Some(email.into());
+        self
+    }
+
+    /// Where sign-up notices go, `None` when they are off.
+    #[must_use]
+    pub fn course_admin_email(&self) -> Option<&str> {
+        self.course_admin_email.as_deref()
+    }
+
+    /// The Discord server (guild) of the platform's members.
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming [`Self::DISCORD_GUILD_ID_VAR`].
+    pub fn discord_guild_id(&self) -> Result<&str, SettingError> {
+        self.discord_guild_id.as_deref().ok_or_else(|| {
+            SettingError::missing(
+                Self::DISCORD_GUILD_ID_VAR,
+                "the Discord server members join",
+            )
+        })
+    }
+
+    /// With this Discord guild (alone, without the mentorship settings).
+    #[must_use]
+    pub fn with_discord_guild(mut self, guild_id: impl Into<String>) -> Self {
+        self.discord_guild_id = Some(guild_id.into());
+        self
     }
 
     /// With this Cal.com event type id.
@@ -528,7 +567,7 @@ mod tests {
         let services = Services::unconfigured().unwrap();
         let err = services.docs.get_doc("payments", "k").await.unwrap_err();
         assert_eq!(classify(&anyhow::Error::from(err)), Verdict::Final);
-        assert_eq!(services.clients.disabled_vars().len(), 8);
+        assert_eq!(services.clients.disabled_vars().len(), 9);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! reply repeats; anything unscripted gets the default (404 unless set).
 //! [`TestServer::clients`] points every client at it, each API under its own
 //! path prefix ([`STRIPE_PREFIX`], ...), so one server serves a whole workflow.
+//! The Google token endpoint ([`GOOGLE_TOKEN_PATH`]) is scripted from the start
+//! to issue [`GOOGLE_ACCESS_TOKEN`], so a test scripts only the calendar calls
+//! (script that path again to test a failing exchange); its requests are
+//! recorded like any other.
 //!
 //! Enable with the `testing` feature (in `[dev-dependencies]`). Like the other
 //! test kits it panics on setup failures: they are test bugs.
@@ -22,8 +26,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::{
-    CalClient, ClerkClient, Clients, DiscordClient, EmailClient, HttpClient, PostHogClient,
-    ResendClient, SlackClient, StripeClient,
+    CalClient, ClerkClient, Clients, DiscordClient, EmailClient, GoogleCalendarClient, HttpClient,
+    PostHogClient, ResendClient, SlackClient, StripeClient,
 };
 
 /// Where the Stripe API is mounted (`/stripe/v1/refunds`).
@@ -42,6 +46,12 @@ pub const SLACK_PATH: &str = "/slack/webhook";
 pub const POSTMARK_PREFIX: &str = "/postmark";
 /// Where Resend is mounted (`/resend/emails`).
 pub const RESEND_PREFIX: &str = "/resend";
+/// Where the Google Calendar API is mounted, `/calendar/v3` left out
+/// (`/gcal/calendars/primary/events/{id}`).
+pub const GOOGLE_CALENDAR_PREFIX: &str = "/gcal";
+/// The Google OAuth token endpoint's path (`GOOG_OAUTH_TOKEN_URL`, and the JWT
+/// `aud`).
+pub const GOOGLE_TOKEN_PATH: &str = "/google/token";
 
 /// The Stripe secret key [`TestServer::clients`] configures.
 pub const STRIPE_KEY: &str = "sk_test_hookflow";
@@ -57,6 +67,59 @@ pub const POSTHOG_KEY: &str = "phc_test_hookflow";
 pub const POSTMARK_TOKEN: &str = "postmark-test-token";
 /// The Resend API key the test clients send.
 pub const RESEND_KEY: &str = "re_test_hookflow";
+/// The test service account ([`TestServer::env`]'s `client_email`, the JWT `iss`).
+pub const GOOGLE_CLIENT_EMAIL: &str = "hookflow-test@hookflow-test.iam.gserviceaccount.com";
+/// The user the test service account acts as (the JWT `sub`).
+pub const GOOGLE_IMPERSONATE_USER: &str = "calendar@example.com";
+/// The access token [`GOOGLE_TOKEN_PATH`] issues by default; calendar calls
+/// carry `Bearer {GOOGLE_ACCESS_TOKEN}`.
+pub const GOOGLE_ACCESS_TOKEN: &str = "ya29.test-hookflow";
+/// The test service account's private key (PKCS#8 PEM): a throwaway 2048-bit
+/// RSA key made for these tests with `openssl genpkey`. It is public and
+/// authenticates to nothing; never use it for anything else.
+pub const GOOGLE_TEST_PRIVATE_KEY: &str = "\
+-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQC4Ffs4yWw5lT2X
+8UIJztBHWYbVOQZmb0IiMtIa5Zdpzc1wpbGNYonRBt3Hef7WBdftLbW/gZ3kykWV
+qx3SQ0LgOJ1T62TOSJftYvAMBi6YIbC6KQpqhWntNKtoreqJLB2zDZ/ulkH7zuj6
+gsZPWkIYIkJYy8jGIAjNkTrF+uiiXhiy9YHL8GzwX3UOqWrinxj/QxAMNpts3+W4
+KVju5St5qF36RzeWg59vmReuyTE4Xk8aqnCIK0BV1P6eiJIJV5eW4mMpBHbnbSN5
+4nj4KVRqkoEeGQujIhayO67BaveZj/aLU9MrIplqbSJGmFgCbW4WbAWnlBfTrqnD
+DrlheAulAgMBAAECggEAC+oxpEzL357saX5jka1G/NSWGLdEAJ2jOwHCvfFDT2/9
+zpSNkphLUZyvU8nDzUgmithCYxP5dhquI1BRMfqe2agVwsiXHI+anxz1at8m5TuK
+VppGbXuXeL4dJBLcUyboVd5ZY4C/4j5Tr7cxgmcApSg+gW8l3nD/W4goCjLBxj8o
+dnBo/Wpe7Rqr+vfpAuHZ1NMRq5zrbz2CCmJPKCKfDh/eL1QqbXh2TiSI84zOtDvC
+9K0er6kwruaDbjINLoO/QD3GZX5SZ8eRcvLC0yQuE+dbi8bgkMegzr+e5Vgvo75/
+IzwU3j6V2G4uz08+yURJw6oCzQTKDWhZ1cwP+fS1IQKBgQDb6SV6zc1XJozvry3z
+zmbHC3XVyVFddngOfJMCWpjsI73sPTw/qGqWBXTwblykFcUxSOMRHtUpN/7/iGwv
+896VmY9FbiUwIbadFMZ83vUVUm5WlykYetETAvXRjbEJqg55Pwo3Gzvm5AqHI7rY
+7kpiTzhsXVky/5K5Kw5j2AK5lQKBgQDWS8RAx47IDCHl3b5lW7l1fRjEfrVM1upx
+rZwjt3IbOH04Uo1PzafU0nz273J7Bv1O60CllUJlIAl0wjvX900lhFvrSlBe6rCW
+MikBEC5oyr6jYegIgJavRU97O+ONenTVN0CAHCAGkCkOf4LaY694seasVDkJ7sUm
+bZ7rtbwl0QKBgQDP0UNPCx/LBS5Y73aAmYQ9A9KGhupyZZtNLWKL7evn9Frt3myK
+R/D59wwsjk7T7ZLdYWDb9ARDIJzFBTogEtk9DNH9LfrMwn9dcJ2msdhwHucQw2bd
+sGrWCY0eTEWKuX9WC0HvE7iHGOfuD9DqYj4/K1hJ5+l8rVMN0+eUaTUiBQKBgQC/
+CnKd8Ymna7F4lDNdduUiCXDgE7mbE+mTiFsvOCZAgB6Z7HZQE54wS6neFl8vsG54
+QZ+zPhofvuzPKy1gffZHoPS1EN4PkBf2/iax7PQCteQ4EVti4Qf0nsyZpy1YfjfT
+sNsOmoQudaw0YZaNDNtstORY8wiag0M82/MWXUCrUQKBgFMoVQy3WJyPooEJS/nk
+pZElS86zncM4ud/6AN6NdftEazMauLDslmqb0xUVzpYslgZMutT9WcHSnL+RJB7I
+1I0sHtt7dK5PEvFthE7n9DTWkcbnPDP+5HAgE1l/saLkMazaZ16qq24dg8MJByr6
+yP1/R2wxa39edDOCSxfbyPf9
+-----END PRIVATE KEY-----
+";
+/// The public half of [`GOOGLE_TEST_PRIVATE_KEY`] (SPKI PEM), to verify the
+/// JWT assertion a client sent.
+pub const GOOGLE_TEST_PUBLIC_KEY: &str = "\
+-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAuBX7OMlsOZU9l/FCCc7Q
+R1mG1TkGZm9CIjLSGuWXac3NcKWxjWKJ0Qbdx3n+1gXX7S21v4Gd5MpFlasd0kNC
+4DidU+tkzkiX7WLwDAYumCGwuikKaoVp7TSraK3qiSwdsw2f7pZB+87o+oLGT1pC
+GCJCWMvIxiAIzZE6xfrool4YsvWBy/Bs8F91Dqlq4p8Y/0MQDDabbN/luClY7uUr
+eahd+kc3loOfb5kXrskxOF5PGqpwiCtAVdT+noiSCVeXluJjKQR2520jeeJ4+ClU
+apKBHhkLoyIWsjuuwWr3mY/2i1PTKyKZam0iRphYAm1uFmwFp5QX066pww65YXgL
+pQIDAQAB
+-----END PUBLIC KEY-----
+";
 
 /// Largest request body recorded.
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -209,11 +272,24 @@ impl TestServer {
                 .with_graceful_shutdown(stopped)
                 .await;
         });
-        Self {
+        let server = Self {
             url: format!("http://{addr}"),
             state,
             shutdown: Some(shutdown),
-        }
+        };
+        server.on(
+            "POST",
+            GOOGLE_TOKEN_PATH,
+            Reply::json(
+                200,
+                &serde_json::json!({
+                    "access_token": GOOGLE_ACCESS_TOKEN,
+                    "expires_in": 3599,
+                    "token_type": "Bearer",
+                }),
+            ),
+        );
+        server
     }
 
     /// `http://127.0.0.1:{port}`.
@@ -268,10 +344,13 @@ impl TestServer {
     }
 
     /// The configuration pointing every API at this server with the test
-    /// credentials above (`STRIPE_API_BASE` = `{url}/stripe`, ...).
+    /// credentials above (`STRIPE_API_BASE` = `{url}/stripe`, ...). Google
+    /// gets [`Self::google_credentials_json`], [`GOOGLE_IMPERSONATE_USER`] and
+    /// the default calendar (`primary`).
     #[must_use]
     pub fn env(&self) -> BTreeMap<String, String> {
         let url = &self.url;
+        let google_credentials = Self::google_credentials_json();
         [
             (StripeClient::API_KEY_VAR, STRIPE_KEY.to_owned()),
             (StripeClient::BASE_VAR, format!("{url}{STRIPE_PREFIX}")),
@@ -288,10 +367,40 @@ impl TestServer {
             (EmailClient::BASE_VAR, format!("{url}{POSTMARK_PREFIX}")),
             (ResendClient::API_KEY_VAR, RESEND_KEY.to_owned()),
             (ResendClient::BASE_VAR, format!("{url}{RESEND_PREFIX}")),
+            (GoogleCalendarClient::CREDENTIALS_VAR, google_credentials),
+            (
+                GoogleCalendarClient::IMPERSONATE_USER_VAR,
+                GOOGLE_IMPERSONATE_USER.to_owned(),
+            ),
+            (
+                GoogleCalendarClient::BASE_VAR,
+                format!("{url}{GOOGLE_CALENDAR_PREFIX}"),
+            ),
+            (
+                GoogleCalendarClient::TOKEN_URL_VAR,
+                format!("{url}{GOOGLE_TOKEN_PATH}"),
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// A service account JSON key like the one Google issues, with the test
+    /// account and [`GOOGLE_TEST_PRIVATE_KEY`] (its `token_uri` is Google's:
+    /// [`TestServer::env`] overrides it with `GOOG_OAUTH_TOKEN_URL`).
+    #[must_use]
+    pub fn google_credentials_json() -> String {
+        serde_json::json!({
+            "type": "service_account",
+            "project_id": "hookflow-test",
+            "private_key_id": "test-key-1",
+            "private_key": GOOGLE_TEST_PRIVATE_KEY,
+            "client_email": GOOGLE_CLIENT_EMAIL,
+            "client_id": "100000000000000000000",
+            "token_uri": GoogleCalendarClient::DEFAULT_TOKEN_URL,
+        })
+        .to_string()
     }
 
     /// Every client, configured by [`TestServer::env`], with short timeouts

@@ -7,6 +7,7 @@ mod config;
 mod discord;
 mod email;
 mod errors;
+mod google_calendar;
 mod posthog;
 mod resend;
 mod slack;
