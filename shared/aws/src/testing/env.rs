@@ -172,8 +172,7 @@ impl AwsTestEnv {
         let now = self.now();
         let due: Vec<(String, String)> = {
             let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-            let (due, later): (Vec<_>, Vec<_>) =
-                held.drain(..).partition(|(_, _, at)| *at <= now + 1000);
+            let (due, later): (Vec<_>, Vec<_>) = held.drain(..).partition(|(_, _, at)| *at <= now);
             *held = later;
             due.into_iter()
                 .map(|(url, receipt, _)| (url, receipt))
@@ -210,8 +209,11 @@ impl AwsTestEnv {
                     .ok()
                     .and_then(|e| e.not_before);
                 let receipt = message.receipt_handle().unwrap_or_default().to_owned();
-                if let Some(at) = not_before.filter(|at| *at > now + 1000) {
-                    // Not due on the fake clock: hold it (invisible) until it is.
+                if let Some(at) = not_before.filter(|at| *at > now) {
+                    // Not due on the fake clock: hold it (invisible) until it
+                    // is, exactly: a message handed over early would only be
+                    // put back by the engine (a sleep is not over before its
+                    // time), and with the clock standing still, forever.
                     self.harness
                         .sqs
                         .change_message_visibility()
