@@ -1,6 +1,6 @@
 //! The HTTP API of `hookflow dev`: webhook endpoints for every provider, send
 //! events, list and inspect runs with their step timeline, cancel and replay
-//! runs, and a health check.
+//! runs, the document store (`docs_api`), and a health check.
 //!
 //! Errors are JSON `{"error": "..."}` with the status a client can act on:
 //! 400 bad input, 404 unknown run, 409 conflicting state, 413 body too large,
@@ -28,6 +28,14 @@ pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// An API error.
 #[derive(Debug)]
 pub struct ApiError(StatusCode, String);
+
+impl ApiError {
+    /// An error answered with `status` and `message`.
+    #[must_use]
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, message.into())
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -93,6 +101,12 @@ pub fn router<F: CertFetcher + 'static>(runtime: Embedded, receiver: Arc<Receive
         .route("/runs/{id}/replay", post(replay_run))
         .route("/dead-letters", get(dead_letters))
         .route("/dead-letters/redrive", post(redrive))
+        .route("/docs", post(crate::docs_api::load))
+        .route("/docs/{collection}", get(crate::docs_api::list))
+        .route(
+            "/docs/{collection}/{key}",
+            get(crate::docs_api::get).put(crate::docs_api::put),
+        )
         .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
         .with_state(AppState { runtime, receiver })
 }

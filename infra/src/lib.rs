@@ -6,6 +6,7 @@
 pub mod api;
 pub mod bench;
 pub mod dev;
+pub mod docs_api;
 pub mod logging;
 pub mod template;
 
