@@ -1,73 +1,53 @@
 //! The course platform's records, as its workflows keep them in the document
-//! store: users, and their communication preferences by type (`Newsletter`)
-//! and channel (`Email`). The plan keeps these in the app's database; here
-//! each is a document, keyed so a workflow reads one by id.
+//! store: users and their accounts, roles and communication preferences;
+//! products, content resources (cohorts, workshops, lessons, live events and
+//! event series), purchases, coupons, organizations and entitlements. The
+//! plan keeps these in the app's SQL database; here each is a document keyed
+//! so that a workflow reads one by id, or lists one user's (or one cohort's)
+//! by key prefix ([`list_prefixed`]).
+//!
+//! Invariant: every record a workflow creates has a key derived from what
+//! caused it (the purchase, the resource, the user), so a retried or
+//! replayed step finds its own record instead of making a second one.
 
-use serde::{Deserialize, Serialize};
+mod commerce;
+mod content;
+mod people;
 
-/// Users, by id.
-pub const USERS: &str = "users";
-/// Communication preference types, by name (`Newsletter`).
-pub const PREFERENCE_TYPES: &str = "communication_preference_types";
-/// Communication channels, by name (`Email`).
-pub const CHANNELS: &str = "communication_channels";
-/// Communication preferences, by [`preference_key`].
-pub const PREFERENCES: &str = "communication_preferences";
+pub use commerce::*;
+pub use content::*;
+pub use people::*;
 
-/// The preference type of broadcast emails.
-pub const NEWSLETTER: &str = "Newsletter";
-/// The channel of broadcast emails.
-pub const EMAIL: &str = "Email";
+use hookflow_docs::DocStore;
+use serde::de::DeserializeOwned;
 
-/// A user of the platform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    /// The user's id.
-    pub id: String,
-    /// Where emails go.
-    pub email: String,
-    /// Display name, if known.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// A kind of communication a user can opt out of.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PreferenceType {
-    /// Its id.
-    pub id: String,
-    /// Its name (the document key).
-    pub name: String,
-}
-
-/// A way to reach a user.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Channel {
-    /// Its id.
-    pub id: String,
-    /// Its name (the document key).
-    pub name: String,
-}
-
-/// Whether a user receives one type of communication on one channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CommunicationPreference {
-    /// The user.
-    pub user_id: String,
-    /// The type ([`PreferenceType::id`]).
-    pub preference_type_id: String,
-    /// The channel ([`Channel::id`]).
-    pub channel_id: String,
-    /// False once the user unsubscribed.
-    pub active: bool,
-}
-
-/// The key of a user's preference for one type.
-#[must_use]
-pub fn preference_key(user_id: &str, preference_type_id: &str) -> String {
-    format!("{user_id}:{preference_type_id}")
+/// Every document of `collection` whose key starts with `prefix`, in key
+/// order, decoded as `T` (a page of 100 at a time).
+///
+/// # Errors
+/// Store failures; a stored value that is not a `T`.
+pub async fn list_prefixed<T: DeserializeOwned>(
+    docs: &DocStore,
+    collection: &str,
+    prefix: &str,
+) -> hookflow::Result<Vec<T>> {
+    const PAGE: usize = 100;
+    let mut found = Vec::new();
+    // Keys sort in UTF-8 byte order, so every key with the prefix sorts
+    // after the prefix itself (never a full key: keys add a part to it).
+    let mut after = prefix.to_owned();
+    loop {
+        let page = docs.list_docs(collection, Some(&after), PAGE).await?;
+        let full = page.len() == PAGE;
+        for doc in page {
+            if !doc.key.starts_with(prefix) {
+                return Ok(found);
+            }
+            after.clone_from(&doc.key);
+            found.push(serde_json::from_value(doc.value)?);
+        }
+        if !full {
+            return Ok(found);
+        }
+    }
 }

@@ -13,8 +13,7 @@
 use std::collections::BTreeMap;
 
 use course::{
-    CHANNELS, Channel, CommunicationPreference, EMAIL, NEWSLETTER, PREFERENCE_TYPES, PREFERENCES,
-    PreferenceType, USERS, User, preference_key,
+    CommunicationPreference, PREFERENCES, USERS, User, newsletter_on_email, preference_key,
 };
 use hookflow::{Function, NonRetriable};
 use hookflow_clients::resend::Tag;
@@ -93,20 +92,12 @@ pub fn function(services: &Services) -> Function {
                 let broadcast: Broadcast = serde_json::from_value(ctx.event.data.clone())
                     .map_err(|e| NonRetriable::new(format!("invalid broadcast: {e}")))?;
                 let docs = services.docs.clone();
-                let (kind, channel) =
-                    ctx.step
-                        .run("load-preference-type-and-channel", move || async move {
-                            let kind = docs
-                                .get::<PreferenceType>(PREFERENCE_TYPES, NEWSLETTER)
-                                .await?;
-                            let channel = docs.get::<Channel>(CHANNELS, EMAIL).await?;
-                            match (kind, channel) {
-                                (Some((kind, _)), Some((channel, _))) => Ok((kind, channel)),
-                                _ => Err(NonRetriable::new("Preference type or channel not found")
-                                    .into()),
-                            }
-                        })
-                        .await?;
+                let (kind, channel) = ctx
+                    .step
+                    .run("load-preference-type-and-channel", move || async move {
+                        newsletter_on_email(&docs).await
+                    })
+                    .await?;
                 let (docs, user_id) = (services.docs.clone(), broadcast.to_user_id.clone());
                 let user: User = ctx
                     .step
@@ -122,12 +113,8 @@ pub fn function(services: &Services) -> Function {
                     .step
                     .run("load-or-create-preference", move || async move {
                         let key = preference_key(&user_id, &kind.id);
-                        let fresh = CommunicationPreference {
-                            user_id: user_id.clone(),
-                            preference_type_id: kind.id.clone(),
-                            channel_id: channel.id.clone(),
-                            active: true,
-                        };
+                        let fresh =
+                            CommunicationPreference::active(&user_id, &kind.id, &channel.id);
                         docs.create(PREFERENCES, &key, &fresh).await?;
                         Ok(docs
                             .get::<CommunicationPreference>(PREFERENCES, &key)

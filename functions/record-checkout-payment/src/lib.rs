@@ -1,6 +1,6 @@
 //! `record-checkout-payment`: the booking marketplace's entry point.
 //!
-//! On `stripe/checkout.session.completed`: validate the session (paid, with a
+//! On `stripe/checkout.session.completed` naming a mentor: validate the session (paid, with a
 //! payment intent, and metadata naming the mentor, the slot and the customer),
 //! record the payment exactly once in the `payments` collection keyed by the
 //! Checkout Session id, and emit [`PAYMENT_RECORDED`] for
@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 
 /// The event that starts it.
 pub const TRIGGER: &str = "stripe/checkout.session.completed";
+/// Only the booking storefront's sessions (they name a mentor); the other
+/// apps sharing the Stripe account (the course platform) have their own.
+pub const BOOKING_SESSION: &str = "event.data.data.object.metadata.mentorId != ''";
 /// The event it emits once the payment is recorded (data: a [`Payment`]).
 pub const PAYMENT_RECORDED: &str = "checkout/payment.recorded";
 /// The document collection payments live in, keyed by Checkout Session id.
@@ -185,7 +188,7 @@ pub fn function(services: &Services) -> Function {
         .alert_on_failure(
             Function::new("record-checkout-payment").name("Record a checkout payment"),
         )
-        .on_event(TRIGGER)
+        .on_event_if(TRIGGER, BOOKING_SESSION)
         .handler(move |ctx| {
             let docs = docs.clone();
             async move {

@@ -24,6 +24,17 @@ pub fn functions_with(services: &Services) -> Vec<Function> {
         sweep_expired_packs::function(services),
         expire_pack::function(services),
         email_send_broadcast::function(services),
+        user_created::function(services),
+        course_webhooks::checkout::function(services),
+        course_webhooks::refund::function(services),
+        course_webhooks::email_status::function(services),
+        post_purchase::function(services),
+        discord_account_linked::function(services),
+        discord_account_linked::add_role::function(services),
+        cohort_entitlement_sync::function(services),
+        cohort_entitlement_sync::user_function(services),
+        calendar_sync::function(services),
+        refund_remove_calendar::function(services),
     ]
 }
 

@@ -122,6 +122,18 @@ pub fn all() -> Vec<Sample> {
             15,
             CAL_PACK_MEETING_ENDED,
         ),
+        stripe_sample(
+            "webhook-stripe-checkout-session-completed-course.json",
+            "checkout.session.completed",
+            16,
+            STRIPE_COURSE_CHECKOUT,
+        ),
+        stripe_sample(
+            "webhook-stripe-charge-refunded-course.json",
+            "charge.refunded",
+            17,
+            STRIPE_COURSE_REFUND,
+        ),
     ];
     samples.sort_by_key(|sample| sample.file_name);
     samples
@@ -540,6 +552,92 @@ const STRIPE_CHECKOUT: &str = r#"{
     "idempotency_key": null
   },
   "type": "checkout.session.completed"
+}"#;
+
+/// The course platform's checkout: a cohort for one learner who used an
+/// entitlement coupon (the storefront names product, user and coupons).
+const STRIPE_COURSE_CHECKOUT: &str = r#"{
+  "id": "evt_1RhookflowCourseCheckout01",
+  "object": "event",
+  "api_version": "2025-05-28.basil",
+  "created": @SECS@,
+  "data": {
+    "object": {
+      "id": "cs_test_a1hookflowCourseSession0001",
+      "object": "checkout.session",
+      "amount_subtotal": 49900,
+      "amount_total": 49900,
+      "client_reference_id": "u_ada",
+      "currency": "usd",
+      "customer": "cus_ShookflowCust02",
+      "customer_details": {
+        "email": "ada@example.com",
+        "name": "Ada Lovelace"
+      },
+      "customer_email": "ada@example.com",
+      "livemode": false,
+      "metadata": {
+        "productId": "prod_cohort_4",
+        "quantity": "1",
+        "usedCouponIds": "coupon_early_access",
+        "userId": "u_ada"
+      },
+      "mode": "payment",
+      "payment_intent": "pi_3RhookflowCoursePayment01",
+      "payment_status": "paid",
+      "status": "complete"
+    }
+  },
+  "livemode": false,
+  "pending_webhooks": 1,
+  "request": {
+    "id": null,
+    "idempotency_key": null
+  },
+  "type": "checkout.session.completed"
+}"#;
+
+/// The course platform's refund of a live event series.
+const STRIPE_COURSE_REFUND: &str = r#"{
+  "id": "evt_3RhookflowCourseRefund01",
+  "object": "event",
+  "api_version": "2025-05-28.basil",
+  "created": @SECS@,
+  "data": {
+    "object": {
+      "id": "ch_3RhookflowCourseCharge01",
+      "object": "charge",
+      "amount": 9900,
+      "amount_captured": 9900,
+      "amount_refunded": 9900,
+      "billing_details": {
+        "email": "grace@example.com",
+        "name": "Grace Hopper"
+      },
+      "currency": "usd",
+      "customer": "cus_ShookflowCust03",
+      "livemode": false,
+      "metadata": {
+        "productId": "prod_live_series",
+        "userId": "u_grace"
+      },
+      "paid": true,
+      "payment_intent": "pi_3RhookflowCourseLive0001",
+      "refunded": true,
+      "status": "succeeded"
+    },
+    "previous_attributes": {
+      "amount_refunded": 0,
+      "refunded": false
+    }
+  },
+  "livemode": false,
+  "pending_webhooks": 1,
+  "request": {
+    "id": "req_hookflowCourseRefund01",
+    "idempotency_key": "hookflow-course-refund-0001"
+  },
+  "type": "charge.refunded"
 }"#;
 
 const STRIPE_REFUND: &str = r#"{
