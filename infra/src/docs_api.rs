@@ -7,7 +7,8 @@
 //! - `PUT /docs/{collection}/{key}`: sets its value (created, or replaced
 //!   whatever its version: this is the operator's hand, not a workflow's);
 //! - `POST /docs`: `[{"collection", "key", "value"}, ..]`, each set as by
-//!   `PUT`, in order; a malformed entry rejects the batch before any write.
+//!   `PUT`, in order; a bad name or an oversized value rejects the batch
+//!   before any write.
 //!
 //! Invalid names and values over the size limit are a 400, storage failures
 //! a 503.
@@ -17,7 +18,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use hookflow::Error;
-use hookflow_docs::{DocStore, Document, DocumentError, check_names};
+use hookflow_docs::{DocStore, Document, DocumentError, encode_document};
 use hookflow_embedded::Embedded;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -139,7 +140,7 @@ pub struct Entry {
 pub async fn load(State(rt): State<Embedded>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let entries: Vec<Entry> = parse(&body)?;
     for entry in &entries {
-        check_names(&entry.collection, &entry.key).map_err(|e| failed(&e))?;
+        encode_document(&entry.collection, &entry.key, &entry.value).map_err(|e| failed(&e))?;
     }
     let docs = docs(&rt);
     let mut written = Vec::with_capacity(entries.len());

@@ -46,6 +46,9 @@ pub async fn a_new_user_gets_a_role_and_a_preference_once_per_address<B: Backend
     assert!(preference.active);
 }
 
+/// Ada's roles once merged: the manual one, the cohort's, the workshop's.
+const MERGED: [&str; 3] = ["role_manual", "role_cohort_4", "role_ws_solo"];
+
 /// Discord as the scenario sees it: Ada's member holds a role given by hand.
 fn script_discord<B: Backend>(world: &World<B>) -> String {
     let member = format!("{DISCORD_PREFIX}/guilds/{GUILD}/members/disc_ada");
@@ -59,19 +62,13 @@ fn script_discord<B: Backend>(world: &World<B>) -> String {
                 200,
                 &json!({"user": {"id": "disc_ada"}, "roles": ["role_manual"]}),
             ),
-            Reply::json(
-                200,
-                &json!({"user": {"id": "disc_ada"}, "roles": ["role_manual", "role_cohort_4"]}),
-            ),
+            Reply::json(200, &json!({"user": {"id": "disc_ada"}, "roles": MERGED})),
         ],
     );
     world.server.on(
         "PATCH",
         &member,
-        Reply::json(
-            200,
-            &json!({"user": {"id": "disc_ada"}, "roles": ["role_manual", "role_cohort_4"]}),
-        ),
+        Reply::json(200, &json!({"user": {"id": "disc_ada"}, "roles": MERGED})),
     );
     member
 }
@@ -82,7 +79,6 @@ fn linked() -> serde_json::Value {
             "userId": "u_ada",
             "provider": "discord",
             "providerAccountId": "disc_ada",
-            "access_token": "user-oauth-token",
         },
         "profile": {"id": "disc_ada", "username": "ada"},
     })
@@ -109,10 +105,27 @@ pub async fn a_linked_discord_account_gets_its_roles_after_ten_seconds_keeping_m
     world
         .put(ENTITLEMENTS, &entitlement_key("u_ada", &role.id), &role)
         .await;
+    // AND a self-paced workshop with its own role
+    let workshop = Entitlement {
+        id: "p2:workshop_discord_role:ws_solo".into(),
+        entitlement_type: WORKSHOP_DISCORD_ROLE.into(),
+        resource_id: Some("ws_solo".into()),
+        source_id: "p2".into(),
+        discord_role_id: Some("role_ws_solo".into()),
+        ..role.clone()
+    };
+    world
+        .put(
+            ENTITLEMENTS,
+            &entitlement_key("u_ada", &workshop.id),
+            &workshop,
+        )
+        .await;
     let account = Account {
         user_id: "u_ada".into(),
         provider: "discord".into(),
         provider_account_id: "disc_ada".into(),
+        access_token: Some("user-oauth-token".into()),
     };
     world
         .put(ACCOUNTS, &account_key("u_ada", "discord"), &account)
@@ -143,21 +156,15 @@ pub async fn a_linked_discord_account_gets_its_roles_after_ten_seconds_keeping_m
     world.advance(Duration::from_secs(1)).await;
     let patched = world.server.requests_to("PATCH", &member);
     assert_eq!(patched.len(), 1);
-    assert_eq!(
-        patched[0].json(),
-        json!({"roles": ["role_manual", "role_cohort_4"]})
-    );
+    assert_eq!(patched[0].json(), json!({"roles": MERGED}));
     let run = world.only("discord-account-linked").await;
     assert_eq!(run.status, RunStatus::Completed, "{run:#?}");
     let output = run.output.unwrap();
-    assert_eq!(
-        output["discordMember"]["roles"],
-        json!(["role_manual", "role_cohort_4"])
-    );
-    assert!(
-        !output.to_string().contains("user-oauth-token"),
-        "the token is not kept"
-    );
+    assert_eq!(output["discordMember"]["roles"], json!(MERGED));
+    // AND the token is in no event, step output or run output
+    let view = world.view(&run.id).await;
+    let kept = serde_json::to_string(&(&run.event, &view.steps, &output)).unwrap();
+    assert!(!kept.contains("user-oauth-token"), "{kept}");
 }
 
 pub async fn a_github_link_or_a_vanished_account_changes_no_roles<B: Backend>(world: World<B>) {
@@ -232,6 +239,7 @@ pub async fn a_linked_learner_gets_the_role_of_a_cohort_they_join<B: Backend>(wo
         user_id: "u_bob".into(),
         provider: "discord".into(),
         provider_account_id: "disc_bob".into(),
+        access_token: None,
     };
     world
         .put(ACCOUNTS, &account_key("u_bob", "discord"), &account)

@@ -16,12 +16,13 @@
 //!    cancelled, update it; gone or cancelled, create a new one;
 //! 5. store the new `calendarId` on the resource when it changed.
 //!
-//! Invariants: the created entry's id comes from the run and step, so a
-//! retried create finds its own entry instead of making a second one.
+//! Invariants: the created entry's id comes from the resource and the entry
+//! it replaces, so a retried create or a replayed run finds its own entry
+//! instead of making a second one; runs for one resource go one at a time.
 
 use chrono::{DateTime, Utc};
 use course::{ContentResource, EVENT, RESOURCES};
-use hookflow::{Ctx, Function, NonRetriable};
+use hookflow::{Concurrency, Ctx, Function, NonRetriable};
 use hookflow_clients::google_calendar::{Attendee, Organizer};
 use hookflow_clients::{EventDateTime, EventPatch, NewEvent, Services};
 use serde_json::{Value, json};
@@ -34,6 +35,8 @@ pub const CREATED: &str = "resource/created";
 pub const UPDATED: &str = "resource/updated";
 /// Only live events have calendar entries.
 pub const EVENTS_ONLY: &str = r#"event.data.type == "event""#;
+/// The concurrency key: the event resource.
+pub const ONE_AT_A_TIME_PER_EVENT: &str = "event.data.id";
 /// The time zone of an event that names none.
 pub const DEFAULT_TIME_ZONE: &str = "America/Los_Angeles";
 
@@ -116,11 +119,15 @@ pub fn function(services: &Services) -> Function {
                 .reads_env([
                     "GOOG_CREDENTIALS_JSON",
                     "GOOG_CALENDAR_IMPERSONATE_USER",
+                    "GOOG_CALENDAR_ID",
                     "COURSE_SITE_TITLE",
                 ]),
         )
         .on_event_if(CREATED, EVENTS_ONLY)
         .on_event_if(UPDATED, EVENTS_ONLY)
+        // One run per event resource at a time: a create and a quick update
+        // must not both find no entry and both create one.
+        .concurrency(Concurrency::new(1).key(ONE_AT_A_TIME_PER_EVENT))
         .retries(3)
         .handler(move |ctx| {
             let services = services.clone();
@@ -154,12 +161,7 @@ async fn sync(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
                 calendar.disabled_var().unwrap_or("GOOG_CREDENTIALS_JSON")
             ))
         })?;
-    let display_name = services.settings.course_sender()?;
-    let display_name = display_name
-        .split(" <")
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let display_name = services.settings.course_site_title()?.to_owned();
     let Some(mut wanted) = google_event(&resource, &host, &display_name)? else {
         return Ok(json!({ "skipped": true, "reason": "Missing required fields" }));
     };
@@ -194,13 +196,19 @@ async fn sync(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let (outcome, calendar_id) = match outcome {
         Some(done) => done,
         None => {
-            let (writer, step) = (calendar.clone(), ctx.step.clone());
+            // The entry's id comes from the resource and the entry it
+            // replaces (`hf` + hex: Google's base32hex alphabet), not from the
+            // run: a retried create, or a replay whose `store-calendar-id`
+            // never landed, finds its own entry (Google answers 409).
+            let replaced = resource.fields.calendar_id.clone().unwrap_or_default();
+            wanted.id = Some(format!(
+                "hf{}",
+                hookflow::event::derived_id(&[&resource.id, &replaced])
+            ));
+            let writer = calendar.clone();
             let created = ctx
                 .step
                 .run("create-google-event", move || async move {
-                    // The step's key as the entry's id ("hf" + hex: Google's
-                    // base32hex alphabet), so a retry finds its own entry.
-                    wanted.id = Some(step.idempotency_key().replace('-', ""));
                     Ok(writer.insert_event(&wanted).await?)
                 })
                 .await?;

@@ -6,7 +6,8 @@
 //!   on its own;
 //! - `cohort-entitlement-sync-user` (`cohort-entitlement/sync.user`:
 //!   `cohortId`, `userId`, `cohortResourceIds`): grants the learner content
-//!   access to every resource now in the cohort (a revoked grant comes back)
+//!   access to every resource in the cohort as it is when the step runs (the
+//!   event's list only when the cohort is gone) (a revoked grant comes back)
 //!   and revokes it for those taken out, keeping the type, source and
 //!   organization of the learner's grant of the cohort itself.
 //!
@@ -80,6 +81,16 @@ pub fn user_function(services: &Services) -> Function {
                 let changed = ctx
                     .step
                     .run("sync-entitlements", move || async move {
+                        // The cohort as it is now, not as the event saw it:
+                        // with two changes close together, a learner's older
+                        // sync running last must not undo the newer one.
+                        let mut sync = sync;
+                        if let Some((cohort, _)) = docs
+                            .get::<ContentResource>(RESOURCES, &sync.cohort_id)
+                            .await?
+                        {
+                            sync.cohort_resource_ids = nested_ids(&docs, &cohort).await?;
+                        }
                         sync_user(&docs, &sync).await
                     })
                     .await?;

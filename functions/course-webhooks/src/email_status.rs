@@ -1,7 +1,8 @@
 //! `course-email-status`: Postmark's word on an address, recorded on its
 //! owner's newsletter preference.
 //!
-//! On `postmark/Bounce`: a hard bounce or a spam complaint (or any bounce
+//! On `postmark/Bounce` or `postmark/SpamComplaint`: a hard bounce or a spam
+//! complaint (or any bounce
 //! Postmark reports as making the address `Inactive`) turns the preference
 //! off with the bounce type as the reason, so broadcasts stop; any other
 //! bounce only stamps `bouncedAt`. On `postmark/Delivery`: stamps
@@ -25,6 +26,9 @@ pub const ID: &str = "course-email-status";
 pub const BOUNCE: &str = "postmark/Bounce";
 /// Postmark's delivery webhook.
 pub const DELIVERY: &str = "postmark/Delivery";
+/// Postmark's spam complaint webhook (a bounce record of type
+/// `SpamComplaint`, sent under its own record type).
+pub const SPAM_COMPLAINT: &str = "postmark/SpamComplaint";
 /// Bounce types that end sending to an address.
 pub const STOPS_SENDING: [&str; 3] = ["HardBounce", "SpamComplaint", "BadEmailAddress"];
 
@@ -68,7 +72,11 @@ pub fn status(name: &str, data: &Value) -> Result<(String, Status), NonRetriable
             Status::Delivered(time("DeliveredAt")?),
         ));
     }
-    let kind = field("Type")?.to_owned();
+    let kind = if name == SPAM_COMPLAINT {
+        "SpamComplaint".to_owned()
+    } else {
+        field("Type")?.to_owned()
+    };
     let stop = STOPS_SENDING.contains(&kind.as_str()) || data["Inactive"] == true;
     let status = Status::Bounced {
         at: time("BouncedAt")?,
@@ -108,6 +116,7 @@ pub fn function(services: &Services) -> Function {
         .alert_on_failure(Function::new(ID).name("Record an email bounce or delivery"))
         .on_event(BOUNCE)
         .on_event(DELIVERY)
+        .on_event(SPAM_COMPLAINT)
         .retries(3)
         .handler(move |ctx| {
             let services = services.clone();
@@ -176,5 +185,16 @@ mod tests {
         let still = record(fresh, &soft).unwrap();
         assert!(still.active);
         assert_eq!(still.bounced_at, Some(5));
+    }
+
+    #[test]
+    fn a_spam_complaint_stops_sending() {
+        let data = serde_json::json!({"RecordType": "SpamComplaint", "Type": "SpamComplaint",
+            "Email": "zoe@example.com", "BouncedAt": "2025-06-02T10:24:30Z", "Inactive": false});
+        let (address, got) = status(SPAM_COMPLAINT, &data).unwrap();
+        assert_eq!(address, "zoe@example.com");
+        assert!(
+            matches!(got, Status::Bounced { stop: true, ref kind, .. } if kind == "SpamComplaint")
+        );
     }
 }

@@ -63,6 +63,10 @@ pub struct Account {
     pub provider: String,
     /// The user's id at the provider (a Discord user id).
     pub provider_account_id: String,
+    /// The OAuth2 access token the user granted (Discord: `guilds.join`),
+    /// kept here by the app so events and run outputs never carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
 }
 
 /// The key of a user's account at `provider`.

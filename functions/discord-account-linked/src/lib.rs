@@ -2,27 +2,31 @@
 //! community with the roles their purchases entitle them to.
 //!
 //! On `oauth/provider-account-linked` when `account.provider` is `discord`
-//! (`{ "account": { "userId", "provider", "providerAccountId",
-//! "access_token" }, "profile": {..} }`):
+//! (`{ "account": { "userId", "provider", "providerAccountId" }, "profile":
+//! {..} }`; the app keeps the OAuth access token in the `accounts` document,
+//! so the event, the run and its outputs never carry it):
 //! 1. load the user (missing: fails at once);
 //! 2. add them to the guild (`DISCORD_GUILD_ID`) with the access token they
-//!    granted (`guilds.join`);
+//!    granted (`guilds.join`), read from their account inside the step;
 //! 3. **sleep 10 s**: Discord needs a moment before the member can be read;
 //! 4. check the link is still in the database (gone: returns "no discord
 //!    account found for user");
-//! 5. read the guild member, the user's active `cohort_discord_role`
-//!    entitlements, and set the member's roles to the roles they already
-//!    have plus the entitled ones: roles given by hand are kept;
+//! 5. read the user's active Discord role entitlements (cohorts' and
+//!    workshops'), then in one step read the guild member and set their roles
+//!    to the ones they hold plus the entitled ones: roles given by hand are
+//!    kept, and a retry reads the member again rather than writing back a
+//!    stale list;
 //! 6. read the member again and return it.
 //!
 //! Invariants: joining and setting roles are idempotent, so retries are
-//! safe; the access token is used, never returned or logged.
+//! safe; the access token is read inside the step that uses it, never
+//! returned or logged.
 
 use std::time::Duration;
 
 use course::{
-    ACCOUNTS, Account, COHORT_DISCORD_ROLE, ENTITLEMENTS, Entitlement, USERS, User, account_key,
-    entitlements_of, list_prefixed,
+    ACCOUNTS, Account, ENTITLEMENTS, Entitlement, USERS, User, account_key, entitlements_of,
+    list_prefixed,
 };
 use hookflow::{Ctx, Failure, Function, NonRetriable};
 use hookflow_clients::{GuildMember, Services};
@@ -37,6 +41,9 @@ pub const TRIGGER: &str = "oauth/provider-account-linked";
 pub const DISCORD_ONLY: &str = r#"event.data.account.provider == "discord""#;
 /// How long Discord gets between the join and the first read.
 pub const SETTLE: Duration = Duration::from_secs(10);
+/// Entitlement types that carry a Discord role end with this
+/// (`cohort_discord_role`, `workshop_discord_role`).
+pub const DISCORD_ROLE_SUFFIX: &str = "_discord_role";
 /// What the run returns when the link is gone by the time it looks.
 pub const NO_ACCOUNT: &str = "no discord account found for user";
 
@@ -50,9 +57,6 @@ pub struct LinkedAccount {
     pub provider: String,
     /// Their Discord user id.
     pub provider_account_id: String,
-    /// The OAuth2 access token (`guilds.join` scope).
-    #[serde(rename = "access_token")]
-    pub access_token: String,
 }
 
 /// The event's data.
@@ -110,51 +114,42 @@ async fn link(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
             }
         })
         .await?;
-    let (discord, joining, g) = (
+    let (docs, discord, g) = (
+        services.docs.clone(),
         services.clients.discord.clone(),
-        account.clone(),
         guild.clone(),
     );
-    ctx.step
+    let key = account_key(&user.id, "discord");
+    let joined: bool = ctx
+        .step
         .run("add-to-guild", move || async move {
-            let LinkedAccount {
-                provider_account_id,
-                access_token,
-                ..
-            } = joining;
-            Ok(discord
-                .add_guild_member(&g, &provider_account_id, &access_token)
-                .await?)
+            let Some((linked, _)) = docs.get::<Account>(ACCOUNTS, &key).await? else {
+                return Ok(false);
+            };
+            let token = linked
+                .access_token
+                .ok_or_else(|| NonRetriable::new("the Discord account has no access token"))?;
+            discord
+                .add_guild_member(&g, &linked.provider_account_id, &token)
+                .await?;
+            Ok(true)
         })
         .await?;
+    if !joined {
+        return Ok(json!(NO_ACCOUNT));
+    }
     ctx.step.sleep("give-discord-a-moment", SETTLE).await?;
     let (docs, key) = (services.docs.clone(), account_key(&user.id, "discord"));
-    let linked: Option<Account> = ctx
+    let member_id: Option<String> = ctx
         .step
         .run("get-discord-account", move || async move {
-            Ok(docs
-                .get::<Account>(ACCOUNTS, &key)
-                .await?
-                .map(|(account, _)| account))
+            let linked = docs.get::<Account>(ACCOUNTS, &key).await?;
+            Ok(linked.map(|(account, _)| account.provider_account_id))
         })
         .await?;
-    let Some(linked) = linked else {
+    let Some(member_id) = member_id else {
         return Ok(json!(NO_ACCOUNT));
     };
-    let (discord, g, member_id) = (
-        services.clients.discord.clone(),
-        guild.clone(),
-        linked.provider_account_id.clone(),
-    );
-    let member: GuildMember = ctx
-        .step
-        .run("get-discord-member", move || async move {
-            discord
-                .guild_member(&g, &member_id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("the member is not in the guild yet"))
-        })
-        .await?;
     let (docs, user_id) = (services.docs.clone(), user.id.clone());
     let entitled: Vec<String> = ctx
         .step
@@ -163,37 +158,38 @@ async fn link(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
                 list_prefixed(&docs, ENTITLEMENTS, &entitlements_of(&user_id)).await?;
             Ok(owned
                 .into_iter()
-                .filter(|e| e.is_active() && e.entitlement_type == COHORT_DISCORD_ROLE)
+                .filter(|e| e.is_active() && e.entitlement_type.ends_with(DISCORD_ROLE_SUFFIX))
                 .filter_map(|e| e.discord_role_id)
                 .collect())
         })
         .await?;
-    let roles = merge_roles(&member.roles, &entitled);
-    if roles != member.roles {
-        let (discord, g, member_id) = (
-            services.clients.discord.clone(),
-            guild.clone(),
-            linked.provider_account_id.clone(),
-        );
-        ctx.step
-            .run("update-discord-roles", move || async move {
-                Ok(discord.set_member_roles(&g, &member_id, &roles).await?)
-            })
-            .await?;
-    }
-    let (discord, g, member_id) = (
+    let (discord, g, id) = (
         services.clients.discord.clone(),
-        guild,
-        linked.provider_account_id.clone(),
+        guild.clone(),
+        member_id.clone(),
     );
+    ctx.step
+        .run("update-discord-roles", move || async move {
+            let member = discord
+                .guild_member(&g, &id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the member is not in the guild yet"))?;
+            let roles = merge_roles(&member.roles, &entitled);
+            if roles == member.roles {
+                return Ok(member);
+            }
+            Ok(discord.set_member_roles(&g, &id, &roles).await?)
+        })
+        .await?;
+    let (discord, g, id) = (services.clients.discord.clone(), guild, member_id.clone());
     let member: Option<GuildMember> = ctx
         .step
         .run("reload-discord-member", move || async move {
-            Ok(discord.guild_member(&g, &member_id).await?)
+            Ok(discord.guild_member(&g, &id).await?)
         })
         .await?;
     Ok(json!({
-        "account": linked,
+        "account": { "userId": user.id, "provider": "discord", "providerAccountId": member_id },
         "profile": profile,
         "user": user,
         "discordMember": member,

@@ -20,9 +20,10 @@
 //!    to the resource and everything nested in it, and send the welcome email.
 //!
 //! Invariants: every step has a stable id (per resource: `...-{resourceId}`);
-//! every record it writes has an id derived from the purchase and resource,
-//! and every email goes out under its step's idempotency key, so a retried
-//! step or a replayed purchase grants and sends nothing twice.
+//! every record it writes, every event it emits and every email it sends has
+//! an id derived from the purchase and resource (not from the run), so a
+//! retried step, a re-sent event or an operator's replay of the run grants,
+//! emits and sends nothing twice.
 
 mod grant;
 mod welcome;
@@ -156,7 +157,8 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let grant = Event::new(
         GRANT_COUPON_ENTITLEMENTS,
         json!({ "purchaseId": purchase.id, "userId": user.id, "productId": product.id }),
-    );
+    )
+    .with_id(format!("grant-coupon-entitlements-{}", purchase.id));
     ctx.step
         .send_event("grant-coupon-entitlements", [grant])
         .await?;
@@ -219,13 +221,8 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         .await?;
         for resource in &resources {
             let email = team_welcome(&product, resource, &user, &coupon, &public_url);
-            send(
-                &ctx,
-                services,
-                &format!("send-team-welcome-email-{}", resource.id),
-                email,
-            )
-            .await?;
+            let step = format!("send-team-welcome-email-{}", resource.id);
+            send(&ctx, services, &step, (&purchase.id, &resource.id), email).await?;
         }
         return Ok(json!({
             "purchaseId": purchase.id,
@@ -265,7 +262,8 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
             ctx.step
                 .send_event(
                     &format!("discord-role-event-{}", resource.id),
-                    [discord_event(&product, resource, &user, role)],
+                    [discord_event(&product, resource, &user, role)
+                        .with_id(format!("discord-role-{}-{}", purchase.id, resource.id))],
                 )
                 .await?;
             let (store, grant) = (
@@ -299,13 +297,8 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         granted.extend(ids);
         let email =
             individual_welcome(&product, resource, &user, invited_by.is_some(), &public_url);
-        send(
-            &ctx,
-            services,
-            &format!("send-welcome-email-{}", resource.id),
-            email,
-        )
-        .await?;
+        let step = format!("send-welcome-email-{}", resource.id);
+        send(&ctx, services, &step, (&purchase.id, &resource.id), email).await?;
     }
     Ok(json!({
         "purchaseId": purchase.id,
@@ -361,23 +354,39 @@ fn discord_event(product: &Product, resource: &ContentResource, user: &User, rol
     }
 }
 
-/// Sends `email` in step `step`, once however often the step is retried.
+/// Emails already sent, by key (see [`send`]).
+pub const SENT_EMAILS: &str = "course_emails_sent";
+
+/// Sends `email` in step `step`, once per purchase and resource however
+/// often the step is retried or the run replayed: the key is derived from
+/// `(purchase, resource)`, sent as Resend's idempotency key (which covers a
+/// crash between the send and its record, for Resend's 24 h) and recorded in
+/// [`SENT_EMAILS`] after the send (which covers any later replay).
 async fn send(
     ctx: &Ctx,
     services: &Services,
     step: &str,
+    (purchase_id, resource_id): (&str, &str),
     email: welcome::Welcome,
 ) -> anyhow::Result<String> {
-    let (services, key_source) = (services.clone(), ctx.step.clone());
+    let services = services.clone();
+    let key = format!(
+        "hf-{}",
+        hookflow::event::derived_id(&["welcome", &email.template, purchase_id, resource_id])
+    );
     Ok(ctx
         .step
         .run(step, move || async move {
+            if let Some((sent, _)) = services.docs.get::<Value>(SENT_EMAILS, &key).await? {
+                return Ok(sent["id"].as_str().unwrap_or_default().to_owned());
+            }
             let message = email.into_resend(services.settings.course_sender()?);
-            Ok(services
-                .clients
-                .resend
-                .send(&message, &key_source.idempotency_key())
-                .await?)
+            let id = services.clients.resend.send(&message, &key).await?;
+            services
+                .docs
+                .create(SENT_EMAILS, &key, &json!({ "id": id }))
+                .await?;
+            Ok(id)
         })
         .await?)
 }

@@ -1,9 +1,11 @@
 //! `refund-remove-calendar`: takes a refunded buyer of a live event off its
 //! Google Calendar entries (the plan's `handle-refund-remove-calendar`).
 //!
-//! On `stripe/refund-processed` (`stripeChargeId`, `paymentIntentId`):
-//! 1. find the purchase the charge paid for ("Purchase not found": fails at
-//!    once) and its product (missing: `{ outcome: "error" }`);
+//! On `stripe/refund-processed` (`stripeChargeId`, `paymentIntentId`,
+//! `purchaseId`):
+//! 1. find the purchase (by `purchaseId`, else by the payment intent;
+//!    "Purchase not found": fails at once) and its product (missing:
+//!    `{ outcome: "error" }`);
 //! 2. only a `live` product goes on (else `{ outcome: "skipped" }`), and only
 //!    with an `event` or `event-series` resource;
 //! 3. load the buyer's email ("User email not found": fails at once) and the
@@ -13,13 +15,14 @@
 //!    remove them from its entry (`{ outcome: "skipped" }` without one).
 //!
 //! Invariants: removing an attendee who is not there changes nothing, so a
-//! retried step is harmless.
+//! retried step is harmless; runs go one at a time, since a removal writes
+//! the whole guest list back.
 
 use course::{
     ContentResource, EVENT_SERIES, LIVE_PRODUCT, PRODUCTS, PURCHASES, PURCHASES_BY_PAYMENT,
     PaymentLink, Product, Purchase, RESOURCES, USERS, User,
 };
-use hookflow::{Ctx, Function, NonRetriable};
+use hookflow::{Concurrency, Ctx, Function, NonRetriable};
 use hookflow_clients::Services;
 use serde_json::{Value, json};
 
@@ -36,9 +39,16 @@ pub fn function(services: &Services) -> Function {
         .alert_on_failure(
             Function::new(ID)
                 .name("Remove a refunded buyer from the calendar")
-                .reads_env(["GOOG_CREDENTIALS_JSON", "GOOG_CALENDAR_IMPERSONATE_USER"]),
+                .reads_env([
+                    "GOOG_CREDENTIALS_JSON",
+                    "GOOG_CALENDAR_IMPERSONATE_USER",
+                    "GOOG_CALENDAR_ID",
+                ]),
         )
         .on_event(TRIGGER)
+        // One at a time: removing an attendee reads the guest list and writes
+        // it back whole, so two refunds of one event must not interleave.
+        .concurrency(Concurrency::new(1))
         .retries(3)
         .handler(move |ctx| {
             let services = services.clone();
@@ -48,33 +58,33 @@ pub fn function(services: &Services) -> Function {
 
 async fn remove(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let data = &ctx.event.data;
-    let intent = data["paymentIntentId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let charge = data["stripeChargeId"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let text = |key: &str| data[key].as_str().unwrap_or_default().to_owned();
+    let (purchase_id, intent, charge) = (
+        text("purchaseId"),
+        text("paymentIntentId"),
+        text("stripeChargeId"),
+    );
     let docs = services.docs.clone();
     let purchase: Purchase = ctx
         .step
         .run("get-purchase", move || async move {
-            let link = match intent.as_str() {
-                "" => None,
-                intent => {
-                    docs.get::<PaymentLink>(PURCHASES_BY_PAYMENT, intent)
-                        .await?
-                }
+            // By the purchase `course-refund` names, else by payment intent.
+            let mut id = (!purchase_id.is_empty()).then_some(purchase_id);
+            if id.is_none() && !intent.is_empty() {
+                id = docs
+                    .get::<PaymentLink>(PURCHASES_BY_PAYMENT, &intent)
+                    .await?
+                    .map(|(link, _)| link.purchase_id);
+            }
+            let found = match id {
+                Some(id) => docs.get::<Purchase>(PURCHASES, &id).await?,
+                None => None,
             };
-            let Some((link, _)) = link else {
-                return Err(
-                    NonRetriable::new(format!("Purchase not found for charge {charge}")).into(),
-                );
-            };
-            match docs.get::<Purchase>(PURCHASES, &link.purchase_id).await? {
+            match found {
                 Some((purchase, _)) => Ok(purchase),
-                None => Err(NonRetriable::new("Purchase not found").into()),
+                None => {
+                    Err(NonRetriable::new(format!("Purchase not found for charge {charge}")).into())
+                }
             }
         })
         .await?;

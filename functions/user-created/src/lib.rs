@@ -136,7 +136,12 @@ pub fn function(services: &Services) -> Function {
                 let Some(admin) = services.settings.course_admin_email().map(str::to_owned) else {
                     return Ok(json!({ "sendResponse": null, "email": notice, "user": user }));
                 };
-                let (services, step, email) = (services.clone(), ctx.step.clone(), notice.clone());
+                // Keyed by the user, not the run: a replay sends no second notice.
+                let key = format!(
+                    "hf-{}",
+                    hookflow::event::derived_id(&["signup-notice", &user.id])
+                );
+                let (services, email) = (services.clone(), notice.clone());
                 let sent = ctx
                     .step
                     .run("send-admin-notice", move || async move {
@@ -148,11 +153,7 @@ pub fn function(services: &Services) -> Function {
                             text: Some(email.body),
                             ..ResendEmail::default()
                         };
-                        Ok(services
-                            .clients
-                            .resend
-                            .send(&message, &step.idempotency_key())
-                            .await?)
+                        Ok(services.clients.resend.send(&message, &key).await?)
                     })
                     .await?;
                 Ok(json!({ "sendResponse": { "id": sent }, "email": notice, "user": user }))
