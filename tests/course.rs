@@ -2,7 +2,6 @@
 //! moto, from the signed samples in `events/` and the app's own events, with
 //! one recording server standing in for Stripe, Resend, Discord and Google.
 
-#[macro_use]
 #[path = "course/world.rs"]
 mod world;
 
@@ -19,7 +18,7 @@ use events::*;
 use people::*;
 use purchase::*;
 
-both!(
+hookflow_tests::both!(crate::world::sqlite, crate::world::aws =>
     an_individual_cohort_purchase_is_fulfilled_from_the_signed_checkout,
     a_team_purchase_emails_the_purchaser_the_seat_link,
     a_redeemed_seat_gives_the_learner_access_in_the_team,

@@ -37,3 +37,172 @@ pub const fn days(n: u64) -> Duration {
 pub const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
+
+/// What a scenario needs from a backend's test environment, so a scenario is
+/// written once and runs on SQLite ([`TestEnv`]) and on moto ([`AwsTestEnv`]).
+pub mod backend {
+    use std::time::Duration;
+
+    use hookflow::{Engine, FakeClock, Run, Store};
+    use hookflow_aws::AwsStore;
+    use hookflow_aws::testing::AwsTestEnv;
+    use hookflow_embedded::SqliteStore;
+    use hookflow_embedded::testing::TestEnv;
+    use serde_json::{Value, json};
+
+    /// Delivers a signed sample (an API Gateway request from `events/`)
+    /// through the webhook receiver at its signing time (or now, if later),
+    /// then handles everything due.
+    ///
+    /// # Panics
+    /// If the sample is malformed or the receiver does not answer 200.
+    pub async fn deliver<B: Backend>(env: &B, json: &str) {
+        let sample = hookflow_webhooks::ApiGatewayV2Request::from_json(json.as_bytes()).unwrap();
+        let at = sample.time_epoch_ms().unwrap();
+        let provider = sample.provider().unwrap();
+        let request = sample.into_webhook_request().unwrap();
+        if at > hookflow::Clock::now_ms(env.clock()) {
+            env.clock().set(at);
+        }
+        let receiver = hookflow_webhooks::test_secrets::receiver().unwrap();
+        let now = hookflow::Clock::now_ms(env.clock());
+        let response = receiver
+            .handle(provider, &request, &env.engine().ingest, now)
+            .await;
+        assert_eq!(response.status, 200, "{}", response.body_string());
+        env.settle().await;
+    }
+
+    /// Sends one event as the app would (`POST /events`), then handles what
+    /// is due.
+    ///
+    /// # Panics
+    /// If ingestion fails.
+    pub async fn send<B: Backend>(env: &B, name: &str, data: Value) {
+        env.engine()
+            .ingest(vec![hookflow::Event::new(name, data)])
+            .await
+            .unwrap();
+        env.settle().await;
+    }
+
+    /// Every run of `function_id`.
+    pub async fn runs_of<B: Backend>(env: &B, function_id: &str) -> Vec<Run> {
+        let mut runs = env.runs().await;
+        runs.retain(|run| run.function_id == function_id);
+        runs
+    }
+
+    /// The one run of `function_id`.
+    ///
+    /// # Panics
+    /// Unless there is exactly one.
+    pub async fn only<B: Backend>(env: &B, function_id: &str) -> Run {
+        let runs = runs_of(env, function_id).await;
+        assert_eq!(runs.len(), 1, "{function_id}: {runs:#?}");
+        runs.into_iter().next().unwrap()
+    }
+
+    /// A backend's test environment.
+    #[allow(async_fn_in_trait)] // tests run on one thread
+    pub trait Backend {
+        /// The engine's store.
+        type Store: Store;
+        /// The engine every Lambda (or `hookflow dev`) runs.
+        fn engine(&self) -> &Engine<Self::Store>;
+        /// The fake clock.
+        fn clock(&self) -> &FakeClock;
+        /// Handles everything due now.
+        async fn settle(&self);
+        /// Moves time forward, firing every timer on the way.
+        async fn advance(&self, by: Duration);
+        /// Every run.
+        async fn runs(&self) -> Vec<Run>;
+        /// A cron tick of `function_id` at `at`, as the backend delivers it.
+        async fn tick(&self, function_id: &str, at: i64);
+    }
+
+    impl Backend for TestEnv {
+        type Store = SqliteStore;
+        fn engine(&self) -> &Engine<SqliteStore> {
+            self.runtime.engine()
+        }
+        fn clock(&self) -> &FakeClock {
+            &self.clock
+        }
+        async fn settle(&self) {
+            TestEnv::settle(self).await;
+        }
+        async fn advance(&self, by: Duration) {
+            TestEnv::advance(self, by).await;
+        }
+        async fn runs(&self) -> Vec<Run> {
+            TestEnv::runs(self).await
+        }
+        async fn tick(&self, function_id: &str, at: i64) {
+            self.engine().fire_cron(function_id, at).await.unwrap();
+            TestEnv::settle(self).await;
+        }
+    }
+
+    impl Backend for AwsTestEnv {
+        type Store = AwsStore;
+        fn engine(&self) -> &Engine<AwsStore> {
+            &self.engine
+        }
+        fn clock(&self) -> &FakeClock {
+            &self.clock
+        }
+        async fn settle(&self) {
+            AwsTestEnv::settle(self).await;
+        }
+        async fn advance(&self, by: Duration) {
+            AwsTestEnv::advance(self, by).await;
+        }
+        async fn runs(&self) -> Vec<Run> {
+            AwsTestEnv::runs(self).await
+        }
+        /// The message the template's `AWS::Scheduler::Schedule` puts on the
+        /// router queue, handled by the router Lambda's handler.
+        async fn tick(&self, function_id: &str, at: i64) {
+            let sample = include_str!("../events/sqs-router-cron.json");
+            let mut event: Value = serde_json::from_str(sample).unwrap();
+            let at = chrono::DateTime::from_timestamp_millis(at).unwrap();
+            let body = json!({
+                "target": {"queue": "router"},
+                "message": {"type": "cron", "function_id": function_id, "at": at},
+                "dedupe_key": null,
+            });
+            event["Records"][0]["body"] = json!(body.to_string());
+            let event = serde_json::from_value(event).unwrap();
+            let response = hookflow_aws::lambda::handle_sqs(&self.engine, event, None).await;
+            assert!(response.batch_item_failures.is_empty(), "{response:?}");
+            AwsTestEnv::settle(self).await;
+        }
+    }
+}
+
+/// Runs each scenario (`async fn name<B: Backend>(world: World<B>)`) on
+/// SQLite and on moto, building the world with the two given functions:
+/// `both!(world::sqlite, world::aws => scenario_a, scenario_b);`.
+#[macro_export]
+macro_rules! both {
+    ($sqlite:path, $aws:path => $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($sqlite().await).await;
+                }
+            )*
+        }
+        mod aws {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($aws().await).await;
+                }
+            )*
+        }
+    };
+}

@@ -4,21 +4,20 @@
 //! every API, the platform's settings, and its catalog: a cohort with
 //! workshops and lessons, a self-paced workshop, a live event and a series.
 //! Scenarios are written once over `World<B>` and run on both backends
-//! ([`both!`](crate::both)).
+//! (`hookflow_tests::both!`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use course::*;
-use hookflow::{Engine, Event, FakeClock, Function, Run, RunView, Store};
-use hookflow_aws::AwsStore;
+use hookflow::{FakeClock, Function, Run, RunView};
 use hookflow_aws::testing::AwsTestEnv;
 use hookflow_clients::testing::{Recorded, Reply, TestServer};
 use hookflow_clients::{Services, Settings};
 use hookflow_docs::DocStore;
 use hookflow_embedded::SqliteStore;
 use hookflow_embedded::testing::TestEnv;
-use hookflow_webhooks::{ApiGatewayV2Request, test_secrets};
+use hookflow_webhooks::ApiGatewayV2Request;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -41,54 +40,7 @@ pub const SPIED: [&str; 3] = [
     "discord/user-added-to-workshop",
 ];
 
-/// What a scenario needs from a backend's test environment.
-#[allow(async_fn_in_trait)] // tests run on one thread
-pub trait Backend {
-    type Store: Store;
-    fn engine(&self) -> &Engine<Self::Store>;
-    fn clock(&self) -> &FakeClock;
-    async fn settle(&self);
-    async fn advance(&self, by: Duration);
-    async fn runs(&self) -> Vec<Run>;
-}
-
-impl Backend for TestEnv {
-    type Store = SqliteStore;
-    fn engine(&self) -> &Engine<SqliteStore> {
-        self.runtime.engine()
-    }
-    fn clock(&self) -> &FakeClock {
-        &self.clock
-    }
-    async fn settle(&self) {
-        TestEnv::settle(self).await;
-    }
-    async fn advance(&self, by: Duration) {
-        TestEnv::advance(self, by).await;
-    }
-    async fn runs(&self) -> Vec<Run> {
-        TestEnv::runs(self).await
-    }
-}
-
-impl Backend for AwsTestEnv {
-    type Store = AwsStore;
-    fn engine(&self) -> &Engine<AwsStore> {
-        &self.engine
-    }
-    fn clock(&self) -> &FakeClock {
-        &self.clock
-    }
-    async fn settle(&self) {
-        AwsTestEnv::settle(self).await;
-    }
-    async fn advance(&self, by: Duration) {
-        AwsTestEnv::advance(self, by).await;
-    }
-    async fn runs(&self) -> Vec<Run> {
-        AwsTestEnv::runs(self).await
-    }
-}
+pub use hookflow_tests::backend::{self, Backend};
 
 pub struct World<B> {
     pub env: B,
@@ -232,53 +184,27 @@ impl<B: Backend> World<B> {
         }
     }
 
-    pub fn now_ms(&self) -> i64 {
-        hookflow::Clock::now_ms(self.env.clock())
-    }
-
     pub async fn advance(&self, by: Duration) {
         self.env.advance(by).await;
     }
 
-    /// Delivers a signed sample through the webhook receiver at its signing
-    /// time (or now, if later), then handles everything due.
+    /// Delivers a signed sample at its signing time, then what is due.
     pub async fn deliver(&self, json: &str) {
-        let sample = ApiGatewayV2Request::from_json(json.as_bytes()).unwrap();
-        let at = sample.time_epoch_ms().unwrap();
-        let provider = sample.provider().unwrap();
-        let request = sample.into_webhook_request().unwrap();
-        if at > self.now_ms() {
-            self.env.clock().set(at);
-        }
-        let receiver = test_secrets::receiver().unwrap();
-        let response = receiver
-            .handle(provider, &request, &self.env.engine().ingest, self.now_ms())
-            .await;
-        assert_eq!(response.status, 200, "{}", response.body_string());
-        self.env.settle().await;
+        backend::deliver(&self.env, json).await;
     }
 
-    /// Sends an event as the app would (`POST /events`), then handles what is due.
+    /// Sends an event as the app would, then handles what is due.
     pub async fn send(&self, name: &str, data: Value) {
-        self.env
-            .engine()
-            .ingest(vec![Event::new(name, data)])
-            .await
-            .unwrap();
-        self.env.settle().await;
+        backend::send(&self.env, name, data).await;
     }
 
     pub async fn runs_of(&self, function_id: &str) -> Vec<Run> {
-        let mut runs = self.env.runs().await;
-        runs.retain(|run| run.function_id == function_id);
-        runs
+        backend::runs_of(&self.env, function_id).await
     }
 
     /// The one run of `function_id`.
     pub async fn only(&self, function_id: &str) -> Run {
-        let runs = self.runs_of(function_id).await;
-        assert_eq!(runs.len(), 1, "{function_id}: {runs:#?}");
-        runs.into_iter().next().unwrap()
+        backend::only(&self.env, function_id).await
     }
 
     pub async fn view(&self, run_id: &str) -> RunView {
@@ -324,27 +250,4 @@ impl<B: Backend> World<B> {
         ids.sort();
         ids
     }
-}
-
-/// Runs each scenario (`async fn name<B: Backend>(world: World<B>)`) on
-/// SQLite and on moto: `both!(scenario_a, scenario_b);`.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(crate::world::sqlite().await).await;
-                }
-            )*
-        }
-        mod aws {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(crate::world::aws().await).await;
-                }
-            )*
-        }
-    };
 }

@@ -6,8 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hookflow::{Engine, Event, FakeClock, Run, RunView, Store};
-use hookflow_aws::AwsStore;
+use hookflow::{Event, FakeClock, Run, RunView};
 use hookflow_aws::testing::AwsTestEnv;
 use hookflow_clients::testing::{Recorded, TestServer};
 use hookflow_docs::DocStore;
@@ -19,84 +18,7 @@ use serde_json::{Value, json};
 
 use crate::support::{self, CHECKOUT, email_path, sample, script_success, services};
 
-/// What a scenario needs from a backend's test environment.
-#[allow(async_fn_in_trait)] // tests run on one thread
-pub trait Backend {
-    /// The engine's store.
-    type Store: Store;
-    /// The engine every Lambda (or `hookflow dev`) runs.
-    fn engine(&self) -> &Engine<Self::Store>;
-    /// The fake clock.
-    fn clock(&self) -> &FakeClock;
-    /// Handles everything due now.
-    async fn settle(&self);
-    /// Moves time forward, firing every timer on the way.
-    async fn advance(&self, by: Duration);
-    /// Every run.
-    async fn runs(&self) -> Vec<Run>;
-    /// The cron tick of `function_id` at `at`, delivered as the platform
-    /// delivers it, then everything due.
-    async fn tick(&self, function_id: &str, at: i64);
-}
-
-impl Backend for TestEnv {
-    type Store = SqliteStore;
-    fn engine(&self) -> &Engine<SqliteStore> {
-        self.runtime.engine()
-    }
-    fn clock(&self) -> &FakeClock {
-        &self.clock
-    }
-    async fn settle(&self) {
-        TestEnv::settle(self).await;
-    }
-    async fn advance(&self, by: Duration) {
-        TestEnv::advance(self, by).await;
-    }
-    async fn runs(&self) -> Vec<Run> {
-        TestEnv::runs(self).await
-    }
-    async fn tick(&self, function_id: &str, at: i64) {
-        self.engine().fire_cron(function_id, at).await.unwrap();
-        TestEnv::settle(self).await;
-    }
-}
-
-impl Backend for AwsTestEnv {
-    type Store = AwsStore;
-    fn engine(&self) -> &Engine<AwsStore> {
-        &self.engine
-    }
-    fn clock(&self) -> &FakeClock {
-        &self.clock
-    }
-    async fn settle(&self) {
-        AwsTestEnv::settle(self).await;
-    }
-    async fn advance(&self, by: Duration) {
-        AwsTestEnv::advance(self, by).await;
-    }
-    async fn runs(&self) -> Vec<Run> {
-        AwsTestEnv::runs(self).await
-    }
-    /// The message the template's `AWS::Scheduler::Schedule` puts on the
-    /// router queue, handled by the router Lambda's handler.
-    async fn tick(&self, function_id: &str, at: i64) {
-        let sample = include_str!("../../events/sqs-router-cron.json");
-        let mut event: Value = serde_json::from_str(sample).unwrap();
-        let at = chrono::DateTime::from_timestamp_millis(at).unwrap();
-        let body = json!({
-            "target": {"queue": "router"},
-            "message": {"type": "cron", "function_id": function_id, "at": at},
-            "dedupe_key": null,
-        });
-        event["Records"][0]["body"] = json!(body.to_string());
-        let event = serde_json::from_value(event).unwrap();
-        let response = hookflow_aws::lambda::handle_sqs(&self.engine, event, None).await;
-        assert!(response.batch_item_failures.is_empty(), "{response:?}");
-        AwsTestEnv::settle(self).await;
-    }
-}
+pub use hookflow_tests::backend::Backend;
 
 pub use crate::support::{CLERK_ID, DISCORD_USER_ID, SLACK};
 

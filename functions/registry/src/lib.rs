@@ -11,7 +11,7 @@ use hookflow_clients::Services;
 /// Every function definition, built over `services`.
 #[must_use]
 pub fn functions_with(services: &Services) -> Vec<Function> {
-    vec![
+    let mut functions = vec![
         hello_world::function(),
         record_checkout_payment::function(services),
         checkout_side_effects::function(services),
@@ -35,7 +35,9 @@ pub fn functions_with(services: &Services) -> Vec<Function> {
         cohort_entitlement_sync::user_function(services),
         calendar_sync::function(services),
         refund_remove_calendar::function(services),
-    ]
+    ];
+    functions.extend(merch::functions(services));
+    functions
 }
 
 /// Every function definition over [`Services::unconfigured`]: for listing

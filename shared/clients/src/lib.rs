@@ -23,6 +23,7 @@ pub mod error;
 pub mod google_calendar;
 mod http;
 pub mod posthog;
+pub mod printify;
 pub mod resend;
 pub mod services;
 pub mod slack;
@@ -40,6 +41,7 @@ pub use google_calendar::{
 };
 pub use http::{Env, HttpClient, process_env};
 pub use posthog::PostHogClient;
+pub use printify::{LineItem, NewOrder, PrintifyClient, PrintifyProduct, PrintifyVariant};
 pub use resend::{ResendClient, ResendEmail};
 pub use services::{Services, SettingError, Settings};
 pub use slack::SlackClient;
@@ -69,6 +71,9 @@ pub struct Clients {
     /// `GOOG_CREDENTIALS_JSON` and `GOOG_CALENDAR_IMPERSONATE_USER`, its calls
     /// then fail naming the unset one).
     pub google_calendar: GoogleCalendarClient,
+    /// The merch shop's catalog and orders (disabled without
+    /// `PRINTIFY_API_TOKEN`, its calls then fail naming the variable).
+    pub printify: PrintifyClient,
 }
 
 impl Clients {
@@ -106,6 +111,7 @@ impl Clients {
             email: EmailClient::from_env(http, env)?,
             resend: ResendClient::from_env_or_disabled(http, env)?,
             google_calendar: GoogleCalendarClient::from_env_or_disabled(http, env)?,
+            printify: PrintifyClient::from_env_or_disabled(http, env)?,
         })
     }
 
@@ -128,6 +134,7 @@ impl Clients {
             email: EmailClient::from_env_or_disabled(http, env)?,
             resend: ResendClient::from_env_or_disabled(http, env)?,
             google_calendar: GoogleCalendarClient::from_env_or_disabled(http, env)?,
+            printify: PrintifyClient::from_env_or_disabled(http, env)?,
         })
     }
 
@@ -179,6 +186,11 @@ impl Clients {
                     .unwrap_or(GoogleCalendarClient::CREDENTIALS_VAR),
                 self.google_calendar.is_enabled(),
             ),
+            (
+                "printify",
+                PrintifyClient::API_TOKEN_VAR,
+                self.printify.is_enabled(),
+            ),
         ]
         .into_iter()
         .filter(|(_, _, enabled)| !enabled)
@@ -196,7 +208,7 @@ mod tests {
         let http = HttpClient::new().unwrap();
         let clients = Clients::from_env_or_disabled(&http, &|_| None).unwrap();
         let off: Vec<&str> = clients.disabled_vars().iter().map(|(_, v)| *v).collect();
-        assert_eq!(off.len(), 9, "{off:?}");
+        assert_eq!(off.len(), 10, "{off:?}");
         let err = clients
             .stripe
             .create_refund("pi_1", None, None, "key-1")

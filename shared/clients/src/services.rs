@@ -35,6 +35,8 @@ pub struct Settings {
     course_support_email: Option<String>,
     course_public_url: Option<String>,
     course_admin_email: Option<String>,
+    printify_shop_id: Option<String>,
+    merch_time_zone: Option<String>,
 }
 
 /// A setting a workflow needs is unset, or a set one is malformed. Carries
@@ -97,8 +99,12 @@ impl Settings {
     /// Where the course platform's sign-up notices go; unset: none is sent
     /// (the plan keeps that email disabled).
     pub const COURSE_ADMIN_EMAIL_VAR: &'static str = "COURSE_ADMIN_EMAIL";
+    /// The merch shop's Printify shop id.
+    pub const PRINTIFY_SHOP_ID_VAR: &'static str = "PRINTIFY_SHOP_ID";
+    /// The IANA time zone of the merch shop's crons (default `UTC`).
+    pub const MERCH_TIME_ZONE_VAR: &'static str = "MERCH_TIME_ZONE";
     /// Every variable read, for documentation and start-up logs.
-    pub const VARS: [&'static str; 10] = [
+    pub const VARS: [&'static str; 12] = [
         Self::CAL_EVENT_TYPE_ID_VAR,
         Self::BOOKING_TIME_ZONE_VAR,
         Self::EMAIL_FROM_VAR,
@@ -109,6 +115,8 @@ impl Settings {
         Self::COURSE_SUPPORT_EMAIL_VAR,
         Self::COURSE_PUBLIC_URL_VAR,
         Self::COURSE_ADMIN_EMAIL_VAR,
+        Self::PRINTIFY_SHOP_ID_VAR,
+        Self::MERCH_TIME_ZONE_VAR,
     ];
 
     /// Reads the settings; unset ones stay unset.
@@ -136,6 +144,8 @@ impl Settings {
             course_public_url: optional(env, Self::COURSE_PUBLIC_URL_VAR)
                 .map(|url| url.trim_end_matches('/').to_owned()),
             course_admin_email: optional(env, Self::COURSE_ADMIN_EMAIL_VAR),
+            printify_shop_id: optional(env, Self::PRINTIFY_SHOP_ID_VAR),
+            merch_time_zone: optional(env, Self::MERCH_TIME_ZONE_VAR),
         })
     }
 
@@ -170,6 +180,16 @@ impl Settings {
         Ok(format!("{title} <{email}>"))
     }
 
+    /// The course platform's name (the organizer name on calendar entries).
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming [`Self::COURSE_SITE_TITLE_VAR`].
+    pub fn course_site_title(&self) -> Result<&str, SettingError> {
+        self.course_site_title.as_deref().ok_or_else(|| {
+            SettingError::missing(Self::COURSE_SITE_TITLE_VAR, "the course platform's name")
+        })
+    }
+
     /// The course platform's public URL, without a trailing `/`.
     ///
     /// # Errors
@@ -178,6 +198,30 @@ impl Settings {
         self.course_public_url.as_deref().ok_or_else(|| {
             SettingError::missing(Self::COURSE_PUBLIC_URL_VAR, "the course platform's URL")
         })
+    }
+
+    /// With the merch shop's Printify shop and cron time zone.
+    #[must_use]
+    pub fn with_merch(mut self, shop_id: impl Into<String>, time_zone: impl Into<String>) -> Self {
+        self.printify_shop_id = Some(shop_id.into());
+        self.merch_time_zone = Some(time_zone.into());
+        self
+    }
+
+    /// The merch shop's Printify shop id.
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming [`Self::PRINTIFY_SHOP_ID_VAR`].
+    pub fn printify_shop_id(&self) -> Result<&str, SettingError> {
+        self.printify_shop_id.as_deref().ok_or_else(|| {
+            SettingError::missing(Self::PRINTIFY_SHOP_ID_VAR, "the merch shop's Printify shop")
+        })
+    }
+
+    /// The time zone of the merch shop's crons (`UTC` when unset).
+    #[must_use]
+    pub fn merch_time_zone(&self) -> &str {
+        self.merch_time_zone.as_deref().unwrap_or("UTC")
     }
 
     /// With sign-up notices sent to `email`.
@@ -567,7 +611,7 @@ mod tests {
         let services = Services::unconfigured().unwrap();
         let err = services.docs.get_doc("payments", "k").await.unwrap_err();
         assert_eq!(classify(&anyhow::Error::from(err)), Verdict::Final);
-        assert_eq!(services.clients.disabled_vars().len(), 9);
+        assert_eq!(services.clients.disabled_vars().len(), 10);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 use crate::{
     CalClient, ClerkClient, Clients, DiscordClient, EmailClient, GoogleCalendarClient, HttpClient,
-    PostHogClient, ResendClient, SlackClient, StripeClient,
+    PostHogClient, PrintifyClient, ResendClient, SlackClient, StripeClient,
 };
 
 /// Where the Stripe API is mounted (`/stripe/v1/refunds`).
@@ -46,6 +46,8 @@ pub const SLACK_PATH: &str = "/slack/webhook";
 pub const POSTMARK_PREFIX: &str = "/postmark";
 /// Where Resend is mounted (`/resend/emails`).
 pub const RESEND_PREFIX: &str = "/resend";
+/// Where the Printify API is served (`/printify/v1/shops/...`).
+pub const PRINTIFY_PREFIX: &str = "/printify/v1";
 /// Where the Google Calendar API is mounted, `/calendar/v3` left out
 /// (`/gcal/calendars/primary/events/{id}`).
 pub const GOOGLE_CALENDAR_PREFIX: &str = "/gcal";
@@ -67,6 +69,8 @@ pub const POSTHOG_KEY: &str = "phc_test_hookflow";
 pub const POSTMARK_TOKEN: &str = "postmark-test-token";
 /// The Resend API key the test clients send.
 pub const RESEND_KEY: &str = "re_test_hookflow";
+/// The test Printify token.
+pub const PRINTIFY_TOKEN: &str = "printify-test-token";
 /// The test service account ([`TestServer::env`]'s `client_email`, the JWT `iss`).
 pub const GOOGLE_CLIENT_EMAIL: &str = "hookflow-test@hookflow-test.iam.gserviceaccount.com";
 /// The user the test service account acts as (the JWT `sub`).
@@ -367,6 +371,8 @@ impl TestServer {
             (EmailClient::BASE_VAR, format!("{url}{POSTMARK_PREFIX}")),
             (ResendClient::API_KEY_VAR, RESEND_KEY.to_owned()),
             (ResendClient::BASE_VAR, format!("{url}{RESEND_PREFIX}")),
+            (PrintifyClient::API_TOKEN_VAR, PRINTIFY_TOKEN.to_owned()),
+            (PrintifyClient::BASE_VAR, format!("{url}{PRINTIFY_PREFIX}")),
             (GoogleCalendarClient::CREDENTIALS_VAR, google_credentials),
             (
                 GoogleCalendarClient::IMPERSONATE_USER_VAR,

@@ -9,6 +9,7 @@ mod email;
 mod errors;
 mod google_calendar;
 mod posthog;
+mod printify;
 mod resend;
 mod slack;
 mod stripe;

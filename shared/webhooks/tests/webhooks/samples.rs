@@ -134,6 +134,44 @@ pub fn all() -> Vec<Sample> {
             17,
             STRIPE_COURSE_REFUND,
         ),
+        stripe_sample(
+            "webhook-stripe-payment-intent-succeeded.json",
+            "payment_intent.succeeded",
+            18,
+            STRIPE_MERCH_PAID,
+        ),
+        stripe_sample(
+            "webhook-stripe-payment-intent-failed.json",
+            "payment_intent.payment_failed",
+            19,
+            STRIPE_MERCH_FAILED,
+        ),
+        clerk_sample_of(
+            "webhook-clerk-user-updated.json",
+            "clerk/user.updated",
+            20,
+            CLERK_USER_UPDATED,
+            "msg_2hookflowClerkUserUpdated01",
+        ),
+        clerk_sample_of(
+            "webhook-clerk-user-deleted.json",
+            "clerk/user.deleted",
+            21,
+            CLERK_USER_DELETED,
+            "msg_2hookflowClerkUserDeleted01",
+        ),
+        printify_sample_of(
+            "webhook-printify-product-publish-started.json",
+            "printify/product:publish:started",
+            22,
+            PRINTIFY_PUBLISH_STARTED,
+        ),
+        printify_sample_of(
+            "webhook-printify-product-deleted.json",
+            "printify/product:deleted",
+            23,
+            PRINTIFY_PRODUCT_DELETED,
+        ),
     ];
     samples.sort_by_key(|sample| sample.file_name);
     samples
@@ -318,6 +356,8 @@ fn stripe_sample(
     );
     let name: &'static str = match kind {
         "checkout.session.completed" => "stripe/checkout.session.completed",
+        "payment_intent.succeeded" => "stripe/payment_intent.succeeded",
+        "payment_intent.payment_failed" => "stripe/payment_intent.payment_failed",
         _ => "stripe/charge.refunded",
     };
     let headers = [
@@ -338,9 +378,24 @@ fn stripe_sample(
 }
 
 fn clerk_sample() -> Sample {
-    let secs = at(2);
-    let body = fill(CLERK_USER_CREATED, secs);
-    let msg_id = "msg_2hookflowClerkUserCreated01";
+    clerk_sample_of(
+        "webhook-clerk-user-created.json",
+        "clerk/user.created",
+        2,
+        CLERK_USER_CREATED,
+        "msg_2hookflowClerkUserCreated01",
+    )
+}
+
+fn clerk_sample_of(
+    file_name: &'static str,
+    name: &'static str,
+    index: i64,
+    template: &str,
+    msg_id: &str,
+) -> Sample {
+    let secs = at(index);
+    let body = fill(template, secs);
     let signature = clerk::signature(&clerk_key(), msg_id, &secs.to_string(), body.as_bytes());
     let headers = [
         ("svix-id", msg_id.to_owned()),
@@ -349,10 +404,10 @@ fn clerk_sample() -> Sample {
         ("user-agent", "Svix-Webhooks/1.63.1".to_owned()),
     ];
     request_event(
-        "webhook-clerk-user-created.json",
+        file_name,
         Provider::Clerk,
         secs,
-        Some("clerk/user.created"),
+        Some(name),
         &headers,
         &body,
     )
@@ -470,8 +525,22 @@ fn postmark_sample(
 }
 
 fn printify_sample() -> Sample {
-    let secs = at(11);
-    let body = fill(PRINTIFY_SHIPMENT_CREATED, secs);
+    printify_sample_of(
+        "webhook-printify-order-shipment-created.json",
+        "printify/order:shipment:created",
+        11,
+        PRINTIFY_SHIPMENT_CREATED,
+    )
+}
+
+fn printify_sample_of(
+    file_name: &'static str,
+    name: &'static str,
+    index: i64,
+    template: &str,
+) -> Sample {
+    let secs = at(index);
+    let body = fill(template, secs);
     let headers = [
         (
             "x-pfy-signature",
@@ -480,10 +549,10 @@ fn printify_sample() -> Sample {
         ("user-agent", "Printify-Webhooks".to_owned()),
     ];
     request_event(
-        "webhook-printify-order-shipment-created.json",
+        file_name,
         Provider::Printify,
         secs,
-        Some("printify/order:shipment:created"),
+        Some(name),
         &headers,
         &body,
     )
@@ -742,6 +811,79 @@ const POSTMARK_DELIVERY: &str = r#"{
 }"#;
 
 const PRINTIFY_SHIPMENT_CREATED: &str = r#"{"id":"653b6be8-2ff7-4ab5-a7a6-6889a8b3bbf5","type":"order:shipment:created","created_at":"@ISO@","resource":{"id":"5a96f649b2439217d070f507","type":"order","data":{"shop_id":815256,"shipped_at":"@ISO@","carrier":{"code":"usps","tracking_number":"9400111899223817576457","tracking_url":"https://tools.usps.com/go/TrackConfirmAction?tLabels=9400111899223817576457"},"skus":["hookflow-mug-11oz"]}}}"#;
+
+/// The merch shop's payment for order `ord_1001` (the storefront names the
+/// order in the payment intent's metadata).
+const STRIPE_MERCH_PAID: &str = r#"{
+  "id": "evt_3RhookflowMerchPaid0001",
+  "object": "event",
+  "api_version": "2025-05-28.basil",
+  "created": @SECS@,
+  "data": {
+    "object": {
+      "id": "pi_3RhookflowMerch0001",
+      "object": "payment_intent",
+      "amount": 2400,
+      "amount_received": 2400,
+      "currency": "usd",
+      "customer": "cus_ShookflowCust04",
+      "livemode": false,
+      "metadata": {
+        "orderId": "ord_1001"
+      },
+      "receipt_email": "ada@example.com",
+      "status": "succeeded"
+    }
+  },
+  "livemode": false,
+  "pending_webhooks": 1,
+  "request": {
+    "id": "req_hookflowMerchPaid01",
+    "idempotency_key": null
+  },
+  "type": "payment_intent.succeeded"
+}"#;
+
+/// A declined card on the merch shop's order `ord_1002`.
+const STRIPE_MERCH_FAILED: &str = r#"{
+  "id": "evt_3RhookflowMerchFailed01",
+  "object": "event",
+  "api_version": "2025-05-28.basil",
+  "created": @SECS@,
+  "data": {
+    "object": {
+      "id": "pi_3RhookflowMerch0002",
+      "object": "payment_intent",
+      "amount": 1200,
+      "amount_received": 0,
+      "currency": "usd",
+      "last_payment_error": {
+        "code": "card_declined",
+        "message": "Your card was declined."
+      },
+      "livemode": false,
+      "metadata": {
+        "orderId": "ord_1002"
+      },
+      "status": "requires_payment_method"
+    }
+  },
+  "livemode": false,
+  "pending_webhooks": 1,
+  "request": {
+    "id": "req_hookflowMerchFailed01",
+    "idempotency_key": null
+  },
+  "type": "payment_intent.payment_failed"
+}"#;
+
+const CLERK_USER_UPDATED: &str = r#"{"data":{"created_at":1748000000000,"email_addresses":[{"email_address":"ada.lovelace@example.com","id":"idn_2hookflowEmail0002","linked_to":[],"object":"email_address","verification":{"status":"verified","strategy":"email_code"}}],"external_id":null,"first_name":"Ada","id":"user_2hookflowClerkId0001","image_url":"https://img.clerk.com/hookflow-test","last_name":"King","last_sign_in_at":null,"object":"user","primary_email_address_id":"idn_2hookflowEmail0002","private_metadata":{},"public_metadata":{},"unsafe_metadata":{},"updated_at":@MS@,"username":null},"event_attributes":{"http_request":{"client_ip":"203.0.113.7","user_agent":"Mozilla/5.0"}},"instance_id":"ins_2hookflowInstance01","object":"event","timestamp":@MS@,"type":"user.updated"}"#;
+
+const CLERK_USER_DELETED: &str = r#"{"data":{"deleted":true,"id":"user_2hookflowClerkId0001","object":"user"},"event_attributes":{"http_request":{"client_ip":"203.0.113.7","user_agent":"Mozilla/5.0"}},"instance_id":"ins_2hookflowInstance01","object":"event","timestamp":@MS@,"type":"user.deleted"}"#;
+
+const PRINTIFY_PUBLISH_STARTED: &str = r#"{"id":"8a1c0f3e-5d2b-4c9a-9f61-0hookflow0022","type":"product:publish:started","created_at":"@ISO@","resource":{"id":"5d39b159e7c48c000728c89f","type":"product","data":{"shop_id":815256,"publish_details":{"title":true,"variants":true,"description":true,"tags":true,"images":true,"key_features":true,"shipping_template":true},"action":"create","out_of_stock_publishing":0}}}"#;
+
+const PRINTIFY_PRODUCT_DELETED: &str = r#"{"id":"8a1c0f3e-5d2b-4c9a-9f61-0hookflow0023","type":"product:deleted","created_at":"@ISO@","resource":{"id":"5d39b159e7c48c000728c8aa","type":"product","data":{"shop_id":815256}}}"#;
 
 const DISCORD_PING: &str = r#"{"application_id":"1300000000000000001","id":"1300000000000000100","token":"aW50ZXJhY3Rpb246cGluZw","type":1,"user":{"id":"643945264868098049","username":"discord"},"version":1}"#;
 
