@@ -19,5 +19,10 @@ hookflow_tests::both!(crate::world::sqlite, crate::world::aws =>
     a_burst_of_product_updates_syncs_once,
     the_catalog_crons_import_and_mark_availability,
     the_housekeeping_crons_abandon_and_archive_by_the_tick,
-    every_cron_fires_at_its_time_in_its_zone,
+    every_cron_is_due_at_its_time_in_its_zone,
 );
+
+#[tokio::test]
+async fn the_cleanup_cron_fires_at_its_local_time_on_sqlite() {
+    the_cleanup_cron_fires_at_four_on_sunday_new_york_time(world::sqlite().await).await;
+}

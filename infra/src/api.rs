@@ -225,8 +225,12 @@ async fn functions(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
                 hookflow::function::Trigger::Event { name, condition } => {
                     json!({"event": name, "if": condition})
                 }
-                hookflow::function::Trigger::Cron { schedule, timezone } => {
-                    json!({"cron": schedule, "timezone": timezone})
+                hookflow::function::Trigger::Cron {
+                    schedule,
+                    timezone,
+                    timezone_setting,
+                } => {
+                    json!({"cron": schedule, "timezone": timezone, "timezone_setting": timezone_setting})
                 }
             })
             .collect();

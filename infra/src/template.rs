@@ -47,6 +47,9 @@ struct Cron {
     expression: String,
     /// IANA time zone.
     timezone: String,
+    /// The setting holding the time zone, if any (rendered as a `!Ref` to
+    /// its parameter).
+    timezone_setting: Option<String>,
 }
 
 /// A workflow function's Lambda.
@@ -156,7 +159,12 @@ fn deployment(functions: &[Function]) -> Result<Deployment, TemplateError> {
         }
         let mut crons = Vec::new();
         for trigger in function.triggers() {
-            if let Trigger::Cron { schedule, timezone } = trigger {
+            if let Trigger::Cron {
+                schedule,
+                timezone,
+                timezone_setting,
+            } = trigger
+            {
                 let expression = aws_cron(schedule).ok_or_else(|| TemplateError::Cron {
                     function: function.id().to_owned(),
                     cron: schedule.clone(),
@@ -165,6 +173,7 @@ fn deployment(functions: &[Function]) -> Result<Deployment, TemplateError> {
                     source: schedule.clone(),
                     expression,
                     timezone: timezone.clone(),
+                    timezone_setting: timezone_setting.clone(),
                 });
             }
         }

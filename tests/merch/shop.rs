@@ -88,14 +88,26 @@ pub async fn a_paid_order_is_printed_and_confirmed<B: Backend>(world: World<B>) 
         body["line_items"],
         json!([{"product_id": MUG, "variant_id": 17390, "quantity": 2}])
     );
-    assert_eq!(world.stock().await.holds.get("ord_1001"), Some(&2));
+    // AND the 2 mugs left stock for good (no hold left behind)
+    let stock = world.stock().await;
+    assert_eq!((stock.on_hand, stock.holds.len()), (8, 0));
     let emails = world.server.requests_to("POST", &email_path());
     assert_eq!(emails.len(), 1);
     assert_eq!(emails[0].json()["To"], "ada@example.com");
+    assert!(order.confirmed_at.is_some());
     // WHEN Stripe redelivers, nothing happens twice
     world.deliver(PAID).await;
     assert_eq!(world.runs_of("process-order").await.len(), 1);
+    // WHEN an operator replays the payment and the fulfilment
+    let paid = world.only("handle-payment").await;
+    world.env.engine().replay(&paid.id).await.unwrap();
+    world.env.engine().replay(&run.id).await.unwrap();
+    world.env.settle().await;
+    // THEN no second Printify order, email, or stock taken
+    assert_eq!(world.runs_of("handle-payment").await.len(), 2);
     assert_eq!(world.server.requests_to("POST", &orders_path()).len(), 1);
+    assert_eq!(world.server.requests_to("POST", &email_path()).len(), 1);
+    assert_eq!(world.stock().await.on_hand, 8);
 }
 
 pub async fn a_declined_card_fails_the_order_and_starts_no_fulfilment<B: Backend>(world: World<B>) {
@@ -142,6 +154,30 @@ pub async fn printify_refusing_an_order_releases_its_stock_and_alerts<B: Backend
 
 pub async fn an_order_short_of_stock_is_not_sent_to_printify<B: Backend>(world: World<B>) {
     world.seed_orders().await;
+    // GIVEN ord_1001 also wants a poster (in stock), listed before the mugs,
+    // and only 1 mug is left
+    let poster = Stock {
+        sku: "poster-a2".into(),
+        on_hand: 5,
+        holds: Default::default(),
+        available: true,
+    };
+    world.put(STOCK, "poster-a2", &poster).await;
+    world
+        .docs
+        .update::<Order, _>(ORDERS, "ord_1001", |o| {
+            let mut o = o?;
+            let poster = merch::OrderItem {
+                product_id: "p_poster".into(),
+                variant_id: 1,
+                sku: "poster-a2".into(),
+                quantity: 1,
+            };
+            o.items.insert(0, poster);
+            Some(o)
+        })
+        .await
+        .unwrap();
     world
         .docs
         .update::<Stock, _>(STOCK, "hookflow-mug-11oz", |s| {
@@ -157,6 +193,9 @@ pub async fn an_order_short_of_stock_is_not_sent_to_printify<B: Backend>(world: 
         Some("out of stock: hookflow-mug-11oz")
     );
     assert!(world.server.requests_to("POST", &orders_path()).is_empty());
+    // AND the poster held before the mugs failed is free again
+    let poster: Stock = world.get(STOCK, "poster-a2").await.unwrap();
+    assert!(poster.holds.is_empty(), "{poster:?}");
     assert!(world.stock().await.holds.is_empty());
 }
 
@@ -270,21 +309,24 @@ pub async fn the_catalog_crons_import_and_mark_availability<B: Backend>(world: W
 }
 
 pub async fn the_housekeeping_crons_abandon_and_archive_by_the_tick<B: Backend>(world: World<B>) {
-    let tick = world.now_ms();
+    let now = world.now_ms();
     let day = 24 * 3600 * 1000;
-    // GIVEN an unpaid order 8 days old, one 2 days old, and an order shipped 100 days ago
+    // The tick is 6 days ahead of the clock: what is due is decided by it.
+    let tick = now + 6 * day;
+    // GIVEN unpaid orders 2 days and 0 days old, an order shipped 100 days
+    // before the tick, and a failed order still holding a mug
     world
         .put(
             ORDERS,
             "ord_old",
-            &merch_order("ord_old", OrderStatus::Pending, tick - 8 * day),
+            &merch_order("ord_old", OrderStatus::Pending, now - 2 * day),
         )
         .await;
     world
         .put(
             ORDERS,
             "ord_new",
-            &merch_order("ord_new", OrderStatus::Pending, tick - 2 * day),
+            &merch_order("ord_new", OrderStatus::Pending, now),
         )
         .await;
     world
@@ -294,9 +336,35 @@ pub async fn the_housekeeping_crons_abandon_and_archive_by_the_tick<B: Backend>(
             &merch_order("ord_done", OrderStatus::Fulfilling, tick - 100 * day),
         )
         .await;
+    world
+        .put(
+            ORDERS,
+            "ord_failed",
+            &merch_order("ord_failed", OrderStatus::FulfillmentFailed, now),
+        )
+        .await;
+    let held = Stock {
+        sku: "hookflow-mug-11oz".into(),
+        on_hand: 10,
+        holds: [("ord_failed".to_owned(), 1)].into(),
+        available: true,
+    };
+    world.put(STOCK, "hookflow-mug-11oz", &held).await;
     world.env.tick("cleanup-old-data", tick).await;
-    assert_eq!(world.order("ord_old").await.status, OrderStatus::Abandoned);
-    assert_eq!(world.order("ord_new").await.status, OrderStatus::Pending);
+    assert_eq!(
+        world.order("ord_old").await.status,
+        OrderStatus::Abandoned,
+        "8 days old at the tick"
+    );
+    assert_eq!(
+        world.order("ord_new").await.status,
+        OrderStatus::Pending,
+        "6 days old at the tick"
+    );
+    assert!(
+        world.stock().await.holds.is_empty(),
+        "the failed order's hold is released"
+    );
     world.env.tick("monthly-archive", tick).await;
     assert!(world.get::<Order>(ORDERS, "ord_done").await.is_none());
     assert!(world.get::<Order>(ARCHIVE, "ord_done").await.is_some());
@@ -314,8 +382,9 @@ fn merch_order(id: &str, status: OrderStatus, at: i64) -> Order {
 }
 
 /// Each cron's next firing after 2025-06-01 (a Sunday) 00:00 UTC, in New
-/// York time (EDT, UTC-4), from the registry's definitions.
-pub async fn every_cron_fires_at_its_time_in_its_zone<B: Backend>(world: World<B>) {
+/// York time (EDT, UTC-4), from the registry's definitions (the deployed
+/// schedules take the same zone from `MerchTimeZone`: `hookflow template`).
+pub async fn every_cron_is_due_at_its_time_in_its_zone<B: Backend>(world: World<B>) {
     let registry = world.env.engine().registry();
     let start = Utc
         .with_ymd_and_hms(2025, 6, 1, 0, 0, 0)
@@ -331,4 +400,30 @@ pub async fn every_cron_fires_at_its_time_in_its_zone<B: Backend>(world: World<B
     assert_eq!(next("cleanup-old-data"), "2025-06-01T08:00:00+00:00"); // Sunday 04:00 EDT
     assert_eq!(next("weekly-product-update"), "2025-06-02T07:00:00+00:00"); // Monday 03:00 EDT
     assert_eq!(next("monthly-archive"), "2025-06-01T09:00:00+00:00"); // the 1st, 05:00 EDT
+}
+
+/// On SQLite the engine fires crons itself: moving the fake clock past
+/// Sunday 04:00 in New York (08:00 UTC) starts the cleanup at that instant.
+pub async fn the_cleanup_cron_fires_at_four_on_sunday_new_york_time(
+    world: World<hookflow_embedded::testing::TestEnv>,
+) {
+    // As `hookflow dev` does when it starts.
+    world.env.engine().schedule_crons().await.unwrap();
+    let sunday = Utc
+        .with_ymd_and_hms(2025, 6, 8, 8, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    world
+        .advance(Duration::from_millis(
+            u64::try_from(sunday - world.now_ms() - 60_000).unwrap(),
+        ))
+        .await;
+    assert!(
+        world.runs_of("cleanup-old-data").await.is_empty(),
+        "not a minute early"
+    );
+    world.advance(Duration::from_secs(120)).await;
+    let run = world.only("cleanup-old-data").await;
+    assert_eq!(run.event.ts, sunday);
+    assert_eq!(run.status, RunStatus::Completed, "{run:#?}");
 }

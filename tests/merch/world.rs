@@ -124,6 +124,7 @@ pub fn order(id: &str, quantity: u32, created_at: i64) -> Order {
         failure: None,
         created_at,
         updated_at: created_at,
+        confirmed_at: None,
     }
 }
 

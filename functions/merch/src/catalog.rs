@@ -2,7 +2,8 @@
 //! - `update-printify-products`: on `printify/product:publish:started`,
 //!   `printify/product:publish:succeeded` or `printify/product:deleted`,
 //!   debounced per product ([`DEBOUNCE`]: a burst of updates for one product
-//!   causes one sync, with the last event); `sync-product` reads the product
+//!   causes one sync, with the last event; at least one every
+//!   [`DEBOUNCE_CAP`] while updates keep coming); `sync-product` reads the product
 //!   from Printify and upserts it, or marks it deleted (deleted event, or
 //!   Printify no longer has it);
 //! - `daily-inventory-sync` (02:00): per page of the catalog, re-reads each
@@ -16,7 +17,7 @@
 use std::time::Duration;
 
 use hookflow::{Debounce, Function, NonRetriable};
-use hookflow_clients::{PrintifyProduct, Services};
+use hookflow_clients::{PrintifyProduct, Services, Settings};
 use hookflow_docs::DocStore;
 use serde_json::json;
 
@@ -32,6 +33,8 @@ pub const PUBLISH_SUCCEEDED: &str = "printify/product:publish:succeeded";
 pub const DELETED: &str = "printify/product:deleted";
 /// Quiet time before a product is synced.
 pub const DEBOUNCE: Duration = Duration::from_secs(30);
+/// A product updated without pause is still synced this often.
+pub const DEBOUNCE_CAP: Duration = Duration::from_secs(5 * 60);
 /// The debounce key: the product.
 pub const PER_PRODUCT: &str = "event.data.resource.id";
 /// The daily inventory sync.
@@ -126,7 +129,11 @@ pub fn function(services: &Services) -> Function {
         .on_event(PUBLISH_STARTED)
         .on_event(PUBLISH_SUCCEEDED)
         .on_event(DELETED)
-        .debounce(Debounce::new(DEBOUNCE).key(PER_PRODUCT))
+        .debounce(
+            Debounce::new(DEBOUNCE)
+                .key(PER_PRODUCT)
+                .timeout(DEBOUNCE_CAP),
+        )
         .retries(3)
         .handler(move |ctx| {
             let services = services.clone();
@@ -176,9 +183,9 @@ pub fn daily_inventory_sync(services: &Services) -> Function {
         .alert_on_failure(
             Function::new(INVENTORY_ID)
                 .name("Sync stock availability from Printify")
-                .reads_env(["PRINTIFY_API_TOKEN", "PRINTIFY_SHOP_ID", "MERCH_TIME_ZONE"]),
+                .reads_env(["PRINTIFY_API_TOKEN", "PRINTIFY_SHOP_ID"]),
         )
-        .on_cron_in(INVENTORY_SCHEDULE, zone)
+        .on_cron_in_setting(INVENTORY_SCHEDULE, zone, Settings::MERCH_TIME_ZONE_VAR)
         .retries(3)
         .handler(move |ctx| {
             let services = services.clone();
@@ -240,9 +247,9 @@ pub fn weekly_product_update(services: &Services) -> Function {
         .alert_on_failure(
             Function::new(WEEKLY_ID)
                 .name("Import the Printify catalog")
-                .reads_env(["PRINTIFY_API_TOKEN", "PRINTIFY_SHOP_ID", "MERCH_TIME_ZONE"]),
+                .reads_env(["PRINTIFY_API_TOKEN", "PRINTIFY_SHOP_ID"]),
         )
-        .on_cron_in(WEEKLY_SCHEDULE, zone)
+        .on_cron_in_setting(WEEKLY_SCHEDULE, zone, Settings::MERCH_TIME_ZONE_VAR)
         .retries(3)
         .handler(move |ctx| {
             let services = services.clone();

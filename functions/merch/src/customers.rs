@@ -4,7 +4,8 @@
 //! (primary email, names), unless the stored version is newer (Clerk's
 //! `updated_at`: deliveries can arrive out of order). On
 //! `clerk/user.deleted`: stamp `deletedAt` and keep the record, which past
-//! orders still name. One read-modify-write per delivery, so a redelivery
+//! orders still name (a deletion that comes first leaves a tombstone, so a
+//! late creation does not bring the user back). One read-modify-write per delivery, so a redelivery
 //! changes nothing.
 
 use hookflow::{Failure, Function, NonRetriable};
@@ -108,8 +109,19 @@ pub fn function(services: &Services) -> Function {
                                             }),
                                             "deleted",
                                         ),
-                                        // Deleted before we ever saw it: nothing to keep.
-                                        None => (None, "unknown"),
+                                        // Deleted before we ever saw it: a tombstone,
+                                        // so a late `user.created` does not bring it back.
+                                        None => (
+                                            Some(Customer {
+                                                id: key.clone(),
+                                                email: None,
+                                                first_name: None,
+                                                last_name: None,
+                                                clerk_updated_at: at.unwrap_or(0),
+                                                deleted_at: Some(at.unwrap_or(0)),
+                                            }),
+                                            "deleted",
+                                        ),
                                     },
                                 }
                             })

@@ -1,20 +1,21 @@
 //! Housekeeping crons, in `MERCH_TIME_ZONE`:
 //! - `cleanup-old-data` (Sunday 04:00): orders still `pending` [`ABANDON_AFTER`]
-//!   after they were created are marked `abandoned`;
+//!   after they were created are marked `abandoned`, and stock still held for
+//!   failed or abandoned orders is released;
 //! - `monthly-archive` (the 1st, 05:00): finished orders (`fulfilling`,
 //!   `fulfillment_failed`, `payment_failed`, `abandoned`) untouched for
 //!   [`ARCHIVE_AFTER`] move to `merch_orders_archive`.
 //!
 //! Both walk the orders page by page ([`PAGE_SIZE`] per step) and decide by
-//! the tick's time, not the clock inside a retried step. The archive copies
-//! an order (create-if-absent) before deleting it at the version it read, so
-//! a crash in between leaves a copy and the original, and the next month
-//! finishes the move.
+//! the tick's time, not the clock inside a retried step. The archive writes
+//! the copy before deleting the order at the version it read, so a crash in
+//! between leaves a copy and the original, and the next month finishes the
+//! move (overwriting the copy with the order as it is then).
 
 use std::time::Duration;
 
 use hookflow::Function;
-use hookflow_clients::Services;
+use hookflow_clients::{Services, Settings};
 use hookflow_docs::{DocStore, Document};
 use serde_json::json;
 
@@ -59,6 +60,14 @@ async fn abandon_page(docs: &DocStore, after: Option<&str>, tick: i64) -> anyhow
     let mut changed = 0;
     for doc in page {
         let order: Order = serde_json::from_value(doc.value)?;
+        if matches!(
+            order.status,
+            OrderStatus::FulfillmentFailed | OrderStatus::PaymentFailed | OrderStatus::Abandoned
+        ) {
+            // Holds a failed or stopped run left behind go back to stock.
+            crate::orders::release(docs, &order.id, &order.items).await?;
+            continue;
+        }
         if order.status != OrderStatus::Pending || order.created_at > tick - ms(ABANDON_AFTER) {
             continue;
         }
@@ -92,7 +101,10 @@ async fn archive_page(docs: &DocStore, after: Option<&str>, tick: i64) -> anyhow
         if !finished || order.updated_at.max(order.created_at) > tick - ms(ARCHIVE_AFTER) {
             continue;
         }
-        docs.create(ARCHIVE, &doc.key, &doc.value).await?;
+        // Overwrite: a copy left by an earlier, interrupted move may be older.
+        let value = doc.value.clone();
+        docs.update::<serde_json::Value, _>(ARCHIVE, &doc.key, |_| Some(value.clone()))
+            .await?;
         if docs.delete_doc(ORDERS, &doc.key, doc.version).await? {
             moved += 1;
         }
@@ -116,8 +128,8 @@ where
     let docs = services.docs.clone();
     let zone = services.settings.merch_time_zone().to_owned();
     services
-        .alert_on_failure(Function::new(id).name(name).reads_env(["MERCH_TIME_ZONE"]))
-        .on_cron_in(schedule, zone)
+        .alert_on_failure(Function::new(id).name(name))
+        .on_cron_in_setting(schedule, zone, Settings::MERCH_TIME_ZONE_VAR)
         .retries(3)
         .handler(move |ctx| {
             let (docs, page) = (docs.clone(), page.clone());

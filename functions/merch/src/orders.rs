@@ -1,24 +1,33 @@
 //! `process-order`: a paid order fulfilled through Printify.
 //!
-//! On `order/paid` (`orderId`; one run per order):
-//! 1. `load-order` (not `paid` any more: skipped);
+//! On `order/paid` (`orderId`; one run per order, and one at a time per
+//! order, replays included):
+//! 1. `load-order`: `paid` or `submitting` goes on; `fulfilling` without a
+//!    confirmation goes straight to the email; anything else is skipped;
 //! 2. `reserve-stock`: one hold per SKU under the order's id (a SKU without
 //!    a stock record is print-on-demand without a cap); a SKU short of stock
 //!    releases what was held, marks the order `fulfillment_failed` and alerts;
-//! 3. `create-printify-order` (retried with backoff); if Printify still
-//!    refuses after the retries: `release-stock`, `mark-fulfillment-failed`,
-//!    `alert-admin` (Slack), and the run ends there;
-//! 4. `mark-fulfilling` with Printify's id, then `email-confirmation`
-//!    (Postmark).
+//! 3. `submit-to-printify` (retried with backoff): takes charge of the order
+//!    (`paid` → `submitting`), creates the Printify order and records its id
+//!    with `fulfilling`; a re-run that finds the id recorded creates nothing.
+//!    Printify still refusing after the retries: `release-stock`,
+//!    `mark-fulfillment-failed`, `alert-admin` (Slack), and the run ends;
+//! 4. `commit-stock`: the held units leave `onHand`, the holds go;
+//! 5. `email-confirmation` (Postmark), recorded as `confirmedAt`.
 //!
-//! Unset `PRINTIFY_API_TOKEN` or `PRINTIFY_SHOP_ID` fails the run before any
-//! step (the order stays `paid`; set it and replay).
+//! Unset `PRINTIFY_API_TOKEN`, `PRINTIFY_SHOP_ID`, `POSTMARK_SERVER_TOKEN` or
+//! `EMAIL_FROM` fails the run before any step (the order stays `paid`; set it
+//! and replay).
 //!
 //! Invariants: holds are keyed by order, so a retried or replayed reservation
-//! holds nothing twice and a release frees only this order's units.
+//! holds nothing twice and a release or commit touches only this order's
+//! units. Printify has no idempotency key: only a crash (or a lost answer)
+//! between Printify accepting the order and `submit-to-printify` recording
+//! its id can create a second one, which Printify shows under the same
+//! `external_id`.
 
-use hookflow::{Ctx, Function, NonRetriable};
-use hookflow_clients::{Email, LineItem, NewOrder, PrintifyClient, Services};
+use hookflow::{Concurrency, Ctx, Function, NonRetriable};
+use hookflow_clients::{Email, EmailClient, LineItem, NewOrder, PrintifyClient, Services};
 use hookflow_docs::DocStore;
 use serde_json::{Value, json};
 
@@ -80,6 +89,24 @@ pub async fn release(docs: &DocStore, order_id: &str, items: &[OrderItem]) -> an
     Ok(())
 }
 
+/// Turns `order_id`'s holds into sold units: each held quantity leaves
+/// `onHand` and the hold goes (a second call finds no hold: no change).
+///
+/// # Errors
+/// Store failures.
+pub async fn commit(docs: &DocStore, order_id: &str, items: &[OrderItem]) -> anyhow::Result<()> {
+    for item in items {
+        docs.update::<Stock, _>(STOCK, &item.sku, |stock| {
+            let mut stock = stock?;
+            let held = stock.holds.remove(order_id)?;
+            stock.on_hand = stock.on_hand.saturating_sub(held);
+            Some(stock)
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// The function definition.
 #[must_use]
 pub fn function(services: &Services) -> Function {
@@ -93,6 +120,7 @@ pub fn function(services: &Services) -> Function {
         ]))
         .on_event(ORDER_PAID)
         .idempotency(ONE_RUN_PER_ORDER)
+        .concurrency(Concurrency::new(1).key(ONE_RUN_PER_ORDER))
         .retries(3)
         .handler(move |ctx| {
             let services = services.clone();
@@ -169,10 +197,21 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     // held and the order stays `paid` (set the variable and replay), rather
     // than being marked failed as a refusal by Printify would.
     let shop = services.settings.printify_shop_id()?.to_owned();
-    if !services.clients.printify.is_enabled() {
-        let var = PrintifyClient::API_TOKEN_VAR;
-        return Err(NonRetriable::new(format!("Printify is not configured: set {var}")).into());
+    for (enabled, var) in [
+        (
+            services.clients.printify.is_enabled(),
+            PrintifyClient::API_TOKEN_VAR,
+        ),
+        (
+            services.clients.email.is_enabled(),
+            EmailClient::SERVER_TOKEN_VAR,
+        ),
+    ] {
+        if !enabled {
+            return Err(NonRetriable::new(format!("not configured: set {var}")).into());
+        }
     }
+    let from = services.settings.email_from()?.to_owned();
     let docs = &services.docs;
     let (store, key) = (docs.clone(), order_id.clone());
     let order: Option<Order> = ctx
@@ -185,8 +224,18 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         })
         .await?;
     let order = order.ok_or_else(|| NonRetriable::new(format!("Order {order_id} not found")))?;
-    if order.status != OrderStatus::Paid {
-        return Ok(json!({ "orderId": order_id, "skipped": "not paid", "status": order.status }));
+    match order.status {
+        OrderStatus::Paid | OrderStatus::Submitting => {}
+        OrderStatus::Fulfilling if order.confirmed_at.is_none() => {
+            let printify_id = order.printify_order_id.clone().unwrap_or_default();
+            confirm(&ctx, services, &order, from).await?;
+            return Ok(
+                json!({ "orderId": order_id, "status": OrderStatus::Fulfilling, "printifyOrderId": printify_id }),
+            );
+        }
+        status => {
+            return Ok(json!({ "orderId": order_id, "skipped": "not paid", "status": status }));
+        }
     }
 
     let (store, id, items) = (docs.clone(), order_id.clone(), order.items.clone());
@@ -221,13 +270,14 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         send_shipping_notification: true,
         address_to: order.shipping_address.clone(),
     };
-    let created = ctx
+    let (store, key) = (docs.clone(), order_id.clone());
+    let submitted = ctx
         .step
-        .run("create-printify-order", move || async move {
-            Ok(printify.create_order(&shop, &new_order).await?)
+        .run("submit-to-printify", move || async move {
+            submit(&store, &printify, &shop, &key, &new_order).await
         })
         .await;
-    let printify_id = match created {
+    let printify_id = match submitted {
         Ok(id) => id,
         Err(err) => {
             let why = err.to_string();
@@ -243,27 +293,90 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
             return give_up(&ctx, services, &order_id, why, text).await;
         }
     };
-    let stored = printify_id.clone();
-    set_status(&ctx, docs, "mark-fulfilling", &order_id, move |o| {
-        o.status = OrderStatus::Fulfilling;
-        o.printify_order_id = Some(stored.clone());
+    let (store, id, items) = (docs.clone(), order_id.clone(), order.items.clone());
+    ctx.step
+        .run("commit-stock", move || async move {
+            commit(&store, &id, &items).await
+        })
+        .await?;
+    confirm(&ctx, services, &order, from).await?;
+    Ok(
+        json!({ "orderId": order_id, "status": OrderStatus::Fulfilling, "printifyOrderId": printify_id }),
+    )
+}
+
+/// Takes charge of the order (`paid` → `submitting`), creates it in Printify
+/// and records Printify's id with `fulfilling`; an id already recorded is
+/// returned without a second order.
+async fn submit(
+    docs: &DocStore,
+    printify: &PrintifyClient,
+    shop: &str,
+    order_id: &str,
+    new_order: &NewOrder,
+) -> anyhow::Result<String> {
+    let now = docs.now_ms();
+    let claimed = docs
+        .update_with::<Order, _, _>(ORDERS, order_id, |order| {
+            let Some(mut order) = order else {
+                return (None, Err("gone".to_owned()));
+            };
+            if let Some(id) = &order.printify_order_id {
+                return (None, Ok(Some(id.clone())));
+            }
+            match order.status {
+                OrderStatus::Submitting => (None, Ok(None)),
+                OrderStatus::Paid => {
+                    order.status = OrderStatus::Submitting;
+                    order.updated_at = now;
+                    (Some(order), Ok(None))
+                }
+                other => (None, Err(format!("{other:?}"))),
+            }
+        })
+        .await?;
+    match claimed {
+        Ok(Some(id)) => return Ok(id),
+        Ok(None) => {}
+        Err(state) => {
+            return Err(NonRetriable::new(format!("order {order_id} is {state}, not paid")).into());
+        }
+    }
+    let id = printify.create_order(shop, new_order).await?;
+    let recorded = id.clone();
+    docs.update::<Order, _>(ORDERS, order_id, |order| {
+        let mut order = order?;
+        order.status = OrderStatus::Fulfilling;
+        order.printify_order_id = Some(recorded.clone());
+        order.updated_at = now;
+        Some(order)
     })
     .await?;
-    let (client, settings, to) = (
+    Ok(id)
+}
+
+/// Emails the confirmation and records when.
+async fn confirm(
+    ctx: &Ctx,
+    services: &Services,
+    order: &Order,
+    from: String,
+) -> anyhow::Result<()> {
+    let (client, docs, to, id) = (
         services.clients.email.clone(),
-        services.settings.clone(),
+        services.docs.clone(),
         order.email.clone(),
+        order.id.clone(),
     );
     let lines: Vec<String> = order
         .items
         .iter()
         .map(|i| format!("{} x {}", i.quantity, i.sku))
         .collect();
-    let id = order_id.clone();
     ctx.step
         .run("email-confirmation", move || async move {
             let email = Email {
-                from: settings.email_from()?.to_owned(),
+                from,
                 to,
                 subject: format!("Order {id} confirmed"),
                 text_body: format!(
@@ -273,10 +386,16 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
                 html_body: None,
                 tag: Some("order-confirmation".into()),
             };
-            Ok(client.send_email(&email).await?)
+            let sent = client.send_email(&email).await?;
+            let now = docs.now_ms();
+            docs.update::<Order, _>(ORDERS, &id, |order| {
+                let mut order = order?;
+                order.confirmed_at = Some(now);
+                Some(order)
+            })
+            .await?;
+            Ok(sent)
         })
         .await?;
-    Ok(
-        json!({ "orderId": order_id, "status": OrderStatus::Fulfilling, "printifyOrderId": printify_id }),
-    )
+    Ok(())
 }

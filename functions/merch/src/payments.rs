@@ -2,8 +2,10 @@
 //!
 //! On `stripe/payment_intent.succeeded` or `stripe/payment_intent.payment_failed`
 //! whose payment intent names the order (`metadata.orderId`, set by the
-//! storefront): mark the order `paid` (from `pending` or `payment_failed`: a
-//! second attempt may succeed) and emit `order/paid` for `process-order`, or
+//! storefront): mark the order `paid` (from `pending`, `payment_failed`: a
+//! second attempt may succeed, or `abandoned`: a late payment) and emit
+//! `order/paid` for `process-order` (again if the order is already paid by
+//! this intent: a re-run after the write must not lose the event), or
 //! mark it `payment_failed` (from `pending` only). An unknown order fails at
 //! once; an order already past payment is left alone. The emitted event's id
 //! is derived from the order, so a redelivery starts no second fulfilment.
@@ -62,10 +64,23 @@ pub fn function(services: &Services) -> Function {
                                     };
                                     found = true;
                                     let from = order.status;
+                                    // Already paid by this intent: a re-run of this step
+                                    // (its first run wrote, then the run stopped before
+                                    // the event went out) must still emit `order/paid`.
+                                    if paid
+                                        && from == OrderStatus::Paid
+                                        && order.payment_intent_id.as_deref()
+                                            == Some(intent_id.as_str())
+                                    {
+                                        return (None, true);
+                                    }
                                     let to = match (paid, from) {
+                                        // A late payment revives an abandoned order.
                                         (
                                             true,
-                                            OrderStatus::Pending | OrderStatus::PaymentFailed,
+                                            OrderStatus::Pending
+                                            | OrderStatus::PaymentFailed
+                                            | OrderStatus::Abandoned,
                                         ) => OrderStatus::Paid,
                                         (false, OrderStatus::Pending) => OrderStatus::PaymentFailed,
                                         _ => return (None, false),

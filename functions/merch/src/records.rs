@@ -52,6 +52,8 @@ pub enum OrderStatus {
     Pending,
     /// Paid: to be fulfilled.
     Paid,
+    /// Being sent to Printify (a run took charge; Printify's id not known).
+    Submitting,
     /// The payment failed.
     PaymentFailed,
     /// Sent to Printify.
@@ -107,6 +109,9 @@ pub struct Order {
     /// When it last changed state (ms).
     #[serde(default)]
     pub updated_at: i64,
+    /// When the confirmation email went out (ms).
+    #[serde(default)]
+    pub confirmed_at: Option<i64>,
 }
 
 /// Stock of one SKU, with what each unfulfilled order holds of it.

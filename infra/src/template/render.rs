@@ -308,7 +308,7 @@ fn schedule(out: &mut String, workflow: &Workflow, index: usize, cron: &Cron) {
     };
     let _ = write!(
         out,
-        "  {name}Schedule{suffix}: # `{source}` in {tz}
+        "  {name}Schedule{suffix}: # `{source}` in {zone}
     Type: AWS::Scheduler::Schedule
     Properties:
       GroupName: !Ref SchedulerGroup
@@ -324,9 +324,13 @@ fn schedule(out: &mut String, workflow: &Workflow, index: usize, cron: &Cron) {
 ",
         name = workflow.logical,
         source = cron.source,
-        tz = cron.timezone,
+        tz = cron.timezone_setting.as_deref().map_or_else(
+            || cron.timezone.clone(),
+            |var| format!("!Ref {}", parameter(var))
+        ),
         expression = cron.expression,
         input = super::cron_input(&workflow.id),
+        zone = cron.timezone_setting.as_deref().unwrap_or(&cron.timezone),
     );
 }
 

@@ -137,6 +137,23 @@ fn every_webhook_provider_gets_its_lambda_route_and_secrets() {
 }
 
 #[test]
+fn a_cron_whose_zone_is_a_setting_takes_it_from_the_parameter() {
+    let sync = noop("nightly-sync").on_cron_in_setting("0 2 * * *", "UTC", "SHOP_TIME_ZONE");
+    sync.validate().unwrap();
+    let r = Value::Mapping(resources(&[sync]));
+    let schedule = &r["NightlySyncSchedule"]["Properties"];
+    assert_eq!(
+        tagged(&schedule["ScheduleExpressionTimezone"]),
+        "!Ref ShopTimeZone"
+    );
+    let lambda = &r["NightlySyncFunction"]["Properties"];
+    assert_eq!(
+        tagged(&lambda["Environment"]["Variables"]["SHOP_TIME_ZONE"]),
+        "!Ref ShopTimeZone"
+    );
+}
+
+#[test]
 fn a_cron_becomes_a_schedule_in_its_time_zone() {
     let digest = noop("weekly-digest").on_cron_in("0 9 * * MON", "Europe/Paris");
     digest.validate().unwrap();

@@ -70,6 +70,10 @@ pub enum Trigger {
         schedule: String,
         /// IANA time zone name (`UTC` by default).
         timezone: String,
+        /// The setting (environment variable) the time zone was read from,
+        /// if any: a deployment renders its schedule in that setting's
+        /// value rather than in the one this definition was built with.
+        timezone_setting: Option<String>,
     },
 }
 
@@ -221,8 +225,30 @@ impl Function {
         self.triggers.push(Trigger::Cron {
             schedule: schedule.into(),
             timezone: timezone.into(),
+            timezone_setting: None,
         });
         self
+    }
+
+    /// Starts on a cron schedule in the time zone a setting holds: `timezone`
+    /// is the setting's value here (read by the caller), `setting` the
+    /// variable's name, which a deployment template uses for its schedule
+    /// (`ScheduleExpressionTimezone: !Ref` the setting's parameter). The
+    /// setting is added to the function's [`Self::reads_env`].
+    #[must_use]
+    pub fn on_cron_in_setting(
+        mut self,
+        schedule: impl Into<String>,
+        timezone: impl Into<String>,
+        setting: impl Into<String>,
+    ) -> Self {
+        let setting = setting.into();
+        self.triggers.push(Trigger::Cron {
+            schedule: schedule.into(),
+            timezone: timezone.into(),
+            timezone_setting: Some(setting.clone()),
+        });
+        self.reads_env([setting])
     }
 
     /// Retries after the first attempt, for each step and for the handler
@@ -428,7 +454,9 @@ impl Function {
                     compiled.conditions.push(expr);
                     compiled.crons.push(None);
                 }
-                Trigger::Cron { schedule, timezone } => {
+                Trigger::Cron {
+                    schedule, timezone, ..
+                } => {
                     let cron = croner::Cron::from_str(schedule)
                         .map_err(|e| invalid(format!("cron `{schedule}`: {e}")))?;
                     let tz = chrono_tz::Tz::from_str(timezone)
