@@ -242,6 +242,10 @@ pub struct EventPatch {
     pub guests_can_see_other_guests: Option<bool>,
 }
 
+/// How many times [`GoogleCalendarClient::remove_attendee`] reads and
+/// writes when the event keeps changing under it.
+pub const REMOVE_ATTEMPTS: u32 = 5;
+
 impl GoogleCalendarClient {
     /// Default base URL.
     pub const DEFAULT_BASE: &'static str = "https://www.googleapis.com/calendar/v3";
@@ -459,43 +463,59 @@ impl GoogleCalendarClient {
 
     /// Takes the guest `email` (any case) off the event and returns it:
     /// unchanged, with no write, if they were not a guest; `None` if the event
-    /// is gone. The other guests are written back exactly as Google had them.
+    /// is gone. The other guests are written back exactly as Google had them,
+    /// under `If-Match` with the etag read: if the event changed in between
+    /// (a guest added by hand, another removal), Google answers 412 and the
+    /// removal starts again from a fresh read, up to [`REMOVE_ATTEMPTS`] times.
     ///
     /// # Errors
-    /// [`ClientError`]; a 5xx is retried, another 4xx is not.
+    /// [`ClientError`]; a 5xx is retried, another 4xx (or a 412 on every
+    /// attempt) is not.
     pub async fn remove_attendee(
         &self,
         event_id: &str,
         email: &str,
     ) -> Result<Option<CalendarEvent>> {
         const OP: &str = "remove_attendee";
-        let url = self.event_url(OP, event_id)?;
-        let Some(event) = gone_as_none(self.call::<Value>(OP, Method::GET, url, None).await)?
-        else {
-            return Ok(None);
-        };
-        let guests = event
-            .get("attendees")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
         let email = email.trim().to_lowercase();
-        let kept: Vec<&Value> = guests
-            .iter()
-            .filter(|guest| {
-                guest
-                    .get("email")
-                    .and_then(Value::as_str)
-                    .map(str::trim)
-                    .is_none_or(|other| other.to_lowercase() != email)
-            })
-            .collect();
-        if kept.len() == guests.len() {
-            return decode(OP, event).map(Some);
+        let mut attempt = 1;
+        loop {
+            let url = self.event_url(OP, event_id)?;
+            let Some(event) = gone_as_none(self.call::<Value>(OP, Method::GET, url, None).await)?
+            else {
+                return Ok(None);
+            };
+            let guests = event
+                .get("attendees")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let kept: Vec<&Value> = guests
+                .iter()
+                .filter(|guest| {
+                    guest
+                        .get("email")
+                        .and_then(Value::as_str)
+                        .map(str::trim)
+                        .is_none_or(|other| other.to_lowercase() != email)
+                })
+                .collect();
+            if kept.len() == guests.len() {
+                return decode(OP, event).map(Some);
+            }
+            let body = serde_json::json!({ "attendees": kept });
+            let etag = event.get("etag").and_then(Value::as_str);
+            let url = self.patch_url(OP, event_id)?;
+            match self
+                .call_if_match(OP, Method::PATCH, url, Some(&body), etag)
+                .await
+            {
+                Err(err) if calendar_status(&err) == Some(412) && attempt < REMOVE_ATTEMPTS => {
+                    attempt += 1;
+                }
+                answer => return gone_as_none(answer),
+            }
         }
-        let body = serde_json::json!({ "attendees": kept });
-        let url = self.patch_url(OP, event_id)?;
-        gone_as_none(self.call(OP, Method::PATCH, url, Some(&body)).await)
     }
 
     fn event_url(&self, operation: &'static str, event_id: &str) -> Result<Url> {
@@ -518,6 +538,19 @@ impl GoogleCalendarClient {
         url: Url,
         body: Option<&Value>,
     ) -> Result<T> {
+        self.call_if_match(operation, method, url, body, None).await
+    }
+
+    /// [`Self::call`], sent with `If-Match: etag` when one is given (Google
+    /// answers 412 if the event changed since it had that etag).
+    async fn call_if_match<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        if_match: Option<&str>,
+    ) -> Result<T> {
         let tokens = match &self.auth {
             Auth::Disabled(var) => return Err(ClientError::disabled(API, operation, var)),
             Auth::Tokens(tokens) => tokens,
@@ -529,6 +562,9 @@ impl GoogleCalendarClient {
                 .header(AUTHORIZATION, bearer);
             if let Some(body) = body {
                 req = req.json(body);
+            }
+            if let Some(etag) = if_match.and_then(|etag| HeaderValue::from_str(etag).ok()) {
+                req = req.header(reqwest::header::IF_MATCH, etag);
             }
             self.api.send_json(operation, req)
         };

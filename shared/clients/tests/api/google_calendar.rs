@@ -338,6 +338,57 @@ async fn remove_attendee_writes_back_every_other_guest_untouched() {
 }
 
 #[tokio::test]
+async fn remove_attendee_writes_under_the_etag_and_starts_again_when_the_event_changed() {
+    let (server, clients) = setup().await;
+    // GIVEN the event at etag "1", then (a guest added by hand) at etag "2"
+    let mut first = event_json();
+    first["etag"] = json!("\"1\"");
+    let mut second = event_json();
+    second["etag"] = json!("\"2\"");
+    second["attendees"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"email": "new@example.com"}));
+    server.on_sequence(
+        "GET",
+        EVENT,
+        [Reply::json(200, &first), Reply::json(200, &second)],
+    );
+    server.on_sequence(
+        "PATCH",
+        EVENT,
+        [
+            Reply::json(
+                412,
+                &json!({"error": {"code": 412, "message": "Precondition Failed"}}),
+            ),
+            Reply::json(200, &second),
+        ],
+    );
+    // WHEN Ada is removed
+    clients
+        .google_calendar
+        .remove_attendee("ev1", "ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    // THEN the first write carried etag 1 and was refused; the second, from a
+    // fresh read, carried etag 2 and kept the guest added meanwhile
+    let sent = server.requests_to("PATCH", EVENT);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].header("if-match"), Some("\"1\""));
+    assert_eq!(sent[1].header("if-match"), Some("\"2\""));
+    let kept: Vec<String> = sent[1].json()["attendees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["email"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kept.contains(&"new@example.com".to_owned()), "{kept:?}");
+    assert!(!kept.contains(&"ada@example.com".to_owned()), "{kept:?}");
+}
+
+#[tokio::test]
 async fn remove_attendee_writes_nothing_for_a_stranger_or_a_gone_event() {
     let (server, clients) = setup().await;
     server.on_sequence(
