@@ -21,7 +21,7 @@
 //! instead of making a second one; runs for one resource go one at a time.
 
 use chrono::{DateTime, Utc};
-use course::{ContentResource, EVENT, RESOURCES};
+use course::{ContentResource, EVENT, RESOURCES, load_required};
 use hookflow::{Concurrency, Ctx, Function, NonRetriable};
 use hookflow_clients::google_calendar::{Attendee, Organizer};
 use hookflow_clients::{EventDateTime, EventPatch, NewEvent, Services};
@@ -141,16 +141,14 @@ async fn sync(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         .filter(|id| !id.is_empty())
         .ok_or_else(|| NonRetriable::new("event without data.id"))?
         .to_owned();
-    let (docs, key) = (services.docs.clone(), id.clone());
-    let resource: ContentResource = ctx
-        .step
-        .run("get-event-resource", move || async move {
-            match docs.get::<ContentResource>(RESOURCES, &key).await? {
-                Some((resource, _)) => Ok(resource),
-                None => Err(NonRetriable::new("Resource not found").into()),
-            }
-        })
-        .await?;
+    let resource: ContentResource = load_required(
+        &ctx,
+        &services.docs,
+        "get-event-resource",
+        (RESOURCES, &id),
+        "Resource not found",
+    )
+    .await?;
     let calendar = services.clients.google_calendar.clone();
     let host = calendar
         .impersonated_user()

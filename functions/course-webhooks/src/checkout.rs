@@ -11,7 +11,7 @@
 
 use course::{
     COUPONS, Coupon, PRODUCTS, PURCHASES, PURCHASES_BY_PAYMENT, PaymentLink, Product, Purchase,
-    PurchaseStatus,
+    PurchaseStatus, load_required,
 };
 use hookflow::{Ctx, Event, Function, NonRetriable};
 use hookflow_clients::Services;
@@ -106,16 +106,14 @@ async fn record(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let Some(checkout) = Checkout::from_webhook(&ctx.event.data)? else {
         return Ok(json!({ "skipped": "session not paid" }));
     };
-    let (docs, product_id) = (services.docs.clone(), checkout.product_id.clone());
-    let product: Product = ctx
-        .step
-        .run("load-product", move || async move {
-            match docs.get::<Product>(PRODUCTS, &product_id).await? {
-                Some((product, _)) => Ok(product),
-                None => Err(NonRetriable::new("Product not found").into()),
-            }
-        })
-        .await?;
+    let product: Product = load_required(
+        &ctx,
+        &services.docs,
+        "load-product",
+        (PRODUCTS, &checkout.product_id),
+        "Product not found",
+    )
+    .await?;
     let (docs, bought) = (services.docs.clone(), checkout.clone());
     let purchase: Purchase = ctx
         .step

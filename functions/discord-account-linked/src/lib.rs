@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use course::{
     ACCOUNTS, Account, ENTITLEMENTS, Entitlement, USERS, User, account_key, entitlements_of,
-    list_prefixed,
+    list_prefixed, load_required,
 };
 use hookflow::{Ctx, Failure, Function, NonRetriable};
 use hookflow_clients::{GuildMember, Services};
@@ -104,16 +104,14 @@ async fn link(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let Linked { account, profile } =
         serde_json::from_value(ctx.event.data.clone()).non_retriable()?;
     let guild = services.settings.discord_guild_id()?.to_owned();
-    let (docs, user_id) = (services.docs.clone(), account.user_id.clone());
-    let user: User = ctx
-        .step
-        .run("get-user", move || async move {
-            match docs.get::<User>(USERS, &user_id).await? {
-                Some((user, _)) => Ok(user),
-                None => Err(NonRetriable::new("User not found").into()),
-            }
-        })
-        .await?;
+    let user: User = load_required(
+        &ctx,
+        &services.docs,
+        "get-user",
+        (USERS, &account.user_id),
+        "User not found",
+    )
+    .await?;
     let (docs, discord, g) = (
         services.docs.clone(),
         services.clients.discord.clone(),

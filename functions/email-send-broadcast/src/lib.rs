@@ -13,7 +13,8 @@
 use std::collections::BTreeMap;
 
 use course::{
-    CommunicationPreference, PREFERENCES, USERS, User, newsletter_on_email, preference_key,
+    CommunicationPreference, PREFERENCES, USERS, User, escape_html, load_required,
+    newsletter_on_email, preference_key,
 };
 use hookflow::{Function, NonRetriable};
 use hookflow_clients::resend::Tag;
@@ -47,7 +48,7 @@ pub struct Broadcast {
 #[must_use]
 pub fn email(broadcast: &Broadcast, user: &User, from: &str, public_url: &str) -> ResendEmail {
     let preview = broadcast.preview.as_deref().map_or_else(String::new, |p| {
-        format!("<div style=\"display:none\">{}</div>", escape(p))
+        format!("<div style=\"display:none\">{}</div>", escape_html(p))
     });
     let unsubscribe = format!("{public_url}/unsubscribed?userId={}", user.id);
     ResendEmail {
@@ -65,12 +66,6 @@ pub fn email(broadcast: &Broadcast, user: &User, from: &str, public_url: &str) -
             value: "broadcast".into(),
         }],
     }
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// The function definition.
@@ -98,16 +93,14 @@ pub fn function(services: &Services) -> Function {
                         newsletter_on_email(&docs).await
                     })
                     .await?;
-                let (docs, user_id) = (services.docs.clone(), broadcast.to_user_id.clone());
-                let user: User = ctx
-                    .step
-                    .run("load-user", move || async move {
-                        match docs.get::<User>(USERS, &user_id).await? {
-                            Some((user, _)) => Ok(user),
-                            None => Err(NonRetriable::new("User not found").into()),
-                        }
-                    })
-                    .await?;
+                let user: User = load_required(
+                    &ctx,
+                    &services.docs,
+                    "load-user",
+                    (USERS, &broadcast.to_user_id),
+                    "User not found",
+                )
+                .await?;
                 let (docs, user_id) = (services.docs.clone(), user.id.clone());
                 let preference: CommunicationPreference = ctx
                     .step

@@ -72,25 +72,29 @@ pub fn entry(product: &PrintifyProduct, now: i64) -> CatalogProduct {
     }
 }
 
-/// Writes Printify's `product` (or its absence) into the catalog.
+/// Writes Printify's `product` (or its absence) into the catalog; returns
+/// the outcome and the entry as stored now (`None`: none was ever stored).
 async fn upsert(
     docs: &DocStore,
     id: &str,
     product: Option<&PrintifyProduct>,
-) -> anyhow::Result<&'static str> {
+) -> anyhow::Result<(&'static str, Option<CatalogProduct>)> {
     let now = docs.now_ms();
     let outcome = docs
         .update_with::<CatalogProduct, _, _>(PRODUCTS, id, |stored| match (product, stored) {
-            (Some(product), _) => (Some(entry(product, now)), "upserted"),
-            (None, Some(old)) if old.deleted_at.is_none() => (
-                Some(CatalogProduct {
+            (Some(product), _) => {
+                let fresh = entry(product, now);
+                (Some(fresh.clone()), ("upserted", Some(fresh)))
+            }
+            (None, Some(old)) if old.deleted_at.is_none() => {
+                let gone = CatalogProduct {
                     deleted_at: Some(now),
                     visible: false,
                     ..old
-                }),
-                "deleted",
-            ),
-            (None, _) => (None, "deleted"),
+                };
+                (Some(gone.clone()), ("deleted", Some(gone)))
+            }
+            (None, old) => (None, ("deleted", old)),
         })
         .await?;
     Ok(outcome)
@@ -160,10 +164,8 @@ pub fn function(services: &Services) -> Function {
                         } else {
                             printify.product(&shop, &key).await?
                         };
-                        let outcome = upsert(&docs, &key, product.as_ref()).await?;
-                        if let Some((stored, _)) =
-                            docs.get::<CatalogProduct>(PRODUCTS, &key).await?
-                        {
+                        let (outcome, stored) = upsert(&docs, &key, product.as_ref()).await?;
+                        if let Some(stored) = stored {
                             mark_availability(&docs, &stored).await?;
                         }
                         Ok(outcome.to_owned())
@@ -215,10 +217,8 @@ pub fn daily_inventory_sync(services: &Services) -> Function {
                                     continue;
                                 }
                                 let fresh = printify.product(&shop, &stored.id).await?;
-                                upsert(&docs, &stored.id, fresh.as_ref()).await?;
-                                if let Some((now, _)) =
-                                    docs.get::<CatalogProduct>(PRODUCTS, &stored.id).await?
-                                {
+                                let (_, now) = upsert(&docs, &stored.id, fresh.as_ref()).await?;
+                                if let Some(now) = now {
                                     mark_availability(&docs, &now).await?;
                                 }
                                 count += 1;

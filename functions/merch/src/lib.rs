@@ -42,9 +42,3 @@ pub fn functions(services: &Services) -> Vec<hookflow::Function> {
         housekeeping::archive(services),
     ]
 }
-
-/// Milliseconds since the epoch as UTC.
-#[must_use]
-pub fn utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}

@@ -31,12 +31,11 @@ mod welcome;
 use anyhow::Context as _;
 use course::{
     COHORT, COHORT_PRODUCT, COUPONS, ContentResource, Coupon, PRODUCTS, PURCHASES, Product,
-    Purchase, RESOURCES, SELF_PACED_PRODUCT, USERS, User, WORKSHOP,
+    Purchase, RESOURCES, SELF_PACED_PRODUCT, USERS, User, WORKSHOP, load_required,
 };
 use hookflow::{Ctx, Event, Failure, Function, NonRetriable};
 use hookflow_clients::Services;
 use hookflow_docs::DocStore;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -100,35 +99,10 @@ pub fn function(services: &Services) -> Function {
         })
 }
 
-/// A record that must exist, loaded in step `step`: missing fails the run at
-/// once with `missing`.
-async fn load<T>(
-    ctx: &Ctx,
-    docs: &DocStore,
-    step: &str,
-    at: (&str, &str),
-    missing: &str,
-) -> anyhow::Result<T>
-where
-    T: Serialize + DeserializeOwned + Send + 'static,
-{
-    let (docs, collection, key) = (docs.clone(), at.0.to_owned(), at.1.to_owned());
-    let missing = missing.to_owned();
-    Ok(ctx
-        .step
-        .run(step, move || async move {
-            match docs.get::<T>(&collection, &key).await? {
-                Some((value, _)) => Ok(value),
-                None => Err(NonRetriable::new(missing).into()),
-            }
-        })
-        .await?)
-}
-
 async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let event: PurchaseEvent = serde_json::from_value(ctx.event.data.clone()).non_retriable()?;
     let docs = &services.docs;
-    let purchase: Purchase = load(
+    let purchase: Purchase = load_required(
         &ctx,
         docs,
         "load-purchase",
@@ -136,7 +110,7 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         "Purchase not found",
     )
     .await?;
-    let product: Product = load(
+    let product: Product = load_required(
         &ctx,
         docs,
         "load-product",
@@ -144,7 +118,7 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         "Product not found",
     )
     .await?;
-    let user: User = load(
+    let user: User = load_required(
         &ctx,
         docs,
         "load-user",
@@ -185,7 +159,7 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         let coupon_id = purchase.redeemed_bulk_coupon_id.clone().ok_or_else(|| {
             NonRetriable::new("a full-price redemption without redeemedBulkCouponId")
         })?;
-        let coupon: Coupon = load(
+        let coupon: Coupon = load_required(
             &ctx,
             docs,
             "load-bulk-coupon",
@@ -194,7 +168,7 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         )
         .await?;
         if let Some(bulk_purchase_id) = coupon.bulk_purchase_id {
-            let bulk: Purchase = load(
+            let bulk: Purchase = load_required(
                 &ctx,
                 docs,
                 "load-bulk-purchase",
@@ -211,7 +185,7 @@ async fn fulfil(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
 
     if purchase.is_team() && !redemption {
         let coupon_id = purchase.bulk_coupon_id.clone().unwrap_or_default();
-        let coupon: Coupon = load(
+        let coupon: Coupon = load_required(
             &ctx,
             docs,
             "load-team-coupon",
@@ -324,7 +298,7 @@ async fn gather_resources(
     };
     let mut resources = Vec::new();
     for id in &product.resources {
-        let resource: ContentResource = load(
+        let resource: ContentResource = load_required(
             ctx,
             docs,
             &format!("load-resource-{id}"),

@@ -3,7 +3,7 @@
 //! and a team-purchaser variant (to the buyer of seats, with the link that
 //! redeems one).
 
-use course::{COHORT, ContentResource, Coupon, Product, User};
+use course::{COHORT, ContentResource, Coupon, Product, User, escape_html};
 use hookflow_clients::ResendEmail;
 use hookflow_clients::resend::Tag;
 use serde::{Deserialize, Serialize};
@@ -39,13 +39,6 @@ impl Welcome {
     }
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// Where a resource lives on the site.
 fn resource_url(resource: &ContentResource, public_url: &str) -> String {
     let section = if resource.kind == COHORT {
@@ -58,9 +51,10 @@ fn resource_url(resource: &ContentResource, public_url: &str) -> String {
 }
 
 fn greeting(user: &User) -> String {
-    user.name
-        .as_deref()
-        .map_or_else(|| "Hi,".to_owned(), |name| format!("Hi {},", escape(name)))
+    user.name.as_deref().map_or_else(
+        || "Hi,".to_owned(),
+        |name| format!("Hi {},", escape_html(name)),
+    )
 }
 
 /// The welcome for a learner who bought (or was given a seat of) `resource`.
@@ -72,7 +66,7 @@ pub fn individual_welcome(
     from_team: bool,
     public_url: &str,
 ) -> Welcome {
-    let title = escape(resource.title());
+    let title = escape_html(resource.title());
     let (subject, template, what) = if resource.kind == COHORT {
         (
             format!("Welcome to {}!", resource.title()),
@@ -87,7 +81,10 @@ pub fn individual_welcome(
         )
     };
     let seat = if from_team {
-        format!(" Your team gave you a seat in {}.", escape(&product.name))
+        format!(
+            " Your team gave you a seat in {}.",
+            escape_html(&product.name)
+        )
     } else {
         String::new()
     };
@@ -129,8 +126,8 @@ pub fn team_welcome(
              <p><a href=\"{redeem}\">{redeem}</a></p>",
             greeting(purchaser),
             coupon.max_uses,
-            escape(resource.title()),
-            escape(&product.name),
+            escape_html(resource.title()),
+            escape_html(&product.name),
         ),
         template: template.to_owned(),
     }

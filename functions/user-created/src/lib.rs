@@ -12,7 +12,8 @@
 
 use course::{
     CommunicationPreference, PREFERENCES, ROLES, Role, USER_ROLE, USER_ROLES, USERS,
-    USERS_BY_EMAIL, User, UserRole, email_key, newsletter_on_email, preference_key, user_role_key,
+    USERS_BY_EMAIL, User, UserRole, email_key, escape_html, newsletter_on_email, preference_key,
+    user_role_key,
 };
 use hookflow::{Failure, Function, NonRetriable};
 use hookflow_clients::{ResendEmail, Services};
@@ -149,7 +150,7 @@ pub fn function(services: &Services) -> Function {
                             from: services.settings.course_sender()?,
                             to: vec![admin],
                             subject: email.subject,
-                            html: format!("<p>{}</p>", escape(&email.body)),
+                            html: format!("<p>{}</p>", escape_html(&email.body)),
                             text: Some(email.body),
                             ..ResendEmail::default()
                         };
@@ -159,12 +160,6 @@ pub fn function(services: &Services) -> Function {
                 Ok(json!({ "sendResponse": { "id": sent }, "email": notice, "user": user }))
             }
         })
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
