@@ -104,6 +104,22 @@ pub enum ClientError {
     /// The provider answered with a non-2xx status.
     #[error(transparent)]
     Status(StatusError),
+    /// A GraphQL API answered 200 with errors (Shopify Admin): throttling
+    /// (`THROTTLED`) is retried after a second, any other error is final.
+    #[error("{api} {operation}: {code}: {message}")]
+    GraphQl {
+        /// The API.
+        api: &'static str,
+        /// The client method.
+        operation: &'static str,
+        /// The first error's `extensions.code` (`THROTTLED`, ...), or `ERROR`.
+        code: String,
+        /// The first error's message (never the query or its variables).
+        message: String,
+        /// [`RetryAfter`] for throttling, [`NonRetriable`] otherwise.
+        #[source]
+        verdict: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The provider answered 2xx with a body that does not decode.
     #[error("{api} {operation}: unexpected response body")]
     Decode {

@@ -20,14 +20,19 @@ pub mod clerk;
 pub mod discord;
 pub mod email;
 pub mod error;
+pub mod ga4;
 pub mod google_calendar;
 mod http;
+pub mod meta;
+pub mod outbound;
 pub mod posthog;
 pub mod printify;
 pub mod resend;
 pub mod services;
+pub mod shopify;
 pub mod slack;
 pub mod stripe;
+pub mod tenants;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -36,16 +41,23 @@ pub use clerk::{ClerkClient, User};
 pub use discord::{DiscordClient, DiscordUser, GuildMember, Message};
 pub use email::{Email, EmailClient};
 pub use error::{ClientError, Result, StatusError};
+pub use ga4::Ga4Client;
 pub use google_calendar::{
     CalendarEvent, EventDateTime, EventPatch, GoogleCalendarClient, NewEvent,
 };
 pub use http::{Env, HttpClient, process_env};
+pub use meta::MetaConversions;
+pub use outbound::OutboundWebhooks;
 pub use posthog::PostHogClient;
 pub use printify::{LineItem, NewOrder, PrintifyClient, PrintifyProduct, PrintifyVariant};
 pub use resend::{ResendClient, ResendEmail};
 pub use services::{Services, SettingError, Settings};
+pub use shopify::{ShopifyAdmin, ShopifyOrder, ShopifyShop};
 pub use slack::SlackClient;
-pub use stripe::{CheckoutSession, CustomerDetails, Refund, RefundReason, StripeClient};
+pub use stripe::{
+    CheckoutSession, CustomerDetails, NewTransfer, Refund, RefundReason, StripeClient, Transfer,
+};
+pub use tenants::{Tenant, Tenants};
 
 /// Every client the reference workflows use, sharing one connection pool.
 #[derive(Clone, Debug)]
@@ -74,6 +86,14 @@ pub struct Clients {
     /// The merch shop's catalog and orders (disabled without
     /// `PRINTIFY_API_TOKEN`, its calls then fail naming the variable).
     pub printify: PrintifyClient,
+    /// Shopify Admin, per tenant shop (tokens from `COMMERCE_TENANTS`).
+    pub shopify: ShopifyAdmin,
+    /// Meta Conversions API (pixel and token per tenant).
+    pub meta: MetaConversions,
+    /// GA4 Measurement Protocol (stream and secret per tenant).
+    pub ga4: Ga4Client,
+    /// Tenants' own webhook endpoints.
+    pub outbound: OutboundWebhooks,
 }
 
 impl Clients {
@@ -112,6 +132,10 @@ impl Clients {
             resend: ResendClient::from_env_or_disabled(http, env)?,
             google_calendar: GoogleCalendarClient::from_env_or_disabled(http, env)?,
             printify: PrintifyClient::from_env_or_disabled(http, env)?,
+            shopify: ShopifyAdmin::from_env(http, env)?,
+            meta: MetaConversions::from_env(http, env)?,
+            ga4: Ga4Client::from_env(http, env)?,
+            outbound: OutboundWebhooks::new(http),
         })
     }
 
@@ -135,6 +159,10 @@ impl Clients {
             resend: ResendClient::from_env_or_disabled(http, env)?,
             google_calendar: GoogleCalendarClient::from_env_or_disabled(http, env)?,
             printify: PrintifyClient::from_env_or_disabled(http, env)?,
+            shopify: ShopifyAdmin::from_env(http, env)?,
+            meta: MetaConversions::from_env(http, env)?,
+            ga4: Ga4Client::from_env(http, env)?,
+            outbound: OutboundWebhooks::new(http),
         })
     }
 

@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::error::ClientError;
 use crate::http::{Env, HttpClient, optional};
+use crate::tenants::{Tenant, Tenants};
 use crate::{Clients, SlackClient};
 
 /// Workflow configuration read from the environment (see [`Settings::VARS`]).
@@ -37,6 +38,7 @@ pub struct Settings {
     course_admin_email: Option<String>,
     printify_shop_id: Option<String>,
     merch_time_zone: Option<String>,
+    commerce_tenants: Tenants,
 }
 
 /// A setting a workflow needs is unset, or a set one is malformed. Carries
@@ -103,8 +105,10 @@ impl Settings {
     pub const PRINTIFY_SHOP_ID_VAR: &'static str = "PRINTIFY_SHOP_ID";
     /// The IANA time zone of the merch shop's crons (default `UTC`).
     pub const MERCH_TIME_ZONE_VAR: &'static str = "MERCH_TIME_ZONE";
+    /// The commerce platform's tenants (a JSON array, see [`Tenants`]).
+    pub const COMMERCE_TENANTS_VAR: &'static str = "COMMERCE_TENANTS";
     /// Every variable read, for documentation and start-up logs.
-    pub const VARS: [&'static str; 12] = [
+    pub const VARS: [&'static str; 13] = [
         Self::CAL_EVENT_TYPE_ID_VAR,
         Self::BOOKING_TIME_ZONE_VAR,
         Self::EMAIL_FROM_VAR,
@@ -117,6 +121,7 @@ impl Settings {
         Self::COURSE_ADMIN_EMAIL_VAR,
         Self::PRINTIFY_SHOP_ID_VAR,
         Self::MERCH_TIME_ZONE_VAR,
+        Self::COMMERCE_TENANTS_VAR,
     ];
 
     /// Reads the settings; unset ones stay unset.
@@ -132,6 +137,15 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let commerce_tenants = optional(env, Self::COMMERCE_TENANTS_VAR)
+            .map(|v| {
+                Tenants::parse(&v).map_err(|reason| SettingError::Invalid {
+                    var: Self::COMMERCE_TENANTS_VAR,
+                    reason,
+                })
+            })
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
             cal_event_type_id,
             booking_time_zone: optional(env, Self::BOOKING_TIME_ZONE_VAR),
@@ -146,6 +160,7 @@ impl Settings {
             course_admin_email: optional(env, Self::COURSE_ADMIN_EMAIL_VAR),
             printify_shop_id: optional(env, Self::PRINTIFY_SHOP_ID_VAR),
             merch_time_zone: optional(env, Self::MERCH_TIME_ZONE_VAR),
+            commerce_tenants,
         })
     }
 
@@ -222,6 +237,30 @@ impl Settings {
     #[must_use]
     pub fn merch_time_zone(&self) -> &str {
         self.merch_time_zone.as_deref().unwrap_or("UTC")
+    }
+
+    /// With these commerce tenants.
+    #[must_use]
+    pub fn with_tenants(mut self, tenants: Tenants) -> Self {
+        self.commerce_tenants = tenants;
+        self
+    }
+
+    /// The commerce platform's tenants (none when unset).
+    #[must_use]
+    pub fn tenants(&self) -> &Tenants {
+        &self.commerce_tenants
+    }
+
+    /// The tenant with this id.
+    ///
+    /// # Errors
+    /// [`SettingError::Missing`] naming [`Self::COMMERCE_TENANTS_VAR`] when
+    /// no tenant has that id.
+    pub fn tenant(&self, id: &str) -> Result<&Tenant, SettingError> {
+        self.commerce_tenants.by_id(id).ok_or_else(|| {
+            SettingError::missing(Self::COMMERCE_TENANTS_VAR, "a tenant with this id")
+        })
     }
 
     /// With sign-up notices sent to `email`.

@@ -1,4 +1,4 @@
-//! Stripe: refunds and Checkout Sessions.
+//! Stripe: refunds, Checkout Sessions and Connect transfers (creator payouts).
 //!
 //! Requests are form-encoded with the secret key as a Bearer token. Calls that
 //! move money take an idempotency key (pass `step.idempotency_key()`), sent as
@@ -12,6 +12,20 @@ use serde::Deserialize;
 
 use crate::error::{ClientError, Result};
 use crate::http::{Api, Credential, HttpClient};
+
+/// An idempotency key as a header value; blank or invalid is an argument error.
+fn idempotency_header(op: &'static str, key: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(key.trim())
+        .ok()
+        .filter(|key| !key.is_empty())
+        .ok_or_else(|| {
+            ClientError::invalid_argument(
+                "stripe",
+                op,
+                "the idempotency key is empty or not a valid header value",
+            )
+        })
+}
 
 /// Stripe's API.
 #[derive(Clone, Debug)]
@@ -57,6 +71,37 @@ pub struct Refund {
     /// The reason given, if any.
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// A transfer to a connected account (Stripe Connect), as Stripe returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Transfer {
+    /// `tr_...`
+    pub id: String,
+    /// Amount, in the currency's smallest unit.
+    pub amount: i64,
+    /// Three-letter ISO currency code, lowercase.
+    pub currency: String,
+    /// The connected account (`acct_...`).
+    pub destination: String,
+    /// The transfer group given, if any.
+    #[serde(default)]
+    pub transfer_group: Option<String>,
+}
+
+/// A transfer to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTransfer<'a> {
+    /// Amount in the currency's smallest unit (above zero).
+    pub amount: i64,
+    /// Three-letter ISO currency code.
+    pub currency: &'a str,
+    /// The connected account (`acct_...`).
+    pub destination: &'a str,
+    /// Groups related transfers (the payout request id).
+    pub transfer_group: Option<&'a str>,
+    /// A note shown in the dashboard.
+    pub description: Option<&'a str>,
 }
 
 /// A Checkout Session (the fields the workflows use).
@@ -134,16 +179,7 @@ impl StripeClient {
         idempotency_key: &str,
     ) -> Result<Refund> {
         const OP: &str = "create_refund";
-        let idempotency_key = HeaderValue::from_str(idempotency_key.trim())
-            .ok()
-            .filter(|key| !key.is_empty())
-            .ok_or_else(|| {
-                ClientError::invalid_argument(
-                    "stripe",
-                    OP,
-                    "the idempotency key is empty or not a valid header value",
-                )
-            })?;
+        let idempotency_key = idempotency_header(OP, idempotency_key)?;
         let mut form = vec![("payment_intent", payment_intent.to_owned())];
         if let Some(amount) = amount {
             form.push(("amount", amount.to_string()));
@@ -152,6 +188,48 @@ impl StripeClient {
             form.push(("reason", reason.as_str().to_owned()));
         }
         let url = self.api.url(OP, &["v1", "refunds"])?;
+        let req = self
+            .api
+            .request(Method::POST, url)
+            .header("Idempotency-Key", idempotency_key)
+            .form(&form);
+        self.api.send_json(OP, req).await
+    }
+
+    /// Moves money to a connected account, once per `idempotency_key`
+    /// (`POST /v1/transfers`): a retry after a timeout with the same key gets
+    /// the first transfer back instead of paying again (Stripe keeps keys for
+    /// 24 hours).
+    ///
+    /// # Errors
+    /// [`ClientError`]; a transfer Stripe refuses (insufficient balance, an
+    /// account that cannot receive) is a 400 and not retried.
+    pub async fn create_transfer(
+        &self,
+        transfer: &NewTransfer<'_>,
+        idempotency_key: &str,
+    ) -> Result<Transfer> {
+        const OP: &str = "create_transfer";
+        let idempotency_key = idempotency_header(OP, idempotency_key)?;
+        if transfer.amount <= 0 {
+            return Err(ClientError::invalid_argument(
+                "stripe",
+                OP,
+                "a transfer amount is above zero",
+            ));
+        }
+        let mut form = vec![
+            ("amount", transfer.amount.to_string()),
+            ("currency", transfer.currency.to_ascii_lowercase()),
+            ("destination", transfer.destination.to_owned()),
+        ];
+        if let Some(group) = transfer.transfer_group {
+            form.push(("transfer_group", group.to_owned()));
+        }
+        if let Some(description) = transfer.description {
+            form.push(("description", description.to_owned()));
+        }
+        let url = self.api.url(OP, &["v1", "transfers"])?;
         let req = self
             .api
             .request(Method::POST, url)

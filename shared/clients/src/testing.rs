@@ -26,8 +26,9 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::{
-    CalClient, ClerkClient, Clients, DiscordClient, EmailClient, GoogleCalendarClient, HttpClient,
-    PostHogClient, PrintifyClient, ResendClient, SlackClient, StripeClient,
+    CalClient, ClerkClient, Clients, DiscordClient, EmailClient, Ga4Client, GoogleCalendarClient,
+    HttpClient, MetaConversions, PostHogClient, PrintifyClient, ResendClient, ShopifyAdmin,
+    SlackClient, StripeClient,
 };
 
 /// Where the Stripe API is mounted (`/stripe/v1/refunds`).
@@ -51,6 +52,13 @@ pub const PRINTIFY_PREFIX: &str = "/printify/v1";
 /// Where the Google Calendar API is mounted, `/calendar/v3` left out
 /// (`/gcal/calendars/primary/events/{id}`).
 pub const GOOGLE_CALENDAR_PREFIX: &str = "/gcal";
+/// Shopify Admin: `{url}/shopify/{shop}/graphql.json` per shop
+/// ([`TestServer::shopify_graphql_path`]).
+pub const SHOPIFY_PREFIX: &str = "/shopify";
+/// Meta Conversions API (`/meta/{pixel}/events`).
+pub const META_PREFIX: &str = "/meta";
+/// GA4 Measurement Protocol (`/ga4/mp/collect`).
+pub const GA4_PREFIX: &str = "/ga4";
 /// The Google OAuth token endpoint's path (`GOOG_OAUTH_TOKEN_URL`, and the JWT
 /// `aud`).
 pub const GOOGLE_TOKEN_PATH: &str = "/google/token";
@@ -386,10 +394,22 @@ impl TestServer {
                 GoogleCalendarClient::TOKEN_URL_VAR,
                 format!("{url}{GOOGLE_TOKEN_PATH}"),
             ),
+            (
+                ShopifyAdmin::BASE_VAR,
+                format!("{url}{SHOPIFY_PREFIX}/{{shop}}"),
+            ),
+            (MetaConversions::BASE_VAR, format!("{url}{META_PREFIX}")),
+            (Ga4Client::BASE_VAR, format!("{url}{GA4_PREFIX}")),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// The path Shopify Admin GraphQL calls for `shop` arrive at.
+    #[must_use]
+    pub fn shopify_graphql_path(shop: &str) -> String {
+        format!("{SHOPIFY_PREFIX}/{shop}/graphql.json")
     }
 
     /// A service account JSON key like the one Google issues, with the test

@@ -3,6 +3,7 @@
 
 mod cal;
 mod clerk;
+mod commerce;
 mod config;
 mod discord;
 mod email;

@@ -276,3 +276,66 @@ async fn rate_limits_and_stripe_should_retry_are_honoured() {
         ]
     );
 }
+
+const TRANSFERS: &str = "/stripe/v1/transfers";
+
+#[tokio::test]
+async fn a_transfer_retried_after_a_timeout_sends_the_same_key() {
+    use hookflow_clients::NewTransfer;
+    // GIVEN Stripe answers the first transfer too late, then at once
+    let (server, clients) = setup().await;
+    let transfer = json!({"id": "tr_1", "amount": 2500, "currency": "usd",
+        "destination": "acct_1", "transfer_group": "payout_1"});
+    server.on_sequence(
+        "POST",
+        TRANSFERS,
+        [
+            Reply::json(200, &transfer).delayed(Duration::from_secs(6)),
+            Reply::json(200, &transfer),
+        ],
+    );
+    let new = NewTransfer {
+        amount: 2500,
+        currency: "USD",
+        destination: "acct_1",
+        transfer_group: Some("payout_1"),
+        description: None,
+    };
+    // WHEN the first call times out (5 s) and is retried
+    let err = clients
+        .stripe
+        .create_transfer(&new, "payout-payout_1")
+        .await
+        .unwrap_err();
+    assert_eq!(engine_verdict(err), Verdict::Retry);
+    let made = clients
+        .stripe
+        .create_transfer(&new, "payout-payout_1")
+        .await
+        .unwrap();
+    // THEN both requests carried the same key (Stripe pays once per key)
+    assert_eq!(made.id, "tr_1");
+    let sent = server.requests_to("POST", TRANSFERS);
+    assert_eq!(sent.len(), 2);
+    for req in &sent {
+        assert_eq!(req.header("idempotency-key"), Some("payout-payout_1"));
+        let form = req.form();
+        assert_eq!(
+            (
+                form["amount"].as_str(),
+                form["currency"].as_str(),
+                form["destination"].as_str()
+            ),
+            ("2500", "usd", "acct_1")
+        );
+    }
+    // AND a non-positive amount is refused before sending
+    let zero = NewTransfer { amount: 0, ..new };
+    let err = clients
+        .stripe
+        .create_transfer(&zero, "k")
+        .await
+        .unwrap_err();
+    assert_eq!(engine_verdict(err), Verdict::Final);
+    assert_eq!(server.requests_to("POST", TRANSFERS).len(), 2);
+}
