@@ -233,7 +233,8 @@ impl<B: Backend> World<B> {
 
     /// One user's entitlements (all, revoked ones included), by id.
     pub async fn entitlements(&self, user_id: &str) -> Vec<Entitlement> {
-        list_prefixed(&self.docs, ENTITLEMENTS, &entitlements_of(user_id))
+        self.docs
+            .list_prefixed(ENTITLEMENTS, &entitlements_of(user_id))
             .await
             .unwrap()
     }

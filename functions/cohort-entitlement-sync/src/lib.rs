@@ -19,7 +19,7 @@ use std::collections::BTreeSet;
 
 use course::{
     COHORT, ContentResource, ENROLLMENTS, ENTITLEMENTS, Enrollment, Entitlement, RESOURCES,
-    enrollments_in, entitlement_id, entitlement_key, entitlements_of, list_prefixed, nested_ids,
+    enrollments_in, entitlement_id, entitlement_key, entitlements_of, nested_ids,
 };
 use hookflow::{Ctx, Event, Failure, Function, NonRetriable};
 use hookflow_clients::Services;
@@ -120,8 +120,9 @@ async fn fan_out(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let learners: Vec<String> = ctx
         .step
         .run("list-enrolled-users", move || async move {
-            let enrolled: Vec<Enrollment> =
-                list_prefixed(&docs, ENROLLMENTS, &enrollments_in(&id)).await?;
+            let enrolled: Vec<Enrollment> = docs
+                .list_prefixed(ENROLLMENTS, &enrollments_in(&id))
+                .await?;
             let unique: BTreeSet<String> = enrolled.into_iter().map(|e| e.user_id).collect();
             Ok(unique.into_iter().collect())
         })
@@ -151,8 +152,9 @@ async fn fan_out(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
 /// # Errors
 /// Store failures.
 pub async fn sync_user(docs: &DocStore, sync: &SyncUser) -> anyhow::Result<Value> {
-    let owned: Vec<Entitlement> =
-        list_prefixed(docs, ENTITLEMENTS, &entitlements_of(&sync.user_id)).await?;
+    let owned: Vec<Entitlement> = docs
+        .list_prefixed(ENTITLEMENTS, &entitlements_of(&sync.user_id))
+        .await?;
     let of_cohort: Vec<&Entitlement> = owned
         .iter()
         .filter(|e| e.cohort_id.as_deref() == Some(sync.cohort_id.as_str()))

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use course::{
     ACCOUNTS, Account, ENTITLEMENTS, Entitlement, USERS, User, account_key, entitlements_of,
-    list_prefixed, load_required,
+    load_required,
 };
 use hookflow::{Ctx, Failure, Function, NonRetriable};
 use hookflow_clients::{GuildMember, Services};
@@ -152,8 +152,9 @@ async fn link(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let entitled: Vec<String> = ctx
         .step
         .run("get-discord-entitlements", move || async move {
-            let owned: Vec<Entitlement> =
-                list_prefixed(&docs, ENTITLEMENTS, &entitlements_of(&user_id)).await?;
+            let owned: Vec<Entitlement> = docs
+                .list_prefixed(ENTITLEMENTS, &entitlements_of(&user_id))
+                .await?;
             Ok(owned
                 .into_iter()
                 .filter(|e| e.is_active() && e.entitlement_type.ends_with(DISCORD_ROLE_SUFFIX))

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use course::{
     COHORT, ContentResource, ENROLLMENTS, ENTITLEMENTS, Enrollment, Entitlement, LEARNER_ROLE,
     MEMBERSHIPS, Membership, ORGANIZATIONS, Organization, Purchase, User, enrollment_key,
-    entitlement_id, entitlement_key, entitlements_of, list_prefixed, membership_key, nested_ids,
+    entitlement_id, entitlement_key, entitlements_of, membership_key, nested_ids,
     personal_organization_id,
 };
 use hookflow_docs::DocStore;
@@ -46,8 +46,9 @@ pub async fn revoke_coupon_entitlements(
     if used.is_empty() {
         return Ok(0);
     }
-    let owned: Vec<Entitlement> =
-        list_prefixed(docs, ENTITLEMENTS, &entitlements_of(user_id)).await?;
+    let owned: Vec<Entitlement> = docs
+        .list_prefixed(ENTITLEMENTS, &entitlements_of(user_id))
+        .await?;
     let now = docs.now_ms();
     let mut revoked = 0;
     for entitlement in owned {

@@ -37,6 +37,7 @@ pub fn functions_with(services: &Services) -> Vec<Function> {
         refund_remove_calendar::function(services),
     ];
     functions.extend(merch::functions(services));
+    functions.extend(commerce::functions(services));
     functions
 }
 

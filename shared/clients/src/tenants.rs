@@ -118,8 +118,11 @@ impl Tenants {
         })?;
         let mut seen = std::collections::BTreeSet::new();
         for t in &tenants {
-            if t.id.trim().is_empty() || t.shop_domain.trim().is_empty() {
-                return Err("a tenant has an empty id or shopDomain".into());
+            if t.id.trim().is_empty()
+                || t.shop_domain.trim().is_empty()
+                || t.shopify_token.trim().is_empty()
+            {
+                return Err("a tenant has an empty id, shopDomain or shopifyToken".into());
             }
             if t.id.contains(':') {
                 return Err(format!("tenant id `{}` contains `:`", t.id));

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use hookflow::clock::{Clock, SystemClock};
 use hookflow::error::Result;
+use hookflow::{Ctx, NonRetriable};
 
 use crate::{Document, DocumentError, Documents, UPDATE_ATTEMPTS};
 
@@ -194,6 +195,37 @@ impl DocStore {
         self.inner.list(collection, after, limit)
     }
 
+    /// Every document of `collection` whose key starts with `prefix`, in key
+    /// order, decoded as `T` (read a page of 100 at a time).
+    ///
+    /// # Errors
+    /// Store failures; a stored value that is not a `T`.
+    pub async fn list_prefixed<T: DeserializeOwned>(
+        &self,
+        collection: &str,
+        prefix: &str,
+    ) -> Result<Vec<T>> {
+        const PAGE: usize = 100;
+        let mut found = Vec::new();
+        // Keys sort in UTF-8 byte order, so every key with the prefix sorts
+        // after the prefix itself (never a full key: keys add a part to it).
+        let mut after = prefix.to_owned();
+        loop {
+            let page = self.list_docs(collection, Some(&after), PAGE).await?;
+            let full = page.len() == PAGE;
+            for doc in page {
+                if !doc.key.starts_with(prefix) {
+                    return Ok(found);
+                }
+                after.clone_from(&doc.key);
+                found.push(serde_json::from_value(doc.value)?);
+            }
+            if !full {
+                return Ok(found);
+            }
+        }
+    }
+
     /// The document decoded as `T`, with its version.
     ///
     /// # Errors
@@ -308,4 +340,33 @@ impl DocStore {
         }
         .into())
     }
+}
+
+/// The document at (`collection`, `key`), read in step `step` (so a replay
+/// reads the checkpoint, not the store); missing, the run fails at once with
+/// `missing` (the plan's "User not found", "Product not found", ...).
+///
+/// # Errors
+/// `missing` ([`NonRetriable`]); store failures (retried); a step error.
+pub async fn load_required<T>(
+    ctx: &Ctx,
+    docs: &DocStore,
+    step: &str,
+    (collection, key): (&str, &str),
+    missing: &str,
+) -> anyhow::Result<T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    let (docs, collection, key) = (docs.clone(), collection.to_owned(), key.to_owned());
+    let missing = missing.to_owned();
+    Ok(ctx
+        .step
+        .run(step, move || async move {
+            match docs.get::<T>(&collection, &key).await? {
+                Some((value, _)) => Ok(value),
+                None => Err(NonRetriable::new(missing).into()),
+            }
+        })
+        .await?)
 }

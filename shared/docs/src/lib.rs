@@ -25,7 +25,7 @@ mod doc_store;
 #[cfg(feature = "testing")]
 pub mod testkit;
 
-pub use doc_store::DocStore;
+pub use doc_store::{DocStore, load_required};
 
 use std::future::Future;
 use std::sync::LazyLock;

@@ -30,7 +30,7 @@ fn every_sample_file_is_generated_and_every_generated_sample_exists() {
         .map(|s| s.file_name.to_owned())
         .collect();
     assert_eq!(on_disk, generated, "run scripts/gen-samples.sh");
-    assert_eq!(on_disk.len(), 24);
+    assert_eq!(on_disk.len(), 27);
 }
 
 #[test]

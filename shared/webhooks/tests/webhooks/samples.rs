@@ -172,6 +172,39 @@ pub fn all() -> Vec<Sample> {
             23,
             PRINTIFY_PRODUCT_DELETED,
         ),
+        shopify_sample_of(
+            "webhook-shopify-orders-updated.json",
+            ("orders/updated", "shopify/orders/updated"),
+            24,
+            ("hookflow-test.myshopify.com", "820982911946154508"),
+            (
+                "5f0c3a71-2a4e-4b8f-9d36-7c1e0b9a4d21",
+                "b54557e4-bdd9-4b37-8a5f-4c6a2e0d9f11",
+            ),
+            SHOPIFY_ORDER_DELIVERED,
+        ),
+        shopify_sample_of(
+            "webhook-shopify-orders-create-south.json",
+            ("orders/create", "shopify/orders/create"),
+            25,
+            ("hookflow-south.myshopify.com", "450789469"),
+            (
+                "0b6e9d4c-8f27-4c1a-a5e3-2d9f6b7c8e10",
+                "7d1f3b25-6e0a-4c9b-b2d8-5a4e3f2c1b01",
+            ),
+            SHOPIFY_SOUTH_ORDER_CREATED,
+        ),
+        shopify_sample_of(
+            "webhook-shopify-orders-updated-south.json",
+            ("orders/updated", "shopify/orders/updated"),
+            26,
+            ("hookflow-south.myshopify.com", "450789469"),
+            (
+                "c3d1e7f2-5b9a-4e6c-8a0d-1f2e3d4c5b6a",
+                "7d1f3b25-6e0a-4c9b-b2d8-5a4e3f2c1b02",
+            ),
+            SHOPIFY_SOUTH_ORDER_DELIVERED,
+        ),
     ];
     samples.sort_by_key(|sample| sample.file_name);
     samples
@@ -414,39 +447,53 @@ fn clerk_sample_of(
 }
 
 fn shopify_sample() -> Sample {
-    let secs = at(3);
-    let body = fill(SHOPIFY_ORDER_CREATED, secs);
+    shopify_sample_of(
+        "webhook-shopify-orders-create.json",
+        ("orders/create", "shopify/orders/create"),
+        3,
+        ("hookflow-test.myshopify.com", "820982911946154508"),
+        (
+            "98880550-7158-44d4-b7cd-2c97c8a091b5",
+            "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+        ),
+        SHOPIFY_ORDER_CREATED,
+    )
+}
+
+/// A Shopify order webhook: `(topic, event name)`, `(shop, order id)`,
+/// `(event id, webhook id)`.
+fn shopify_sample_of(
+    file_name: &'static str,
+    (topic, name): (&str, &'static str),
+    index: i64,
+    (shop, order_id): (&str, &str),
+    (event_id, webhook_id): (&str, &str),
+    template: &str,
+) -> Sample {
+    let secs = at(index);
+    let body = fill(template, secs);
     let headers = [
         ("x-shopify-api-version", "2025-04".to_owned()),
-        (
-            "x-shopify-event-id",
-            "98880550-7158-44d4-b7cd-2c97c8a091b5".to_owned(),
-        ),
+        ("x-shopify-event-id", event_id.to_owned()),
         (
             "x-shopify-hmac-sha256",
             shopify::signature(secrets::SHOPIFY_WEBHOOK_SECRET.as_bytes(), body.as_bytes()),
         ),
-        ("x-shopify-order-id", "820982911946154508".to_owned()),
-        (
-            "x-shopify-shop-domain",
-            "hookflow-test.myshopify.com".to_owned(),
-        ),
-        ("x-shopify-topic", "orders/create".to_owned()),
+        ("x-shopify-order-id", order_id.to_owned()),
+        ("x-shopify-shop-domain", shop.to_owned()),
+        ("x-shopify-topic", topic.to_owned()),
         (
             "x-shopify-triggered-at",
             time(secs, "%Y-%m-%dT%H:%M:%S.000000Z"),
         ),
-        (
-            "x-shopify-webhook-id",
-            "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043".to_owned(),
-        ),
+        ("x-shopify-webhook-id", webhook_id.to_owned()),
         ("user-agent", "Shopify-Captain-Hook".to_owned()),
     ];
     request_event(
-        "webhook-shopify-orders-create.json",
+        file_name,
         Provider::Shopify,
         secs,
-        Some("shopify/orders/create"),
+        Some(name),
         &headers,
         &body,
     )
@@ -754,6 +801,12 @@ const STRIPE_REFUND: &str = r#"{
 const CLERK_USER_CREATED: &str = r#"{"data":{"created_at":@MS@,"email_addresses":[{"email_address":"ada@example.com","id":"idn_2hookflowEmail0001","linked_to":[],"object":"email_address","verification":{"status":"verified","strategy":"email_code"}}],"external_id":null,"first_name":"Ada","id":"user_2hookflowClerkId0001","image_url":"https://img.clerk.com/hookflow-test","last_name":"Lovelace","last_sign_in_at":null,"object":"user","primary_email_address_id":"idn_2hookflowEmail0001","private_metadata":{},"public_metadata":{},"unsafe_metadata":{},"updated_at":@MS@,"username":null},"event_attributes":{"http_request":{"client_ip":"203.0.113.7","user_agent":"Mozilla/5.0"}},"instance_id":"ins_2hookflowInstance01","object":"event","timestamp":@MS@,"type":"user.created"}"#;
 
 const SHOPIFY_ORDER_CREATED: &str = r##"{"id":820982911946154508,"admin_graphql_api_id":"gid://shopify/Order/820982911946154508","contact_email":"ada@example.com","created_at":"@ISO@","currency":"USD","current_total_price":"150.00","email":"ada@example.com","financial_status":"paid","fulfillment_status":null,"name":"#1001","note_attributes":[{"name":"clerkId","value":"user_2hookflowClerkId0001"}],"order_number":1001,"processed_at":"@ISO@","subtotal_price":"150.00","test":true,"total_price":"150.00","customer":{"id":115310627314723954,"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace"},"line_items":[{"id":866550311766439020,"name":"Mentoring pack - 3 sessions","price":"150.00","product_id":788032119674292922,"quantity":1,"sku":"pack_3_sessions","title":"Mentoring pack","variant_id":642667041472713922}]}"##;
+
+const SHOPIFY_ORDER_DELIVERED: &str = r##"{"id":820982911946154508,"admin_graphql_api_id":"gid://shopify/Order/820982911946154508","contact_email":"ada@example.com","created_at":"2025-06-02T10:18:30Z","currency":"USD","current_total_price":"150.00","email":"ada@example.com","financial_status":"paid","fulfillment_status":"fulfilled","name":"#1001","order_number":1001,"updated_at":"@ISO@","total_price":"150.00","customer":{"id":115310627314723954,"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace"},"fulfillments":[{"id":255858046,"status":"success","shipment_status":"delivered","tracking_company":"UPS","tracking_number":"1Z2345","updated_at":"@ISO@"}],"line_items":[{"id":866550311766439020,"name":"Mentoring pack - 3 sessions","price":"150.00","product_id":788032119674292922,"quantity":1,"sku":"pack_3_sessions","title":"Mentoring pack","variant_id":642667041472713922}]}"##;
+
+const SHOPIFY_SOUTH_ORDER_CREATED: &str = r##"{"id":450789469,"admin_graphql_api_id":"gid://shopify/Order/450789469","contact_email":"grace@example.com","created_at":"@ISO@","currency":"EUR","current_total_price":"64.90","discount_codes":[{"code":"GRACE15","amount":"11.45","type":"percentage"}],"email":"grace@example.com","financial_status":"paid","fulfillment_status":null,"name":"#S1042","note_attributes":[{"name":"visitorId","value":"v_grace_01"}],"order_number":1042,"processed_at":"@ISO@","total_price":"64.90","customer":{"id":207119551,"email":"grace@example.com","first_name":"Grace","last_name":"Hopper"},"line_items":[{"id":518995019,"name":"Linen shirt - M","price":"76.35","product_id":632910392,"quantity":1,"sku":"SHIRT-LINEN-M","title":"Linen shirt","variant_id":808950810}]}"##;
+
+const SHOPIFY_SOUTH_ORDER_DELIVERED: &str = r##"{"id":450789469,"admin_graphql_api_id":"gid://shopify/Order/450789469","contact_email":"grace@example.com","created_at":"2025-06-02T10:40:30Z","currency":"EUR","current_total_price":"64.90","email":"grace@example.com","financial_status":"paid","fulfillment_status":"fulfilled","name":"#S1042","order_number":1042,"updated_at":"@ISO@","total_price":"64.90","customer":{"id":207119551,"email":"grace@example.com","first_name":"Grace","last_name":"Hopper"},"fulfillments":[{"id":255858047,"status":"success","shipment_status":"delivered","tracking_company":"DHL","tracking_number":"JD0146","updated_at":"@ISO@"}],"line_items":[{"id":518995019,"name":"Linen shirt - M","price":"76.35","product_id":632910392,"quantity":1,"sku":"SHIRT-LINEN-M","title":"Linen shirt","variant_id":808950810}]}"##;
 
 const PAYPAL_CAPTURE_COMPLETED: &str = r#"{"id":"WH-2HOOKFLOW0000000-00000000000000000","event_version":"1.0","create_time":"@ISO@","resource_type":"capture","resource_version":"2.0","event_type":"PAYMENT.CAPTURE.COMPLETED","summary":"Payment completed for $ 150.0 USD","resource":{"id":"2HK12345AB678901C","status":"COMPLETED","amount":{"currency_code":"USD","value":"150.00"},"final_capture":true,"custom_id":"{\"clerkId\":\"user_2hookflowClerkId0001\",\"packId\":\"pack_3_sessions\"}","invoice_id":"hookflow-inv-0001","seller_protection":{"status":"ELIGIBLE","dispute_categories":["ITEM_NOT_RECEIVED","UNAUTHORIZED_TRANSACTION"]},"seller_receivable_breakdown":{"gross_amount":{"currency_code":"USD","value":"150.00"},"paypal_fee":{"currency_code":"USD","value":"5.74"},"net_amount":{"currency_code":"USD","value":"144.26"}},"supplementary_data":{"related_ids":{"order_id":"5O190127TN364715T"}},"create_time":"@ISO@","update_time":"@ISO@","links":[{"href":"https://api.sandbox.paypal.com/v2/payments/captures/2HK12345AB678901C","rel":"self","method":"GET"},{"href":"https://api.sandbox.paypal.com/v2/payments/captures/2HK12345AB678901C/refund","rel":"refund","method":"POST"}]},"links":[{"href":"https://api.sandbox.paypal.com/v1/notifications/webhooks-events/WH-2HOOKFLOW0000000-00000000000000000","rel":"self","method":"GET"}]}"#;
 

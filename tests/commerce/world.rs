@@ -1,0 +1,342 @@
+//! The world the commerce platform's scenarios run in: every registry
+//! function on a backend (SQLite or moto) with a fake clock, one test server
+//! for every API (Shopify for each shop, Stripe, Resend, Slack, Meta, GA4 and
+//! the tenants' webhook endpoints), and three tenants:
+//! - `north` (`hookflow-test.myshopify.com`): Meta, GA4 and an outbound
+//!   webhook endpoint configured;
+//! - `south` (`hookflow-south.myshopify.com`): nothing optional;
+//! - `west` (`hookflow-west.myshopify.com`): no samples, for the crons.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use commerce::{Creator, Order, key};
+use hookflow::{FakeClock, Run};
+use hookflow_aws::testing::AwsTestEnv;
+use hookflow_clients::testing::{
+    GA4_PREFIX, META_PREFIX, RESEND_PREFIX, Reply, SLACK_PATH, TestServer,
+};
+use hookflow_clients::{Services, Settings, Tenant, Tenants};
+use hookflow_docs::DocStore;
+use hookflow_embedded::SqliteStore;
+use hookflow_embedded::testing::TestEnv;
+use hookflow_webhooks::ApiGatewayV2Request;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use hookflow_tests::backend::{self, Backend};
+
+pub const NORTH_CREATED: &str = include_str!("../../events/webhook-shopify-orders-create.json");
+pub const NORTH_DELIVERED: &str = include_str!("../../events/webhook-shopify-orders-updated.json");
+pub const SOUTH_CREATED: &str =
+    include_str!("../../events/webhook-shopify-orders-create-south.json");
+pub const SOUTH_DELIVERED: &str =
+    include_str!("../../events/webhook-shopify-orders-updated-south.json");
+
+pub const NORTH_SHOP: &str = "hookflow-test.myshopify.com";
+pub const SOUTH_SHOP: &str = "hookflow-south.myshopify.com";
+pub const NORTH_ORDER: &str = "820982911946154508";
+pub const SOUTH_ORDER: &str = "450789469";
+/// When the samples' orders were delivered (the Shopify API says so).
+pub const NORTH_DELIVERED_AT: &str = "2025-06-02T10:30:00Z";
+pub const SOUTH_DELIVERED_AT: &str = "2025-06-02T10:45:00Z";
+
+pub const TRANSFERS: &str = "/stripe/v1/transfers";
+pub const HOOKS: &str = "/hooks/north";
+
+pub fn emails_path() -> String {
+    format!("{RESEND_PREFIX}/emails")
+}
+
+pub fn meta_path() -> String {
+    format!("{META_PREFIX}/px_north/events")
+}
+
+pub fn ga4_path() -> String {
+    format!("{GA4_PREFIX}/mp/collect")
+}
+
+pub fn shopify(shop: &str) -> String {
+    TestServer::shopify_graphql_path(shop)
+}
+
+fn tenant(id: &str, shop: &str) -> Tenant {
+    Tenant {
+        id: id.into(),
+        name: format!("{}{}", id[..1].to_uppercase(), &id[1..]),
+        shop_domain: shop.into(),
+        shopify_token: format!("shpat_{id}"),
+        email_from: Some(format!("{id} <reviews@{id}.example>")),
+        review_url: None,
+        meta_pixel_id: None,
+        meta_access_token: None,
+        ga4_measurement_id: None,
+        ga4_api_secret: None,
+        webhook_url: None,
+        webhook_secret: None,
+        active: true,
+    }
+}
+
+fn tenants(server: &TestServer) -> Tenants {
+    let mut north = tenant("north", NORTH_SHOP);
+    north.review_url = Some("https://north.example/review".into());
+    north.meta_pixel_id = Some("px_north".into());
+    north.meta_access_token = Some("EAAB_north".into());
+    north.ga4_measurement_id = Some("G-NORTH".into());
+    north.ga4_api_secret = Some("ga_north".into());
+    north.webhook_url = Some(format!("{}{HOOKS}", server.url()));
+    north.webhook_secret = Some("whsec_north".into());
+    Tenants::new(vec![
+        north,
+        tenant("south", SOUTH_SHOP),
+        tenant("west", "hookflow-west.myshopify.com"),
+    ])
+}
+
+/// The Shopify Admin API's answer for an order.
+pub fn order_answer(
+    legacy_id: &str,
+    (email, first_name): (&str, &str),
+    (total, currency): (&str, &str),
+    discount_codes: &[&str],
+    visitor: &str,
+    delivered_at: Option<&str>,
+) -> Value {
+    let fulfillments = match delivered_at {
+        Some(at) => json!([{"status": "SUCCESS", "displayStatus": "DELIVERED", "deliveredAt": at}]),
+        None => json!([]),
+    };
+    json!({"data": {"order": {
+        "id": format!("gid://shopify/Order/{legacy_id}"), "legacyResourceId": legacy_id,
+        "name": format!("#{}", &legacy_id[legacy_id.len() - 4..]), "email": email,
+        "createdAt": "2025-06-02T10:18:30Z", "displayFinancialStatus": "PAID",
+        "currentTotalPriceSet": {"shopMoney": {"amount": total, "currencyCode": currency}},
+        "discountCodes": discount_codes,
+        "customer": {"id": "gid://shopify/Customer/1", "email": email, "firstName": first_name},
+        "customAttributes": [{"key": "visitorId", "value": visitor}],
+        "lineItems": {"nodes": [{"title": "Linen shirt", "quantity": 1, "sku": "SHIRT-M", "product": {"id": "gid://shopify/Product/9"}}]},
+        "fulfillments": fulfillments,
+    }}})
+}
+
+/// North's order, delivered or not yet.
+pub fn north_order(delivered: bool) -> Value {
+    order_answer(
+        NORTH_ORDER,
+        ("ada@example.com", "Ada"),
+        ("150.00", "USD"),
+        &[],
+        "v_ada_01",
+        delivered.then_some(NORTH_DELIVERED_AT),
+    )
+}
+
+/// South's order (code GRACE15), delivered or not yet.
+pub fn south_order(delivered: bool) -> Value {
+    order_answer(
+        SOUTH_ORDER,
+        ("grace@example.com", "Grace"),
+        ("64.90", "EUR"),
+        &["GRACE15"],
+        "v_grace_01",
+        delivered.then_some(SOUTH_DELIVERED_AT),
+    )
+}
+
+pub struct World<B> {
+    pub env: B,
+    pub server: TestServer,
+    pub docs: DocStore,
+    /// How early (ms) the backend may handle a timer.
+    pub precision: i64,
+}
+
+fn services(server: &TestServer, docs: DocStore) -> Services {
+    let settings = Settings::default()
+        .with_tenants(tenants(server))
+        .with_email_from("Platform <hello@platform.example>");
+    Services::new(docs, server.clients(), settings)
+}
+
+fn script(server: &TestServer) {
+    server.on(
+        "POST",
+        &shopify(NORTH_SHOP),
+        Reply::json(200, &north_order(false)),
+    );
+    server.on(
+        "POST",
+        &shopify(SOUTH_SHOP),
+        Reply::json(200, &south_order(false)),
+    );
+    server.on(
+        "POST",
+        &emails_path(),
+        Reply::json(200, &json!({"id": "em_1"})),
+    );
+    server.on("POST", SLACK_PATH, Reply::text(200, "ok"));
+    server.on(
+        "POST",
+        &meta_path(),
+        Reply::json(200, &json!({"events_received": 1})),
+    );
+    server.on("POST", &ga4_path(), Reply::status(204));
+    server.on("POST", HOOKS, Reply::status(204));
+    server.on(
+        "POST",
+        TRANSFERS,
+        Reply::json(
+            200,
+            &json!({"id": "tr_1", "amount": 2500, "currency": "usd", "destination": "acct_ada"}),
+        ),
+    );
+}
+
+fn sample_time(json: &str) -> i64 {
+    ApiGatewayV2Request::from_json(json.as_bytes())
+        .unwrap()
+        .time_epoch_ms()
+        .unwrap()
+}
+
+/// GIVEN the platform on SQLite at the first sample's signing time.
+pub async fn sqlite() -> World<TestEnv> {
+    let server = TestServer::start().await;
+    script(&server);
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(sample_time(NORTH_CREATED));
+    let docs = DocStore::new(store.clone()).with_clock(Arc::new(clock.clone()));
+    let functions = hookflow_registry::functions_with(&services(&server, docs.clone()));
+    let env = TestEnv::with_store(store, functions, clock);
+    World {
+        env,
+        server,
+        docs,
+        precision: 0,
+    }
+}
+
+/// GIVEN the platform on DynamoDB, SQS and Scheduler (moto).
+pub async fn aws() -> World<AwsTestEnv> {
+    let server = TestServer::start().await;
+    script(&server);
+    let env =
+        AwsTestEnv::with_docs(|docs| hookflow_registry::functions_with(&services(&server, docs)))
+            .await;
+    env.clock.set(sample_time(NORTH_CREATED));
+    let docs = env.docs();
+    World {
+        env,
+        server,
+        docs,
+        precision: 1_000,
+    }
+}
+
+/// A creator of `tenant` with a Stripe account and a 10% commission.
+pub fn creator(tenant: &str, id: &str) -> Creator {
+    Creator {
+        tenant_id: tenant.into(),
+        id: id.into(),
+        name: format!("Creator {id}"),
+        email: format!("{id}@creators.example"),
+        commission_percent: 10,
+        stripe_account: Some(format!("acct_{id}")),
+    }
+}
+
+/// A bare order record of `tenant` placed at `at` (ms).
+pub fn order_record(tenant: &str, id: &str, email: &str, total_cents: i64, at: i64) -> Order {
+    Order {
+        tenant_id: tenant.into(),
+        id: id.into(),
+        name: format!("#{id}"),
+        email: Some(email.into()),
+        first_name: Some("Sam".into()),
+        created_at: at,
+        total_cents,
+        currency: "USD".into(),
+        discount_codes: vec![],
+        visitor_id: None,
+        lines: vec![],
+        delivered_at: None,
+        review_scheduled_by: None,
+        first_synced_by: "seed".into(),
+        synced_at: at,
+    }
+}
+
+impl<B: Backend> World<B> {
+    pub fn now_ms(&self) -> i64 {
+        hookflow::Clock::now_ms(self.env.clock())
+    }
+
+    pub async fn put<T: Serialize>(&self, collection: &str, key: &str, value: &T) {
+        assert!(self.docs.create(collection, key, value).await.unwrap());
+    }
+
+    pub async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        collection: &str,
+        key: &str,
+    ) -> Option<T> {
+        self.docs
+            .get::<T>(collection, key)
+            .await
+            .unwrap()
+            .map(|(v, _)| v)
+    }
+
+    /// A creator and their discount code.
+    pub async fn seed_creator(&self, tenant: &str, id: &str, code: &str) {
+        let c = creator(tenant, id);
+        self.put(commerce::CREATORS, &key(tenant, id), &c).await;
+        self.put(
+            commerce::DISCOUNT_CODES,
+            &key(tenant, code),
+            &json!({"creatorId": id}),
+        )
+        .await;
+    }
+
+    pub async fn advance(&self, by: Duration) {
+        self.env.advance(by).await;
+    }
+
+    /// Moves the clock to `at` (ms), firing every timer on the way.
+    pub async fn advance_to(&self, at: i64) {
+        let by = at - self.now_ms();
+        assert!(by >= 0, "{at} is in the past");
+        self.advance(Duration::from_millis(u64::try_from(by).unwrap()))
+            .await;
+    }
+
+    /// Delivers a signed sample at its signing time, then what is due.
+    pub async fn deliver(&self, json: &str) {
+        backend::deliver(&self.env, json).await;
+    }
+
+    /// Sends an event as the app would, then handles what is due.
+    pub async fn send(&self, name: &str, data: Value) {
+        backend::send(&self.env, name, data).await;
+    }
+
+    pub async fn runs_of(&self, function_id: &str) -> Vec<Run> {
+        backend::runs_of(&self.env, function_id).await
+    }
+
+    /// The one run of `function_id`.
+    pub async fn only(&self, function_id: &str) -> Run {
+        backend::only(&self.env, function_id).await
+    }
+
+    /// The review emails sent so far: (to, subject, html).
+    pub fn emails(&self) -> Vec<Value> {
+        self.server
+            .requests_to("POST", &emails_path())
+            .iter()
+            .map(hookflow_clients::testing::Recorded::json)
+            .collect()
+    }
+}
