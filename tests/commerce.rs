@@ -17,6 +17,7 @@ hookflow_tests::both!(crate::world::sqlite, crate::world::aws =>
     the_review_throttle_spaces_each_tenants_emails,
     a_payout_retried_after_a_timeout_pays_once,
     a_refused_payout_is_marked_failed_and_alerts,
+    a_payout_already_made_is_found_not_repeated,
     a_creator_application_is_confirmed_announced_and_tracked,
     the_metrics_cron_aggregates_yesterday_for_every_tenant,
     the_webhook_queue_never_runs_two_ticks_at_once,

@@ -98,7 +98,7 @@ fn tenants(server: &TestServer) -> Tenants {
 pub fn order_answer(
     legacy_id: &str,
     (email, first_name): (&str, &str),
-    (total, currency): (&str, &str),
+    (total, subtotal, currency): (&str, &str, &str),
     discount_codes: &[&str],
     visitor: &str,
     delivered_at: Option<&str>,
@@ -111,7 +111,10 @@ pub fn order_answer(
         "id": format!("gid://shopify/Order/{legacy_id}"), "legacyResourceId": legacy_id,
         "name": format!("#{}", &legacy_id[legacy_id.len() - 4..]), "email": email,
         "createdAt": "2025-06-02T10:18:30Z", "displayFinancialStatus": "PAID",
+        "displayFulfillmentStatus": if delivered_at.is_some() { "FULFILLED" } else { "UNFULFILLED" },
+        "cancelledAt": null,
         "currentTotalPriceSet": {"shopMoney": {"amount": total, "currencyCode": currency}},
+        "currentSubtotalPriceSet": {"shopMoney": {"amount": subtotal, "currencyCode": currency}},
         "discountCodes": discount_codes,
         "customer": {"id": "gid://shopify/Customer/1", "email": email, "firstName": first_name},
         "customAttributes": [{"key": "visitorId", "value": visitor}],
@@ -125,7 +128,7 @@ pub fn north_order(delivered: bool) -> Value {
     order_answer(
         NORTH_ORDER,
         ("ada@example.com", "Ada"),
-        ("150.00", "USD"),
+        ("150.00", "150.00", "USD"),
         &[],
         "v_ada_01",
         delivered.then_some(NORTH_DELIVERED_AT),
@@ -137,7 +140,7 @@ pub fn south_order(delivered: bool) -> Value {
     order_answer(
         SOUTH_ORDER,
         ("grace@example.com", "Grace"),
-        ("64.90", "EUR"),
+        ("64.90", "59.00", "EUR"),
         &["GRACE15"],
         "v_grace_01",
         delivered.then_some(SOUTH_DELIVERED_AT),
@@ -183,6 +186,14 @@ fn script(server: &TestServer) {
     );
     server.on("POST", &ga4_path(), Reply::status(204));
     server.on("POST", HOOKS, Reply::status(204));
+    server.on(
+        "GET",
+        TRANSFERS,
+        Reply::json(
+            200,
+            &json!({"object": "list", "data": [], "has_more": false}),
+        ),
+    );
     server.on(
         "POST",
         TRANSFERS,
@@ -256,13 +267,15 @@ pub fn order_record(tenant: &str, id: &str, email: &str, total_cents: i64, at: i
         first_name: Some("Sam".into()),
         created_at: at,
         total_cents,
+        subtotal_cents: total_cents,
+        financial_status: Some("PAID".into()),
+        cancelled: false,
         currency: "USD".into(),
         discount_codes: vec![],
         visitor_id: None,
         lines: vec![],
         delivered_at: None,
-        review_scheduled_by: None,
-        first_synced_by: "seed".into(),
+        review_scheduled: false,
         synced_at: at,
     }
 }

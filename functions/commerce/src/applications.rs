@@ -5,13 +5,15 @@
 //! 2. `send-confirmation`: "application received" (Resend, keyed by tenant
 //!    and creator);
 //! 3. `notify-admin`: a Slack notice naming the applicant and the tenant
-//!    (the incoming webhook's channel: the plan's `#creator-applications`);
+//!    (the incoming webhook's channel: the plan's `#creator-applications`;
+//!    what applicants typed is escaped, so a name cannot ping `@channel`);
 //! 4. `track-meta`: a `Lead` conversion to the tenant's Meta pixel (hashed
 //!    email, event id per application so a retry is not counted twice);
 //!    skipped when the tenant has no pixel configured.
 
 use hookflow::Function;
 use hookflow_clients::meta::ServerEvent;
+use hookflow_clients::slack::escape;
 use hookflow_clients::{ResendEmail, Services};
 use hookflow_docs::load_required;
 use serde_json::json;
@@ -77,8 +79,10 @@ pub fn function(services: &Services) -> Function {
                 let (slack, text) = (
                     services.clients.slack.clone(),
                     format!(
-                        "New creator application from {} ({}) for {shop}",
-                        application.name, application.email
+                        "New creator application from {} ({}) for {}",
+                        escape(&application.name),
+                        escape(&application.email),
+                        escape(&shop)
                     ),
                 );
                 ctx.step

@@ -10,7 +10,9 @@
 //! 4. `store-results`: `commerce_attribution/<tenant>:<order>`;
 //! 5. `send-ga4`: a `purchase` to the tenant's GA4 stream (client id = the
 //!    visitor), `send-meta`: a `Purchase` to its Meta pixel; each skipped
-//!    when the tenant has none configured, each deduplicated by the order id.
+//!    when the tenant has none configured or the order is older than the
+//!    API takes (GA4: 72 hours, Meta: 7 days, counted from the conversion
+//!    event), each deduplicated by the order id.
 
 use hookflow::Function;
 use hookflow_clients::Services;
@@ -38,6 +40,10 @@ pub const MODELS: [&str; 5] = [
 ];
 /// The channel of an order with no touchpoint before it.
 pub const DIRECT: &str = "direct";
+/// GA4 drops events older than this.
+pub const GA4_MAX_AGE_MS: i64 = 3 * DAY_MS;
+/// Meta refuses events older than this.
+pub const META_MAX_AGE_MS: i64 = 7 * DAY_MS;
 /// Time decay halves a touch's weight every 7 days before the order.
 pub const HALF_LIFE_MS: i64 = 7 * DAY_MS;
 
@@ -214,16 +220,20 @@ pub fn function(services: &Services) -> Function {
                     medium: None,
                     campaign: first.and_then(|t| t.campaign),
                 };
+                let age = ctx.event.ts - ordered_at;
                 let (ga4, stream, client) = (
                     services.clients.ga4.clone(),
-                    tenant.ga4().map(|(m, s)| (m.to_owned(), s.to_owned())),
+                    tenant
+                        .ga4()
+                        .filter(|_| age <= GA4_MAX_AGE_MS)
+                        .map(|(m, s)| (m.to_owned(), s.to_owned())),
                     order.visitor_id.clone(),
                 );
                 let ga4_sent: Value = ctx
                     .step
                     .run("send-ga4", move || async move {
                         let (Some((id, secret)), Some(client)) = (stream, client) else {
-                            return Ok(json!({"skipped": "no GA4 stream or visitor"}));
+                            return Ok(json!({"skipped": "no GA4 stream or visitor, or too old"}));
                         };
                         ga4.purchase(&id, &secret, &client, ordered_at, &purchase)
                             .await?;
@@ -239,8 +249,11 @@ pub fn function(services: &Services) -> Function {
                 .with_custom_data(json!({
                     "currency": order.currency, "order_id": order_id, "value": major(revenue),
                 }));
-                let meta_sent =
-                    crate::track_meta(&ctx, &services, &tenant, "send-meta", event).await?;
+                let meta_sent = if age > META_MAX_AGE_MS {
+                    json!({"skipped": "older than Meta takes"})
+                } else {
+                    crate::track_meta(&ctx, &services, &tenant, "send-meta", event).await?
+                };
                 Ok(
                     json!({"orderId": order_id, "models": MODELS, "touchpoints": touchpoints.len(),
                     "ga4": ga4_sent, "meta": meta_sent}),

@@ -42,12 +42,19 @@ pub fn render<S: Serialize>(name: &str, context: S) -> anyhow::Result<String> {
     Ok(TEMPLATES.get_template(name)?.render(context)?)
 }
 
-/// `12345` cents as `123.45`.
+/// An amount in minor units as the currency writes it: `12345` USD is
+/// `123.45`, `2500` JPY is `2500`.
 #[must_use]
-pub fn amount(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let cents = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", cents / 100, cents % 100)
+pub fn amount(minor: i64, currency: &str) -> String {
+    let exponent = hookflow_clients::shopify::currency_exponent(currency);
+    let sign = if minor < 0 { "-" } else { "" };
+    let minor = minor.unsigned_abs();
+    if exponent == 0 {
+        return format!("{sign}{minor}");
+    }
+    let scale = 10_u64.pow(exponent);
+    let width = exponent as usize;
+    format!("{sign}{}.{:0width$}", minor / scale, minor % scale)
 }
 
 #[cfg(test)]
@@ -67,7 +74,9 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("Mug &amp; Tee"), "{html}");
-        assert_eq!(super::amount(2500), "25.00");
-        assert_eq!(super::amount(-5), "-0.05");
+        assert_eq!(super::amount(2500, "usd"), "25.00");
+        assert_eq!(super::amount(-5, "EUR"), "-0.05");
+        assert_eq!(super::amount(2500, "JPY"), "2500");
+        assert_eq!(super::amount(1235, "KWD"), "1.235");
     }
 }

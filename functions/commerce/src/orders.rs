@@ -1,22 +1,25 @@
 //! `sync-shopify-order`: a shop's order, read back from Shopify and kept.
 //!
 //! On `shopify/orders/create` and `shopify/orders/updated` (the webhook's
-//! tenant is the shop domain; one run at a time per order):
+//! tenant is the shop domain; one run at a time per order; retried 3 times):
 //! 1. `fetch-order`: the order from that tenant's Shopify Admin API (the
 //!    webhook body is not trusted to be current: updates arrive out of
 //!    order);
-//! 2. `save-order`: upserted under `<tenant>:<order id>`; the first run to
-//!    save it is its *first sync*;
-//! 3. on the first sync: `process-attribution` (an `attribution/conversion`
-//!    event, see [`crate::attribution`]) and, when discount codes were used,
-//!    `credit-creator` (the code's creator earns their commission: one ledger
-//!    entry per order, however often this runs);
-//! 4. once every shipment is delivered: `claim-review` then `schedule-review`,
-//!    a `review/email.scheduled` event (sequence 1) whose `ts` is **5 days
-//!    after delivery**, so the email's run starts then. Delivery usually
-//!    arrives as an update; the claim (the run's id on the order) makes it
-//!    once per order, whichever run sees the delivery first;
-//! 5. `queue-webhook`: when the tenant has an endpoint, an `order.synced`
+//! 2. `save-order`: upserted under `<tenant>:<order id>`;
+//! 3. `process-attribution`: an `attribution/conversion` event (see
+//!    [`crate::attribution`]) while the order has no attribution result (its
+//!    id is the order's, so a second sync within a day sends nothing new);
+//! 4. `credit-creator`, when discount codes were used: the first code that
+//!    belongs to a creator earns them their commission on the subtotal, as
+//!    one ledger entry per order whichever sync (or replay) writes it;
+//! 5. once the order is delivered (every line fulfilled, every shipment
+//!    delivered, not cancelled) and no review email is scheduled:
+//!    `schedule-review`, a `review/email.scheduled` event (sequence 1) whose
+//!    `ts` is **5 days after delivery**, then `mark-review-scheduled` on the
+//!    order, so later updates schedule nothing. An order delivered more than
+//!    [`REVIEW_TOO_LATE_MS`] before the sync (a shop's history synced at
+//!    onboarding) is not asked about;
+//! 6. `queue-webhook`: when the tenant has an endpoint, an `order.synced`
 //!    delivery for [`crate::webhook_queue`].
 
 use hookflow::{Concurrency, Ctx, Event, Function, NonRetriable};
@@ -25,8 +28,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::records::{
-    CREATORS, Creator, DISCOUNT_CODES, LEDGER, LedgerEntry, LedgerKind, Line, ORDERS, Order,
-    QueueStatus, QueuedWebhook, WEBHOOK_QUEUE, key,
+    ATTRIBUTION, CREATORS, Creator, DISCOUNT_CODES, LEDGER, LedgerEntry, LedgerKind, Line, ORDERS,
+    Order, QueueStatus, QueuedWebhook, WEBHOOK_QUEUE, key,
 };
 use crate::{DAY_MS, millis, required, tenant_of_shop};
 
@@ -40,6 +43,8 @@ pub const UPDATED: &str = "shopify/orders/updated";
 pub const ONE_PER_ORDER: &str = "event.tenant + '/' + string(event.data.id)";
 /// The review email goes out this long after delivery.
 pub const REVIEW_DELAY_MS: i64 = 5 * DAY_MS;
+/// Orders delivered longer ago than this when synced get no review email.
+pub const REVIEW_TOO_LATE_MS: i64 = 30 * DAY_MS;
 
 /// The function definition.
 #[must_use]
@@ -70,13 +75,13 @@ pub fn record(
     tenant: &str,
     order: &ShopifyOrder,
     existing: Option<&Order>,
-    run_id: &str,
     now: i64,
 ) -> anyhow::Result<Order> {
-    let total_cents = order
-        .total
-        .cents()
-        .ok_or_else(|| NonRetriable::new(format!("bad amount {:?}", order.total.amount)))?;
+    let minor = |money: &hookflow_clients::shopify::Money| {
+        money
+            .minor_units()
+            .ok_or_else(|| NonRetriable::new(format!("bad amount {:?}", money.amount)))
+    };
     Ok(Order {
         tenant_id: tenant.to_owned(),
         id: order.legacy_id.clone(),
@@ -87,7 +92,10 @@ pub fn record(
             .or_else(|| order.customer.as_ref().and_then(|c| c.email.clone())),
         first_name: order.customer.as_ref().and_then(|c| c.first_name.clone()),
         created_at: millis(&order.created_at)?,
-        total_cents,
+        total_cents: minor(&order.total)?,
+        subtotal_cents: minor(&order.subtotal)?,
+        financial_status: order.financial_status.clone(),
+        cancelled: order.cancelled_at.is_some(),
         currency: order.total.currency_code.clone(),
         discount_codes: order.discount_codes.clone(),
         visitor_id: order.attribute("visitorId").map(str::to_owned),
@@ -101,8 +109,7 @@ pub fn record(
             })
             .collect(),
         delivered_at: order.delivered_at().map(millis).transpose()?,
-        review_scheduled_by: existing.and_then(|o| o.review_scheduled_by.clone()),
-        first_synced_by: existing.map_or_else(|| run_id.to_owned(), |o| o.first_synced_by.clone()),
+        review_scheduled: existing.is_some_and(|o| o.review_scheduled),
         synced_at: now,
     })
 }
@@ -110,10 +117,11 @@ pub fn record(
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Saved {
-    first_sync: bool,
+    attributed: bool,
+    review_scheduled: bool,
     delivered_at: Option<i64>,
     discount_codes: Vec<String>,
-    total_cents: i64,
+    subtotal_cents: i64,
     currency: String,
 }
 
@@ -137,7 +145,7 @@ async fn sync(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         })
         .await?;
 
-    let (d, t, run_id) = (docs.clone(), tenant.id.clone(), ctx.run_id.clone());
+    let (d, t) = (docs.clone(), tenant.id.clone());
     let saved: Saved = ctx
         .step
         .run("save-order", move || async move {
@@ -146,7 +154,7 @@ async fn sync(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
             let mut failure = None;
             let written = d
                 .update::<Order, _>(ORDERS, &k, |existing| {
-                    match record(&t, &order, existing.as_ref(), &run_id, now) {
+                    match record(&t, &order, existing.as_ref(), now) {
                         Ok(next) => Some(next),
                         Err(err) => {
                             failure = Some(err);
@@ -159,18 +167,19 @@ async fn sync(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
                 return Err(err);
             }
             let order = written.ok_or_else(|| anyhow::anyhow!("order not written"))?;
+            let attributed = d.get_doc(ATTRIBUTION, &k).await?.is_some();
             Ok(Saved {
-                first_sync: order.first_synced_by == run_id,
+                attributed,
+                review_scheduled: order.review_scheduled,
                 delivered_at: order.delivered_at,
                 discount_codes: order.discount_codes,
-                total_cents: order.total_cents,
+                subtotal_cents: order.subtotal_cents,
                 currency: order.currency,
             })
         })
         .await?;
 
-    let mut credited = Value::Null;
-    if saved.first_sync {
+    if !saved.attributed {
         let conversion = Event::new(
             crate::attribution::CONVERSION,
             json!({"orderId": order_id, "tenantId": tenant.id}),
@@ -180,13 +189,15 @@ async fn sync(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         ctx.step
             .send_event("process-attribution", [conversion])
             .await?;
-        if !saved.discount_codes.is_empty() {
-            credited = credit_creator(&ctx, services, &tenant, &order_id, &saved).await?;
-        }
     }
-
+    let mut credited = Value::Null;
+    if !saved.discount_codes.is_empty() {
+        credited = credit_creator(&ctx, services, &tenant, &order_id, &saved).await?;
+    }
     let mut review = Value::Null;
-    if let Some(delivered_at) = saved.delivered_at {
+    if let Some(delivered_at) = saved.delivered_at
+        && !saved.review_scheduled
+    {
         review = schedule_review(&ctx, services, &tenant, &order_id, delivered_at).await?;
     }
 
@@ -197,7 +208,7 @@ async fn sync(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     Ok(json!({
         "tenantId": tenant.id,
         "orderId": order_id,
-        "firstSync": saved.first_sync,
+        "attributionRequested": !saved.attributed,
         "credited": credited,
         "review": review,
         "webhookQueued": queued,
@@ -218,9 +229,9 @@ async fn credit_creator(
         tenant.id.clone(),
         order_id.to_owned(),
     );
-    let (codes, total, currency) = (
+    let (codes, base, currency) = (
         saved.discount_codes.clone(),
-        saved.total_cents,
+        saved.subtotal_cents,
         saved.currency.clone(),
     );
     Ok(ctx
@@ -239,7 +250,7 @@ async fn credit_creator(
                 else {
                     continue;
                 };
-                let amount = total * i64::from(creator.commission_percent) / 100;
+                let amount = base * i64::from(creator.commission_percent) / 100;
                 let entry = LedgerEntry {
                     tenant_id: t.clone(),
                     creator_id: creator.id.clone(),
@@ -260,8 +271,10 @@ async fn credit_creator(
         .await?)
 }
 
-/// `claim-review` and `schedule-review`: once per order, the first
-/// review email's event, due 5 days after delivery.
+/// `schedule-review` and `mark-review-scheduled`: the first review email's
+/// event, due 5 days after delivery. The event's id is the order's, so a run
+/// that fails between the two steps and is replayed within a day sends
+/// nothing twice; after the mark, no sync schedules again.
 async fn schedule_review(
     ctx: &Ctx,
     services: &Services,
@@ -269,40 +282,26 @@ async fn schedule_review(
     order_id: &str,
     delivered_at: i64,
 ) -> anyhow::Result<Value> {
-    let (docs, k, run_id) = (
-        services.docs.clone(),
-        key(&tenant.id, order_id),
-        ctx.run_id.clone(),
-    );
-    let claimed: bool = ctx
-        .step
-        .run("claim-review", move || async move {
-            Ok(docs
-                .update_with::<Order, _, _>(ORDERS, &k, |order| {
-                    let Some(mut order) = order else {
-                        return (None, false);
-                    };
-                    match &order.review_scheduled_by {
-                        // A retry of this very step: it already claimed.
-                        Some(by) => {
-                            let mine = *by == run_id;
-                            (None, mine)
-                        }
-                        None => {
-                            order.review_scheduled_by = Some(run_id.clone());
-                            (Some(order), true)
-                        }
-                    }
-                })
-                .await?)
-        })
-        .await?;
-    if !claimed {
-        return Ok(json!({"scheduled": false}));
-    }
     let due = delivered_at + REVIEW_DELAY_MS;
+    if ctx.event.ts - delivered_at > REVIEW_TOO_LATE_MS {
+        return Ok(json!({"scheduled": false, "reason": "delivered_too_long_ago"}));
+    }
     let event = crate::reviews::scheduled_event(&tenant.id, order_id, 1, due);
     ctx.step.send_event("schedule-review", [event]).await?;
+    let (docs, k) = (services.docs.clone(), key(&tenant.id, order_id));
+    ctx.step
+        .run("mark-review-scheduled", move || async move {
+            docs.update::<Order, _>(ORDERS, &k, |order| {
+                let mut order = order?;
+                (!order.review_scheduled).then(|| {
+                    order.review_scheduled = true;
+                    order
+                })
+            })
+            .await?;
+            Ok(())
+        })
+        .await?;
     Ok(json!({"scheduled": true, "dueAt": due}))
 }
 

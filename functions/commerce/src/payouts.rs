@@ -1,20 +1,31 @@
 //! `process-payout`: a creator's approved withdrawal, paid exactly once.
 //!
-//! On `payout/approved` (`requestId`; one run per request, one at a time;
-//! retried twice):
-//! 1. `get-request`: the request (missing, or not approved: the run fails
-//!    at once; already `completed`: nothing to do);
-//! 2. `select-provider`: Stripe Connect to the creator's `stripeAccount`
-//!    (none: the payout fails with that reason);
-//! 3. `execute-payout`: a Stripe transfer with the idempotency key
-//!    `payout-<requestId>`. A timeout or a 5xx fails the step, which is
-//!    retried with the same key, so Stripe pays once however often it is
-//!    asked; a refusal (4xx) is a result, not an error;
+//! On `payout/approved` (`tenantId`, `requestId`; one run per request per
+//! day, one at a time; retried twice):
+//! 1. `get-request` (`commerce_payouts/<tenant>:<request>`; missing or not
+//!    approved: the run fails at once; `completed`: nothing to do);
+//! 2. `get-creator`, `select-provider`: Stripe Connect to the creator's
+//!    `stripeAccount` (none: the payout fails with that reason);
+//! 3. `execute-payout`: first the transfers already in the request's
+//!    transfer group (`<tenant>:<request>`): one found is the payout (an
+//!    earlier attempt or run made it, even one older than Stripe's 24-hour
+//!    idempotency window); else a transfer with the idempotency key
+//!    `payout-<tenant>-<request>`. A timeout, a 5xx or a 409 (the same key
+//!    still in flight) fails the step, which is retried with the same key;
+//!    a refusal (400 or 402: insufficient balance, an account that cannot
+//!    receive) is a result, not an error;
 //! 4. refused: `mark-failed` (the reason on the request) and the run fails
 //!    without retries (nothing a retry can change; the admins are alerted);
+//!    still failing after the retries (Stripe unreachable, a revoked key):
+//!    `note-unconfirmed` puts the error on the request, which stays
+//!    `approved`, and the run fails; a replay looks up the group first, so it
+//!    never pays twice;
 //! 5. paid: `mark-completed` (with the transfer id), `record-ledger` (one
 //!    payout entry per request), `send-confirmation` (Resend, keyed by the
 //!    request).
+//!
+//! Money leaves the platform's Stripe balance (`STRIPE_API_KEY`) to the
+//! creator's connected account.
 
 use hookflow::{Concurrency, Ctx, Function, NonRetriable};
 use hookflow_clients::error::ClientError;
@@ -27,14 +38,14 @@ use crate::emails::{amount, render};
 use crate::records::{
     CREATORS, Creator, LEDGER, LedgerEntry, LedgerKind, PAYOUTS, PayoutRequest, PayoutStatus, key,
 };
-use crate::{required, sender, tenant_by_id};
+use crate::{required, sender, tenant_named};
 
 /// The function id.
 pub const ID: &str = "process-payout";
 /// An admin approved a withdrawal.
 pub const APPROVED: &str = "payout/approved";
-/// One run per request.
-pub const ONE_PER_REQUEST: &str = "event.data.requestId";
+/// One run per request of a tenant.
+pub const ONE_PER_REQUEST: &str = "event.data.tenantId + ':' + event.data.requestId";
 
 /// Where the money goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,27 +99,33 @@ async fn set_status(
     ctx: &Ctx,
     services: &Services,
     step: &str,
-    request_id: &str,
+    request_key: &str,
     status: PayoutStatus,
     outcome: &Outcome,
 ) -> anyhow::Result<()> {
     let (docs, id, outcome) = (
         services.docs.clone(),
-        request_id.to_owned(),
+        request_key.to_owned(),
         outcome.clone(),
     );
     ctx.step
         .run(step, move || async move {
             let now = docs.now_ms();
-            docs.update::<PayoutRequest, _>(PAYOUTS, &id, |request| {
-                let mut request = request?;
-                request.status = status;
-                request.transfer_id.clone_from(&outcome.transfer_id);
-                request.failure.clone_from(&outcome.error);
-                request.updated_at = now;
-                Some(request)
-            })
-            .await?;
+            let found = docs
+                .update_with::<PayoutRequest, _, _>(PAYOUTS, &id, |request| {
+                    let Some(mut request) = request else {
+                        return (None, false);
+                    };
+                    request.status = status;
+                    request.transfer_id.clone_from(&outcome.transfer_id);
+                    request.failure.clone_from(&outcome.error);
+                    request.updated_at = now;
+                    (Some(request), true)
+                })
+                .await?;
+            if !found {
+                return Err(NonRetriable::new(format!("payout request {id} is gone")).into());
+            }
             Ok(())
         })
         .await?;
@@ -116,14 +133,16 @@ async fn set_status(
 }
 
 async fn pay(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
+    let tenant = tenant_named(services, &ctx.event)?.clone();
     let request_id = required(&ctx.event, "requestId")?;
+    let request_key = key(&tenant.id, &request_id);
     let docs = services.docs.clone();
     let request: PayoutRequest = load_required(
         &ctx,
         &docs,
         "get-request",
-        (PAYOUTS, &request_id),
-        &format!("payout request {request_id} not found"),
+        (PAYOUTS, &request_key),
+        &format!("payout request {request_id} of {} not found", tenant.id),
     )
     .await?;
     match request.status {
@@ -135,7 +154,6 @@ async fn pay(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         }
         PayoutStatus::Approved | PayoutStatus::Failed => {}
     }
-    let tenant = tenant_by_id(services, &request.tenant_id)?.clone();
     let creator: Creator = load_required(
         &ctx,
         &docs,
@@ -157,8 +175,13 @@ async fn pay(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         })
         .await?;
 
-    let (stripe, r) = (services.clients.stripe.clone(), request.clone());
-    let outcome: Outcome = ctx
+    let (stripe, r, group) = (
+        services.clients.stripe.clone(),
+        request.clone(),
+        request_key.clone(),
+    );
+    let idempotency = format!("payout-{}-{request_id}", tenant.id);
+    let executed = ctx
         .step
         .run("execute-payout", move || async move {
             let Provider::StripeConnect { destination } = provider else {
@@ -168,18 +191,23 @@ async fn pay(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
                     error: Some("the creator has no payout account".into()),
                 });
             };
+            // An earlier attempt (or run) may have paid already.
+            if let Some(made) = stripe.transfers_in_group(&group).await?.into_iter().next() {
+                return Ok(Outcome {
+                    success: true,
+                    transfer_id: Some(made.id),
+                    error: None,
+                });
+            }
             let description = format!("Creator payout {}", r.id);
             let transfer = NewTransfer {
                 amount: r.amount_cents,
                 currency: &r.currency,
                 destination: &destination,
-                transfer_group: Some(&r.id),
+                transfer_group: Some(&group),
                 description: Some(&description),
             };
-            match stripe
-                .create_transfer(&transfer, &format!("payout-{}", r.id))
-                .await
-            {
+            match stripe.create_transfer(&transfer, &idempotency).await {
                 Ok(t) => Ok(Outcome {
                     success: true,
                     transfer_id: Some(t.id),
@@ -191,17 +219,43 @@ async fn pay(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
                     transfer_id: None,
                     error: Some(err.to_string()),
                 }),
+                // The same key still in flight (after a timeout): retry.
+                Err(err) if err.status() == Some(409) => Err(anyhow::anyhow!(
+                    "stripe: the transfer is still in flight ({err})"
+                )),
                 Err(err) => Err(err.into()),
             }
         })
-        .await?;
+        .await;
+    let outcome: Outcome = match executed {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            let unconfirmed = Outcome {
+                success: false,
+                transfer_id: None,
+                error: Some(format!(
+                    "not confirmed ({err}); a replay looks for the transfer before paying"
+                )),
+            };
+            set_status(
+                &ctx,
+                services,
+                "note-unconfirmed",
+                &request_key,
+                PayoutStatus::Approved,
+                &unconfirmed,
+            )
+            .await?;
+            return Err(err.into());
+        }
+    };
 
     if !outcome.success {
         set_status(
             &ctx,
             services,
             "mark-failed",
-            &request_id,
+            &request_key,
             PayoutStatus::Failed,
             &outcome,
         )
@@ -213,7 +267,7 @@ async fn pay(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         &ctx,
         services,
         "mark-completed",
-        &request_id,
+        &request_key,
         PayoutStatus::Completed,
         &outcome,
     )
@@ -241,7 +295,7 @@ async fn pay(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
 
     let html = render(
         "payout.html",
-        json!({"name": creator.name, "amount": amount(request.amount_cents),
+        json!({"name": creator.name, "amount": amount(request.amount_cents, &request.currency),
             "currency": request.currency.to_uppercase(), "transfer": transfer_id,
             "shop": if tenant.name.is_empty() { &tenant.shop_domain } else { &tenant.name }}),
     )?;
@@ -264,8 +318,11 @@ async fn pay(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     Ok(json!({"requestId": request_id, "success": true, "transferId": transfer_id}))
 }
 
-/// Whether Stripe refused the transfer (a final 4xx), as opposed to an
-/// answer that never came or a failure a retry can fix.
+/// Whether Stripe refused the transfer itself (400 or 402 and final:
+/// insufficient balance, an account that cannot receive), as opposed to an
+/// answer that never came, a key still in flight (409) or the platform's own
+/// credentials (401, 403), which are not the creator's failure.
 fn refused(err: &ClientError) -> bool {
-    err.status().is_some() && matches!(err.verdict(), hookflow::failure::Verdict::Final)
+    matches!(err.status(), Some(400 | 402))
+        && matches!(err.verdict(), hookflow::failure::Verdict::Final)
 }

@@ -1,7 +1,7 @@
 //! The commerce platform's records in the document store. Collections are
-//! prefixed `commerce_`; every key starts with the tenant id and `:`, so one
-//! tenant's records are one key range and no workflow reads across tenants
-//! by mistake.
+//! prefixed `commerce_`; every key but the webhook queue's starts with the
+//! tenant id and `:`, so one tenant's records are one key range and no
+//! workflow reads across tenants by mistake (queue rows carry their tenant).
 //!
 //! The storefront and admin app write creators, discount codes, payout
 //! requests, applications and touchpoints; the workflows write orders,
@@ -26,7 +26,7 @@ pub const DISCOUNT_CODES: &str = "commerce_discount_codes";
 /// The creators' ledger, `<tenant>:commission:<order id>` and
 /// `<tenant>:payout:<request id>`: written once each.
 pub const LEDGER: &str = "commerce_ledger";
-/// Payout (withdrawal) requests, by request id.
+/// Payout (withdrawal) requests, `<tenant>:<request id>`.
 pub const PAYOUTS: &str = "commerce_payouts";
 /// Creator applications, `<tenant>:<creator id>`.
 pub const APPLICATIONS: &str = "commerce_applications";
@@ -76,8 +76,18 @@ pub struct Order {
     pub first_name: Option<String>,
     /// When it was placed (ms).
     pub created_at: i64,
-    /// Total in minor units.
+    /// Total in minor units (tax and shipping included).
     pub total_cents: i64,
+    /// Subtotal in minor units (after discounts, before tax and shipping):
+    /// what commissions are paid on.
+    #[serde(default)]
+    pub subtotal_cents: i64,
+    /// Shopify's financial status (`PAID`, `REFUNDED`, ...).
+    #[serde(default)]
+    pub financial_status: Option<String>,
+    /// Cancelled in Shopify.
+    #[serde(default)]
+    pub cancelled: bool,
     /// ISO 4217.
     pub currency: String,
     /// Discount codes applied.
@@ -92,11 +102,9 @@ pub struct Order {
     /// When every shipment was delivered (ms).
     #[serde(default)]
     pub delivered_at: Option<i64>,
-    /// The run that scheduled the review email (set once per order).
+    /// Whether the first review email has been scheduled (once per order).
     #[serde(default)]
-    pub review_scheduled_by: Option<String>,
-    /// The run that first saved the order (its first sync).
-    pub first_synced_by: String,
+    pub review_scheduled: bool,
     /// When it was last synced (ms).
     pub synced_at: i64,
 }

@@ -4,13 +4,18 @@
 //! `sequence`), **throttled to 10 runs per second per tenant**: runs over the
 //! limit wait for their turn (none is dropped, unlike a rate limit), so a
 //! tenant's burst of deliveries neither trips the email provider's limit nor
-//! delays another tenant's emails. Retried 3 times.
+//! delays another tenant's emails. Retried 3 times. Resend's own limit is
+//! per account (all tenants): raise it to at least 10/s per active tenant,
+//! or its 429s are retried after their `Retry-After`, each using a retry.
 //! 1. `check-reviewed`: a review of the order ends the run (`skipped`);
-//! 2. `get-order`, `calculate-incentive` (10% off the next order for the
-//!    first email, 15% for the follow-up, with a code per order);
-//! 3. `send-email` (Resend, idempotency key per order and sequence; a sent
+//! 2. `get-order` (a cancelled or refunded order ends the run, `skipped`),
+//!    `calculate-incentive` (10% off the next order for the first email,
+//!    15% for the follow-up, a code per order and sequence);
+//! 3. `create-discount`: the code in the tenant's shop (one use, 60 days;
+//!    a retry finds it taken and goes on);
+//! 4. `send-email` (Resend, idempotency key per order and sequence; a sent
 //!    email is recorded, so a replay days later sends nothing);
-//! 4. after sequence 1, `schedule-followup`: sequence 2, due **7 days after
+//! 5. after sequence 1, `schedule-followup`: sequence 2, due **7 days after
 //!    the first was due** (the event's `ts`, not the clock, so a retried or
 //!    replayed run schedules the same thing).
 //!
@@ -25,6 +30,7 @@
 use std::time::Duration;
 
 use hookflow::{CancelOn, Ctx, Event, Function, Throttle};
+use hookflow_clients::shopify::NewDiscountCode;
 use hookflow_clients::{ResendEmail, Services, Tenant};
 use hookflow_docs::load_required;
 use serde::{Deserialize, Serialize};
@@ -46,6 +52,8 @@ pub const SUBMITTED: &str = "review/submitted";
 pub const PER_SECOND: u32 = 10;
 /// The follow-up comes this long after the first email was due.
 pub const FOLLOW_UP_MS: i64 = 7 * DAY_MS;
+/// How long a review code can be used.
+pub const CODE_VALID_MS: i64 = 60 * DAY_MS;
 /// The same tenant and order.
 pub const SAME_ORDER: &str =
     "event.data.tenantId == async.data.tenantId && event.data.orderId == async.data.orderId";
@@ -130,6 +138,15 @@ async fn send(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         &format!("order {order_id} of {} not found", tenant.id),
     )
     .await?;
+    let refunded = matches!(
+        order.financial_status.as_deref(),
+        Some("REFUNDED" | "VOIDED" | "PARTIALLY_REFUNDED")
+    );
+    if order.cancelled || refunded {
+        return Ok(
+            json!({"skipped": true, "reason": "cancelled_or_refunded", "sequence": sequence}),
+        );
+    }
     let o = order.clone();
     let offer: Incentive = ctx
         .step
@@ -140,6 +157,28 @@ async fn send(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     let Some(to) = order.email.clone() else {
         return Ok(json!({"skipped": true, "reason": "no_email", "sequence": sequence}));
     };
+    let shop = services
+        .clients
+        .shopify
+        .shop(&tenant.shop_domain, &tenant.shopify_token)?;
+    let (code, percent, starts) = (offer.code.clone(), offer.percent_off, ctx.event.ts);
+    ctx.step
+        .run("create-discount", move || async move {
+            let iso = |ms: i64| {
+                chrono::DateTime::from_timestamp_millis(ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default()
+            };
+            let discount = NewDiscountCode {
+                title: &format!("Review thanks {code}"),
+                code: &code,
+                percentage: f64::from(percent) / 100.0,
+                starts_at: &iso(starts),
+                ends_at: Some(&iso(starts + CODE_VALID_MS)),
+            };
+            Ok(shop.create_discount_code(&discount).await?)
+        })
+        .await?;
     let html = render(
         "review.html",
         json!({

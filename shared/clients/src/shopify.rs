@@ -49,24 +49,52 @@ pub struct Money {
     pub currency_code: String,
 }
 
+/// Currencies whose minor unit is the major one (ISO 4217 exponent 0).
+const ZERO_DECIMAL: [&str; 17] = [
+    "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+    "VUV", "XAF", "XOF", "XPF",
+];
+/// Currencies with three decimals (ISO 4217 exponent 3).
+const THREE_DECIMAL: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+
+/// How many decimals a currency's minor unit has (2 unless listed).
+#[must_use]
+pub fn currency_exponent(code: &str) -> u32 {
+    let code = code.to_ascii_uppercase();
+    if ZERO_DECIMAL.contains(&code.as_str()) {
+        0
+    } else if THREE_DECIMAL.contains(&code.as_str()) {
+        3
+    } else {
+        2
+    }
+}
+
 impl Money {
-    /// The amount in minor units (cents), rounded; `None` if it does not parse.
+    /// The amount in the currency's minor unit (cents, or yen for JPY: what
+    /// Stripe amounts use), rounded half up; `None` if it does not parse.
     #[must_use]
-    pub fn cents(&self) -> Option<i64> {
-        let (whole, frac) = self
-            .amount
-            .trim()
+    pub fn minor_units(&self) -> Option<i64> {
+        let exponent = currency_exponent(&self.currency_code);
+        let text = self.amount.trim();
+        let negative = text.starts_with('-');
+        let (whole, frac) = text
+            .trim_start_matches('-')
             .split_once('.')
-            .unwrap_or((self.amount.trim(), ""));
-        let negative = whole.starts_with('-');
-        let whole: i64 = whole.trim_start_matches('-').parse().ok()?;
-        let mut digits: String = frac.chars().take(3).collect();
-        while digits.len() < 3 {
+            .unwrap_or((text.trim_start_matches('-'), ""));
+        let whole: i64 = whole.parse().ok()?;
+        // One digit more than the unit, to round.
+        let mut digits: String = frac.chars().take(exponent as usize + 1).collect();
+        while digits.len() < exponent as usize + 1 {
             digits.push('0');
         }
-        let thousandths: i64 = digits.parse().ok()?;
-        let cents = whole.checked_mul(100)? + (thousandths + 5) / 10;
-        Some(if negative { -cents } else { cents })
+        if !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let tenths: i64 = digits.parse().ok()?;
+        let scale = 10_i64.pow(exponent);
+        let units = whole.checked_mul(scale)? + (tenths + 5) / 10;
+        Some(if negative { -units } else { units })
     }
 }
 
@@ -132,8 +160,16 @@ pub struct ShopifyOrder {
     /// `PAID`, `REFUNDED`, ...
     #[serde(default)]
     pub financial_status: Option<String>,
-    /// Current total.
+    /// Current total (tax and shipping included).
     pub total: Money,
+    /// Current subtotal (after discounts, before tax and shipping).
+    pub subtotal: Money,
+    /// `FULFILLED`, `PARTIALLY_FULFILLED`, `UNFULFILLED`, ...
+    #[serde(default)]
+    pub fulfillment_status: Option<String>,
+    /// When it was cancelled (RFC 3339), if it was.
+    #[serde(default)]
+    pub cancelled_at: Option<String>,
     /// Discount codes applied.
     #[serde(default)]
     pub discount_codes: Vec<String>,
@@ -153,9 +189,13 @@ pub struct ShopifyOrder {
 
 impl ShopifyOrder {
     /// When the order was delivered: the latest `deliveredAt` of its
-    /// fulfillments, once every live one is delivered.
+    /// fulfillments, once every line is fulfilled (`FULFILLED`), the order
+    /// is not cancelled and every live shipment is delivered.
     #[must_use]
     pub fn delivered_at(&self) -> Option<&str> {
+        if self.fulfillment_status.as_deref() != Some("FULFILLED") || self.cancelled_at.is_some() {
+            return None;
+        }
         let live: Vec<&Fulfillment> = self
             .fulfillments
             .iter()
@@ -178,7 +218,7 @@ impl ShopifyOrder {
 }
 
 /// The order query: only the fields [`ShopifyOrder`] keeps.
-pub const ORDER_QUERY: &str = "query Order($id: ID!) { order(id: $id) { id legacyResourceId name email createdAt displayFinancialStatus currentTotalPriceSet { shopMoney { amount currencyCode } } discountCodes customer { id email firstName } customAttributes { key value } lineItems(first: 100) { nodes { title quantity sku product { id } } } fulfillments(first: 20) { status displayStatus deliveredAt } } }";
+pub const ORDER_QUERY: &str = "query Order($id: ID!) { order(id: $id) { id legacyResourceId name email createdAt displayFinancialStatus displayFulfillmentStatus cancelledAt currentTotalPriceSet { shopMoney { amount currencyCode } } currentSubtotalPriceSet { shopMoney { amount currencyCode } } discountCodes customer { id email firstName } customAttributes { key value } lineItems(first: 100) { nodes { title quantity sku product { id } } } fulfillments(first: 20) { status displayStatus deliveredAt } } }";
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -191,7 +231,12 @@ struct GqlOrder {
     created_at: String,
     #[serde(default)]
     display_financial_status: Option<String>,
+    #[serde(default)]
+    display_fulfillment_status: Option<String>,
+    #[serde(default)]
+    cancelled_at: Option<String>,
     current_total_price_set: GqlMoneyBag,
+    current_subtotal_price_set: GqlMoneyBag,
     #[serde(default)]
     discount_codes: Vec<String>,
     #[serde(default)]
@@ -246,6 +291,9 @@ impl From<GqlOrder> for ShopifyOrder {
             created_at: o.created_at,
             financial_status: o.display_financial_status,
             total: o.current_total_price_set.shop_money,
+            subtotal: o.current_subtotal_price_set.shop_money,
+            fulfillment_status: o.display_fulfillment_status,
+            cancelled_at: o.cancelled_at,
             discount_codes: o.discount_codes,
             customer: o.customer,
             line_items: o
@@ -430,6 +478,84 @@ impl ShopifyShop {
     }
 }
 
+/// A one-use percentage code for every product, for one customer's next
+/// order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewDiscountCode<'a> {
+    /// Shown in the admin.
+    pub title: &'a str,
+    /// What the shopper types.
+    pub code: &'a str,
+    /// Off every product, as a fraction (`0.1` = 10%).
+    pub percentage: f64,
+    /// From when (RFC 3339).
+    pub starts_at: &'a str,
+    /// Until when (RFC 3339).
+    pub ends_at: Option<&'a str>,
+}
+
+/// The discount mutation.
+pub const DISCOUNT_MUTATION: &str = "mutation Code($d: DiscountCodeBasicInput!) { discountCodeBasicCreate(basicCodeDiscount: $d) { codeDiscountNode { id } userErrors { field code message } } }";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscountData {
+    discount_code_basic_create: Option<DiscountPayload>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscountPayload {
+    #[serde(default)]
+    user_errors: Vec<UserError>,
+}
+
+#[derive(Deserialize)]
+struct UserError {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: String,
+}
+
+impl ShopifyShop {
+    /// Creates a discount code; `false` when the shop already has that code
+    /// (a retried step: Shopify answers `TAKEN`).
+    ///
+    /// # Errors
+    /// [`ClientError`]; any other refusal ([`ClientError::GraphQl`] with the
+    /// user error's code) is final.
+    pub async fn create_discount_code(&self, discount: &NewDiscountCode<'_>) -> Result<bool> {
+        const OP: &str = "create_discount_code";
+        let variables = json!({"d": {
+            "title": discount.title,
+            "code": discount.code,
+            "startsAt": discount.starts_at,
+            "endsAt": discount.ends_at,
+            "usageLimit": 1,
+            "appliesOncePerCustomer": true,
+            "customerSelection": {"all": true},
+            "customerGets": {"value": {"percentage": discount.percentage}, "items": {"all": true}},
+        }});
+        let data: Option<DiscountData> = self.query(OP, DISCOUNT_MUTATION, variables).await?;
+        let errors = data
+            .and_then(|d| d.discount_code_basic_create)
+            .map(|p| p.user_errors)
+            .unwrap_or_default();
+        match errors.into_iter().next() {
+            None => Ok(true),
+            Some(e) if e.code.as_deref() == Some("TAKEN") => Ok(false),
+            Some(e) => Err(ClientError::GraphQl {
+                api: "shopify",
+                operation: OP,
+                code: e.code.unwrap_or_else(|| "USER_ERROR".into()),
+                message: e.message.chars().take(200).collect(),
+                verdict: Box::new(NonRetriable::new("shopify refused the discount")),
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,13 +568,24 @@ mod tests {
     }
 
     #[test]
-    fn amounts_become_cents() {
-        assert_eq!(money("150.00").cents(), Some(15_000));
-        assert_eq!(money("19.9").cents(), Some(1_990));
-        assert_eq!(money("7").cents(), Some(700));
-        assert_eq!(money("0.015").cents(), Some(2));
-        assert_eq!(money("-3.50").cents(), Some(-350));
-        assert_eq!(money("abc").cents(), None);
+    fn amounts_become_minor_units_of_their_currency() {
+        assert_eq!(money("150.00").minor_units(), Some(15_000));
+        assert_eq!(money("19.9").minor_units(), Some(1_990));
+        assert_eq!(money("7").minor_units(), Some(700));
+        assert_eq!(money("0.015").minor_units(), Some(2));
+        assert_eq!(money("-3.50").minor_units(), Some(-350));
+        assert_eq!(money("abc").minor_units(), None);
+        assert_eq!(money("1.x").minor_units(), None);
+        let yen = Money {
+            amount: "2500.0".into(),
+            currency_code: "JPY".into(),
+        };
+        assert_eq!(yen.minor_units(), Some(2_500));
+        let dinar = Money {
+            amount: "1.2345".into(),
+            currency_code: "KWD".into(),
+        };
+        assert_eq!(dinar.minor_units(), Some(1_235));
     }
 
     #[test]
@@ -466,6 +603,9 @@ mod tests {
             created_at: "2025-06-02T10:18:30Z".into(),
             financial_status: None,
             total: money("1.00"),
+            subtotal: money("1.00"),
+            fulfillment_status: Some("FULFILLED".into()),
+            cancelled_at: None,
             discount_codes: vec![],
             customer: None,
             line_items: vec![],
@@ -481,6 +621,12 @@ mod tests {
         assert_eq!(order.delivered_at(), None);
         order.fulfillments[1].delivered_at = Some("2025-06-06T09:00:00Z".into());
         assert_eq!(order.delivered_at(), Some("2025-06-06T09:00:00Z"));
+        // Lines still to ship, or a cancelled order: not delivered.
+        order.fulfillment_status = Some("PARTIALLY_FULFILLED".into());
+        assert_eq!(order.delivered_at(), None);
+        order.fulfillment_status = Some("FULFILLED".into());
+        order.cancelled_at = Some("2025-06-07T00:00:00Z".into());
+        assert_eq!(order.delivered_at(), None);
     }
 
     #[test]

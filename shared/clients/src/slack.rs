@@ -77,3 +77,24 @@ impl SlackClient {
             .map(drop)
     }
 }
+
+/// `text` safe inside a Slack message: `&`, `<` and `>` escaped, as Slack's
+/// formatting rules ask, so a user-supplied name cannot mention `@channel`
+/// or make a link.
+#[must_use]
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod escape_tests {
+    #[test]
+    fn mentions_and_links_are_neutralized() {
+        assert_eq!(
+            super::escape("<!channel> & <https://x|Approve>"),
+            "&lt;!channel&gt; &amp; &lt;https://x|Approve&gt;"
+        );
+    }
+}

@@ -238,6 +238,29 @@ impl StripeClient {
         self.api.send_json(OP, req).await
     }
 
+    /// The transfers of a transfer group (`GET /v1/transfers`), newest
+    /// first: how a payout finds the transfer an earlier attempt made, even
+    /// after Stripe forgot its idempotency key.
+    ///
+    /// # Errors
+    /// [`ClientError`].
+    pub async fn transfers_in_group(&self, transfer_group: &str) -> Result<Vec<Transfer>> {
+        const OP: &str = "list_transfers";
+        #[derive(Deserialize)]
+        struct Page {
+            data: Vec<Transfer>,
+        }
+        let mut url = self.api.url(OP, &["v1", "transfers"])?;
+        url.query_pairs_mut()
+            .append_pair("transfer_group", transfer_group)
+            .append_pair("limit", "10");
+        let page: Page = self
+            .api
+            .send_json(OP, self.api.request(Method::GET, url))
+            .await?;
+        Ok(page.data)
+    }
+
     /// Fetches a Checkout Session (`GET /v1/checkout/sessions/{id}`).
     ///
     /// # Errors

@@ -112,10 +112,13 @@ impl Tenants {
     /// # Errors
     /// Why the value is unusable (never echoing it).
     pub fn parse(json: &str) -> Result<Self, String> {
-        let tenants: Vec<Tenant> = serde_json::from_str(json).map_err(|e| {
+        let mut tenants: Vec<Tenant> = serde_json::from_str(json).map_err(|e| {
             // serde's message names the field and position, not the value.
             format!("not a JSON array of tenants ({e})")
         })?;
+        for t in &mut tenants {
+            t.shop_domain = t.shop_domain.trim().to_ascii_lowercase();
+        }
         let mut seen = std::collections::BTreeSet::new();
         for t in &tenants {
             if t.id.trim().is_empty()
@@ -123,6 +126,13 @@ impl Tenants {
                 || t.shopify_token.trim().is_empty()
             {
                 return Err("a tenant has an empty id, shopDomain or shopifyToken".into());
+            }
+            if !t
+                .shop_domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                return Err(format!("tenant `{}`: shopDomain is not a host name", t.id));
             }
             if t.id.contains(':') {
                 return Err(format!("tenant id `{}` contains `:`", t.id));
@@ -180,6 +190,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tenants.by_shop("ACME.myshopify.com").unwrap().id, "acme");
+        let upper = Tenants::parse(
+            r#"[{"id": "a", "shopDomain": " A.MyShopify.com", "shopifyToken": "t"}]"#,
+        )
+        .unwrap();
+        assert_eq!(upper.all()[0].shop_domain, "a.myshopify.com");
         assert_eq!(tenants.by_id("acme").unwrap().meta(), Some(("1", "EAAB")));
         assert_eq!(tenants.by_id("bolt").unwrap().ga4(), None);
         assert!(!tenants.by_id("bolt").unwrap().active);
@@ -196,6 +211,9 @@ mod tests {
             r#"{"id": "acme"}"#,
             r#"[{"id": "", "shopDomain": "a.myshopify.com", "shopifyToken": "t"}]"#,
             r#"[{"id": "a:b", "shopDomain": "a.myshopify.com", "shopifyToken": "t"}]"#,
+            r#"[{"id": "a", "shopDomain": "a.myshopify.com/x", "shopifyToken": "t"}]"#,
+            r#"[{"id": "a", "shopDomain": "A.myshopify.com", "shopifyToken": "t"},
+                {"id": "b", "shopDomain": "a.myshopify.com", "shopifyToken": "t"}]"#,
             r#"[{"id": "a", "shopDomain": "a.myshopify.com", "shopifyToken": "t"},
                 {"id": "a", "shopDomain": "b.myshopify.com", "shopifyToken": "t"}]"#,
             r#"[{"id": "a", "shopDomain": "a.myshopify.com", "shopifyToken": "shpat_leak", "typo": 1}]"#,

@@ -19,7 +19,9 @@ fn order_json() -> serde_json::Value {
         "id": "gid://shopify/Order/1001", "legacyResourceId": "1001", "name": "#1001",
         "email": "ada@example.com", "createdAt": "2025-06-02T10:18:30Z",
         "displayFinancialStatus": "PAID",
+        "displayFulfillmentStatus": "FULFILLED", "cancelledAt": null,
         "currentTotalPriceSet": {"shopMoney": {"amount": "150.00", "currencyCode": "USD"}},
+        "currentSubtotalPriceSet": {"shopMoney": {"amount": "135.00", "currencyCode": "USD"}},
         "discountCodes": ["ADA10"],
         "customer": {"id": "gid://shopify/Customer/7", "email": "ada@example.com", "firstName": "Ada"},
         "customAttributes": [{"key": "visitorId", "value": "v_1"}],
@@ -42,10 +44,11 @@ async fn a_shops_order_is_read_with_its_token() {
         .unwrap()
         .unwrap();
     assert_eq!(order.legacy_id, "1001");
-    assert_eq!(order.total.cents(), Some(15_000));
+    assert_eq!(order.total.minor_units(), Some(15_000));
     assert_eq!(order.discount_codes, ["ADA10"]);
     assert_eq!(order.attribute("visitorId"), Some("v_1"));
     assert_eq!(order.delivered_at(), Some("2025-06-05T12:00:00Z"));
+    assert_eq!(order.subtotal.minor_units(), Some(13_500));
     assert_eq!(order.line_items[0].sku.as_deref(), Some("MUG"));
     let sent = server.requests_to("POST", &path);
     assert_eq!(sent[0].header("x-shopify-access-token"), Some("shpat_acme"));
@@ -97,6 +100,49 @@ async fn shopify_graphql_errors_classify_throttling_apart() {
     let err = shop.order("1").await.unwrap_err();
     assert!(!err.to_string().contains("shpat_acme"));
     assert_eq!(engine_verdict(err), Verdict::Final);
+}
+
+#[tokio::test]
+async fn discount_codes_are_created_once() {
+    use hookflow_clients::shopify::NewDiscountCode;
+    let (server, clients) = setup().await;
+    let path = TestServer::shopify_graphql_path(SHOP);
+    let shop = clients.shopify.shop(SHOP, "shpat_acme").unwrap();
+    let created = json!({"data": {"discountCodeBasicCreate": {"codeDiscountNode": {"id": "gid://shopify/DiscountCodeNode/1"}, "userErrors": []}}});
+    let taken = json!({"data": {"discountCodeBasicCreate": {"codeDiscountNode": null,
+        "userErrors": [{"field": ["basicCodeDiscount", "code"], "code": "TAKEN", "message": "Code must be unique."}]}}});
+    let invalid = json!({"data": {"discountCodeBasicCreate": {"codeDiscountNode": null,
+        "userErrors": [{"field": ["basicCodeDiscount", "customerGets"], "code": "INVALID", "message": "Value is invalid"}]}}});
+    server.on_sequence(
+        "POST",
+        &path,
+        [
+            Reply::json(200, &created),
+            Reply::json(200, &taken),
+            Reply::json(200, &invalid),
+        ],
+    );
+    let code = NewDiscountCode {
+        title: "Review thanks",
+        code: "THANKS10-1001",
+        percentage: 0.1,
+        starts_at: "2025-06-07T10:30:00Z",
+        ends_at: None,
+    };
+    assert!(shop.create_discount_code(&code).await.unwrap());
+    assert!(
+        !shop.create_discount_code(&code).await.unwrap(),
+        "a retry finds it"
+    );
+    let err = shop.create_discount_code(&code).await.unwrap_err();
+    assert_eq!(engine_verdict(err), Verdict::Final);
+    let body = server.requests_to("POST", &path)[0].json();
+    assert_eq!(body["variables"]["d"]["code"], "THANKS10-1001");
+    assert_eq!(body["variables"]["d"]["usageLimit"], 1);
+    assert_eq!(
+        body["variables"]["d"]["customerGets"]["value"]["percentage"],
+        0.1
+    );
 }
 
 #[tokio::test]

@@ -339,3 +339,29 @@ async fn a_transfer_retried_after_a_timeout_sends_the_same_key() {
     assert_eq!(engine_verdict(err), Verdict::Final);
     assert_eq!(server.requests_to("POST", TRANSFERS).len(), 2);
 }
+
+#[tokio::test]
+async fn transfers_are_found_by_group() {
+    let (server, clients) = setup().await;
+    server.on(
+        "GET",
+        TRANSFERS,
+        Reply::json(
+            200,
+            &json!({"object": "list", "data": [{"id": "tr_9", "amount": 100, "currency": "usd",
+                "destination": "acct_1", "transfer_group": "north:po_1"}], "has_more": false}),
+        ),
+    );
+    let found = clients
+        .stripe
+        .transfers_in_group("north:po_1")
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, "tr_9");
+    let sent = &server.requests_to("GET", TRANSFERS)[0];
+    assert_eq!(
+        sent.query.as_deref(),
+        Some("transfer_group=north%3Apo_1&limit=10")
+    );
+}
