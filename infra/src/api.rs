@@ -414,7 +414,51 @@ async fn replay_run(
     ))
 }
 
-async fn dead_letters(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
+/// Query of `GET /dead-letters` and `POST /dead-letters/redrive`.
+#[derive(Debug, Default, Deserialize)]
+pub struct DeadLetterQuery {
+    /// Only this function's failed runs.
+    pub function: Option<String>,
+}
+
+/// Most runs read to find the failed ones not yet replayed.
+const DEAD_RUNS_SCAN: usize = 10_000;
+
+/// Failed runs that no replay has taken up yet (newest first): the runs a
+/// redrive puts back.
+async fn failed_runs(rt: &Embedded, function: Option<&str>) -> ApiResult<Vec<hookflow::Run>> {
+    let all = rt
+        .engine()
+        .list_runs(&RunFilter {
+            function_id: function.map(str::to_owned),
+            status: None,
+            limit: DEAD_RUNS_SCAN,
+        })
+        .await?;
+    let replayed: std::collections::HashSet<&str> =
+        all.iter().filter_map(|r| r.replay_of.as_deref()).collect();
+    Ok(all
+        .iter()
+        .filter(|r| r.status == RunStatus::Failed && !replayed.contains(r.id.as_str()))
+        .cloned()
+        .collect())
+}
+
+async fn dead_letters(
+    State(rt): State<Embedded>,
+    Query(q): Query<DeadLetterQuery>,
+) -> ApiResult<Json<Value>> {
+    let failed: Vec<Value> = failed_runs(&rt, q.function.as_deref())
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "function_id": r.function_id, "event_id": r.event.id,
+                "event_name": r.event.name, "ended_at": r.ended_at, "error": r.error,
+                "replay_of": r.replay_of,
+            })
+        })
+        .collect();
     let dead = rt.store().dead_letters().await.map_err(Error::from)?;
     let list: Vec<Value> = dead
         .into_iter()
@@ -428,12 +472,28 @@ async fn dead_letters(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
             })
         })
         .collect();
-    Ok(Json(json!({ "dead_letters": list })))
+    Ok(Json(json!({ "dead_letters": list, "failed_runs": failed })))
 }
 
-/// `POST /dead-letters/redrive`: puts every dead-lettered message back on its queue.
-async fn redrive(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
+/// `POST /dead-letters/redrive`: puts every dead-lettered message back on
+/// its queue and replays every failed run not yet replayed (only
+/// `function`'s, if given; then no message is redriven). Safe to repeat:
+/// a run's redrive has an id derived from it, so asking twice starts one
+/// replay, and a replayed run leaves the view.
+async fn redrive(
+    State(rt): State<Embedded>,
+    Query(q): Query<DeadLetterQuery>,
+) -> ApiResult<Json<Value>> {
     let now = rt.engine().clock().now_ms();
-    let n = rt.store().redrive(now).await.map_err(Error::from)?;
-    Ok(Json(json!({ "redriven": n })))
+    let n = if q.function.is_some() {
+        0
+    } else {
+        rt.store().redrive(now).await.map_err(Error::from)?
+    };
+    let mut replayed = Vec::new();
+    for run in failed_runs(&rt, q.function.as_deref()).await? {
+        let id = rt.engine().redrive(&run.id).await?;
+        replayed.push(json!({"id": id, "replay_of": run.id}));
+    }
+    Ok(Json(json!({ "redriven": n, "replayed": replayed })))
 }

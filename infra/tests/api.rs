@@ -231,6 +231,60 @@ async fn dead_letters_are_listed_and_redriven() {
 }
 
 #[tokio::test]
+async fn failed_runs_are_dead_letters_until_a_redrive_replays_them() {
+    // GIVEN a run that fails for good (no commerce tenant is configured)
+    let (rt, _) = runtime();
+    let event =
+        r#"{"name": "payout/approved", "data": {"tenantId": "north", "requestId": "po_1"}}"#;
+    let (status, _) = call(&rt, "POST", "/events", Some(event.into())).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    rt.drain().await.unwrap();
+    // THEN it is in the dead-letter view, with its error
+    let (_, view) = call(&rt, "GET", "/dead-letters", None).await;
+    let failed = view["failed_runs"].as_array().unwrap().clone();
+    assert_eq!(failed.len(), 1, "{view}");
+    assert_eq!(failed[0]["function_id"], "process-payout");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("COMMERCE_TENANTS")
+    );
+    let (_, other) = call(&rt, "GET", "/dead-letters?function=hello-world", None).await;
+    assert!(other["failed_runs"].as_array().unwrap().is_empty());
+    // WHEN it is redriven (twice: the second finds nothing new)
+    let (status, out) = call(&rt, "POST", "/dead-letters/redrive", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(out["replayed"][0]["replay_of"], failed[0]["id"]);
+    let (_, again) = call(&rt, "POST", "/dead-letters/redrive", None).await;
+    assert_eq!(
+        again["replayed"][0]["id"], out["replayed"][0]["id"],
+        "one replay"
+    );
+    rt.drain().await.unwrap();
+    let (_, runs) = call(&rt, "GET", "/runs?function=process-payout", None).await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2, "{runs}");
+    let (_, after) = call(
+        &rt,
+        "POST",
+        "/dead-letters/redrive?function=process-payout",
+        None,
+    )
+    .await;
+    assert_eq!(
+        after["replayed"].as_array().unwrap().len(),
+        1,
+        "only the new failure"
+    );
+    rt.drain().await.unwrap();
+    // THEN the original left the view; the latest replay, failing again, is there
+    let (_, view) = call(&rt, "GET", "/dead-letters", None).await;
+    let failed_now = view["failed_runs"].as_array().unwrap();
+    assert_eq!(failed_now.len(), 1);
+    assert_ne!(failed_now[0]["id"], failed[0]["id"]);
+}
+
+#[tokio::test]
 async fn events_answer_with_their_run_ids_and_a_run_can_be_awaited() {
     // GIVEN hookflow dev with its workers running
     let (rt, _) = runtime();

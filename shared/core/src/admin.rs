@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::event::new_id;
+use crate::event::{derived_id, new_id};
 use crate::flow::{FlowState, FlowWrite, pause_key, paused_since};
 use crate::function::{Registry, Trigger};
 use crate::run::{Envelope, Message, Run, StepRecord, Target};
@@ -264,6 +264,21 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
     /// # Errors
     /// [`Error::RunNotFound`]; [`Error::UnknownFunction`] if its function is gone.
     pub async fn replay(&self, run_id: &str) -> Result<String> {
+        self.request_replay(run_id, new_id()).await
+    }
+
+    /// Redrives a failed run: a replay whose id is derived from the
+    /// original's, so redriving it again (a bulk redrive interrupted and run
+    /// again) starts no second run. Returns that id.
+    ///
+    /// # Errors
+    /// As [`Self::replay`].
+    pub async fn redrive(&self, run_id: &str) -> Result<String> {
+        self.request_replay(run_id, derived_id(&["redrive", run_id]))
+            .await
+    }
+
+    async fn request_replay(&self, run_id: &str, new_run_id: String) -> Result<String> {
         let original = self
             .store
             .get_run(run_id)
@@ -272,7 +287,6 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
         if self.registry.get(&original.function_id).is_none() {
             return Err(Error::UnknownFunction(original.function_id));
         }
-        let new_run_id = new_id();
         let request = Envelope::new(
             Target::Router,
             Message::Replay {

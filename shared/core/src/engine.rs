@@ -187,6 +187,14 @@ impl<S: Store> Engine<S> {
         self.admin.replay(run_id).await
     }
 
+    /// Redrives a failed run (see [`Admin::redrive`]): idempotent.
+    ///
+    /// # Errors
+    /// Unknown run or function, storage errors.
+    pub async fn redrive(&self, run_id: &str) -> Result<String> {
+        self.admin.redrive(run_id).await
+    }
+
     /// The run with its step timeline.
     ///
     /// # Errors
