@@ -182,6 +182,169 @@ pub mod backend {
     }
 }
 
+/// The world an app's scenarios run in: every registry function (and any
+/// test-only ones) on a backend with a fake clock, one recording server for
+/// every API, and the app's documents. An app's own world wraps a [`Base`]
+/// (`struct World<B>(Base<B>)` with `Deref`) and adds its fixtures.
+pub mod world {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use hookflow::{FakeClock, Function, Run, RunView};
+    use hookflow_aws::testing::AwsTestEnv;
+    use hookflow_clients::testing::TestServer;
+    use hookflow_docs::DocStore;
+    use hookflow_embedded::SqliteStore;
+    use hookflow_embedded::testing::TestEnv;
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    use crate::backend::{self, Backend};
+
+    /// A backend, the API stand-in and the documents.
+    pub struct Base<B> {
+        /// The backend's test environment.
+        pub env: B,
+        /// Stands in for every external API.
+        pub server: TestServer,
+        /// The apps' records.
+        pub docs: DocStore,
+        /// How early (ms) the backend may handle a timer: 0 on SQLite, a
+        /// second on moto.
+        pub precision: i64,
+    }
+
+    /// When a signed sample was signed (ms).
+    ///
+    /// # Panics
+    /// If the sample is malformed.
+    #[must_use]
+    pub fn sample_time(json: &str) -> i64 {
+        hookflow_webhooks::ApiGatewayV2Request::from_json(json.as_bytes())
+            .unwrap()
+            .time_epoch_ms()
+            .unwrap()
+    }
+
+    impl Base<TestEnv> {
+        /// On SQLite (in memory) at `start_ms`, running `functions` built
+        /// over the server and the documents.
+        ///
+        /// # Panics
+        /// If the store cannot open.
+        pub fn sqlite(
+            server: TestServer,
+            start_ms: i64,
+            functions: impl FnOnce(&TestServer, DocStore) -> Vec<Function>,
+        ) -> Self {
+            let store = SqliteStore::in_memory().unwrap();
+            let clock = FakeClock::new(start_ms);
+            let docs = DocStore::new(store.clone()).with_clock(Arc::new(clock.clone()));
+            let env = TestEnv::with_store(store, functions(&server, docs.clone()), clock);
+            Self {
+                env,
+                server,
+                docs,
+                precision: 0,
+            }
+        }
+    }
+
+    impl Base<AwsTestEnv> {
+        /// On DynamoDB, SQS and Scheduler (moto) at `start_ms`.
+        pub async fn aws(
+            server: TestServer,
+            start_ms: i64,
+            functions: impl FnOnce(&TestServer, DocStore) -> Vec<Function>,
+        ) -> Self {
+            let env = AwsTestEnv::with_docs(|docs| functions(&server, docs)).await;
+            env.clock.set(start_ms);
+            let docs = env.docs();
+            Self {
+                env,
+                server,
+                docs,
+                precision: 1_000,
+            }
+        }
+    }
+
+    impl<B: Backend> Base<B> {
+        /// The fake clock's time.
+        pub fn now_ms(&self) -> i64 {
+            hookflow::Clock::now_ms(self.env.clock())
+        }
+
+        /// Creates a document (it must not exist).
+        ///
+        /// # Panics
+        /// If it exists or the store fails.
+        pub async fn put<T: Serialize>(&self, collection: &str, key: &str, value: &T) {
+            assert!(
+                self.docs.create(collection, key, value).await.unwrap(),
+                "{collection}/{key} exists"
+            );
+        }
+
+        /// A document's value.
+        ///
+        /// # Panics
+        /// If the store fails or the value is not a `T`.
+        pub async fn get<T: DeserializeOwned>(&self, collection: &str, key: &str) -> Option<T> {
+            self.docs
+                .get::<T>(collection, key)
+                .await
+                .unwrap()
+                .map(|(v, _)| v)
+        }
+
+        /// Moves time forward, firing every timer on the way.
+        pub async fn advance(&self, by: Duration) {
+            self.env.advance(by).await;
+        }
+
+        /// Moves the clock to `at` (ms), firing every timer on the way.
+        ///
+        /// # Panics
+        /// If `at` is in the past.
+        pub async fn advance_to(&self, at: i64) {
+            let by = at - self.now_ms();
+            assert!(by >= 0, "{at} is in the past");
+            self.advance(Duration::from_millis(u64::try_from(by).unwrap()))
+                .await;
+        }
+
+        /// Delivers a signed sample at its signing time, then what is due.
+        pub async fn deliver(&self, json: &str) {
+            backend::deliver(&self.env, json).await;
+        }
+
+        /// Sends an event as the app would, then handles what is due.
+        pub async fn send(&self, name: &str, data: Value) {
+            backend::send(&self.env, name, data).await;
+        }
+
+        /// Every run of `function_id`.
+        pub async fn runs_of(&self, function_id: &str) -> Vec<Run> {
+            backend::runs_of(&self.env, function_id).await
+        }
+
+        /// The one run of `function_id`.
+        pub async fn only(&self, function_id: &str) -> Run {
+            backend::only(&self.env, function_id).await
+        }
+
+        /// A run with its steps.
+        ///
+        /// # Panics
+        /// If it does not exist.
+        pub async fn view(&self, run_id: &str) -> RunView {
+            self.env.engine().run_view(run_id).await.unwrap().unwrap()
+        }
+    }
+}
+
 /// Runs each scenario (`async fn name<B: Backend>(world: World<B>)`) on
 /// SQLite and on moto, building the world with the two given functions:
 /// `both!(world::sqlite, world::aws => scenario_a, scenario_b);`.

@@ -7,24 +7,18 @@
 //! - `south` (`hookflow-south.myshopify.com`): nothing optional;
 //! - `west` (`hookflow-west.myshopify.com`): no samples, for the crons.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use commerce::{Creator, Order, key};
-use hookflow::{FakeClock, Run};
 use hookflow_aws::testing::AwsTestEnv;
 use hookflow_clients::testing::{
     GA4_PREFIX, META_PREFIX, RESEND_PREFIX, Reply, SLACK_PATH, TestServer,
 };
 use hookflow_clients::{Services, Settings, Tenant, Tenants};
 use hookflow_docs::DocStore;
-use hookflow_embedded::SqliteStore;
 use hookflow_embedded::testing::TestEnv;
-use hookflow_webhooks::ApiGatewayV2Request;
-use serde::Serialize;
 use serde_json::{Value, json};
 
-pub use hookflow_tests::backend::{self, Backend};
+pub use hookflow_tests::backend::Backend;
+use hookflow_tests::world::{Base, sample_time};
 
 pub const NORTH_CREATED: &str = include_str!("../../events/webhook-shopify-orders-create.json");
 pub const NORTH_DELIVERED: &str = include_str!("../../events/webhook-shopify-orders-updated.json");
@@ -147,12 +141,14 @@ pub fn south_order(delivered: bool) -> Value {
     )
 }
 
-pub struct World<B> {
-    pub env: B,
-    pub server: TestServer,
-    pub docs: DocStore,
-    /// How early (ms) the backend may handle a timer.
-    pub precision: i64,
+/// The platform's world: a [`Base`] and its fixtures.
+pub struct World<B>(Base<B>);
+
+impl<B> std::ops::Deref for World<B> {
+    type Target = Base<B>;
+    fn deref(&self) -> &Base<B> {
+        &self.0
+    }
 }
 
 fn services(server: &TestServer, docs: DocStore) -> Services {
@@ -204,45 +200,22 @@ fn script(server: &TestServer) {
     );
 }
 
-fn sample_time(json: &str) -> i64 {
-    ApiGatewayV2Request::from_json(json.as_bytes())
-        .unwrap()
-        .time_epoch_ms()
-        .unwrap()
+fn functions(server: &TestServer, docs: DocStore) -> Vec<hookflow::Function> {
+    hookflow_registry::functions_with(&services(server, docs))
 }
 
 /// GIVEN the platform on SQLite at the first sample's signing time.
 pub async fn sqlite() -> World<TestEnv> {
     let server = TestServer::start().await;
     script(&server);
-    let store = SqliteStore::in_memory().unwrap();
-    let clock = FakeClock::new(sample_time(NORTH_CREATED));
-    let docs = DocStore::new(store.clone()).with_clock(Arc::new(clock.clone()));
-    let functions = hookflow_registry::functions_with(&services(&server, docs.clone()));
-    let env = TestEnv::with_store(store, functions, clock);
-    World {
-        env,
-        server,
-        docs,
-        precision: 0,
-    }
+    World(Base::sqlite(server, sample_time(NORTH_CREATED), functions))
 }
 
 /// GIVEN the platform on DynamoDB, SQS and Scheduler (moto).
 pub async fn aws() -> World<AwsTestEnv> {
     let server = TestServer::start().await;
     script(&server);
-    let env =
-        AwsTestEnv::with_docs(|docs| hookflow_registry::functions_with(&services(&server, docs)))
-            .await;
-    env.clock.set(sample_time(NORTH_CREATED));
-    let docs = env.docs();
-    World {
-        env,
-        server,
-        docs,
-        precision: 1_000,
-    }
+    World(Base::aws(server, sample_time(NORTH_CREATED), functions).await)
 }
 
 /// A creator of `tenant` with a Stripe account and a 10% commission.
@@ -281,26 +254,6 @@ pub fn order_record(tenant: &str, id: &str, email: &str, total_cents: i64, at: i
 }
 
 impl<B: Backend> World<B> {
-    pub fn now_ms(&self) -> i64 {
-        hookflow::Clock::now_ms(self.env.clock())
-    }
-
-    pub async fn put<T: Serialize>(&self, collection: &str, key: &str, value: &T) {
-        assert!(self.docs.create(collection, key, value).await.unwrap());
-    }
-
-    pub async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        collection: &str,
-        key: &str,
-    ) -> Option<T> {
-        self.docs
-            .get::<T>(collection, key)
-            .await
-            .unwrap()
-            .map(|(v, _)| v)
-    }
-
     /// A creator and their discount code.
     pub async fn seed_creator(&self, tenant: &str, id: &str, code: &str) {
         let c = creator(tenant, id);
@@ -313,38 +266,7 @@ impl<B: Backend> World<B> {
         .await;
     }
 
-    pub async fn advance(&self, by: Duration) {
-        self.env.advance(by).await;
-    }
-
-    /// Moves the clock to `at` (ms), firing every timer on the way.
-    pub async fn advance_to(&self, at: i64) {
-        let by = at - self.now_ms();
-        assert!(by >= 0, "{at} is in the past");
-        self.advance(Duration::from_millis(u64::try_from(by).unwrap()))
-            .await;
-    }
-
-    /// Delivers a signed sample at its signing time, then what is due.
-    pub async fn deliver(&self, json: &str) {
-        backend::deliver(&self.env, json).await;
-    }
-
-    /// Sends an event as the app would, then handles what is due.
-    pub async fn send(&self, name: &str, data: Value) {
-        backend::send(&self.env, name, data).await;
-    }
-
-    pub async fn runs_of(&self, function_id: &str) -> Vec<Run> {
-        backend::runs_of(&self.env, function_id).await
-    }
-
-    /// The one run of `function_id`.
-    pub async fn only(&self, function_id: &str) -> Run {
-        backend::only(&self.env, function_id).await
-    }
-
-    /// The review emails sent so far: (to, subject, html).
+    /// The emails sent through Resend, as JSON.
     pub fn emails(&self) -> Vec<Value> {
         self.server
             .requests_to("POST", &emails_path())

@@ -6,19 +6,13 @@
 //! Scenarios are written once over `World<B>` and run on both backends
 //! (`hookflow_tests::both!`).
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use course::*;
-use hookflow::{FakeClock, Function, Run, RunView};
+use hookflow::Function;
 use hookflow_aws::testing::AwsTestEnv;
 use hookflow_clients::testing::{Recorded, Reply, TestServer};
 use hookflow_clients::{Services, Settings};
 use hookflow_docs::DocStore;
-use hookflow_embedded::SqliteStore;
 use hookflow_embedded::testing::TestEnv;
-use hookflow_webhooks::ApiGatewayV2Request;
-use serde::Serialize;
 use serde_json::{Value, json};
 
 pub const CHECKOUT: &str =
@@ -40,12 +34,17 @@ pub const SPIED: [&str; 3] = [
     "discord/user-added-to-workshop",
 ];
 
-pub use hookflow_tests::backend::{self, Backend};
+pub use hookflow_tests::backend::Backend;
+use hookflow_tests::world::{Base, sample_time};
 
-pub struct World<B> {
-    pub env: B,
-    pub server: TestServer,
-    pub docs: DocStore,
+/// The platform's world: a [`Base`] and its fixtures.
+pub struct World<B>(Base<B>);
+
+impl<B> std::ops::Deref for World<B> {
+    type Target = Base<B>;
+    fn deref(&self) -> &Base<B> {
+        &self.0
+    }
 }
 
 fn services(server: &TestServer, docs: DocStore) -> Services {
@@ -55,8 +54,8 @@ fn services(server: &TestServer, docs: DocStore) -> Services {
     Services::new(docs, server.clients(), settings)
 }
 
-fn functions(services: &Services) -> Vec<Function> {
-    let mut functions = hookflow_registry::functions_with(services);
+fn functions(server: &TestServer, docs: DocStore) -> Vec<Function> {
+    let mut functions = hookflow_registry::functions_with(&services(server, docs));
     let mut spy = Function::new(SPY);
     for name in SPIED {
         spy = spy.on_event(name);
@@ -76,11 +75,7 @@ fn script(server: &TestServer) {
 pub async fn sqlite() -> World<TestEnv> {
     let server = TestServer::start().await;
     script(&server);
-    let store = SqliteStore::in_memory().unwrap();
-    let clock = FakeClock::new(sample_time(CHECKOUT));
-    let docs = DocStore::new(store.clone()).with_clock(Arc::new(clock.clone()));
-    let env = TestEnv::with_store(store, functions(&services(&server, docs.clone())), clock);
-    let world = World { env, server, docs };
+    let world = World(Base::sqlite(server, sample_time(CHECKOUT), functions));
     world.seed().await;
     world
 }
@@ -89,19 +84,9 @@ pub async fn sqlite() -> World<TestEnv> {
 pub async fn aws() -> World<AwsTestEnv> {
     let server = TestServer::start().await;
     script(&server);
-    let env = AwsTestEnv::with_docs(|docs| functions(&services(&server, docs))).await;
-    env.clock.set(sample_time(CHECKOUT));
-    let docs = env.docs();
-    let world = World { env, server, docs };
+    let world = World(Base::aws(server, sample_time(CHECKOUT), functions).await);
     world.seed().await;
     world
-}
-
-fn sample_time(json: &str) -> i64 {
-    ApiGatewayV2Request::from_json(json.as_bytes())
-        .unwrap()
-        .time_epoch_ms()
-        .unwrap()
 }
 
 pub fn user(id: &str, email: &str, name: &str) -> User {
@@ -152,25 +137,6 @@ pub fn purchase(id: &str, user_id: &str, product_id: &str) -> Purchase {
 }
 
 impl<B: Backend> World<B> {
-    pub async fn put<T: Serialize>(&self, collection: &str, key: &str, value: &T) {
-        assert!(
-            self.docs.create(collection, key, value).await.unwrap(),
-            "{collection}/{key} exists"
-        );
-    }
-
-    pub async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        collection: &str,
-        key: &str,
-    ) -> Option<T> {
-        self.docs
-            .get::<T>(collection, key)
-            .await
-            .unwrap()
-            .map(|(v, _)| v)
-    }
-
     /// The platform's setup and catalog, and its users Ada, Bob and Grace:
     /// `functions/course/demo.json`, what the README's walk-through loads.
     async fn seed(&self) {
@@ -182,33 +148,6 @@ impl<B: Backend> World<B> {
             );
             self.put(collection, key, &doc["value"]).await;
         }
-    }
-
-    pub async fn advance(&self, by: Duration) {
-        self.env.advance(by).await;
-    }
-
-    /// Delivers a signed sample at its signing time, then what is due.
-    pub async fn deliver(&self, json: &str) {
-        backend::deliver(&self.env, json).await;
-    }
-
-    /// Sends an event as the app would, then handles what is due.
-    pub async fn send(&self, name: &str, data: Value) {
-        backend::send(&self.env, name, data).await;
-    }
-
-    pub async fn runs_of(&self, function_id: &str) -> Vec<Run> {
-        backend::runs_of(&self.env, function_id).await
-    }
-
-    /// The one run of `function_id`.
-    pub async fn only(&self, function_id: &str) -> Run {
-        backend::only(&self.env, function_id).await
-    }
-
-    pub async fn view(&self, run_id: &str) -> RunView {
-        self.env.engine().run_view(run_id).await.unwrap().unwrap()
     }
 
     /// The emails sent through Resend, as JSON.

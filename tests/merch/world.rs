@@ -3,22 +3,16 @@
 //! (Printify, Postmark, Slack answering success unless a scenario says
 //! otherwise), crons in `America/New_York`, and an order waiting for payment.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use hookflow::{FakeClock, Run};
 use hookflow_aws::testing::AwsTestEnv;
 use hookflow_clients::testing::{POSTMARK_PREFIX, PRINTIFY_PREFIX, Reply, SLACK_PATH, TestServer};
 use hookflow_clients::{Services, Settings};
 use hookflow_docs::DocStore;
-use hookflow_embedded::SqliteStore;
 use hookflow_embedded::testing::TestEnv;
-use hookflow_webhooks::ApiGatewayV2Request;
 use merch::{ORDERS, Order, OrderItem, OrderStatus, STOCK, Stock};
-use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-pub use hookflow_tests::backend::{self, Backend};
+pub use hookflow_tests::backend::Backend;
+use hookflow_tests::world::{Base, sample_time};
 
 pub const PAID: &str = include_str!("../../events/webhook-stripe-payment-intent-succeeded.json");
 pub const DECLINED: &str = include_str!("../../events/webhook-stripe-payment-intent-failed.json");
@@ -46,10 +40,14 @@ pub fn email_path() -> String {
     format!("{POSTMARK_PREFIX}/email")
 }
 
-pub struct World<B> {
-    pub env: B,
-    pub server: TestServer,
-    pub docs: DocStore,
+/// The shop's world: a [`Base`] and its fixtures.
+pub struct World<B>(Base<B>);
+
+impl<B> std::ops::Deref for World<B> {
+    type Target = Base<B>;
+    fn deref(&self) -> &Base<B> {
+        &self.0
+    }
 }
 
 fn services(server: &TestServer, docs: DocStore) -> Services {
@@ -74,35 +72,22 @@ fn script(server: &TestServer) {
     server.set_default(Reply::json(200, &json!({})));
 }
 
-fn sample_time(json: &str) -> i64 {
-    ApiGatewayV2Request::from_json(json.as_bytes())
-        .unwrap()
-        .time_epoch_ms()
-        .unwrap()
+fn functions(server: &TestServer, docs: DocStore) -> Vec<hookflow::Function> {
+    hookflow_registry::functions_with(&services(server, docs))
 }
 
 /// GIVEN the shop on SQLite at the first sample's signing time.
 pub async fn sqlite() -> World<TestEnv> {
     let server = TestServer::start().await;
     script(&server);
-    let store = SqliteStore::in_memory().unwrap();
-    let clock = FakeClock::new(sample_time(USER_CREATED));
-    let docs = DocStore::new(store.clone()).with_clock(Arc::new(clock.clone()));
-    let functions = hookflow_registry::functions_with(&services(&server, docs.clone()));
-    let env = TestEnv::with_store(store, functions, clock);
-    World { env, server, docs }
+    World(Base::sqlite(server, sample_time(USER_CREATED), functions))
 }
 
 /// GIVEN the shop on DynamoDB, SQS and Scheduler (moto).
 pub async fn aws() -> World<AwsTestEnv> {
     let server = TestServer::start().await;
     script(&server);
-    let env =
-        AwsTestEnv::with_docs(|docs| hookflow_registry::functions_with(&services(&server, docs)))
-            .await;
-    env.clock.set(sample_time(USER_CREATED));
-    let docs = env.docs();
-    World { env, server, docs }
+    World(Base::aws(server, sample_time(USER_CREATED), functions).await)
 }
 
 /// An order of `quantity` mugs waiting for payment.
@@ -129,26 +114,6 @@ pub fn order(id: &str, quantity: u32, created_at: i64) -> Order {
 }
 
 impl<B: Backend> World<B> {
-    pub fn now_ms(&self) -> i64 {
-        hookflow::Clock::now_ms(self.env.clock())
-    }
-
-    pub async fn put<T: Serialize>(&self, collection: &str, key: &str, value: &T) {
-        assert!(self.docs.create(collection, key, value).await.unwrap());
-    }
-
-    pub async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        collection: &str,
-        key: &str,
-    ) -> Option<T> {
-        self.docs
-            .get::<T>(collection, key)
-            .await
-            .unwrap()
-            .map(|(v, _)| v)
-    }
-
     pub async fn order(&self, id: &str) -> Order {
         self.get(ORDERS, id).await.unwrap()
     }
@@ -172,28 +137,5 @@ impl<B: Backend> World<B> {
             available: true,
         };
         self.put(STOCK, "hookflow-mug-11oz", &stock).await;
-    }
-
-    pub async fn advance(&self, by: Duration) {
-        self.env.advance(by).await;
-    }
-
-    /// Delivers a signed sample at its signing time, then what is due.
-    pub async fn deliver(&self, json: &str) {
-        backend::deliver(&self.env, json).await;
-    }
-
-    /// Sends an event as the app would, then handles what is due.
-    pub async fn send(&self, name: &str, data: Value) {
-        backend::send(&self.env, name, data).await;
-    }
-
-    pub async fn runs_of(&self, function_id: &str) -> Vec<Run> {
-        backend::runs_of(&self.env, function_id).await
-    }
-
-    /// The one run of `function_id`.
-    pub async fn only(&self, function_id: &str) -> Run {
-        backend::only(&self.env, function_id).await
     }
 }
