@@ -18,6 +18,8 @@ use axum::routing::{get, post};
 use hookflow::store::{EventLog, RunStore};
 use hookflow::{Error, Event, RunFilter, RunStatus};
 use hookflow_embedded::Embedded;
+
+use crate::access::AdminToken;
 use hookflow_webhooks::{CertFetcher, Provider, Receiver, WebhookRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -88,9 +90,33 @@ impl<F> FromRef<AppState<F>> for Embedded {
 
 /// The router, over a running embedded runtime and a webhook receiver.
 pub fn router<F: CertFetcher + 'static>(runtime: Embedded, receiver: Arc<Receiver<F>>) -> Router {
-    Router::new()
+    router_with_access(runtime, receiver, None)
+}
+
+/// [`router`] whose admin routes (all but the webhooks and `/health`) need
+/// `token` when one is given (see [`crate::access`]).
+pub fn router_with_access<F: CertFetcher + 'static>(
+    runtime: Embedded,
+    receiver: Arc<Receiver<F>>,
+    token: Option<AdminToken>,
+) -> Router {
+    let open = Router::new()
         .route("/webhooks/{provider}", post(webhook::<F>))
-        .route("/health", get(health))
+        .route("/health", get(health));
+    let mut admin = admin_routes::<F>();
+    if let Some(token) = token {
+        admin = admin.route_layer(axum::middleware::from_fn_with_state(
+            token,
+            crate::access::require_token,
+        ));
+    }
+    open.merge(admin)
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
+        .with_state(AppState { runtime, receiver })
+}
+
+fn admin_routes<F: CertFetcher + 'static>() -> Router<AppState<F>> {
+    Router::new()
         .route("/events", post(post_events))
         .route("/functions", get(functions))
         .route("/functions/{id}/pause", post(pause_function))
@@ -107,8 +133,6 @@ pub fn router<F: CertFetcher + 'static>(runtime: Embedded, receiver: Arc<Receive
             "/docs/{collection}/{key}",
             get(crate::docs_api::get).put(crate::docs_api::put),
         )
-        .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
-        .with_state(AppState { runtime, receiver })
 }
 
 /// `POST /webhooks/{provider}`: verify the signature on the raw body, store the

@@ -19,6 +19,10 @@ use crate::DevArgs;
 /// # Errors
 /// Registry, database or bind failures, with what to fix.
 pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
+    let token = crate::access::admin_token_for(
+        args.host,
+        hookflow_clients::process_env(crate::access::ADMIN_TOKEN_VAR).as_deref(),
+    )?;
     if let Some(dir) = args.db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
@@ -66,6 +70,7 @@ pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
         functions = runtime.engine().registry().len(),
         webhooks = ?enabled.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
         recovered,
+        admin_token = token.is_some(),
         "hookflow dev listening"
     );
     println!("hookflow dev listening on http://{addr}");
@@ -75,10 +80,13 @@ pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
         let runtime = runtime.clone();
         tokio::spawn(async move { runtime.run_workers(stop_rx).await })
     };
-    axum::serve(listener, crate::api::router(runtime, receiver))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    axum::serve(
+        listener,
+        crate::api::router_with_access(runtime, receiver, token),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server failed")?;
     let _ = stop_tx.send(true);
     workers.await.context("workers ended abnormally")?;
     tracing::info!("hookflow dev stopped");

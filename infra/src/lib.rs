@@ -3,6 +3,7 @@
 //! `functions` (what the registry holds) and `template generate|check` (the
 //! per-function part of `template.yaml`, from the registry).
 
+pub mod access;
 pub mod api;
 pub mod bench;
 pub mod dev;

@@ -1,0 +1,132 @@
+//! `hookflow dev` beyond loopback: it refuses to start without an admin
+//! token, and with one every admin route answers 401 to a request without
+//! it while webhooks and `/health` stay open. Served over a real socket
+//! bound to `0.0.0.0`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use hookflow::{FakeClock, Registry};
+use hookflow_cli::access::{ADMIN_TOKEN_VAR, admin_token_for};
+use hookflow_embedded::testing::START_MS;
+use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
+use serde_json::Value;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+
+/// Every admin route, with a body where it takes one.
+const ADMIN: [(&str, &str); 15] = [
+    ("POST", "/events"),
+    ("GET", "/functions"),
+    ("POST", "/functions/hello-world/pause"),
+    ("POST", "/functions/hello-world/resume"),
+    ("GET", "/runs"),
+    ("GET", "/runs/r1"),
+    ("POST", "/runs/r1/cancel"),
+    ("POST", "/runs/r1/replay"),
+    ("GET", "/dead-letters"),
+    ("POST", "/dead-letters/redrive"),
+    ("POST", "/docs"),
+    ("GET", "/docs/things"),
+    ("GET", "/docs/things/a"),
+    ("PUT", "/docs/things/a"),
+    ("GET", "/runs?status=failed"),
+];
+
+#[tokio::test]
+async fn dev_refuses_to_listen_beyond_loopback_without_a_token() {
+    if std::env::var_os(ADMIN_TOKEN_VAR).is_some() {
+        return; // the process was given one; the rule is unit-tested too
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = hookflow_cli::DevArgs {
+        host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        port: 0,
+        db: dir.path().join("dev.db"),
+        workers: 1,
+        bench: false,
+        step_log: None,
+    };
+    let err = hookflow_cli::dev::serve(args).await.unwrap_err();
+    assert!(format!("{err:#}").contains(ADMIN_TOKEN_VAR), "{err:#}");
+    assert!(
+        !dir.path().join("dev.db").exists(),
+        "refused before opening anything"
+    );
+}
+
+async fn serve_on_any_interface() -> SocketAddr {
+    let registry = Registry::new(hookflow_registry::functions()).unwrap();
+    let runtime = Embedded::new(
+        SqliteStore::in_memory().unwrap(),
+        registry,
+        Arc::new(FakeClock::new(START_MS)),
+        WorkerConfig::default(),
+    );
+    let receiver = Arc::new(hookflow_webhooks::test_secrets::receiver().unwrap());
+    let host = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let token = admin_token_for(host, Some(TOKEN)).unwrap();
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(host, 0))
+        .await
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = hookflow_cli::api::router_with_access(runtime, receiver, token);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
+#[tokio::test]
+async fn beyond_loopback_admin_routes_need_the_token_and_webhooks_stay_open() {
+    let addr = serve_on_any_interface().await;
+    let http = reqwest::Client::new();
+    let call = |method: &str, path: &str, token: Option<&str>| {
+        let mut req = http
+            .request(method.parse().unwrap(), format!("http://{addr}{path}"))
+            .header("content-type", "application/json")
+            .body(r#"{"name": "test/ping", "data": {}}"#);
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        req.send()
+    };
+    // WHEN an admin route is called without the token, or with a wrong one
+    for (method, path) in ADMIN {
+        for token in [None, Some("test-admin-token-0123456780"), Some("")] {
+            let response = call(method, path, token).await.unwrap();
+            // THEN it is refused, and says how to get in
+            assert_eq!(response.status(), 401, "{method} {path} with {token:?}");
+            assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        }
+    }
+    // AND nothing was stored: with the token, no run and no event exist
+    let runs: Value = call("GET", "/runs", Some(TOKEN))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs["runs"], serde_json::json!([]));
+    let sent = call("POST", "/events", Some(TOKEN)).await.unwrap();
+    assert_eq!(sent.status(), 202);
+    // AND /health and a signed webhook need no token
+    let health = http
+        .get(format!("http://{addr}/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let sample: Value = serde_json::from_str(include_str!(
+        "../../events/webhook-shopify-orders-create.json"
+    ))
+    .unwrap();
+    let mut webhook = http
+        .post(format!("http://{addr}/webhooks/shopify"))
+        .body(sample["body"].as_str().unwrap().to_owned());
+    for (name, value) in sample["headers"].as_object().unwrap() {
+        if !matches!(name.as_str(), "host" | "content-length") {
+            webhook = webhook.header(name, value.as_str().unwrap());
+        }
+    }
+    let accepted = webhook.send().await.unwrap();
+    assert_eq!(accepted.status(), 200, "{:?}", accepted.text().await);
+}
