@@ -37,8 +37,12 @@ pub async fn serve(args: DevArgs) -> anyhow::Result<()> {
         functions.extend(crate::bench::workloads(args.step_log.clone()));
     }
     let registry = hookflow::Registry::new(functions).context("invalid function registry")?;
+    let retention = hookflow::Retention::from_env()
+        .map_err(anyhow::Error::msg)
+        .context("retention settings")?;
     let config = WorkerConfig {
         workers: args.workers,
+        retention,
         ..WorkerConfig::default()
     };
     let webhooks = WebhookConfig::from_env().context("webhook configuration")?;

@@ -29,6 +29,9 @@ pub struct AwsConfig {
     /// every third of that, never past the invocation's deadline, so a
     /// crashed worker's lease frees itself.
     pub lease: Duration,
+    /// How long finished runs and events are kept (DynamoDB TTL): see
+    /// [`hookflow::retention`] (`HOOKFLOW_RUN_RETENTION_DAYS`, ...).
+    pub retention: hookflow::Retention,
 }
 
 /// Longest SQS `DelaySeconds`.
@@ -64,6 +67,7 @@ impl AwsConfig {
             })?),
             None => Duration::from_secs(60),
         };
+        let retention = hookflow::Retention::from_lookup(&lookup).map_err(AwsError::Config)?;
         Ok(Self {
             table: required("HOOKFLOW_TABLE")?,
             bucket: required("HOOKFLOW_BUCKET")?,
@@ -73,6 +77,7 @@ impl AwsConfig {
             scheduler_dlq_arn: var("HOOKFLOW_SCHEDULER_DLQ_ARN"),
             sqs_delays: true,
             lease,
+            retention,
         })
     }
 }

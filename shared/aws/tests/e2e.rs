@@ -554,3 +554,80 @@ async fn flow_control_adds_these_calls_per_run() {
     assert_eq!(get(&calls, "DynamoDB.TransactWriteItems.items"), 4);
     assert_eq!(get(&calls, "SQS.SendMessage"), 1, "the route only");
 }
+
+/// The `ttl` (epoch seconds) of an item, if it has one.
+async fn ttl_of(env: &AwsTestEnv, pk: &str, sk: &str) -> Option<i64> {
+    let item = env
+        .store()
+        .clients()
+        .dynamodb
+        .get_item()
+        .table_name(&env.store().config().table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", AttributeValue::S(sk.into()))
+        .send()
+        .await
+        .unwrap()
+        .item?;
+    match item.get("ttl") {
+        Some(AttributeValue::N(n)) => Some(n.parse().unwrap()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn finished_runs_and_events_expire_on_their_schedule() {
+    const DAY: i64 = 86_400;
+    let sleepy = Function::new("sleepy")
+        .on_event("test/sleepy")
+        .handler(|ctx| async move {
+            ctx.step
+                .sleep("nap", Duration::from_secs(60 * 86_400))
+                .await?;
+            Ok(json!({}))
+        });
+    let env = AwsTestEnv::new(vec![checkout_flow(), sleepy]).await;
+    let t0 = hookflow::Clock::now_ms(&env.clock);
+    // WHEN a run finishes, another sleeps, and an event is due in 20 days
+    let later = Event::new("test/later", json!({})).with_ts(t0 + 20 * DAY * 1000);
+    env.send(vec![
+        Event::new(
+            "stripe/checkout.session.completed",
+            json!({"data": {"object": {}}}),
+        ),
+        Event::new("test/sleepy", json!({})),
+        later.clone(),
+    ])
+    .await;
+    let runs = env.runs().await;
+    let done = runs
+        .iter()
+        .find(|r| r.status == RunStatus::Completed)
+        .unwrap();
+    let asleep = runs
+        .iter()
+        .find(|r| r.status == RunStatus::Sleeping)
+        .unwrap();
+    // THEN the finished run goes 30 days after it ended
+    let ended = done.ended_at.unwrap() / 1000;
+    let run_ttl = ttl_of(&env, &format!("RUN#{}", done.id), "RUN").await;
+    assert_eq!(run_ttl, Some(ended + 30 * DAY));
+    // AND the sleeping one only after the longest a run may live
+    let asleep_ttl = ttl_of(&env, &format!("RUN#{}", asleep.id), "RUN")
+        .await
+        .unwrap();
+    assert_eq!(asleep_ttl, asleep.created_at / 1000 + (365 + 30) * DAY);
+    let event_copy = ttl_of(&env, &format!("RUN#{}", asleep.id), "EVENT")
+        .await
+        .unwrap();
+    assert!(event_copy >= t0 / 1000 + (365 + 30) * DAY, "{event_copy}");
+    // AND an event 7 days after it is received, or due when that is later
+    let trigger = ttl_of(&env, &format!("EVT#{}", done.event.id), "EVT")
+        .await
+        .unwrap();
+    assert_eq!(trigger, t0 / 1000 + 7 * DAY);
+    let due_later = ttl_of(&env, &format!("EVT#{}", later.id), "EVT")
+        .await
+        .unwrap();
+    assert_eq!(due_later, t0 / 1000 + 27 * DAY);
+}

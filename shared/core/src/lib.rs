@@ -22,6 +22,7 @@ pub mod flow;
 pub mod function;
 pub mod ingest;
 pub mod limits;
+pub mod retention;
 pub mod router;
 pub mod run;
 pub mod step;
@@ -42,6 +43,7 @@ pub use flow::{
 };
 pub use function::{CancelOn, Ctx, Function, Registry};
 pub use ingest::{Ingest, Ingested};
+pub use retention::Retention;
 pub use router::{PlannedRun, Router, Started, planned_runs};
 pub use run::{Envelope, Message, Run, RunStatus, StepRecord, Target};
 pub use step::{Step, WaitFor};

@@ -7,6 +7,7 @@
 mod commit;
 mod db;
 mod docs;
+mod prune;
 mod queue;
 mod records;
 mod runtime;
@@ -16,6 +17,7 @@ mod store;
 pub mod testing;
 
 pub use db::CommitStats;
+pub use prune::{BATCH as PRUNE_BATCH, Pruned};
 pub use queue::{Delivery, Received};
 pub use runtime::{Embedded, WorkerConfig};
 pub use store::SqliteStore;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookflow::clock::duration_ms;
-use hookflow::{Clock, Engine, EngineConfig, Handled, Registry};
+use hookflow::{Clock, Engine, EngineConfig, Handled, Registry, Retention};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::Result;
 use crate::queue::Delivery;
 use crate::store::SqliteStore;
+use crate::{Pruned, Result};
 
 /// Worker loop settings.
 #[derive(Debug, Clone)]
@@ -29,6 +29,11 @@ pub struct WorkerConfig {
     pub busy_delay: Duration,
     /// How long a run's lease lasts; a running execution extends it every third.
     pub lease: Duration,
+    /// What finished work is kept, and for how long.
+    pub retention: Retention,
+    /// How often the worker loop prunes what retention no longer keeps
+    /// (and once when it starts).
+    pub prune_every: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -40,6 +45,8 @@ impl Default for WorkerConfig {
             idle_poll: Duration::from_millis(250),
             busy_delay: Duration::from_millis(500),
             lease: Duration::from_secs(60),
+            retention: Retention::default(),
+            prune_every: Duration::from_secs(3600),
         }
     }
 }
@@ -143,6 +150,54 @@ impl Embedded {
         }
     }
 
+    /// Deletes what retention no longer keeps (see [`crate::Pruned`]); events
+    /// are kept while any function is paused, since resuming it routes the
+    /// events it missed.
+    ///
+    /// # Errors
+    /// Store failures (what was deleted before stays deleted).
+    pub async fn prune(&self) -> hookflow::Result<Pruned> {
+        let mut paused = false;
+        for function in self.engine().registry().iter() {
+            if self.engine().paused_since(function.id()).await?.is_some() {
+                paused = true;
+                break;
+            }
+        }
+        let pruned = self
+            .store()
+            .prune(self.now(), &self.config.retention, !paused)
+            .await?;
+        if pruned != Pruned::default() {
+            tracing::info!(
+                runs = pruned.runs,
+                events = pruned.events,
+                claims = pruned.claims,
+                "pruned what retention no longer keeps"
+            );
+        }
+        Ok(pruned)
+    }
+
+    /// Prunes now and every [`WorkerConfig::prune_every`] until `shutdown`.
+    async fn prune_loop(self, mut shutdown: watch::Receiver<bool>) {
+        let mut every = tokio::time::interval(self.config.prune_every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    if let Err(err) = self.prune().await {
+                        tracing::error!(error = %err, "prune failed; retried at the next");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+
     /// Runs the worker loop until `shutdown` turns true, then waits for the
     /// messages in hand.
     ///
@@ -152,6 +207,7 @@ impl Embedded {
     /// idle worker. It sleeps only when nothing is visible, until the next
     /// message is due or one is queued, whichever comes first.
     pub async fn run_workers(&self, mut shutdown: watch::Receiver<bool>) {
+        let pruning = tokio::spawn(self.clone().prune_loop(shutdown.clone()));
         let visibility = duration_ms(self.config.visibility);
         let slots = Arc::new(Semaphore::new(self.config.workers.max(1)));
         let mut running = JoinSet::new();
@@ -215,6 +271,7 @@ impl Embedded {
         while let Some(done) = running.join_next().await {
             log_abnormal_end(done);
         }
+        let _ = pruning.await;
     }
 }
 

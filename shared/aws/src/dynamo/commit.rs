@@ -17,7 +17,7 @@ use hookflow::store::FlowStore;
 use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
 
 use super::runs::{run_pk, time_key};
-use super::{AwsStore, Item, get_n, get_s, number, string};
+use super::{AwsStore, Item, expires, get_n, get_s, number, string};
 use crate::error::{AwsError, Result, ddb};
 
 /// How long idempotency items outlive their expiry before TTL removes them.
@@ -225,6 +225,9 @@ impl AwsStore {
                     string(format!("FS#{}#{}", run.function_id, run.status.as_str())),
                 ),
                 ("gsi2sk".into(), string(time_key(run))),
+                // A run that never ends still goes, after the longest a run
+                // may live; its end sets the finished run's retention.
+                ("ttl".into(), self.unfinished_ttl(run.created_at)),
             ]);
             if let Some((name, outbox)) = outbox {
                 item.insert(name, outbox);
@@ -295,6 +298,11 @@ impl AwsStore {
         }
         if run.status.is_terminal() {
             remove.push("cancel_requested".to_owned());
+            let ended = run.ended_at.unwrap_or_else(|| self.clock.now_ms());
+            set.push("#ttl = :ttl".to_owned());
+            update = update
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":ttl", expires(ended, self.config.retention.runs));
         }
         for (i, (name, record)) in inline.into_iter().enumerate() {
             set.push(format!("{name} = :j{i}"));
@@ -358,6 +366,7 @@ impl AwsStore {
                     ("status".into(), string(status_name(step)?)),
                     self.body_attribute("body", serde_json::to_string(step)?)
                         .await?,
+                    ("ttl".into(), self.unfinished_ttl(self.clock.now_ms())),
                 ]))?,
             );
         }
@@ -388,6 +397,16 @@ impl AwsStore {
         Ok(writes)
     }
 
+    /// The TTL of an item an unfinished run writes at `at_ms`: it outlives
+    /// the longest a run may live, plus the finished runs' retention, so no
+    /// run loses a record while it runs and storage stays bounded (its step
+    /// and event items are not rewritten when it ends: that would cost a
+    /// write per item per run).
+    fn unfinished_ttl(&self, at_ms: i64) -> AttributeValue {
+        let r = &self.config.retention;
+        expires(at_ms, r.longest_run + r.runs)
+    }
+
     /// The run's trigger event item.
     async fn event_write(&self, t: &Transition) -> Result<TransactWriteItem> {
         self.put(HashMap::from([
@@ -395,6 +414,7 @@ impl AwsStore {
             ("sk".into(), string("EVENT")),
             self.body_attribute("body", serde_json::to_string(&t.run.event)?)
                 .await?,
+            ("ttl".into(), self.unfinished_ttl(self.clock.now_ms())),
         ]))
     }
 

@@ -35,8 +35,6 @@ use crate::error::{AwsError, Result, ddb};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-/// How long event items live (7 days; each run keeps its trigger event).
-const EVENT_TTL_SECS: i64 = 7 * 86_400;
 /// How long routed-event index items live (waiters only look back seconds).
 const ROUTED_TTL_SECS: i64 = 2 * 86_400;
 
@@ -212,6 +210,11 @@ fn ttl(at_ms: i64, keep_secs: i64) -> AttributeValue {
     number(at_ms / 1000 + keep_secs)
 }
 
+/// `from_ms` plus `keep`, in the epoch seconds DynamoDB's TTL reads.
+pub(crate) fn expires(from_ms: i64, keep: std::time::Duration) -> AttributeValue {
+    number(from_ms / 1000 + i64::try_from(keep.as_secs()).unwrap_or(i64::MAX / 2))
+}
+
 impl AwsStore {
     async fn stored_event(&self, item: &Item) -> Result<StoredEvent> {
         Ok(StoredEvent {
@@ -242,7 +245,11 @@ impl AwsStore {
             .item("name", string(&event.name))
             .item(body_name, body)
             .item("received_at", number(received_at))
-            .item("ttl", ttl(received_at, EVENT_TTL_SECS))
+            // Kept from when it is due, so a future `ts` outlives its wait.
+            .item(
+                "ttl",
+                expires(received_at.max(event.ts), self.config.retention.events),
+            )
             .condition_expression("attribute_not_exists(pk) OR received_at <= :cutoff")
             .expression_attribute_values(":cutoff", number(received_at - dedupe_ms))
             .send()

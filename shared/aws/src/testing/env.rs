@@ -85,6 +85,7 @@ impl AwsTestEnv {
             scheduler_dlq_arn: None,
             sqs_delays: false,
             lease: Duration::from_secs(60),
+            retention: hookflow::Retention::default(),
         };
         let clock = FakeClock::new(START_MS);
         let store = AwsStore::new(

@@ -1,0 +1,98 @@
+//! Retention on SQLite with the fake clock: a finished run (with its steps)
+//! goes 30 days after it ended, a sleeping run stays, events go 7 days
+//! after they were received or due, and nothing goes while a function is
+//! paused (resuming routes the events it missed).
+
+use std::time::Duration;
+
+use hookflow::{Event, Function, RunStatus};
+use hookflow_embedded::Pruned;
+use hookflow_embedded::testing::TestEnv;
+use serde_json::json;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn functions() -> Vec<Function> {
+    vec![
+        Function::new("quick")
+            .on_event("test/quick")
+            .handler(|ctx| async move {
+                ctx.step.run("a", || async { Ok(1) }).await?;
+                Ok(json!({}))
+            }),
+        Function::new("sleepy")
+            .on_event("test/sleepy")
+            .handler(|ctx| async move {
+                ctx.step.sleep("nap", DAY * 60).await?;
+                Ok(json!({}))
+            }),
+    ]
+}
+
+async fn events_stored(env: &TestEnv, ids: &[&str]) -> usize {
+    let mut n = 0;
+    for id in ids {
+        n += usize::from(
+            hookflow::store::EventLog::get_event(env.runtime.store(), id)
+                .await
+                .unwrap()
+                .is_some(),
+        );
+    }
+    n
+}
+
+#[tokio::test]
+async fn finished_runs_and_old_events_are_pruned_and_the_rest_kept() {
+    let env = TestEnv::new(functions());
+    let t0 = hookflow::Clock::now_ms(&env.clock);
+    let later = Event::new("test/later", json!({}))
+        .with_id("later")
+        .with_ts(t0 + 25 * 86_400_000);
+    env.send(vec![
+        Event::new("test/quick", json!({})).with_id("quick"),
+        Event::new("test/sleepy", json!({})).with_id("sleepy"),
+        later,
+    ])
+    .await;
+    // 29 days on: the finished run is kept, the events received then are not
+    env.advance(DAY * 29).await;
+    let pruned = env.runtime.prune().await.unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            runs: 0,
+            events: 2,
+            claims: 0
+        }
+    );
+    assert_eq!(events_stored(&env, &["quick", "sleepy", "later"]).await, 1);
+    // 31 days on: the finished run and its steps go, the sleeping one stays
+    env.advance(DAY * 2).await;
+    let pruned = env.runtime.prune().await.unwrap();
+    assert_eq!(pruned.runs, 1);
+    let runs = env.runs().await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Sleeping);
+    // the event due on day 25 goes a week after it was due
+    env.advance(DAY * 2).await;
+    assert_eq!(env.runtime.prune().await.unwrap().events, 1);
+    // and a second prune finds nothing
+    assert_eq!(env.runtime.prune().await.unwrap(), Pruned::default());
+}
+
+#[tokio::test]
+async fn nothing_is_pruned_from_the_events_while_a_function_is_paused() {
+    let env = TestEnv::new(functions());
+    env.runtime.engine().pause("quick").await.unwrap();
+    env.send(vec![Event::new("test/quick", json!({})).with_id("held")])
+        .await;
+    env.advance(DAY * 10).await;
+    assert_eq!(env.runtime.prune().await.unwrap().events, 0);
+    assert_eq!(events_stored(&env, &["held"]).await, 1);
+    // resuming routes what it missed, and then it may go
+    env.runtime.engine().resume("quick", false).await.unwrap();
+    env.settle().await;
+    assert_eq!(env.runs().await.len(), 1);
+    assert_eq!(env.runtime.prune().await.unwrap().events, 1);
+}
