@@ -125,6 +125,7 @@ fn admin_routes<F: CertFetcher + 'static>() -> Router<AppState<F>> {
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/replay", post(replay_run))
+        .route("/runs/{id}/rerun", post(rerun_run))
         .route("/dead-letters", get(dead_letters))
         .route("/dead-letters/redrive", post(redrive))
         .route("/docs", post(crate::docs_api::load))
@@ -466,6 +467,25 @@ async fn failed_runs(rt: &Embedded, function: Option<&str>) -> ApiResult<Vec<hoo
         .filter(|r| r.status == RunStatus::Failed && !replayed.contains(r.id.as_str()))
         .cloned()
         .collect())
+}
+
+/// Query of `POST /runs/{id}/rerun`.
+#[derive(Debug, Deserialize)]
+pub struct RerunQuery {
+    /// The step to run again (with everything after it).
+    pub from: String,
+}
+
+async fn rerun_run(
+    State(rt): State<Embedded>,
+    Path(id): Path<String>,
+    Query(q): Query<RerunQuery>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let run_id = rt.engine().rerun_from(&id, &q.from).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": run_id, "replay_of": id, "from_step": q.from})),
+    ))
 }
 
 async fn dead_letters(

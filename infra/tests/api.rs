@@ -90,6 +90,25 @@ async fn events_start_runs_whose_timeline_is_visible() {
     let (status, replay) = call(&rt, "POST", &format!("/runs/{id}/replay"), None).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(replay["replay_of"], id);
+
+    // A rerun from the last step keeps the composed greeting and the pause.
+    let (status, rerun) = call(&rt, "POST", &format!("/runs/{id}/rerun?from=deliver"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{rerun}");
+    assert_eq!(rerun["from_step"], "deliver");
+    rt.drain().await.unwrap();
+    let (_, view) = call(
+        &rt,
+        "GET",
+        &format!("/runs/{}", rerun["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(view["status"], "completed", "no pause again: {view}");
+    assert_eq!(view["output"], json!({"delivered": "Hello, Ada!"}));
+    let (status, _) = call(&rt, "POST", &format!("/runs/{id}/rerun?from=nope"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = call(&rt, "POST", &format!("/runs/{id}/rerun"), None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "`from` is required");
     let (status, _) = call(&rt, "POST", &format!("/runs/{id}/cancel"), None).await;
     assert_eq!(
         status,

@@ -264,7 +264,36 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
     /// # Errors
     /// [`Error::RunNotFound`]; [`Error::UnknownFunction`] if its function is gone.
     pub async fn replay(&self, run_id: &str) -> Result<String> {
-        self.request_replay(run_id, new_id()).await
+        self.request_replay(run_id, new_id(), None).await
+    }
+
+    /// Requests a rerun of a finished run from step `step_id`: a new run of
+    /// the same function and event whose journal starts with the original's
+    /// records of every step before that one (their outputs returned, their
+    /// effects not repeated: a charge before it is not made again), and runs
+    /// that step and everything after it afresh. Returns the new run's id.
+    ///
+    /// # Errors
+    /// [`Error::RunNotFound`]; [`Error::Conflict`] if the run has not
+    /// finished or has no step `step_id`; [`Error::UnknownFunction`].
+    pub async fn rerun_from(&self, run_id: &str, step_id: &str) -> Result<String> {
+        let loaded = self
+            .store
+            .load_run(run_id)
+            .await?
+            .ok_or_else(|| Error::RunNotFound(run_id.to_owned()))?;
+        if !loaded.run.status.is_terminal() {
+            return Err(Error::Conflict(format!(
+                "run `{run_id}` has not finished: cancel it first, or replay it"
+            )));
+        }
+        if !loaded.journal.iter().any(|s| s.id == step_id) {
+            return Err(Error::Conflict(format!(
+                "run `{run_id}` has no step `{step_id}`"
+            )));
+        }
+        self.request_replay(run_id, new_id(), Some(step_id.to_owned()))
+            .await
     }
 
     /// Redrives a failed run: a replay whose id is derived from the
@@ -274,11 +303,16 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
     /// # Errors
     /// As [`Self::replay`].
     pub async fn redrive(&self, run_id: &str) -> Result<String> {
-        self.request_replay(run_id, derived_id(&["redrive", run_id]))
+        self.request_replay(run_id, derived_id(&["redrive", run_id]), None)
             .await
     }
 
-    async fn request_replay(&self, run_id: &str, new_run_id: String) -> Result<String> {
+    async fn request_replay(
+        &self,
+        run_id: &str,
+        new_run_id: String,
+        from_step: Option<String>,
+    ) -> Result<String> {
         let original = self
             .store
             .get_run(run_id)
@@ -292,6 +326,7 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
             Message::Replay {
                 run_id: run_id.to_owned(),
                 new_run_id: new_run_id.clone(),
+                from_step,
             },
         );
         self.store

@@ -187,6 +187,14 @@ impl<S: Store> Engine<S> {
         self.admin.replay(run_id).await
     }
 
+    /// Reruns a finished run from one of its steps (see [`Admin::rerun_from`]).
+    ///
+    /// # Errors
+    /// Unknown run, step or function; an unfinished run; storage errors.
+    pub async fn rerun_from(&self, run_id: &str, step_id: &str) -> Result<String> {
+        self.admin.rerun_from(run_id, step_id).await
+    }
+
     /// Redrives a failed run (see [`Admin::redrive`]): idempotent.
     ///
     /// # Errors

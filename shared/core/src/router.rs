@@ -23,7 +23,8 @@ use crate::flow::{
 };
 use crate::function::{Function, Registry, Trigger};
 use crate::run::{
-    Envelope, Message, ParentStep, Resolution, Run, RunStatus, Target, Waiter, WaiterKind,
+    Envelope, Message, ParentStep, Resolution, Run, RunStatus, StepRecord, Target, Waiter,
+    WaiterKind,
 };
 use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore, Waiters};
 use crate::transition::{Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
@@ -57,6 +58,8 @@ struct NewRun<'a> {
     run_id: String,
     parent: Option<ParentStep>,
     replay_of: Option<&'a Run>,
+    /// Step records the run starts with (a rerun from a step).
+    journal: Vec<StepRecord>,
     /// Delivered whether or not the run is new (e.g. the next cron tick).
     also: Vec<Outgoing>,
 }
@@ -130,7 +133,11 @@ where
                 self.invoke(function_id, data, child_run_id, *at, parent)
                     .await
             }
-            Message::Replay { run_id, new_run_id } => self.replay(run_id, new_run_id).await,
+            Message::Replay {
+                run_id,
+                new_run_id,
+                from_step,
+            } => self.replay(run_id, new_run_id, from_step.as_deref()).await,
             other => {
                 tracing::warn!(message = ?other, "not a router message; dropped");
                 Ok(())
@@ -191,6 +198,7 @@ where
                     run_id,
                     parent: None,
                     replay_of: None,
+                    journal: Vec::new(),
                     also: Vec::new(),
                 })
                 .await?;
@@ -220,6 +228,7 @@ where
             run_id,
             parent: None,
             replay_of: None,
+            journal: Vec::new(),
             also: Vec::new(),
         })
         .await
@@ -263,6 +272,7 @@ where
                 run_id: child_run_id.to_owned(),
                 parent: Some(parent.clone()),
                 replay_of: None,
+                journal: Vec::new(),
                 also: Vec::new(),
             })
             .await?;
@@ -305,10 +315,28 @@ where
     }
 
     /// Starts `new_run_id`: the function and event of run `run_id`.
-    async fn replay(&self, run_id: &str, new_run_id: &str) -> Result<()> {
-        let Some(original) = self.store.get_run(run_id).await? else {
+    async fn replay(&self, run_id: &str, new_run_id: &str, from_step: Option<&str>) -> Result<()> {
+        let Some(loaded) = self.store.load_run(run_id).await? else {
             tracing::warn!(run.id = %run_id, "replayed run not found; skipped");
             return Ok(());
+        };
+        let original = loaded.run;
+        // A rerun keeps the records of the steps before the chosen one.
+        let journal = match from_step {
+            None => Vec::new(),
+            Some(step_id) => {
+                let Some(from) = loaded.journal.iter().find(|s| s.id == step_id) else {
+                    tracing::warn!(run.id = %run_id, step = step_id, "rerun step not found; skipped");
+                    return Ok(());
+                };
+                let position = from.position;
+                loaded
+                    .journal
+                    .iter()
+                    .filter(|s| s.position < position)
+                    .cloned()
+                    .collect()
+            }
         };
         let Some(function) = self.registry.get(&original.function_id).cloned() else {
             tracing::warn!(run.id = %run_id, function = %original.function_id, "replayed run's function is gone; skipped");
@@ -320,6 +348,7 @@ where
             run_id: new_run_id.to_owned(),
             parent: None,
             replay_of: Some(&original),
+            journal,
             also: Vec::new(),
         })
         .await
@@ -365,6 +394,7 @@ where
             run_id,
             parent: None,
             replay_of: None,
+            journal: Vec::new(),
             also,
         })
         .await
@@ -552,6 +582,7 @@ where
             Some(original) => {
                 transition.run.idempotency_key = original.idempotency_key.clone();
                 transition.run.replay_of = Some(original.id.clone());
+                transition.steps.clone_from(&new.journal);
             }
             None => {
                 if let Some(expr) = function.idempotency_expr() {

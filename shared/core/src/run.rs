@@ -464,6 +464,10 @@ pub enum Message {
         run_id: String,
         /// The new run's id.
         new_run_id: String,
+        /// Rerun from this step: the new run starts with the original's
+        /// records of the steps before it (a plain replay when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from_step: Option<String>,
     },
     /// Fire a cron trigger due at `at`.
     Cron {
