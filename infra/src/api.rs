@@ -122,6 +122,7 @@ fn admin_routes<F: CertFetcher + 'static>() -> Router<AppState<F>> {
         .route("/functions/{id}/pause", post(pause_function))
         .route("/functions/{id}/resume", post(resume_function))
         .route("/runs", get(list_runs))
+        .route("/runs/bulk", post(bulk_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
         .route("/runs/{id}/replay", post(replay_run))
@@ -467,6 +468,42 @@ async fn failed_runs(rt: &Embedded, function: Option<&str>) -> ApiResult<Vec<hoo
         .filter(|r| r.status == RunStatus::Failed && !replayed.contains(r.id.as_str()))
         .cloned()
         .collect())
+}
+
+/// Body of `POST /runs/bulk`: the filter, the action, and whether to only
+/// count.
+#[derive(Debug, Deserialize)]
+pub struct BulkRequest {
+    /// Which runs.
+    #[serde(flatten)]
+    pub filter: hookflow::BulkFilter,
+    /// `cancel` or `replay`.
+    pub action: hookflow::BulkAction,
+    /// Only count (and list) what would be done.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+async fn bulk_runs(
+    State(rt): State<Embedded>,
+    Json(request): Json<BulkRequest>,
+) -> ApiResult<Json<Value>> {
+    let outcome = rt
+        .engine()
+        .bulk(&request.filter, request.action, request.dry_run)
+        .await?;
+    let acted: Vec<Value> = outcome
+        .acted
+        .iter()
+        .map(|(run, done)| match request.action {
+            hookflow::BulkAction::Replay => json!({"run_id": run, "replay_id": done}),
+            hookflow::BulkAction::Cancel => json!({"run_id": run}),
+        })
+        .collect();
+    Ok(Json(json!({
+        "dry_run": request.dry_run, "matched": outcome.matched, "acted": acted,
+        "skipped": outcome.skipped, "more": outcome.more,
+    })))
 }
 
 /// Query of `POST /runs/{id}/rerun`.

@@ -15,7 +15,7 @@ use serde_json::Value;
 const TOKEN: &str = "test-admin-token-0123456789";
 
 /// Every admin route, with a body where it takes one.
-const ADMIN: [(&str, &str); 16] = [
+const ADMIN: [(&str, &str); 17] = [
     ("POST", "/events"),
     ("GET", "/functions"),
     ("POST", "/functions/hello-world/pause"),
@@ -24,6 +24,7 @@ const ADMIN: [(&str, &str); 16] = [
     ("GET", "/runs/r1"),
     ("POST", "/runs/r1/cancel"),
     ("POST", "/runs/r1/replay"),
+    ("POST", "/runs/bulk"),
     ("POST", "/runs/r1/rerun?from=charge"),
     ("GET", "/dead-letters"),
     ("POST", "/dead-letters/redrive"),

@@ -250,6 +250,38 @@ async fn dead_letters_are_listed_and_redriven() {
 }
 
 #[tokio::test]
+async fn bulk_actions_count_first_and_act_once() {
+    let (rt, _) = runtime();
+    for name in ["Ada", "Bob"] {
+        let body = json!({"name": "demo/hello", "data": {"name": name, "delay_secs": 60}});
+        call(&rt, "POST", "/events", Some(body.to_string())).await;
+    }
+    rt.drain().await.unwrap();
+    let request = |dry: bool| {
+        json!({"function": "hello-world", "status": "sleeping", "if": "event.data.name == 'Ada'",
+            "action": "cancel", "dry_run": dry})
+        .to_string()
+    };
+    let (status, dry) = call(&rt, "POST", "/runs/bulk", Some(request(true))).await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(
+        (dry["matched"].as_u64(), dry["dry_run"].as_bool()),
+        (Some(1), Some(true))
+    );
+    let (_, done) = call(&rt, "POST", "/runs/bulk", Some(request(false))).await;
+    assert_eq!(done["acted"].as_array().unwrap().len(), 1);
+    rt.drain().await.unwrap();
+    let (_, cancelled) = call(&rt, "GET", "/runs?status=cancelled", None).await;
+    assert_eq!(cancelled["runs"].as_array().unwrap().len(), 1);
+    let bad = json!({"action": "delete"}).to_string();
+    let (status, _) = call(&rt, "POST", "/runs/bulk", Some(bad)).await;
+    assert!(status.is_client_error(), "{status}");
+    let bad_if = json!({"action": "cancel", "if": "event.("}).to_string();
+    let (status, _) = call(&rt, "POST", "/runs/bulk", Some(bad_if)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn failed_runs_are_dead_letters_until_a_redrive_replays_them() {
     // GIVEN a run that fails for good (no commerce tenant is configured)
     let (rt, _) = runtime();

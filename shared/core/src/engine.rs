@@ -195,6 +195,19 @@ impl<S: Store> Engine<S> {
         self.admin.rerun_from(run_id, step_id).await
     }
 
+    /// Cancels or replays every run `filter` matches (see [`Admin::bulk`]).
+    ///
+    /// # Errors
+    /// A bad condition; storage errors.
+    pub async fn bulk(
+        &self,
+        filter: &crate::BulkFilter,
+        action: crate::BulkAction,
+        dry_run: bool,
+    ) -> Result<crate::BulkOutcome> {
+        self.admin.bulk(filter, action, dry_run).await
+    }
+
     /// Redrives a failed run (see [`Admin::redrive`]): idempotent.
     ///
     /// # Errors

@@ -12,6 +12,7 @@
 //! embedded SQLite backend and on AWS with the same guarantees.
 
 pub mod admin;
+pub mod bulk;
 pub mod clock;
 pub mod engine;
 pub mod error;
@@ -33,6 +34,7 @@ pub mod transition;
 pub mod worker;
 
 pub use admin::{Admin, RunView};
+pub use bulk::{BulkAction, BulkFilter, BulkOutcome};
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use engine::{Engine, EngineConfig};
 pub use error::{Error, Result};

@@ -1,0 +1,137 @@
+//! Bulk actions: cancel or replay every run matching a filter (function,
+//! status, creation time, and a CEL `if` over the trigger event), with a dry
+//! run that only counts. Safe to interrupt and run again: a cancellation of
+//! a finished run is skipped, and a bulk replay of a run has an id derived
+//! from it ([`Admin::redrive`]), so repeating the action starts no second
+//! replay of the same run.
+
+use serde::{Deserialize, Serialize};
+
+use crate::admin::Admin;
+use crate::error::{Error, Result};
+use crate::expr::Expr;
+use crate::run::{Run, RunStatus};
+use crate::store::{EventLog, FlowStore, Outbox, RunFilter, RunStore};
+
+/// Most runs one bulk action reads (newest first); `more` says when the
+/// filter matched past it (run the action again for the rest).
+pub const MAX_BULK: usize = 10_000;
+
+/// What to do to each matching run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BulkAction {
+    /// Request its cancellation (unfinished runs only).
+    Cancel,
+    /// Replay it once (finished runs only).
+    Replay,
+}
+
+/// Which runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkFilter {
+    /// Only this function's runs.
+    #[serde(default, rename = "function")]
+    pub function_id: Option<String>,
+    /// Only runs with this status.
+    #[serde(default)]
+    pub status: Option<RunStatus>,
+    /// Created at or after (ms).
+    #[serde(default)]
+    pub since: Option<i64>,
+    /// Created before (ms).
+    #[serde(default)]
+    pub until: Option<i64>,
+    /// A CEL condition over the trigger `event` (`event.data.plan == 'pro'`).
+    #[serde(default, rename = "if")]
+    pub condition: Option<String>,
+}
+
+/// What a bulk action did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkOutcome {
+    /// Runs matching the filter, newest first.
+    pub matched: usize,
+    /// Runs acted on (for a replay: `(original, replay)`; for a cancel the
+    /// run twice).
+    pub acted: Vec<(String, String)>,
+    /// Matching runs the action does not apply to (a finished run to
+    /// cancel, an unfinished one to replay).
+    pub skipped: usize,
+    /// The filter matched more than [`MAX_BULK`] runs: run it again.
+    pub more: bool,
+}
+
+impl BulkFilter {
+    fn matches(&self, run: &Run, condition: Option<&Expr>) -> Result<bool> {
+        if self.since.is_some_and(|t| run.created_at < t)
+            || self.until.is_some_and(|t| run.created_at >= t)
+        {
+            return Ok(false);
+        }
+        match condition {
+            None => Ok(true),
+            Some(expr) => {
+                let event = serde_json::to_value(&run.event)?;
+                Ok(expr.matches(&[("event", &event)]))
+            }
+        }
+    }
+}
+
+impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
+    /// Applies `action` to every run `filter` matches, or with `dry_run`
+    /// only counts them (`acted` then lists what would be done).
+    ///
+    /// # Errors
+    /// A condition that does not compile ([`Error::Expression`]); storage
+    /// errors (what was done before stays done: run it again).
+    pub async fn bulk(
+        &self,
+        filter: &BulkFilter,
+        action: BulkAction,
+        dry_run: bool,
+    ) -> Result<BulkOutcome> {
+        let condition = filter.condition.as_deref().map(Expr::compile).transpose()?;
+        let runs = self
+            .list_runs(&RunFilter {
+                function_id: filter.function_id.clone(),
+                status: filter.status,
+                limit: MAX_BULK + 1,
+            })
+            .await?;
+        let mut outcome = BulkOutcome {
+            more: runs.len() > MAX_BULK,
+            ..BulkOutcome::default()
+        };
+        for run in runs.iter().take(MAX_BULK) {
+            if !filter.matches(run, condition.as_ref())? {
+                continue;
+            }
+            outcome.matched += 1;
+            let applies = match action {
+                BulkAction::Cancel => !run.status.is_terminal(),
+                BulkAction::Replay => run.status.is_terminal(),
+            };
+            if !applies {
+                outcome.skipped += 1;
+                continue;
+            }
+            let done = match (action, dry_run) {
+                (_, true) => run.id.clone(),
+                (BulkAction::Replay, false) => self.redrive(&run.id).await?,
+                (BulkAction::Cancel, false) => match self.cancel(&run.id).await {
+                    Ok(_) => run.id.clone(),
+                    // Finished meanwhile.
+                    Err(Error::Conflict(_)) => {
+                        outcome.skipped += 1;
+                        continue;
+                    }
+                    Err(err) => return Err(err),
+                },
+            };
+            outcome.acted.push((run.id.clone(), done));
+        }
+        Ok(outcome)
+    }
+}
