@@ -122,6 +122,7 @@ fn admin_routes<F: CertFetcher + 'static>() -> Router<AppState<F>> {
         .route("/functions/{id}/pause", post(pause_function))
         .route("/functions/{id}/resume", post(resume_function))
         .route("/runs", get(list_runs))
+        .route("/events/{id}", get(get_event))
         .route("/runs/bulk", post(bulk_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/cancel", post(cancel_run))
@@ -468,6 +469,36 @@ async fn failed_runs(rt: &Embedded, function: Option<&str>) -> ApiResult<Vec<hoo
         .filter(|r| r.status == RunStatus::Failed && !replayed.contains(r.id.as_str()))
         .cloned()
         .collect())
+}
+
+/// Most runs `GET /events/{id}` reads to find the event's.
+const EVENT_RUNS_SCAN: usize = 1_000;
+
+/// `GET /events/{id}`: the stored event and the runs it started (among the
+/// newest runs of the functions it triggers).
+async fn get_event(State(rt): State<Embedded>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let stored = rt
+        .store()
+        .get_event(&id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("event `{id}` not found")))?;
+    let mut runs = Vec::new();
+    for function in rt.engine().registry().triggered_by(&stored.event.name) {
+        let filter = RunFilter {
+            function_id: Some(function.id().to_owned()),
+            status: None,
+            limit: EVENT_RUNS_SCAN,
+        };
+        for run in rt.engine().list_runs(&filter).await? {
+            if run.event.id == id {
+                runs.push(json!({"id": run.id, "function_id": run.function_id,
+                    "status": run.status, "replay_of": run.replay_of}));
+            }
+        }
+    }
+    Ok(Json(json!({
+        "event": stored.event, "received_at": stored.received_at, "runs": runs,
+    })))
 }
 
 /// Body of `POST /runs/bulk`: the filter, the action, and whether to only

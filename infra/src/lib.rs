@@ -1,7 +1,9 @@
 //! The `hookflow` command line: `dev` (the local server on the embedded
 //! backend), `bench` (throughput and latency on the embedded backend),
-//! `functions` (what the registry holds) and `template generate|check` (the
-//! per-function part of `template.yaml`, from the registry).
+//! `functions` (what the registry holds), `template generate|check` (the
+//! per-function part of `template.yaml`, from the registry), and the
+//! operator commands against a running `hookflow dev` ([`ops`]: `runs`,
+//! `events`, `dlq`, `cancel`, `replay`).
 
 pub mod access;
 pub mod api;
@@ -9,6 +11,7 @@ pub mod bench;
 pub mod dev;
 pub mod docs_api;
 pub mod logging;
+pub mod ops;
 pub mod template;
 
 use std::net::SocketAddr;
@@ -48,6 +51,51 @@ pub enum Command {
     /// Work with the SAM template.
     #[command(subcommand)]
     Template(TemplateCommand),
+    /// Runs on a `hookflow dev`: list, show, cancel, replay, rerun.
+    Runs {
+        /// Where, and how to answer.
+        #[command(flatten)]
+        target: ops::Target,
+        /// What to do.
+        #[command(subcommand)]
+        command: ops::RunsCommand,
+    },
+    /// Events: send one, or show one with the runs it started.
+    Events {
+        /// Where, and how to answer.
+        #[command(flatten)]
+        target: ops::Target,
+        /// What to do.
+        #[command(subcommand)]
+        command: ops::EventsCommand,
+    },
+    /// The dead-letter view: failed runs and dead messages; redrive them.
+    Dlq {
+        /// Where, and how to answer.
+        #[command(flatten)]
+        target: ops::Target,
+        /// What to do.
+        #[command(subcommand)]
+        command: ops::DlqCommand,
+    },
+    /// Cancel every unfinished run matching a filter (counts first).
+    Cancel {
+        /// Where, and how to answer.
+        #[command(flatten)]
+        target: ops::Target,
+        /// Which runs.
+        #[command(flatten)]
+        filter: ops::BulkArgs,
+    },
+    /// Replay every finished run matching a filter, once each (counts first).
+    Replay {
+        /// Where, and how to answer.
+        #[command(flatten)]
+        target: ops::Target,
+        /// Which runs.
+        #[command(flatten)]
+        filter: ops::BulkArgs,
+    },
 }
 
 /// `hookflow template` subcommands.
@@ -109,13 +157,26 @@ impl DevArgs {
 /// Start-up failures (bad registry, database, port in use) with context.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The benchmark logs only problems: per-run lines would measure the terminal.
-    let level = if matches!(cli.command, Command::Bench(_) | Command::Template(_)) {
-        "warn"
-    } else {
+    let level = if matches!(cli.command, Command::Dev(_) | Command::Functions) {
         "info"
+    } else {
+        "warn"
     };
     logging::init(cli.log_format, level);
-    match cli.command {
+    let (op, target) = match cli.command {
+        Command::Runs { target, command } => (ops::Op::Runs(command), target),
+        Command::Events { target, command } => (ops::Op::Events(command), target),
+        Command::Dlq { target, command } => (ops::Op::Dlq(command), target),
+        Command::Cancel { target, filter } => (ops::Op::Cancel(filter), target),
+        Command::Replay { target, filter } => (ops::Op::Replay(filter), target),
+        other => return run_local(other).await,
+    };
+    println!("{}", ops::execute(&op, &target).await?);
+    Ok(())
+}
+
+async fn run_local(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Dev(args) => dev::serve(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Functions => {
@@ -129,5 +190,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             template::run_generate(&template)
         }
         Command::Template(TemplateCommand::Check { template }) => template::run_check(&template),
+        Command::Runs { .. }
+        | Command::Events { .. }
+        | Command::Dlq { .. }
+        | Command::Cancel { .. }
+        | Command::Replay { .. } => unreachable!("operator commands are handled by `run`"),
     }
 }
