@@ -50,9 +50,14 @@ async fn bulk_actions_by_filter<B: Backend>(world: Base<B>) {
         world.advance(Duration::from_secs(1)).await;
     }
     let engine = world.env.engine();
+    // (as the CLI does, `until` is pinned to when the operation began, so a
+    // repeat does not take in the replays it made)
+    let began = world.now_ms() + 1;
+    world.advance(Duration::from_secs(1)).await;
     let failed_pro = BulkFilter {
         function_id: Some("sync".into()),
         status: Some(RunStatus::Failed),
+        until: Some(began),
         condition: Some("event.data.plan == 'pro'".into()),
         ..BulkFilter::default()
     };
@@ -63,9 +68,11 @@ async fn bulk_actions_by_filter<B: Backend>(world: Base<B>) {
         .unwrap();
     // THEN it counts two and starts nothing
     assert_eq!((dry.matched, dry.acted.len(), dry.more), (2, 2, false));
+    assert!(dry.acted.iter().all(|(_, replay)| replay.is_none()));
     world.env.settle().await;
     assert_eq!(world.runs_of("sync").await.len(), 5);
-    // WHEN the replay runs, is interrupted and run again
+    // WHEN the replay runs, is interrupted and run again before and after
+    // its replays exist
     let done = engine
         .bulk(&failed_pro, BulkAction::Replay, false)
         .await
@@ -75,17 +82,35 @@ async fn bulk_actions_by_filter<B: Backend>(world: Base<B>) {
         .await
         .unwrap();
     world.env.settle().await;
+    let after = engine
+        .bulk(&failed_pro, BulkAction::Replay, false)
+        .await
+        .unwrap();
+    world.env.settle().await;
     // THEN each run was replayed once
     assert_eq!(done.acted, again.acted);
+    assert!(after.acted.is_empty(), "{after:?}");
+    assert_eq!(after.already_replayed, 2);
     let runs = world.runs_of("sync").await;
     assert_eq!(runs.len(), 7, "{runs:#?}");
     let replays: Vec<_> = runs.iter().filter(|r| r.replay_of.is_some()).collect();
     assert_eq!(replays.len(), 2);
     assert!(replays.iter().all(|r| r.event.data["plan"] == "pro"));
+    // AND without the pinned `until`, the replays (failed again) are new
+    // failures a replay takes up, once
+    let unpinned = BulkFilter {
+        until: None,
+        ..failed_pro.clone()
+    };
+    let next = engine
+        .bulk(&unpinned, BulkAction::Replay, true)
+        .await
+        .unwrap();
+    assert_eq!((next.acted.len(), next.already_replayed), (2, 2));
     // AND a time range narrows it: only the first run was created that early
     let first_only = BulkFilter {
         until: Some(START + 500),
-        ..failed_pro.clone()
+        ..unpinned.clone()
     };
     let first = engine
         .bulk(&first_only, BulkAction::Replay, true)

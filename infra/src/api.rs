@@ -526,14 +526,15 @@ async fn bulk_runs(
     let acted: Vec<Value> = outcome
         .acted
         .iter()
-        .map(|(run, done)| match request.action {
-            hookflow::BulkAction::Replay => json!({"run_id": run, "replay_id": done}),
-            hookflow::BulkAction::Cancel => json!({"run_id": run}),
+        .map(|(run, replay)| match replay {
+            Some(replay) => json!({"run_id": run, "replay_id": replay}),
+            None => json!({"run_id": run}),
         })
         .collect();
     Ok(Json(json!({
         "dry_run": request.dry_run, "matched": outcome.matched, "acted": acted,
-        "skipped": outcome.skipped, "more": outcome.more,
+        "skipped": outcome.skipped, "already_replayed": outcome.already_replayed,
+        "more": outcome.more,
     })))
 }
 

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::access::ADMIN_TOKEN_VAR;
 
 /// Where the commands go, and how they answer.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct Target {
     /// The `hookflow dev` to talk to.
     #[arg(
@@ -33,6 +33,33 @@ pub struct Target {
     /// JSON instead of tables (for scripts).
     #[arg(long)]
     pub json: bool,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("json", &self.json)
+            .finish()
+    }
+}
+
+/// Asks the user to confirm `question`; `Ok(false)` declines.
+pub type Confirm<'a> = &'a (dyn Fn(&str) -> anyhow::Result<bool> + Sync);
+
+/// Asks on the terminal; without one, refuses (pass `--yes`).
+///
+/// # Errors
+/// No terminal, or reading the answer failed.
+pub fn ask_on_terminal(question: &str) -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("{question}: pass --yes to go ahead (or --dry-run)");
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
 }
 
 /// `hookflow runs`.
@@ -393,7 +420,13 @@ impl BulkArgs {
 /// A bulk action: a dry run first (its count printed), then, unless
 /// `--dry-run`, the action itself once confirmed (`--yes`, or `y` on a
 /// terminal), under a spinner.
-async fn bulk(dev: &Dev, args: &BulkArgs, action: &str, json_out: bool) -> anyhow::Result<String> {
+async fn bulk(
+    dev: &Dev,
+    args: &BulkArgs,
+    action: &str,
+    json_out: bool,
+    confirm: Confirm<'_>,
+) -> anyhow::Result<String> {
     let now = chrono::Utc::now().timestamp_millis();
     let dry = dev
         .call(
@@ -408,9 +441,10 @@ async fn bulk(dev: &Dev, args: &BulkArgs, action: &str, json_out: bool) -> anyho
             return Ok(dry.to_string());
         }
         return Ok(format!(
-            "{would} run(s) to {action} ({} matched, {} skipped{}){}",
+            "{would} run(s) to {action} ({} matched, {} skipped, {} already replayed{}){}",
             dry["matched"],
             dry["skipped"],
+            dry["already_replayed"],
             if dry["more"] == true {
                 ", more beyond 10,000"
             } else {
@@ -423,16 +457,8 @@ async fn bulk(dev: &Dev, args: &BulkArgs, action: &str, json_out: bool) -> anyho
             }
         ));
     }
-    if !args.yes {
-        if !std::io::stdin().is_terminal() {
-            bail!("{would} run(s) would be {action}ed: pass --yes to go ahead (or --dry-run)");
-        }
-        eprint!("{action} {would} run(s)? [y/N] ");
-        let mut answer = String::new();
-        std::io::stdin().read_line(&mut answer)?;
-        if !answer.trim().eq_ignore_ascii_case("y") {
-            return Ok("nothing done".to_owned());
-        }
+    if !args.yes && !confirm(&format!("{action} {would} run(s)?"))? {
+        return Ok("nothing done".to_owned());
     }
     let spinner = indicatif::ProgressBar::new_spinner();
     if json_out {
@@ -465,11 +491,24 @@ async fn bulk(dev: &Dev, args: &BulkArgs, action: &str, json_out: bool) -> anyho
     ))
 }
 
-/// Runs `op` against `target`; the text to print.
+/// Runs `op` against `target`, asking on the terminal before a bulk
+/// action; the text to print.
 ///
 /// # Errors
 /// An unreachable server, a refused request (its message), bad arguments.
 pub async fn execute(op: &Op, target: &Target) -> anyhow::Result<String> {
+    execute_with(op, target, &ask_on_terminal).await
+}
+
+/// [`execute`], confirming bulk actions with `confirm`.
+///
+/// # Errors
+/// As [`execute`].
+pub async fn execute_with(
+    op: &Op,
+    target: &Target,
+    confirm: Confirm<'_>,
+) -> anyhow::Result<String> {
     let dev = Dev::new(target)?;
     let json_out = target.json;
     let render = |value: Value, human: &dyn Fn(&Value) -> String| {
@@ -599,8 +638,8 @@ pub async fn execute(op: &Op, target: &Target) -> anyhow::Result<String> {
                 )
             })
         }
-        Op::Cancel(args) => bulk(&dev, args, "cancel", json_out).await?,
-        Op::Replay(args) => bulk(&dev, args, "replay", json_out).await?,
+        Op::Cancel(args) => bulk(&dev, args, "cancel", json_out, confirm).await?,
+        Op::Replay(args) => bulk(&dev, args, "replay", json_out, confirm).await?,
     })
 }
 

@@ -15,8 +15,9 @@ use serde_json::Value;
 const TOKEN: &str = "test-admin-token-0123456789";
 
 /// Every admin route, with a body where it takes one.
-const ADMIN: [(&str, &str); 17] = [
+const ADMIN: [(&str, &str); 18] = [
     ("POST", "/events"),
+    ("GET", "/events/probe-1"),
     ("GET", "/functions"),
     ("POST", "/functions/hello-world/pause"),
     ("POST", "/functions/hello-world/resume"),
@@ -85,7 +86,7 @@ async fn beyond_loopback_admin_routes_need_the_token_and_webhooks_stay_open() {
         let mut req = http
             .request(method.parse().unwrap(), format!("http://{addr}{path}"))
             .header("content-type", "application/json")
-            .body(r#"{"name": "test/ping", "data": {}}"#);
+            .body(r#"{"name": "test/ping", "data": {}, "id": "probe-1"}"#);
         if let Some(token) = token {
             req = req.header("authorization", format!("Bearer {token}"));
         }
@@ -100,16 +101,17 @@ async fn beyond_loopback_admin_routes_need_the_token_and_webhooks_stay_open() {
             assert_eq!(response.headers()["www-authenticate"], "Bearer");
         }
     }
-    // AND nothing was stored: with the token, no run and no event exist
-    let runs: Value = call("GET", "/runs", Some(TOKEN))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(runs["runs"], serde_json::json!([]));
+    // AND nothing was stored: with the token, the refused event does not exist
+    let probe = call("GET", "/events/probe-1", Some(TOKEN)).await.unwrap();
+    assert_eq!(probe.status(), 404);
     let sent = call("POST", "/events", Some(TOKEN)).await.unwrap();
     assert_eq!(sent.status(), 202);
+    let stored = call("GET", "/events/probe-1", Some(TOKEN)).await.unwrap();
+    assert_eq!(
+        stored.status(),
+        200,
+        "the probe is a real event when admitted"
+    );
     // AND /health and a signed webhook need no token
     let health = http
         .get(format!("http://{addr}/health"))

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hookflow::{Registry, SystemClock};
-use hookflow_cli::ops::{BulkArgs, DlqCommand, EventsCommand, Op, RunsCommand, Target, execute};
+use hookflow_cli::ops::{
+    BulkArgs, DlqCommand, EventsCommand, Op, RunsCommand, Target, execute, execute_with,
+};
 use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -149,17 +151,22 @@ async fn the_cli_shows_runs_and_events_and_acts_on_them() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let dry = run(Op::Cancel(bulk("sleeping", true, false)), &dev).await;
     assert!(dry.starts_with("2 run(s) to cancel"), "{dry}");
-    let refused = execute(&Op::Cancel(bulk("sleeping", false, false)), &dev)
-        .await
-        .unwrap_err();
-    assert!(refused.to_string().contains("--yes"), "{refused}");
+    let declined = execute_with(&Op::Cancel(bulk("sleeping", false, false)), &dev, &|q| {
+        assert_eq!(q, "cancel 2 run(s)?");
+        Ok(false)
+    })
+    .await
+    .unwrap();
+    assert_eq!(declined, "nothing done");
     let done = run(Op::Cancel(bulk("sleeping", false, true)), &dev).await;
     assert!(done.starts_with("2 run(s) cancelled"), "{done}");
     // AND the cancelled runs are replayed, once each however often asked
     let replayed = run_json(Op::Replay(bulk("cancelled", false, true)), &dev).await;
-    let again = run_json(Op::Replay(bulk("cancelled", false, true)), &dev).await;
     assert_eq!(replayed["acted"].as_array().unwrap().len(), 2, "{replayed}");
-    assert_eq!(replayed["acted"], again["acted"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = run_json(Op::Replay(bulk("cancelled", false, true)), &dev).await;
+    assert_eq!(again["acted"], serde_json::json!([]), "{again}");
+    assert_eq!(again["already_replayed"], 2);
     // AND the dead-letter view is empty
     let dlq = run(Op::Dlq(DlqCommand::List { function: None }), &dev).await;
     assert!(

@@ -586,7 +586,11 @@ async fn finished_runs_and_events_expire_on_their_schedule() {
                 .await?;
             Ok(json!({}))
         });
-    let env = AwsTestEnv::new(vec![checkout_flow(), sleepy]).await;
+    let limited = Function::new("limited")
+        .on_event("test/limited")
+        .rate_limit(hookflow::RateLimit::new(1, Duration::from_secs(3600)))
+        .handler(|_| async move { Ok(json!({})) });
+    let env = AwsTestEnv::new(vec![checkout_flow(), sleepy, limited]).await;
     let t0 = hookflow::Clock::now_ms(&env.clock);
     // WHEN a run finishes, another sleeps, and an event is due in 20 days
     let later = Event::new("test/later", json!({})).with_ts(t0 + 20 * DAY * 1000);
@@ -597,6 +601,8 @@ async fn finished_runs_and_events_expire_on_their_schedule() {
         ),
         Event::new("test/sleepy", json!({})),
         later.clone(),
+        Event::new("test/limited", json!({})),
+        Event::new("test/limited", json!({})),
     ])
     .await;
     let runs = env.runs().await;
@@ -612,11 +618,19 @@ async fn finished_runs_and_events_expire_on_their_schedule() {
     let ended = done.ended_at.unwrap() / 1000;
     let run_ttl = ttl_of(&env, &format!("RUN#{}", done.id), "RUN").await;
     assert_eq!(run_ttl, Some(ended + 30 * DAY));
-    // AND the sleeping one only after the longest a run may live
+    // AND a run skipped at creation (rate limit) the same way, from its creation
+    let skipped = runs
+        .iter()
+        .find(|r| r.status == RunStatus::Skipped)
+        .unwrap();
+    let skipped_ttl = ttl_of(&env, &format!("RUN#{}", skipped.id), "RUN").await;
+    assert_eq!(skipped_ttl, Some(skipped.created_at / 1000 + 30 * DAY));
+    // AND the sleeping one only after the longest a run may live from its
+    // last change
     let asleep_ttl = ttl_of(&env, &format!("RUN#{}", asleep.id), "RUN")
         .await
         .unwrap();
-    assert_eq!(asleep_ttl, asleep.created_at / 1000 + (365 + 30) * DAY);
+    assert_eq!(asleep_ttl, t0 / 1000 + (365 + 30) * DAY);
     let event_copy = ttl_of(&env, &format!("RUN#{}", asleep.id), "EVENT")
         .await
         .unwrap();

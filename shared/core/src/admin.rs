@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::event::{derived_id, new_id};
 use crate::flow::{FlowState, FlowWrite, pause_key, paused_since};
 use crate::function::{Registry, Trigger};
-use crate::run::{Envelope, Message, Run, StepRecord, Target};
+use crate::run::{Envelope, Message, Run, StepRecord, StepStatus, Target};
 use crate::store::{EventLog, FlowStore, Outbox, RunFilter, RunStore};
 use crate::transition::{Conflict, Outgoing};
 
@@ -270,12 +270,15 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
     /// Requests a rerun of a finished run from step `step_id`: a new run of
     /// the same function and event whose journal starts with the original's
     /// records of every step before that one (their outputs returned, their
-    /// effects not repeated: a charge before it is not made again), and runs
-    /// that step and everything after it afresh. Returns the new run's id.
+    /// effects not repeated: a charge before it is not made again; a step
+    /// that failed for good before it fails the same way), and runs that step
+    /// and everything after it afresh, with new idempotency keys (a provider
+    /// deduplicating on them sees new requests). Returns the new run's id.
     ///
     /// # Errors
     /// [`Error::RunNotFound`]; [`Error::Conflict`] if the run has not
-    /// finished or has no step `step_id`; [`Error::UnknownFunction`].
+    /// finished, has no step `step_id`, or has a step before it that never
+    /// finished (rerun from that one); [`Error::UnknownFunction`].
     pub async fn rerun_from(&self, run_id: &str, step_id: &str) -> Result<String> {
         let loaded = self
             .store
@@ -287,9 +290,20 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
                 "run `{run_id}` has not finished: cancel it first, or replay it"
             )));
         }
-        if !loaded.journal.iter().any(|s| s.id == step_id) {
+        let Some(from) = loaded.journal.iter().find(|s| s.id == step_id) else {
             return Err(Error::Conflict(format!(
                 "run `{run_id}` has no step `{step_id}`"
+            )));
+        };
+        // Only final records can be kept: a wait, retry or invoke left
+        // unfinished before the chosen step would never be answered.
+        if let Some(open) = loaded.journal.iter().find(|s| {
+            s.position < from.position
+                && !matches!(s.status, StepStatus::Completed | StepStatus::Failed)
+        }) {
+            return Err(Error::Conflict(format!(
+                "step `{}` before `{step_id}` never finished: rerun from `{}`",
+                open.id, open.id
             )));
         }
         self.request_replay(run_id, new_id(), Some(step_id.to_owned()))

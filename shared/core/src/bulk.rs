@@ -1,9 +1,11 @@
 //! Bulk actions: cancel or replay every run matching a filter (function,
 //! status, creation time, and a CEL `if` over the trigger event), with a dry
 //! run that only counts. Safe to interrupt and run again: a cancellation of
-//! a finished run is skipped, and a bulk replay of a run has an id derived
-//! from it ([`Admin::redrive`]), so repeating the action starts no second
-//! replay of the same run.
+//! a finished run is skipped, and a run already replayed (by any replay: its
+//! replay names it) is not replayed again; the replay's id is derived from
+//! the run ([`Admin::redrive`]), so two bulk replays racing start one. Pin
+//! `until` to when the operation began, so a repeat does not take in the
+//! replays it made (the CLI does).
 
 use serde::{Deserialize, Serialize};
 
@@ -52,12 +54,13 @@ pub struct BulkFilter {
 pub struct BulkOutcome {
     /// Runs matching the filter, newest first.
     pub matched: usize,
-    /// Runs acted on (for a replay: `(original, replay)`; for a cancel the
-    /// run twice).
-    pub acted: Vec<(String, String)>,
+    /// Runs acted on, with the replay's id (none for a cancel or a dry run).
+    pub acted: Vec<(String, Option<String>)>,
     /// Matching runs the action does not apply to (a finished run to
     /// cancel, an unfinished one to replay).
     pub skipped: usize,
+    /// Matching runs a replay has already taken up (not replayed again).
+    pub already_replayed: usize,
     /// The filter matched more than [`MAX_BULK`] runs: run it again.
     pub more: bool,
 }
@@ -104,6 +107,20 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
             more: runs.len() > MAX_BULK,
             ..BulkOutcome::default()
         };
+        // Replays are newer than what they replay: among the runs read.
+        let replayed: std::collections::HashSet<String> = if action == BulkAction::Replay {
+            let mut all = self
+                .list_runs(&RunFilter {
+                    function_id: filter.function_id.clone(),
+                    status: None,
+                    limit: MAX_BULK,
+                })
+                .await?;
+            all.extend(runs.iter().cloned());
+            all.into_iter().filter_map(|r| r.replay_of).collect()
+        } else {
+            std::collections::HashSet::new()
+        };
         for run in runs.iter().take(MAX_BULK) {
             if !filter.matches(run, condition.as_ref())? {
                 continue;
@@ -117,11 +134,15 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
                 outcome.skipped += 1;
                 continue;
             }
+            if replayed.contains(&run.id) {
+                outcome.already_replayed += 1;
+                continue;
+            }
             let done = match (action, dry_run) {
-                (_, true) => run.id.clone(),
-                (BulkAction::Replay, false) => self.redrive(&run.id).await?,
+                (_, true) => None,
+                (BulkAction::Replay, false) => Some(self.redrive(&run.id).await?),
                 (BulkAction::Cancel, false) => match self.cancel(&run.id).await {
-                    Ok(_) => run.id.clone(),
+                    Ok(_) => None,
                     // Finished meanwhile.
                     Err(Error::Conflict(_)) => {
                         outcome.skipped += 1;

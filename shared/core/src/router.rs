@@ -23,8 +23,8 @@ use crate::flow::{
 };
 use crate::function::{Function, Registry, Trigger};
 use crate::run::{
-    Envelope, Message, ParentStep, Resolution, Run, RunStatus, StepRecord, Target, Waiter,
-    WaiterKind,
+    Envelope, Message, ParentStep, Resolution, Run, RunStatus, StepRecord, StepStatus, Target,
+    Waiter, WaiterKind,
 };
 use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore, Waiters};
 use crate::transition::{Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
@@ -333,7 +333,10 @@ where
                 loaded
                     .journal
                     .iter()
-                    .filter(|s| s.position < position)
+                    .filter(|s| {
+                        s.position < position
+                            && matches!(s.status, StepStatus::Completed | StepStatus::Failed)
+                    })
                     .cloned()
                     .collect()
             }

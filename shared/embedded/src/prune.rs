@@ -1,7 +1,8 @@
 //! Retention on SQLite: a periodic prune deletes finished runs (with their
 //! steps and waiters) [`Retention::runs`] after they ended, events
 //! [`Retention::events`] after they were received or due (whichever is
-//! later), and idempotency claims whose window has passed. Each kind is
+//! later) that no queued message or unfinished run names, and idempotency
+//! claims whose window has passed. Each kind is
 //! deleted in batches of [`BATCH`] rows, each batch its own short write, so
 //! a large prune never holds the writer for long.
 
@@ -71,8 +72,15 @@ impl SqliteStore {
             let event_cutoff = now.saturating_sub(ms(retention.events));
             pruned.events = self
                 .delete_batches(
-                    "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events
-                     WHERE MAX(received_at, ts) < ?1 LIMIT ?2)",
+                    // Not one a queued message (a route, a dead letter kept
+                    // for redrive) or an unfinished run (a batch) still names.
+                    "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e
+                     WHERE MAX(e.received_at, e.ts) < ?1
+                       AND NOT EXISTS (SELECT 1 FROM queue q WHERE instr(q.body, e.id) > 0)
+                       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.status NOT IN
+                           ('completed', 'failed', 'cancelled', 'skipped')
+                           AND instr(r.body, e.id) > 0)
+                     LIMIT ?2)",
                     event_cutoff,
                 )
                 .await?;

@@ -151,15 +151,24 @@ impl Embedded {
     }
 
     /// Deletes what retention no longer keeps (see [`crate::Pruned`]); events
-    /// are kept while any function is paused, since resuming it routes the
-    /// events it missed.
+    /// are kept while any function is paused or resuming, since resuming it
+    /// routes the events it missed.
     ///
     /// # Errors
     /// Store failures (what was deleted before stays deleted).
     pub async fn prune(&self) -> hookflow::Result<Pruned> {
+        // Paused, or still resuming: its held events are (about to be) routed.
         let mut paused = false;
         for function in self.engine().registry().iter() {
-            if self.engine().paused_since(function.id()).await?.is_some() {
+            let record = hookflow::store::FlowStore::flow_get(
+                self.store(),
+                &hookflow::flow::pause_key(function.id()),
+            )
+            .await?;
+            if matches!(
+                record.map(|r| r.state),
+                Some(hookflow::flow::FlowState::Pause { since: Some(_), .. })
+            ) {
                 paused = true;
                 break;
             }

@@ -47,11 +47,11 @@ async fn finished_runs_and_old_events_are_pruned_and_the_rest_kept() {
     let env = TestEnv::new(functions());
     let t0 = hookflow::Clock::now_ms(&env.clock);
     let later = Event::new("test/later", json!({}))
-        .with_id("later")
+        .with_id("e-later")
         .with_ts(t0 + 25 * 86_400_000);
     env.send(vec![
-        Event::new("test/quick", json!({})).with_id("quick"),
-        Event::new("test/sleepy", json!({})).with_id("sleepy"),
+        Event::new("test/quick", json!({})).with_id("e-quick"),
+        Event::new("test/sleepy", json!({})).with_id("e-sleepy"),
         later,
     ])
     .await;
@@ -66,7 +66,10 @@ async fn finished_runs_and_old_events_are_pruned_and_the_rest_kept() {
             claims: 0
         }
     );
-    assert_eq!(events_stored(&env, &["quick", "sleepy", "later"]).await, 1);
+    assert_eq!(
+        events_stored(&env, &["e-quick", "e-sleepy", "e-later"]).await,
+        1
+    );
     // 31 days on: the finished run and its steps go, the sleeping one stays
     env.advance(DAY * 2).await;
     let pruned = env.runtime.prune().await.unwrap();
@@ -95,4 +98,37 @@ async fn nothing_is_pruned_from_the_events_while_a_function_is_paused() {
     env.settle().await;
     assert_eq!(env.runs().await.len(), 1);
     assert_eq!(env.runtime.prune().await.unwrap().events, 1);
+}
+
+#[tokio::test]
+async fn an_event_a_dead_letter_still_names_is_kept_for_its_redrive() {
+    use hookflow::run::Envelope;
+    use hookflow::store::Outbox;
+    use hookflow::transition::Outgoing;
+    let env = TestEnv::new(functions());
+    // GIVEN an event whose route message failed for good (a dead letter)
+    env.runtime
+        .engine()
+        .ingest(vec![Event::new("test/quick", json!({})).with_id("stuck")])
+        .await
+        .unwrap();
+    let store = env.runtime.store();
+    let now = hookflow::Clock::now_ms(&env.clock);
+    while let Some(delivery) = store.receive(now, 1, 1000).await.unwrap().pop() {
+        store.dead_letter(&delivery, "boom".into()).await.unwrap();
+    }
+    store
+        .deliver(&[Outgoing::Send {
+            envelope: Envelope::route("unrelated"),
+        }])
+        .await
+        .unwrap();
+    // WHEN it is long past its retention
+    env.clock.set(now + 30 * 86_400_000);
+    env.runtime.prune().await.unwrap();
+    // THEN it is kept, and a redrive still starts its run
+    assert_eq!(events_stored(&env, &["stuck"]).await, 1);
+    store.redrive(now + 30 * 86_400_000).await.unwrap();
+    env.settle().await;
+    assert_eq!(env.runs().await.len(), 1);
 }

@@ -225,9 +225,7 @@ impl AwsStore {
                     string(format!("FS#{}#{}", run.function_id, run.status.as_str())),
                 ),
                 ("gsi2sk".into(), string(time_key(run))),
-                // A run that never ends still goes, after the longest a run
-                // may live; its end sets the finished run's retention.
-                ("ttl".into(), self.unfinished_ttl(run.created_at)),
+                ("ttl".into(), self.run_ttl(run)),
             ]);
             if let Some((name, outbox)) = outbox {
                 item.insert(name, outbox);
@@ -298,12 +296,13 @@ impl AwsStore {
         }
         if run.status.is_terminal() {
             remove.push("cancel_requested".to_owned());
-            let ended = run.ended_at.unwrap_or_else(|| self.clock.now_ms());
-            set.push("#ttl = :ttl".to_owned());
-            update = update
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":ttl", expires(ended, self.config.retention.runs));
         }
+        // Every update renews it: a finished run's retention, or (for one
+        // still going) the longest a run may live from now.
+        set.push("#ttl = :ttl".to_owned());
+        update = update
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":ttl", self.run_ttl(run));
         for (i, (name, record)) in inline.into_iter().enumerate() {
             set.push(format!("{name} = :j{i}"));
             update = update.expression_attribute_values(format!(":j{i}"), record);
@@ -405,6 +404,18 @@ impl AwsStore {
     fn unfinished_ttl(&self, at_ms: i64) -> AttributeValue {
         let r = &self.config.retention;
         expires(at_ms, r.longest_run + r.runs)
+    }
+
+    /// The run item's TTL: a finished run (completed, failed, cancelled,
+    /// or skipped at creation) is kept for the runs' retention from its end;
+    /// one still going as long as a run may live from now.
+    fn run_ttl(&self, run: &hookflow::Run) -> AttributeValue {
+        if run.status.is_terminal() {
+            let ended = run.ended_at.unwrap_or_else(|| self.clock.now_ms());
+            expires(ended, self.config.retention.runs)
+        } else {
+            self.unfinished_ttl(self.clock.now_ms())
+        }
     }
 
     /// The run's trigger event item.
