@@ -81,6 +81,26 @@ async fn until(target: &Target, id: &str, status: &str) -> Value {
     panic!("run {id} never became {status}");
 }
 
+/// Waits until `n` hello-world runs have `status`.
+async fn until_listed(target: &Target, status: &str, n: usize) {
+    for _ in 0..200 {
+        let list = run_json(
+            Op::Runs(RunsCommand::List {
+                function: Some("hello-world".into()),
+                status: Some(status.into()),
+                limit: 10,
+            }),
+            target,
+        )
+        .await;
+        if list["runs"].as_array().unwrap().len() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("never {n} {status} runs");
+}
+
 fn bulk(status: &str, dry_run: bool, yes: bool) -> BulkArgs {
     BulkArgs {
         function: Some("hello-world".into()),
@@ -148,7 +168,7 @@ async fn the_cli_shows_runs_and_events_and_acts_on_them() {
     for name in ["Bob", "Eve"] {
         run(hello(name, 600), &dev).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    until_listed(&dev, "sleeping", 2).await;
     let dry = run(Op::Cancel(bulk("sleeping", true, false)), &dev).await;
     assert!(dry.starts_with("2 run(s) to cancel"), "{dry}");
     let declined = execute_with(&Op::Cancel(bulk("sleeping", false, false)), &dev, &|q| {
@@ -160,11 +180,20 @@ async fn the_cli_shows_runs_and_events_and_acts_on_them() {
     assert_eq!(declined, "nothing done");
     let done = run(Op::Cancel(bulk("sleeping", false, true)), &dev).await;
     assert!(done.starts_with("2 run(s) cancelled"), "{done}");
+    // (a cancellation is a request the workers apply a moment later)
+    until_listed(&dev, "cancelled", 2).await;
     // AND the cancelled runs are replayed, once each however often asked
     let replayed = run_json(Op::Replay(bulk("cancelled", false, true)), &dev).await;
     assert_eq!(replayed["acted"].as_array().unwrap().len(), 2, "{replayed}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let again = run_json(Op::Replay(bulk("cancelled", false, true)), &dev).await;
+    // (and a replay is created by the router a moment later)
+    let mut again = Value::Null;
+    for _ in 0..200 {
+        again = run_json(Op::Replay(bulk("cancelled", false, true)), &dev).await;
+        if again["already_replayed"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     assert_eq!(again["acted"], serde_json::json!([]), "{again}");
     assert_eq!(again["already_replayed"], 2);
     // AND the dead-letter view is empty
