@@ -253,9 +253,12 @@ pub fn review_link(tenant: &Tenant, order_id: &str) -> String {
 #[must_use]
 pub fn record_function(services: &Services) -> Function {
     let services = services.clone();
-    Function::new(RECORD_ID)
-        .name("Record a review")
-        .reads_env(["COMMERCE_TENANTS"])
+    services
+        .alert_on_failure(
+            Function::new(RECORD_ID)
+                .name("Record a review")
+                .reads_env(["COMMERCE_TENANTS"]),
+        )
         .on_event(SUBMITTED)
         .retries(3)
         .handler(move |ctx| {
