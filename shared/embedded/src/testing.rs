@@ -141,11 +141,16 @@ impl TestEnv {
 
     /// Runs of one function, newest first.
     pub async fn runs_of(&self, function_id: &str) -> Vec<Run> {
-        self.runs()
+        let filter = RunFilter {
+            function_id: Some(function_id.to_owned()),
+            limit: 10_000,
+            ..RunFilter::default()
+        };
+        self.runtime
+            .store()
+            .list_runs(&filter)
             .await
-            .into_iter()
-            .filter(|r| r.function_id == function_id)
-            .collect()
+            .expect("list runs")
     }
 
     /// The only run of `function_id`, with its steps.
