@@ -52,11 +52,7 @@ pub fn function(services: &Services) -> Function {
                     &format!("application of {creator_id} to {} not found", tenant.id),
                 )
                 .await?;
-                let shop = if tenant.name.is_empty() {
-                    tenant.shop_domain.clone()
-                } else {
-                    tenant.name.clone()
-                };
+                let shop = tenant.display_name().to_owned();
                 let email = ResendEmail {
                     from: sender(&services, &tenant)?,
                     to: vec![application.email.clone()],

@@ -297,7 +297,7 @@ async fn pay(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
         "payout.html",
         json!({"name": creator.name, "amount": amount(request.amount_cents, &request.currency),
             "currency": request.currency.to_uppercase(), "transfer": transfer_id,
-            "shop": if tenant.name.is_empty() { &tenant.shop_domain } else { &tenant.name }}),
+            "shop": tenant.display_name()}),
     )?;
     let email = ResendEmail {
         from: sender(services, &tenant)?,

@@ -185,7 +185,7 @@ async fn send(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
             "first_name": order.first_name, "order": order.name,
             "items": order.lines.iter().map(|l| l.title.clone()).collect::<Vec<_>>(),
             "sequence": sequence, "link": review_link(&tenant, &order.id),
-            "percent_off": offer.percent_off, "code": offer.code, "shop": shop_name(&tenant),
+            "percent_off": offer.percent_off, "code": offer.code, "shop": tenant.display_name(),
         }),
     )?;
     let email = ResendEmail {
@@ -227,14 +227,6 @@ async fn send(services: &Services, ctx: Ctx) -> anyhow::Result<Value> {
     Ok(
         json!({"sequence": sequence, "emailId": email_id, "incentive": offer, "followUpAt": follow_up}),
     )
-}
-
-fn shop_name(tenant: &Tenant) -> &str {
-    if tenant.name.is_empty() {
-        &tenant.shop_domain
-    } else {
-        &tenant.name
-    }
 }
 
 /// Where the email's button goes: the tenant's `reviewUrl`, else its shop's

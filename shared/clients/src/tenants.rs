@@ -74,6 +74,17 @@ impl std::fmt::Debug for Tenant {
 }
 
 impl Tenant {
+    /// What to call the tenant in emails and notices: its name, else its
+    /// shop domain.
+    #[must_use]
+    pub fn display_name(&self) -> &str {
+        if self.name.is_empty() {
+            &self.shop_domain
+        } else {
+            &self.name
+        }
+    }
+
     /// The Meta pixel and token, when both are set.
     #[must_use]
     pub fn meta(&self) -> Option<(&str, &str)> {
