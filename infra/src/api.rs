@@ -39,6 +39,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Its HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.0
+    }
+
+    /// What went wrong, for people.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.1
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({"error": self.1}))).into_response()
@@ -102,8 +116,11 @@ pub fn router_with_access<F: CertFetcher + 'static>(
 ) -> Router {
     let open = Router::new()
         .route("/webhooks/{provider}", post(webhook::<F>))
-        .route("/health", get(health));
-    let mut admin = admin_routes::<F>();
+        .route("/health", get(health))
+        .merge(crate::access::sign_in_routes(token.clone()));
+    let mut admin = admin_routes::<F>()
+        .merge(crate::dashboard::routes())
+        .route_layer(axum::middleware::from_fn(crate::access::same_origin));
     if let Some(token) = token {
         admin = admin.route_layer(axum::middleware::from_fn_with_state(
             token,
@@ -264,7 +281,7 @@ async fn functions(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
         let paused_since = rt.engine().paused_since(f.id()).await?;
         list.push(json!({
             "id": f.id(), "triggers": triggers, "retries": f.retry_count(),
-            "paused_since": paused_since,
+            "options": f.options_summary(), "paused_since": paused_since,
         }));
     }
     Ok(Json(json!({ "functions": list })))
@@ -328,6 +345,7 @@ async fn list_runs(
         function_id: q.function,
         status,
         limit: q.limit.unwrap_or(100).min(1000),
+        ..RunFilter::default()
     };
     let runs = rt.engine().list_runs(&filter).await?;
     let runs: Vec<Value> = runs
@@ -453,13 +471,17 @@ const DEAD_RUNS_SCAN: usize = 10_000;
 
 /// Failed runs that no replay has taken up yet (newest first): the runs a
 /// redrive puts back.
-async fn failed_runs(rt: &Embedded, function: Option<&str>) -> ApiResult<Vec<hookflow::Run>> {
+pub(crate) async fn failed_runs(
+    rt: &Embedded,
+    function: Option<&str>,
+) -> hookflow::Result<Vec<hookflow::Run>> {
     let all = rt
         .engine()
         .list_runs(&RunFilter {
             function_id: function.map(str::to_owned),
             status: None,
             limit: DEAD_RUNS_SCAN,
+            ..RunFilter::default()
         })
         .await?;
     let replayed: std::collections::HashSet<&str> =
@@ -474,28 +496,44 @@ async fn failed_runs(rt: &Embedded, function: Option<&str>) -> ApiResult<Vec<hoo
 /// Most runs `GET /events/{id}` reads to find the event's.
 const EVENT_RUNS_SCAN: usize = 1_000;
 
-/// `GET /events/{id}`: the stored event and the runs it started (among the
-/// newest runs of the functions it triggers).
+/// The runs `stored` started, and their replays (among the newest runs,
+/// since its receipt, of the functions it triggers).
+pub(crate) async fn event_runs(
+    rt: &Embedded,
+    stored: &hookflow::store::StoredEvent,
+) -> hookflow::Result<Vec<hookflow::Run>> {
+    let mut runs = Vec::new();
+    for function in rt.engine().registry().triggered_by(&stored.event.name) {
+        let filter = RunFilter {
+            function_id: Some(function.id().to_owned()),
+            limit: EVENT_RUNS_SCAN,
+            since: Some(stored.received_at),
+            ..RunFilter::default()
+        };
+        for run in rt.engine().list_runs(&filter).await? {
+            if run.event.id == stored.event.id {
+                runs.push(run);
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// `GET /events/{id}`: the stored event and the runs it started.
 async fn get_event(State(rt): State<Embedded>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let stored = rt
         .store()
         .get_event(&id)
         .await?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("event `{id}` not found")))?;
-    let mut runs = Vec::new();
-    for function in rt.engine().registry().triggered_by(&stored.event.name) {
-        let filter = RunFilter {
-            function_id: Some(function.id().to_owned()),
-            status: None,
-            limit: EVENT_RUNS_SCAN,
-        };
-        for run in rt.engine().list_runs(&filter).await? {
-            if run.event.id == id {
-                runs.push(json!({"id": run.id, "function_id": run.function_id,
-                    "status": run.status, "replay_of": run.replay_of}));
-            }
-        }
-    }
+    let runs: Vec<Value> = event_runs(&rt, &stored)
+        .await?
+        .into_iter()
+        .map(|run| {
+            json!({"id": run.id, "function_id": run.function_id,
+                "status": run.status, "replay_of": run.replay_of})
+        })
+        .collect();
     Ok(Json(json!({
         "event": stored.event, "received_at": stored.received_at, "runs": runs,
     })))
@@ -597,16 +635,32 @@ async fn redrive(
     State(rt): State<Embedded>,
     Query(q): Query<DeadLetterQuery>,
 ) -> ApiResult<Json<Value>> {
+    let (n, replays) = redrive_all(&rt, q.function.as_deref()).await?;
+    let replayed: Vec<Value> = replays
+        .into_iter()
+        .map(|(id, of)| json!({"id": id, "replay_of": of}))
+        .collect();
+    Ok(Json(json!({ "redriven": n, "replayed": replayed })))
+}
+
+/// Puts every dead-lettered message back on its queue (unless `function`
+/// is given) and replays every failed run not yet replayed (only
+/// `function`'s, if given). Returns the messages redriven and each
+/// `(replay, replayed run)`.
+pub(crate) async fn redrive_all(
+    rt: &Embedded,
+    function: Option<&str>,
+) -> hookflow::Result<(usize, Vec<(String, String)>)> {
     let now = rt.engine().clock().now_ms();
-    let n = if q.function.is_some() {
+    let n = if function.is_some() {
         0
     } else {
         rt.store().redrive(now).await.map_err(Error::from)?
     };
     let mut replayed = Vec::new();
-    for run in failed_runs(&rt, q.function.as_deref()).await? {
+    for run in failed_runs(rt, function).await? {
         let id = rt.engine().redrive(&run.id).await?;
-        replayed.push(json!({"id": id, "replay_of": run.id}));
+        replayed.push((id, run.id));
     }
-    Ok(Json(json!({ "redriven": n, "replayed": replayed })))
+    Ok((n, replayed))
 }

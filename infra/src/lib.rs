@@ -8,6 +8,7 @@
 pub mod access;
 pub mod api;
 pub mod bench;
+pub mod dashboard;
 pub mod dev;
 pub mod docs_api;
 pub mod logging;

@@ -15,7 +15,7 @@ use serde_json::Value;
 const TOKEN: &str = "test-admin-token-0123456789";
 
 /// Every admin route, with a body where it takes one.
-const ADMIN: [(&str, &str); 18] = [
+const ADMIN: [(&str, &str); 30] = [
     ("POST", "/events"),
     ("GET", "/events/probe-1"),
     ("GET", "/functions"),
@@ -34,6 +34,18 @@ const ADMIN: [(&str, &str); 18] = [
     ("GET", "/docs/things/a"),
     ("PUT", "/docs/things/a"),
     ("GET", "/runs?status=failed"),
+    ("GET", "/"),
+    ("GET", "/ui/runs"),
+    ("GET", "/ui/runs/r1"),
+    ("POST", "/ui/runs/r1/cancel"),
+    ("POST", "/ui/runs/r1/replay"),
+    ("POST", "/ui/runs/r1/rerun"),
+    ("GET", "/ui/events"),
+    ("POST", "/ui/events"),
+    ("GET", "/ui/events/probe-1"),
+    ("GET", "/ui/dead-letters"),
+    ("POST", "/ui/dead-letters/redrive"),
+    ("POST", "/ui/functions/hello-world/pause"),
 ];
 
 #[tokio::test]
@@ -133,4 +145,86 @@ async fn beyond_loopback_admin_routes_need_the_token_and_webhooks_stay_open() {
     }
     let accepted = webhook.send().await.unwrap();
     assert_eq!(accepted.status(), 200, "{:?}", accepted.text().await);
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_once_and_the_cookie_admits_its_pages() {
+    let addr = serve_on_any_interface().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // WHEN a browser asks for the dashboard without signing in
+    let page = http
+        .get(format!("http://{addr}/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    // THEN it is sent to the sign-in page
+    assert_eq!(page.status(), 303);
+    assert_eq!(page.headers()["location"], "/login");
+    // WHEN it signs in with a wrong token, nothing is set
+    let wrong = http
+        .post(format!("http://{addr}/login"))
+        .form(&[("token", "test-admin-token-0123456780")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    // WHEN it signs in with the token
+    let signed = http
+        .post(format!("http://{addr}/login"))
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    // THEN the cookie admits the pages and the actions, like the header
+    let page = http
+        .get(format!("http://{addr}/ui/runs"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<h1>Runs"));
+    // AND another site's page cannot post through the signed-in browser
+    let forged = http
+        .post(format!("http://{addr}/ui/events"))
+        .header("cookie", &session)
+        .header("origin", "https://elsewhere.example")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("name", "test/forged"), ("data", "{}"), ("id", "forged-1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let own = http
+        .post(format!("http://{addr}/ui/events"))
+        .header("cookie", &session)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("name", "test/own"), ("data", "{}"), ("id", "own-1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 303, "{:?}", own.text().await);
+    let event = |id: &'static str| {
+        http.get(format!("http://{addr}/events/{id}"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .send()
+    };
+    assert_eq!(
+        event("forged-1").await.unwrap().status(),
+        404,
+        "nothing stored"
+    );
+    assert_eq!(event("own-1").await.unwrap().status(), 200);
 }

@@ -2,40 +2,23 @@
 //! a real `hookflow dev` (its router and workers on a free port): the tables
 //! a user reads and the `--json` a script parses.
 
-use std::sync::Arc;
+mod dev_server;
+
 use std::time::Duration;
 
-use hookflow::{Registry, SystemClock};
 use hookflow_cli::ops::{
     BulkArgs, DlqCommand, EventsCommand, Op, RunsCommand, Target, execute, execute_with,
 };
-use hookflow_embedded::{Embedded, SqliteStore, WorkerConfig};
 use serde_json::Value;
-use tokio::sync::watch;
 
-async fn serve() -> (Target, watch::Sender<bool>) {
-    let registry = Registry::new(hookflow_registry::functions()).unwrap();
-    let runtime = Embedded::new(
-        SqliteStore::in_memory().unwrap(),
-        registry,
-        Arc::new(SystemClock),
-        WorkerConfig::default(),
-    );
-    runtime.start().await.unwrap();
-    let (stop, stopped) = watch::channel(false);
-    let workers = runtime.clone();
-    tokio::spawn(async move { workers.run_workers(stopped).await });
-    let receiver = Arc::new(hookflow_webhooks::test_secrets::receiver().unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = hookflow_cli::api::router(runtime, receiver);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+async fn serve() -> (Target, dev_server::Dev) {
+    let dev = dev_server::dev_server().await;
     let target = Target {
-        url,
+        url: dev.url.clone(),
         token: None,
         json: false,
     };
-    (target, stop)
+    (target, dev)
 }
 
 fn json(target: &Target) -> Target {

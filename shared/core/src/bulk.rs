@@ -101,6 +101,8 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
                 function_id: filter.function_id.clone(),
                 status: filter.status,
                 limit: MAX_BULK + 1,
+                since: filter.since,
+                until: filter.until,
             })
             .await?;
         let mut outcome = BulkOutcome {
@@ -114,6 +116,8 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
                     function_id: filter.function_id.clone(),
                     status: None,
                     limit: MAX_BULK,
+                    since: filter.since,
+                    until: None,
                 })
                 .await?;
             all.extend(runs.iter().cloned());

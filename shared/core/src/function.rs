@@ -409,6 +409,87 @@ impl Function {
         &self.cancel_on
     }
 
+    /// Its run options in words, one line each (idempotency, timeouts,
+    /// `cancel_on` and flow control), for people reading a function list.
+    #[must_use]
+    pub fn options_summary(&self) -> Vec<String> {
+        let keyed = |key: &Option<String>| {
+            key.as_deref()
+                .map_or_else(String::new, |k| format!(" per `{k}`"))
+        };
+        let every = |d: Duration| humanize(d);
+        let mut out = Vec::new();
+        if let Some(key) = &self.idempotency {
+            out.push(format!("idempotent per `{key}`"));
+        }
+        for cancel in &self.cancel_on {
+            out.push(match &cancel.condition {
+                Some(c) => format!("cancelled by {} if `{c}`", cancel.event),
+                None => format!("cancelled by {}", cancel.event),
+            });
+        }
+        if let Some(t) = self.start_timeout {
+            out.push(format!("must start within {}", every(t)));
+        }
+        if let Some(t) = self.finish_timeout {
+            out.push(format!("must finish within {}", every(t)));
+        }
+        let flow = &self.flow;
+        if let Some(r) = &flow.rate_limit {
+            out.push(format!(
+                "rate limit {} per {}{}",
+                r.limit,
+                every(r.period),
+                keyed(&r.key)
+            ));
+        }
+        if let Some(t) = &flow.throttle {
+            out.push(format!(
+                "throttle {} per {} (burst {}){}",
+                t.limit,
+                every(t.period),
+                t.burst,
+                keyed(&t.key)
+            ));
+        }
+        if let Some(d) = &flow.debounce {
+            let cap = d
+                .timeout
+                .map_or_else(String::new, |t| format!(", at most {}", every(t)));
+            out.push(format!(
+                "debounce {}{cap}{}",
+                every(d.period),
+                keyed(&d.key)
+            ));
+        }
+        if let Some(s) = &flow.singleton {
+            let mode = match s.mode {
+                crate::flow::SingletonMode::Skip => "skip new",
+                crate::flow::SingletonMode::Cancel => "cancel running",
+            };
+            out.push(format!("singleton ({mode}){}", keyed(&s.key)));
+        }
+        if let Some(b) = &flow.batch {
+            out.push(format!(
+                "batch up to {} within {}{}",
+                b.max_size,
+                every(b.timeout),
+                keyed(&b.key)
+            ));
+        }
+        for c in &flow.concurrency {
+            let scope = match c.scope {
+                crate::flow::ConcurrencyScope::Function => "",
+                crate::flow::ConcurrencyScope::Global => " across functions",
+            };
+            out.push(format!("concurrency {}{}{scope}", c.limit, keyed(&c.key)));
+        }
+        if let Some(p) = &flow.priority {
+            out.push(format!("priority `{p}`"));
+        }
+        out
+    }
+
     /// Checks the definition: id, handler, triggers, expressions and schedules.
     ///
     /// # Errors
@@ -651,10 +732,50 @@ impl Registry {
     }
 }
 
+/// `d` in the largest whole unit that fits (`90s`, `5m`, `36h`, `7d`), or
+/// milliseconds.
+fn humanize(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, size) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms >= size && ms.is_multiple_of(size) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn options_read_as_words() {
+        let f = Function::new("f")
+            .on_event("a")
+            .idempotency("event.data.id")
+            .throttle(Throttle::new(10, Duration::from_secs(1)).key("event.data.tenant"))
+            .debounce(Debounce::new(Duration::from_secs(300)).timeout(Duration::from_secs(7200)))
+            .concurrency(Concurrency::new(2))
+            .cancel_on(CancelOn::event("b"));
+        assert_eq!(
+            f.options_summary(),
+            [
+                "idempotent per `event.data.id`",
+                "cancelled by b",
+                "throttle 10 per 1s (burst 1) per `event.data.tenant`",
+                "debounce 5m, at most 2h",
+                "concurrency 2",
+            ]
+        );
+        assert_eq!(humanize(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(humanize(Duration::from_secs(7 * 86_400)), "7d");
+    }
 
     fn noop(id: &str) -> Function {
         Function::new(id).handler(|_ctx| async { Ok(()) })

@@ -73,6 +73,12 @@ pub struct RunFilter {
     pub status: Option<RunStatus>,
     /// At most this many (newest first); 0 means the default of 100.
     pub limit: usize,
+    /// Only runs created at or after this time (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<i64>,
+    /// Only runs created before this time (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
 }
 
 /// A run as a worker needs it: its state, its journal, and any outbox a

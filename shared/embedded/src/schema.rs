@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS events (
     received_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_name ON events (name, received_at);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (received_at);
 
 CREATE TABLE IF NOT EXISTS runs (
     id               TEXT PRIMARY KEY,

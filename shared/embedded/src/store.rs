@@ -272,20 +272,29 @@ impl EventLog for SqliteStore {
                     "SELECT body, received_at FROM events WHERE name = ?1 AND received_at >= ?2
                  ORDER BY received_at, id LIMIT ?3",
                 )?;
-                let rows = stmt.query_map(params![name, since, limit], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })?;
-                rows.map(|row| {
-                    let (body, received_at) = row?;
-                    Ok(StoredEvent {
-                        event: decode(c, body)?,
-                        received_at,
-                    })
-                })
-                .collect()
+                stored_events(c, &mut stmt, params![name, since, limit])
             })
             .await?)
     }
+}
+
+/// The events a `SELECT body, received_at FROM events ...` statement reads.
+fn stored_events(
+    c: &rusqlite::Connection,
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<StoredEvent>> {
+    let rows = stmt.query_map(params, |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })?;
+    rows.map(|row| {
+        let (body, received_at) = row?;
+        Ok(StoredEvent {
+            event: decode(c, body)?,
+            received_at,
+        })
+    })
+    .collect()
 }
 
 impl FlowStore for SqliteStore {
@@ -439,13 +448,18 @@ impl RunStore for SqliteStore {
         let status = filter.status.map(RunStatus::as_str);
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (since, until) = (filter.since, filter.until);
         Ok(self
             .read(move |c| {
                 let mut stmt = c.prepare_cached(&format!(
                     "SELECT {RUN_COLUMNS} FROM runs WHERE (?1 IS NULL OR function_id = ?1)
-                 AND (?2 IS NULL OR status = ?2) ORDER BY created_at DESC, id DESC LIMIT ?3"
+                 AND (?2 IS NULL OR status = ?2)
+                 AND created_at >= coalesce(?4, -9223372036854775808)
+                 AND created_at < coalesce(?5, 9223372036854775807)
+                 ORDER BY created_at DESC, id DESC LIMIT ?3"
                 ))?;
-                let rows = stmt.query_map(params![function_id, status, limit], run_row)?;
+                let rows =
+                    stmt.query_map(params![function_id, status, limit, since, until], run_row)?;
                 rows.map(|row| row?.into_run(c)).collect()
             })
             .await?)
@@ -511,6 +525,58 @@ impl From<rusqlite::types::FromSqlError> for EmbeddedError {
 }
 
 impl SqliteStore {
+    /// The newest events (only those named `name`, if given), newest first,
+    /// at most `limit`: what the dashboard lists.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn recent_events(
+        &self,
+        name: Option<&str>,
+        limit: usize,
+    ) -> hookflow::Result<Vec<StoredEvent>> {
+        let name = name.map(str::to_owned);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(
+                    "SELECT body, received_at FROM events WHERE (?1 IS NULL OR name = ?1)
+                     ORDER BY received_at DESC, id DESC LIMIT ?2",
+                )?;
+                stored_events(c, &mut stmt, params![name, limit])
+            })
+            .await?)
+    }
+
+    /// How many runs each function has in each status (only counts above
+    /// zero), in one read.
+    ///
+    /// # Errors
+    /// SQLite errors.
+    pub async fn run_counts(&self) -> Result<Vec<(String, RunStatus, u64)>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT function_id, status, COUNT(*) FROM runs GROUP BY function_id, status",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (function, status, n) = row?;
+                if let Some(status) = RunStatus::parse(&status) {
+                    out.push((function, status, u64::try_from(n).unwrap_or(0)));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     /// Counts runs, optionally of one function and status.
     ///
     /// # Errors
@@ -583,5 +649,30 @@ mod tests {
             false
         )));
         assert!(must_sync(&transition(hold(), RunStatus::Running, false)));
+    }
+
+    #[tokio::test]
+    async fn recent_events_are_newest_first_and_filtered_by_name() {
+        let store = SqliteStore::in_memory().unwrap();
+        let event = |id: &str, name: &str| {
+            let mut e = Event::new(name, json!({}));
+            e.id = id.into();
+            e
+        };
+        store.append(&[event("a", "x")], 1_000, 0).await.unwrap();
+        store.append(&[event("b", "y")], 2_000, 0).await.unwrap();
+        store.append(&[event("c", "x")], 3_000, 0).await.unwrap();
+        let ids = |events: Vec<StoredEvent>| -> Vec<String> {
+            events.into_iter().map(|e| e.event.id).collect()
+        };
+        assert_eq!(
+            ids(store.recent_events(None, 10).await.unwrap()),
+            ["c", "b", "a"]
+        );
+        assert_eq!(
+            ids(store.recent_events(Some("x"), 10).await.unwrap()),
+            ["c", "a"]
+        );
+        assert_eq!(ids(store.recent_events(None, 1).await.unwrap()), ["c"]);
     }
 }

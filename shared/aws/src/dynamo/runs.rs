@@ -268,17 +268,35 @@ impl RunStore for AwsStore {
             (Some(f), None) => Some(("gsi1", "gsi1pk", format!("FN#{f}"))),
             (None, _) => None,
         };
+        // The index sort keys are `{created_at:015}#{id}`: a time range is
+        // a range of them (`~` sorts after `#`).
+        let ranged = filter.since.is_some() || filter.until.is_some();
+        let lowest = format!("{:015}", filter.since.unwrap_or(0).max(0));
+        let highest = format!(
+            "{:015}~",
+            filter.until.map_or(999_999_999_999_999, |t| t.max(1) - 1)
+        );
         let mut items: Vec<Item> = Vec::new();
         if let Some((index, key, value)) = index {
+            let sort_key = key.replace("pk", "sk");
             let mut start = None;
             loop {
-                let out = self
+                let mut query = self
                     .ddb()
                     .query()
                     .table_name(self.table())
                     .index_name(index)
                     .key_condition_expression(format!("{key} = :v"))
-                    .expression_attribute_values(":v", string(value.clone()))
+                    .expression_attribute_values(":v", string(value.clone()));
+                if ranged {
+                    query = query
+                        .key_condition_expression(format!(
+                            "{key} = :v AND {sort_key} BETWEEN :lo AND :hi"
+                        ))
+                        .expression_attribute_values(":lo", string(lowest.clone()))
+                        .expression_attribute_values(":hi", string(highest.clone()));
+                }
+                let out = query
                     .scan_index_forward(false)
                     .set_exclusive_start_key(start)
                     .send()
@@ -312,7 +330,16 @@ impl RunStore for AwsStore {
                         .expression_attribute_values(":status", string(status.as_str()));
                 }
                 let out = scan.send().await.map_err(ddb)?;
-                items.extend(out.items().iter().cloned());
+                items.extend(
+                    out.items()
+                        .iter()
+                        .filter(|item| {
+                            let created = get_n(item, "created_at").unwrap_or(0);
+                            filter.since.is_none_or(|t| created >= t)
+                                && filter.until.is_none_or(|t| created < t)
+                        })
+                        .cloned(),
+                );
                 start = out.last_evaluated_key().cloned();
                 if start.is_none() {
                     break;

@@ -260,6 +260,7 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
         function_id: Some("fn-1".into()),
         status: Some(RunStatus::Queued),
         limit: 0,
+        ..RunFilter::default()
     };
     let ids: Vec<_> = store
         .list_runs(&filter)
@@ -274,6 +275,33 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
         ..RunFilter::default()
     };
     assert_eq!(store.list_runs(&filter).await.unwrap().len(), 1);
+    // A time range: created at or after `since`, before `until`.
+    let listed = |filter: RunFilter| {
+        let store = &store;
+        async move {
+            let runs = store.list_runs(&filter).await.unwrap();
+            runs.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    let range = |since: Option<i64>, until: Option<i64>| RunFilter {
+        since,
+        until,
+        ..RunFilter::default()
+    };
+    assert_eq!(listed(range(Some(T0 + 10), None)).await, ["run-c", "run-b"]);
+    assert_eq!(listed(range(None, Some(T0 + 20))).await, ["run-b", "run-a"]);
+    assert_eq!(listed(range(Some(T0 + 5), Some(T0 + 15))).await, ["run-b"]);
+    let one_function = RunFilter {
+        function_id: Some("fn-1".into()),
+        ..range(Some(T0 + 5), None)
+    };
+    assert_eq!(listed(one_function).await, ["run-b"]);
+    let function_and_status = RunFilter {
+        function_id: Some("fn-1".into()),
+        status: Some(RunStatus::Cancelled),
+        ..range(None, Some(T0 + 5))
+    };
+    assert_eq!(listed(function_and_status).await, ["run-a"]);
     assert!(store.get_run("missing").await.unwrap().is_none());
     assert!(store.load_run("missing").await.unwrap().is_none());
 }
