@@ -175,7 +175,13 @@ pub mod backend {
             });
             event["Records"][0]["body"] = json!(body.to_string());
             let event = serde_json::from_value(event).unwrap();
-            let response = hookflow_aws::lambda::handle_sqs(&self.engine, event, None).await;
+            let response = hookflow_aws::lambda::handle_sqs(
+                &self.engine,
+                &hookflow_aws::telemetry::Telemetry::none(),
+                event,
+                None,
+            )
+            .await;
             assert!(response.batch_item_failures.is_empty(), "{response:?}");
             AwsTestEnv::settle(self).await;
         }

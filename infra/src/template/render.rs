@@ -170,7 +170,13 @@ fn log_group(out: &mut String, name: &str, id: &str) {
     );
 }
 
-fn alarm(out: &mut String, name: &str, description: &str, metric: (&str, &str, &str, &str)) {
+fn alarm(
+    out: &mut String,
+    name: &str,
+    description: &str,
+    metric: (&str, &str, &str, &str),
+    threshold: &str,
+) {
     let (namespace, metric_name, dimension, value) = metric;
     let statistic = if namespace == "AWS/SQS" {
         "Maximum"
@@ -191,7 +197,7 @@ fn alarm(out: &mut String, name: &str, description: &str, metric: (&str, &str, &
       Statistic: {statistic}
       Period: 60
       EvaluationPeriods: 1
-      Threshold: 0
+      Threshold: {threshold}
       ComparisonOperator: GreaterThanThreshold
       TreatMissingData: notBreaching
       AlarmActions: [!Ref AlarmTopic]
@@ -200,8 +206,8 @@ fn alarm(out: &mut String, name: &str, description: &str, metric: (&str, &str, &
     );
 }
 
-fn alarms(out: &mut String, name: &str, id: &str, dlq: bool) {
-    if dlq {
+fn alarms(out: &mut String, name: &str, id: &str, queue: bool) {
+    if queue {
         alarm(
             out,
             &format!("{name}DlqAlarm"),
@@ -212,6 +218,21 @@ fn alarms(out: &mut String, name: &str, id: &str, dlq: bool) {
                 "QueueName",
                 &format!("!GetAtt {name}Dlq.QueueName"),
             ),
+            "0",
+        );
+        alarm(
+            out,
+            &format!("{name}QueueAgeAlarm"),
+            &format!(
+                "{id} queue's oldest message has waited over ${{OldestMessageAlarmSeconds}} s (stuck, or slower than its load)"
+            ),
+            (
+                "AWS/SQS",
+                "ApproximateAgeOfOldestMessage",
+                "QueueName",
+                &format!("!GetAtt {name}Queue.QueueName"),
+            ),
+            "!Ref OldestMessageAlarmSeconds",
         );
     }
     alarm(
@@ -224,6 +245,7 @@ fn alarms(out: &mut String, name: &str, id: &str, dlq: bool) {
             "FunctionName",
             &format!("!Ref {name}Function"),
         ),
+        "0",
     );
 }
 
@@ -386,10 +408,74 @@ pub(super) fn dashboard(out: &mut String, deployment: &Deployment) {
         .join(",\n");
     let sqs = |m: &str| format!("\"AWS/SQS\", \"{m}\", \"QueueName\"");
     let lambda = |m: &str| format!("\"AWS/Lambda\", \"{m}\", \"FunctionName\"");
+    // The engine's own metrics (EMF, namespace Hookflow/<stack>): per
+    // workflow, and for the whole stack with percentiles.
+    let hookflow = "\"Hookflow/${AWS::StackName}\"";
+    let workflows: Vec<(String, String)> = deployment
+        .workflows
+        .iter()
+        .map(|w| (w.id.clone(), w.id.clone()))
+        .collect();
+    let per_function = |m: &str| {
+        lines(
+            &format!("{hookflow}, \"{m}\", \"Function\""),
+            &workflows,
+            &|id: &str| id.to_owned(),
+            "",
+        )
+    };
+    let stack = |items: &[(&str, &str, &str)]| {
+        items
+            .iter()
+            .map(|(m, stat, label)| {
+                format!("            [{hookflow}, \"{m}\", {{\"stat\": \"{stat}\", \"label\": \"{label}\"}}]")
+            })
+            .collect::<Vec<_>>()
+            .join(",\n")
+    };
     let widgets = [
         widget(
             0,
             0,
+            "Runs (all functions)",
+            "Sum",
+            stack(&[
+                ("RunsStarted", "Sum", "started"),
+                ("RunsCompleted", "Sum", "completed"),
+                ("RunsFailed", "Sum", "failed"),
+                ("RunsCancelled", "Sum", "cancelled"),
+            ]),
+        ),
+        widget(
+            12,
+            0,
+            "Runs failed per function",
+            "Sum",
+            per_function("RunsFailed"),
+        ),
+        widget(
+            0,
+            6,
+            "Step duration and start delay (ms)",
+            "p99",
+            stack(&[
+                ("StepDuration", "p50", "step p50"),
+                ("StepDuration", "p99", "step p99"),
+                ("StartDelay", "p50", "start delay p50"),
+                ("StartDelay", "p99", "start delay p99"),
+                ("QueueAge", "p99", "queue age p99"),
+            ]),
+        ),
+        widget(
+            12,
+            6,
+            "Runs completed per function",
+            "Sum",
+            per_function("RunsCompleted"),
+        ),
+        widget(
+            0,
+            12,
             "Queue depth (visible messages)",
             "Maximum",
             lines(
@@ -401,7 +487,7 @@ pub(super) fn dashboard(out: &mut String, deployment: &Deployment) {
         ),
         widget(
             12,
-            0,
+            12,
             "Oldest message age (s)",
             "Maximum",
             lines(
@@ -413,7 +499,7 @@ pub(super) fn dashboard(out: &mut String, deployment: &Deployment) {
         ),
         widget(
             0,
-            6,
+            18,
             "Dead-letter queues (visible messages)",
             "Maximum",
             lines(
@@ -423,45 +509,45 @@ pub(super) fn dashboard(out: &mut String, deployment: &Deployment) {
                 "-dlq",
             ),
         ),
-        widget(12, 6, "Webhook API requests and errors", "Sum", api),
+        widget(12, 18, "Webhook API requests and errors", "Sum", api),
         widget(
             0,
-            12,
+            24,
             "Lambda invocations",
             "Sum",
             lines(&lambda("Invocations"), &lambdas, &function, ""),
         ),
         widget(
             12,
-            12,
+            24,
             "Lambda errors",
             "Sum",
             lines(&lambda("Errors"), &lambdas, &function, ""),
         ),
         widget(
             0,
-            18,
+            30,
             "Lambda duration p99 (ms)",
             "p99",
             lines(&lambda("Duration"), &lambdas, &function, ""),
         ),
         widget(
             12,
-            18,
+            30,
             "Lambda throttles",
             "Sum",
             lines(&lambda("Throttles"), &lambdas, &function, ""),
         ),
         widget(
             0,
-            24,
+            36,
             "DynamoDB consumed capacity",
             "Sum",
             table(&["ConsumedReadCapacityUnits", "ConsumedWriteCapacityUnits"]),
         ),
         widget(
             12,
-            24,
+            36,
             "DynamoDB throttles and errors",
             "Sum",
             table(&["ReadThrottleEvents", "WriteThrottleEvents", "SystemErrors"]),

@@ -103,6 +103,24 @@ fn a_workflow_gets_its_queue_lambda_role_alarms_and_exactly_its_settings() {
     assert!(r["PayOrderLogGroup"].is_mapping());
     assert!(r["PayOrderDlqAlarm"].is_mapping());
     assert!(r["PayOrderErrorsAlarm"].is_mapping());
+    let age = &r["PayOrderQueueAgeAlarm"];
+    assert_eq!(
+        get(age, &["Properties", "MetricName"]).as_str(),
+        Some("ApproximateAgeOfOldestMessage")
+    );
+    assert_eq!(
+        tagged(get(age, &["Properties", "Threshold"])),
+        "!Ref OldestMessageAlarmSeconds"
+    );
+    assert!(r["RouterQueueAgeAlarm"].is_mapping());
+    let dashboard = tagged(get(&r["Dashboard"], &["Properties", "DashboardBody"]));
+    for metric in [
+        r#"["Hookflow/${AWS::StackName}", "RunsFailed", "Function", "pay-order""#,
+        r#"["Hookflow/${AWS::StackName}", "RunsCompleted", "Function", "pay-order""#,
+        r#"["Hookflow/${AWS::StackName}", "StepDuration", {"stat": "p99""#,
+    ] {
+        assert!(dashboard.contains(metric), "{metric} in {dashboard}");
+    }
     let mapping = resources(&functions);
     let ids: Vec<&str> = mapping.keys().filter_map(Value::as_str).collect();
     assert!(

@@ -19,6 +19,7 @@ use lambda_http::{Body, Request, Response};
 
 use crate::config::{AwsClients, AwsConfig};
 use crate::dynamo::AwsStore;
+use crate::telemetry::Telemetry;
 
 /// How long a message waits before retrying a run another worker holds.
 pub const BUSY_DELAY: Duration = Duration::from_secs(5);
@@ -34,13 +35,14 @@ const EARLY_TOLERANCE_MS: i64 = 1_000;
 /// bounds every run lease taken while handling the batch.
 pub async fn handle_sqs(
     engine: &Engine<AwsStore>,
+    telemetry: &Telemetry,
     event: SqsEvent,
     deadline: Option<i64>,
 ) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for record in event.records {
         let id = record.message_id.clone().unwrap_or_default();
-        if let Err(err) = Box::pin(handle_record(engine, &record, deadline)).await {
+        if let Err(err) = Box::pin(handle_record(engine, telemetry, &record, deadline)).await {
             tracing::error!(message.id = %id, error = %err, "message failed; SQS will redeliver it");
             response.add_failure(id);
         }
@@ -50,11 +52,17 @@ pub async fn handle_sqs(
 
 async fn handle_record(
     engine: &Engine<AwsStore>,
+    telemetry: &Telemetry,
     record: &SqsMessage,
     deadline: Option<i64>,
 ) -> hookflow::Result<()> {
     let body = record.body.as_deref().unwrap_or_default();
     let envelope = engine.store().decode_message(body).await?;
+    let sent_at = record
+        .attributes
+        .get("SentTimestamp")
+        .and_then(|t| t.parse().ok());
+    let _traced = telemetry.handling(&envelope, sent_at);
     let now = engine.clock().now_ms();
     if let Some(not_before) = envelope.not_before
         && not_before > now + EARLY_TOLERANCE_MS
@@ -157,17 +165,29 @@ where
     Ok(Engine::new(store, registry, clock, engine_config))
 }
 
-/// JSON logs for CloudWatch (`RUST_LOG` filters, default `info`).
+/// JSON logs for CloudWatch (`RUST_LOG` filters, default `info`): one
+/// object per line, with the spans it was written in (`spans`: the run's
+/// `run.id` and `function`, the step's `step.id`).
 pub fn init_logging() {
+    let _ = tracing::subscriber::set_global_default(json_logs(std::io::stdout));
+}
+
+/// The JSON log format of [`init_logging`], writing to `writer`.
+pub fn json_logs<W>(writer: W) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
         .with_current_span(false)
+        .with_span_list(true)
         .without_time()
         .with_env_filter(filter)
-        .try_init();
+        .with_writer(writer)
+        .finish()
 }
 
 /// Runs an SQS-triggered Lambda whose registry is built by `build` over the
@@ -187,10 +207,15 @@ where
         Err(BuildError::Registry(err)) => return Err(err),
     };
     let engine = &engine;
+    let telemetry = &Telemetry::from_env();
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
             let deadline = i64::try_from(event.context.deadline).ok();
-            Ok::<_, lambda_runtime::Error>(handle_sqs(engine, event.payload, deadline).await)
+            let response = handle_sqs(engine, telemetry, event.payload, deadline).await;
+            if let Err(err) = telemetry.flush(std::io::stdout().lock()) {
+                tracing::warn!(error = %err, "metrics not written");
+            }
+            Ok::<_, lambda_runtime::Error>(response)
         },
     ))
     .await

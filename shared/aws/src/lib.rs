@@ -14,6 +14,7 @@ mod dynamo;
 pub mod error;
 pub mod lambda;
 pub mod queue;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 

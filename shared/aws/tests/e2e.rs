@@ -375,9 +375,21 @@ async fn a_scheduler_cron_tick_on_the_router_queue_starts_one_run() {
     let sample = include_str!("../../../events/sqs-router-cron.json");
     let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_str(sample).unwrap();
     // WHEN the router Lambda gets it (twice: Scheduler and SQS are at-least-once)
-    let response = hookflow_aws::lambda::handle_sqs(&env.engine, event.clone(), None).await;
+    let response = hookflow_aws::lambda::handle_sqs(
+        &env.engine,
+        &hookflow_aws::telemetry::Telemetry::none(),
+        event.clone(),
+        None,
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
-    let response = hookflow_aws::lambda::handle_sqs(&env.engine, event, None).await;
+    let response = hookflow_aws::lambda::handle_sqs(
+        &env.engine,
+        &hookflow_aws::telemetry::Telemetry::none(),
+        event,
+        None,
+    )
+    .await;
     assert!(response.batch_item_failures.is_empty());
     env.settle().await;
     // THEN one run for that tick, completed

@@ -23,6 +23,7 @@ pub mod flow;
 pub mod function;
 pub mod ingest;
 pub mod limits;
+pub mod observe;
 pub mod retention;
 pub mod router;
 pub mod run;

@@ -480,6 +480,38 @@ pub enum Message {
     },
 }
 
+impl Message {
+    /// Its kind, as it is serialized (`start`, `resume`, `route`, ...).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Route { .. } => "route",
+            Self::RouteTo { .. } => "route_to",
+            Self::Start { .. } => "start",
+            Self::Resume { .. } => "resume",
+            Self::Resolve { .. } => "resolve",
+            Self::Cancel { .. } => "cancel",
+            Self::Invoke { .. } => "invoke",
+            Self::Replay { .. } => "replay",
+            Self::Cron { .. } => "cron",
+        }
+    }
+
+    /// The run it acts on (the new run for a replay or an invoke), if one.
+    #[must_use]
+    pub fn run_id(&self) -> Option<&str> {
+        match self {
+            Self::Start { run_id, .. }
+            | Self::Resume { run_id }
+            | Self::Resolve { run_id, .. }
+            | Self::Cancel { run_id, .. } => Some(run_id),
+            Self::Replay { new_run_id, .. } => Some(new_run_id),
+            Self::Invoke { child_run_id, .. } => Some(child_run_id),
+            Self::Route { .. } | Self::RouteTo { .. } | Self::Cron { .. } => None,
+        }
+    }
+}
+
 /// The answer a waiting step receives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]

@@ -31,6 +31,8 @@ pub struct AwsTestEnv {
     pub clock: FakeClock,
     /// Counts the engine's own AWS calls (not the harness's).
     pub counter: CallCounter,
+    /// What the handled messages report (nothing by default).
+    pub telemetry: crate::telemetry::Telemetry,
     harness: AwsClients,
     queues: Vec<(String, String)>,
     held: Mutex<Vec<(String, String, i64)>>,
@@ -124,6 +126,7 @@ impl AwsTestEnv {
             harness,
             queues,
             held: Mutex::new(Vec::new()),
+            telemetry: crate::telemetry::Telemetry::none(),
         }
     }
 
@@ -200,6 +203,9 @@ impl AwsTestEnv {
                 .message_system_attribute_names(
                     aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
                 )
+                .message_system_attribute_names(
+                    aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+                )
                 .send()
                 .await
                 .expect("receive");
@@ -235,13 +241,20 @@ impl AwsTestEnv {
                     .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
                     .cloned()
                     .unwrap_or_else(|| "1".into());
+                let sent = message
+                    .attributes()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
+                    })
+                    .cloned()
+                    .unwrap_or_default();
                 records.push((
                     receipt.clone(),
                     json!({
                         "messageId": message.message_id(),
                         "receiptHandle": receipt,
                         "body": body,
-                        "attributes": {"ApproximateReceiveCount": count},
+                        "attributes": {"ApproximateReceiveCount": count, "SentTimestamp": sent},
                         "messageAttributes": {},
                         "eventSource": "aws:sqs",
                         "eventSourceARN": arn,
@@ -256,7 +269,7 @@ impl AwsTestEnv {
                 "Records": records.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()
             }))
             .expect("sqs event");
-            let response = handle_sqs(&self.engine, event, None).await;
+            let response = handle_sqs(&self.engine, &self.telemetry, event, None).await;
             let failed: Vec<String> = response
                 .batch_item_failures
                 .iter()

@@ -7,6 +7,7 @@ use futures::FutureExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tracing::Instrument;
 
 use super::{CURRENT_STEP, Change, MAX_STEP_OUTPUT_BYTES, Next, Step, Wake, replayed, step_error};
 use crate::clock::duration_ms;
@@ -43,8 +44,11 @@ impl Step {
                     }
                     None => (0, scope.now),
                 };
+                // Logs written by the step's code carry its id.
+                let span = tracing::info_span!("step", step.id = %claim.key);
                 let result = CURRENT_STEP
                     .scope(claim.key.clone(), AssertUnwindSafe(f()).catch_unwind())
+                    .instrument(span)
                     .await;
                 let attempt = attempts + 1;
                 let outcome = match result {

@@ -277,6 +277,7 @@ where
                 }
                 return Ok(match self.store.commit(&transition).await? {
                     Ok(committed) => {
+                        crate::observe::run_ended(&transition.run);
                         self.store.deliver(&committed.undelivered).await?;
                         tracing::info!(run.id = %run.id, status = status.as_str(), error, "run ended before its handler ran");
                         Acquired::Gone
@@ -358,6 +359,9 @@ where
             }
             return match self.store.commit(&attempt).await? {
                 Ok(committed) => {
+                    if first_start {
+                        crate::observe::run_started(&attempt.run, now);
+                    }
                     self.store.deliver(&committed.undelivered).await?;
                     Ok(Acquired::Ready {
                         run: Box::new(attempt.run),
@@ -481,6 +485,11 @@ where
             }
             match self.store.commit(&transition).await? {
                 Ok(committed) => {
+                    transition
+                        .steps
+                        .iter()
+                        .for_each(crate::observe::step_recorded);
+                    crate::observe::run_ended(&transition.run);
                     self.store.deliver(&committed.undelivered).await?;
                     let run = &transition.run;
                     tracing::debug!(run.id = %run.id, status = run.status.as_str(), wake_at = run.wake_at, "run concluded");

@@ -153,6 +153,10 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
         };
         match self.store.commit(&transition).await {
             Ok(Ok(committed)) => {
+                transition
+                    .steps
+                    .iter()
+                    .for_each(crate::observe::step_recorded);
                 *lock(&self.run) = run;
                 {
                     let mut journal = lock(&self.journal);
