@@ -15,7 +15,6 @@ use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hookflow::store::{EventLog, RunStore};
 use hookflow::{Error, Event, RunFilter, RunStatus};
 use hookflow_embedded::Embedded;
 
@@ -232,31 +231,8 @@ async fn post_events(
             "no events in the batch".into(),
         ));
     }
-    let ingested = rt.engine().ingest(events.clone()).await?;
-    // The runs each event starts have derived ids, known now: a client can
-    // wait for them (`GET /runs/{id}?wait=30s`) without polling for them.
-    let mut out = Vec::with_capacity(ingested.len());
-    let mut all = Vec::new();
-    for (mut event, ingested) in events.into_iter().zip(&ingested) {
-        event.id.clone_from(&ingested.id);
-        if event.ts <= 0 {
-            event.ts = ingested.received_at;
-        }
-        let mut received_at = ingested.received_at;
-        if ingested.duplicate
-            && let Some(stored) = rt.store().get_event(&ingested.id).await?
-        {
-            // The runs the first delivery started.
-            (event, received_at) = (stored.event, stored.received_at);
-        }
-        let runs = hookflow::planned_runs(rt.engine().registry(), &event, received_at);
-        all.extend(runs.iter().map(|r| r.run_id.clone()));
-        out.push(json!({"id": ingested.id, "duplicate": ingested.duplicate, "runs": runs}));
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "events": out, "run_ids": all })),
-    ))
+    let answer = crate::views::send(rt.engine(), events).await?;
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }
 
 async fn functions(State(rt): State<Embedded>) -> ApiResult<Json<Value>> {
@@ -348,18 +324,7 @@ async fn list_runs(
         ..RunFilter::default()
     };
     let runs = rt.engine().list_runs(&filter).await?;
-    let runs: Vec<Value> = runs
-        .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id, "function_id": r.function_id, "status": r.status,
-                "event_id": r.event.id, "event_name": r.event.name,
-                "created_at": r.created_at, "started_at": r.started_at, "ended_at": r.ended_at,
-                "wake_at": r.wake_at, "not_before": r.not_before, "error": r.error,
-                "note": r.note,
-            })
-        })
-        .collect();
+    let runs: Vec<Value> = runs.iter().map(crate::views::run_summary).collect();
     Ok(Json(json!({ "runs": runs })))
 }
 
@@ -424,28 +389,18 @@ async fn cancel_run(
     State(rt): State<Embedded>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    rt.engine().cancel(&id).await?;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        let run = rt
-            .store()
-            .get_run(&id)
-            .await?
-            .ok_or_else(|| ApiError::from(Error::RunNotFound(id.clone())))?;
-        if run.status.is_terminal() {
-            return Ok((
-                StatusCode::OK,
-                Json(json!({"id": run.id, "status": run.status})),
-            ));
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({"id": run.id, "status": "cancelling"})),
-            ));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    let (ended, run) = crate::views::cancel(rt.engine(), &id).await?;
+    Ok(if ended {
+        (
+            StatusCode::OK,
+            Json(json!({"id": run.id, "status": run.status})),
+        )
+    } else {
+        (
+            StatusCode::ACCEPTED,
+            Json(json!({"id": run.id, "status": "cancelling"})),
+        )
+    })
 }
 
 async fn replay_run(
@@ -466,77 +421,12 @@ pub struct DeadLetterQuery {
     pub function: Option<String>,
 }
 
-/// Most runs read to find the failed ones not yet replayed.
-const DEAD_RUNS_SCAN: usize = 10_000;
-
-/// Failed runs that no replay has taken up yet (newest first): the runs a
-/// redrive puts back.
-pub(crate) async fn failed_runs(
-    rt: &Embedded,
-    function: Option<&str>,
-) -> hookflow::Result<Vec<hookflow::Run>> {
-    let all = rt
-        .engine()
-        .list_runs(&RunFilter {
-            function_id: function.map(str::to_owned),
-            status: None,
-            limit: DEAD_RUNS_SCAN,
-            ..RunFilter::default()
-        })
-        .await?;
-    let replayed: std::collections::HashSet<&str> =
-        all.iter().filter_map(|r| r.replay_of.as_deref()).collect();
-    Ok(all
-        .iter()
-        .filter(|r| r.status == RunStatus::Failed && !replayed.contains(r.id.as_str()))
-        .cloned()
-        .collect())
-}
-
-/// Most runs `GET /events/{id}` reads to find the event's.
-const EVENT_RUNS_SCAN: usize = 1_000;
-
-/// The runs `stored` started, and their replays (among the newest runs,
-/// since its receipt, of the functions it triggers).
-pub(crate) async fn event_runs(
-    rt: &Embedded,
-    stored: &hookflow::store::StoredEvent,
-) -> hookflow::Result<Vec<hookflow::Run>> {
-    let mut runs = Vec::new();
-    for function in rt.engine().registry().triggered_by(&stored.event.name) {
-        let filter = RunFilter {
-            function_id: Some(function.id().to_owned()),
-            limit: EVENT_RUNS_SCAN,
-            since: Some(stored.received_at),
-            ..RunFilter::default()
-        };
-        for run in rt.engine().list_runs(&filter).await? {
-            if run.event.id == stored.event.id {
-                runs.push(run);
-            }
-        }
-    }
-    Ok(runs)
-}
-
 /// `GET /events/{id}`: the stored event and the runs it started.
 async fn get_event(State(rt): State<Embedded>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let stored = rt
-        .store()
-        .get_event(&id)
+    crate::views::event(rt.engine(), &id)
         .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("event `{id}` not found")))?;
-    let runs: Vec<Value> = event_runs(&rt, &stored)
-        .await?
-        .into_iter()
-        .map(|run| {
-            json!({"id": run.id, "function_id": run.function_id,
-                "status": run.status, "replay_of": run.replay_of})
-        })
-        .collect();
-    Ok(Json(json!({
-        "event": stored.event, "received_at": stored.received_at, "runs": runs,
-    })))
+        .map(Json)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("event `{id}` not found")))
 }
 
 /// Body of `POST /runs/bulk`: the filter, the action, and whether to only
@@ -561,19 +451,7 @@ async fn bulk_runs(
         .engine()
         .bulk(&request.filter, request.action, request.dry_run)
         .await?;
-    let acted: Vec<Value> = outcome
-        .acted
-        .iter()
-        .map(|(run, replay)| match replay {
-            Some(replay) => json!({"run_id": run, "replay_id": replay}),
-            None => json!({"run_id": run}),
-        })
-        .collect();
-    Ok(Json(json!({
-        "dry_run": request.dry_run, "matched": outcome.matched, "acted": acted,
-        "skipped": outcome.skipped, "already_replayed": outcome.already_replayed,
-        "more": outcome.more,
-    })))
+    Ok(Json(crate::views::bulk(&outcome, request.dry_run)))
 }
 
 /// Query of `POST /runs/{id}/rerun`.
@@ -599,7 +477,7 @@ async fn dead_letters(
     State(rt): State<Embedded>,
     Query(q): Query<DeadLetterQuery>,
 ) -> ApiResult<Json<Value>> {
-    let failed: Vec<Value> = failed_runs(&rt, q.function.as_deref())
+    let failed: Vec<Value> = crate::views::failed_runs(rt.engine(), q.function.as_deref())
         .await?
         .into_iter()
         .map(|r| {
@@ -658,7 +536,7 @@ pub(crate) async fn redrive_all(
         rt.store().redrive(now).await.map_err(Error::from)?
     };
     let mut replayed = Vec::new();
-    for run in failed_runs(rt, function).await? {
+    for run in crate::views::failed_runs(rt.engine(), function).await? {
         let id = rt.engine().redrive(&run.id).await?;
         replayed.push((id, run.id));
     }

@@ -14,6 +14,7 @@ pub mod docs_api;
 pub mod logging;
 pub mod ops;
 pub mod template;
+pub mod views;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

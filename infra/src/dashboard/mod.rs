@@ -27,7 +27,7 @@ use hookflow_embedded::Embedded;
 use minijinja::{Environment, context};
 use serde::Deserialize;
 
-use crate::api::{event_runs, failed_runs};
+use crate::views::{event_runs, failed_runs};
 
 /// Runs a list page shows at most.
 const PAGE_RUNS: usize = 200;
@@ -414,7 +414,7 @@ async fn event_page(State(rt): State<Embedded>, Path(id): Path<String>) -> Page 
         .get_event(&id)
         .await?
         .ok_or_else(|| PageError(StatusCode::NOT_FOUND, format!("event `{id}` not found")))?;
-    let runs = event_runs(&rt, &stored).await?;
+    let runs = event_runs(rt.engine(), &stored).await?;
     let planned = hookflow::planned_runs(rt.engine().registry(), &stored.event, stored.received_at);
     // Runs the router has yet to create (or that an idempotency key or a
     // pause refused).
@@ -438,7 +438,7 @@ async fn event_page(State(rt): State<Embedded>, Path(id): Path<String>) -> Page 
 }
 
 async fn dead_letters_page(State(rt): State<Embedded>) -> Page {
-    let failed = failed_runs(&rt, None).await?;
+    let failed = failed_runs(rt.engine(), None).await?;
     let dead = rt.store().dead_letters().await.map_err(Error::from)?;
     let messages: Vec<_> = dead
         .iter()
