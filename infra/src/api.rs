@@ -501,7 +501,10 @@ async fn dead_letters(
             })
         })
         .collect();
-    Ok(Json(json!({ "dead_letters": list, "failed_runs": failed })))
+    let count = list.len();
+    Ok(Json(
+        json!({ "dead_letters": list, "dead_letter_count": count, "failed_runs": failed }),
+    ))
 }
 
 /// `POST /dead-letters/redrive`: puts every dead-lettered message back on

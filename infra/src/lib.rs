@@ -13,6 +13,8 @@ pub mod dev;
 pub mod docs_api;
 pub mod logging;
 pub mod ops;
+#[cfg(feature = "aws")]
+pub mod stack;
 pub mod template;
 pub mod views;
 

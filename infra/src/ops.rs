@@ -27,6 +27,11 @@ pub struct Target {
         default_value = "http://127.0.0.1:8288"
     )]
     pub url: String,
+    /// A deployed stack instead (its CloudFormation name; AWS credentials,
+    /// region and `AWS_ENDPOINT_URL` from the usual places). Needs a
+    /// `hookflow` built with `--features aws`.
+    #[arg(long, env = "HOOKFLOW_STACK")]
+    pub stack: Option<String>,
     /// Its admin token (when it listens beyond loopback).
     #[arg(long, env = ADMIN_TOKEN_VAR, hide_env_values = true)]
     pub token: Option<String>,
@@ -39,6 +44,7 @@ impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
             .field("url", &self.url)
+            .field("stack", &self.stack)
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("json", &self.json)
             .finish()
@@ -179,6 +185,94 @@ pub enum Op {
     Cancel(BulkArgs),
     /// `replay --status failed ..`
     Replay(BulkArgs),
+}
+
+/// What the commands ask of a Hookflow, answered as `hookflow dev`'s API
+/// answers (see `views.rs`): `hookflow dev` over HTTP, or a deployed stack
+/// (`stack.rs`).
+pub(crate) trait Api {
+    async fn runs(
+        &self,
+        function: Option<&str>,
+        status: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<Value>;
+    async fn run(&self, id: &str) -> anyhow::Result<Value>;
+    async fn cancel(&self, id: &str) -> anyhow::Result<Value>;
+    async fn replay(&self, id: &str) -> anyhow::Result<Value>;
+    async fn rerun(&self, id: &str, from: &str) -> anyhow::Result<Value>;
+    async fn send(&self, event: Value) -> anyhow::Result<Value>;
+    async fn event(&self, id: &str) -> anyhow::Result<Value>;
+    async fn dead_letters(&self, function: Option<&str>) -> anyhow::Result<Value>;
+    async fn redrive(&self, function: Option<&str>) -> anyhow::Result<Value>;
+    async fn bulk(&self, body: Value) -> anyhow::Result<Value>;
+}
+
+impl Api for Dev {
+    async fn runs(
+        &self,
+        function: Option<&str>,
+        status: Option<&str>,
+        limit: usize,
+    ) -> anyhow::Result<Value> {
+        let mut path = format!("/runs?limit={limit}");
+        if let Some(f) = function {
+            path.push_str(&format!("&function={}", q(f)));
+        }
+        if let Some(s) = status {
+            path.push_str(&format!("&status={}", q(s)));
+        }
+        self.call(Method::GET, &path, None).await
+    }
+
+    async fn run(&self, id: &str) -> anyhow::Result<Value> {
+        self.call(Method::GET, &format!("/runs/{}", seg(id)), None)
+            .await
+    }
+
+    async fn cancel(&self, id: &str) -> anyhow::Result<Value> {
+        self.call(Method::POST, &format!("/runs/{}/cancel", seg(id)), None)
+            .await
+    }
+
+    async fn replay(&self, id: &str) -> anyhow::Result<Value> {
+        self.call(Method::POST, &format!("/runs/{}/replay", seg(id)), None)
+            .await
+    }
+
+    async fn rerun(&self, id: &str, from: &str) -> anyhow::Result<Value> {
+        let path = format!("/runs/{}/rerun?from={}", seg(id), q(from));
+        self.call(Method::POST, &path, None).await
+    }
+
+    async fn send(&self, event: Value) -> anyhow::Result<Value> {
+        self.call(Method::POST, "/events", Some(event)).await
+    }
+
+    async fn event(&self, id: &str) -> anyhow::Result<Value> {
+        self.call(Method::GET, &format!("/events/{}", seg(id)), None)
+            .await
+    }
+
+    async fn dead_letters(&self, function: Option<&str>) -> anyhow::Result<Value> {
+        let path = function.map_or_else(
+            || "/dead-letters".to_owned(),
+            |f| format!("/dead-letters?function={}", q(f)),
+        );
+        self.call(Method::GET, &path, None).await
+    }
+
+    async fn redrive(&self, function: Option<&str>) -> anyhow::Result<Value> {
+        let path = function.map_or_else(
+            || "/dead-letters/redrive".to_owned(),
+            |f| format!("/dead-letters/redrive?function={}", q(f)),
+        );
+        self.call(Method::POST, &path, None).await
+    }
+
+    async fn bulk(&self, body: Value) -> anyhow::Result<Value> {
+        self.call(Method::POST, "/runs/bulk", Some(body)).await
+    }
 }
 
 /// A `hookflow dev` over HTTP.
@@ -421,20 +515,14 @@ impl BulkArgs {
 /// `--dry-run`, the action itself once confirmed (`--yes`, or `y` on a
 /// terminal), under a spinner.
 async fn bulk(
-    dev: &Dev,
+    api: &impl Api,
     args: &BulkArgs,
     action: &str,
     json_out: bool,
     confirm: Confirm<'_>,
 ) -> anyhow::Result<String> {
     let now = chrono::Utc::now().timestamp_millis();
-    let dry = dev
-        .call(
-            Method::POST,
-            "/runs/bulk",
-            Some(args.body(action, true, now)?),
-        )
-        .await?;
+    let dry = api.bulk(args.body(action, true, now)?).await?;
     let would = dry["acted"].as_array().map_or(0, Vec::len);
     if args.dry_run || would == 0 {
         if json_out {
@@ -466,13 +554,7 @@ async fn bulk(
     }
     spinner.set_message(format!("{action}ing {would} run(s)"));
     spinner.enable_steady_tick(Duration::from_millis(100));
-    let done = dev
-        .call(
-            Method::POST,
-            "/runs/bulk",
-            Some(args.body(action, false, now)?),
-        )
-        .await;
+    let done = api.bulk(args.body(action, false, now)?).await;
     spinner.finish_and_clear();
     let done = done?;
     if json_out {
@@ -509,8 +591,57 @@ pub async fn execute_with(
     target: &Target,
     confirm: Confirm<'_>,
 ) -> anyhow::Result<String> {
-    let dev = Dev::new(target)?;
-    let json_out = target.json;
+    match target.stack.as_deref().filter(|s| !s.trim().is_empty()) {
+        None => run_op(op, &Dev::new(target)?, target.json, confirm).await,
+        Some(stack) => on_stack(op, stack, target.json, confirm).await,
+    }
+}
+
+#[cfg(feature = "aws")]
+async fn on_stack(
+    op: &Op,
+    stack: &str,
+    json_out: bool,
+    confirm: Confirm<'_>,
+) -> anyhow::Result<String> {
+    let sdk = aws_config::load_from_env().await;
+    let stack = crate::stack::Stack::connect(&sdk, stack).await?;
+    execute_on_stack(op, &stack, json_out, confirm).await
+}
+
+#[cfg(not(feature = "aws"))]
+async fn on_stack(
+    _op: &Op,
+    stack: &str,
+    _json_out: bool,
+    _confirm: Confirm<'_>,
+) -> anyhow::Result<String> {
+    bail!(
+        "--stack {stack}: this hookflow was built without AWS support; build it with \
+         `cargo install --path infra --features aws` (or `cargo run --features aws --bin hookflow -- ...`)"
+    )
+}
+
+/// Runs `op` against a deployed `stack` (see [`crate::stack`]).
+///
+/// # Errors
+/// As [`execute`].
+#[cfg(feature = "aws")]
+pub async fn execute_on_stack(
+    op: &Op,
+    stack: &crate::stack::Stack,
+    json_out: bool,
+    confirm: Confirm<'_>,
+) -> anyhow::Result<String> {
+    run_op(op, stack, json_out, confirm).await
+}
+
+async fn run_op(
+    op: &Op,
+    api: &impl Api,
+    json_out: bool,
+    confirm: Confirm<'_>,
+) -> anyhow::Result<String> {
     let render = |value: Value, human: &dyn Fn(&Value) -> String| {
         if json_out {
             value.to_string()
@@ -524,39 +655,24 @@ pub async fn execute_with(
             status,
             limit,
         }) => {
-            let mut path = format!("/runs?limit={limit}");
-            if let Some(f) = function {
-                path.push_str(&format!("&function={}", q(f)));
-            }
-            if let Some(s) = status {
-                path.push_str(&format!("&status={}", q(s)));
-            }
-            let out = dev.call(Method::GET, &path, None).await?;
+            let out = api
+                .runs(function.as_deref(), status.as_deref(), *limit)
+                .await?;
             render(out, &|v| {
                 runs_table(v["runs"].as_array().map_or(&[], Vec::as_slice))
             })
         }
-        Op::Runs(RunsCommand::Show { id }) => {
-            let out = dev
-                .call(Method::GET, &format!("/runs/{}", seg(id)), None)
-                .await?;
-            render(out, &run_view)
-        }
+        Op::Runs(RunsCommand::Show { id }) => render(api.run(id).await?, &run_view),
         Op::Runs(RunsCommand::Cancel { id }) => {
-            let out = dev
-                .call(Method::POST, &format!("/runs/{}/cancel", seg(id)), None)
-                .await?;
+            let out = api.cancel(id).await?;
             render(out, &|v| format!("{id}: {}", text(&v["status"])))
         }
         Op::Runs(RunsCommand::Replay { id }) => {
-            let out = dev
-                .call(Method::POST, &format!("/runs/{}/replay", seg(id)), None)
-                .await?;
+            let out = api.replay(id).await?;
             render(out, &|v| format!("replay of {id}: run {}", text(&v["id"])))
         }
         Op::Runs(RunsCommand::Rerun { id, from }) => {
-            let path = format!("/runs/{}/rerun?from={}", seg(id), q(from));
-            let out = dev.call(Method::POST, &path, None).await?;
+            let out = api.rerun(id, from).await?;
             render(out, &|v| {
                 format!("rerun of {id} from `{from}`: run {}", text(&v["id"]))
             })
@@ -567,7 +683,7 @@ pub async fn execute_with(
             if let Some(id) = id {
                 event["id"] = json!(id);
             }
-            let out = dev.call(Method::POST, "/events", Some(event)).await?;
+            let out = api.send(event).await?;
             render(out, &|v| {
                 let e = &v["events"][0];
                 let runs: Vec<String> = e["runs"]
@@ -597,9 +713,7 @@ pub async fn execute_with(
             })
         }
         Op::Events(EventsCommand::Show { id }) => {
-            let out = dev
-                .call(Method::GET, &format!("/events/{}", seg(id)), None)
-                .await?;
+            let out = api.event(id).await?;
             render(out, &|v| {
                 let mut s = format!(
                     "event {} ({}) received {}\ndata: {}\n",
@@ -613,23 +727,15 @@ pub async fn execute_with(
             })
         }
         Op::Dlq(DlqCommand::List { function }) => {
-            let path = function.as_deref().map_or_else(
-                || "/dead-letters".to_owned(),
-                |f| format!("/dead-letters?function={}", q(f)),
-            );
-            let out = dev.call(Method::GET, &path, None).await?;
+            let out = api.dead_letters(function.as_deref()).await?;
             render(out, &|v| {
                 let runs = v["failed_runs"].as_array().map_or(&[][..], Vec::as_slice);
-                let dead = v["dead_letters"].as_array().map_or(0, Vec::len);
+                let dead = v["dead_letter_count"].as_u64().unwrap_or(0);
                 format!("{}\n{dead} dead message(s)", runs_table(runs))
             })
         }
         Op::Dlq(DlqCommand::Redrive { function }) => {
-            let path = function.as_deref().map_or_else(
-                || "/dead-letters/redrive".to_owned(),
-                |f| format!("/dead-letters/redrive?function={}", q(f)),
-            );
-            let out = dev.call(Method::POST, &path, None).await?;
+            let out = api.redrive(function.as_deref()).await?;
             render(out, &|v| {
                 format!(
                     "{} failed run(s) replayed, {} message(s) redriven",
@@ -638,8 +744,8 @@ pub async fn execute_with(
                 )
             })
         }
-        Op::Cancel(args) => bulk(&dev, args, "cancel", json_out, confirm).await?,
-        Op::Replay(args) => bulk(&dev, args, "replay", json_out, confirm).await?,
+        Op::Cancel(args) => bulk(api, args, "cancel", json_out, confirm).await?,
+        Op::Replay(args) => bulk(api, args, "replay", json_out, confirm).await?,
     })
 }
 

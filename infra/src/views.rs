@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 const DEAD_RUNS_SCAN: usize = 10_000;
 /// Most runs of each function read to find an event's.
 const EVENT_RUNS_SCAN: usize = 1_000;
+/// How far apart two machines' clocks may be.
+const CLOCK_MARGIN_MS: i64 = 60_000;
 
 /// A run in a list.
 #[must_use]
@@ -63,7 +65,9 @@ pub async fn event_runs<S: Store>(
         let filter = RunFilter {
             function_id: Some(function.id().to_owned()),
             limit: EVENT_RUNS_SCAN,
-            since: Some(stored.received_at),
+            // Created when routed, after the receipt: a minute's margin for
+            // clocks that differ between the machines that did each.
+            since: Some(stored.received_at - CLOCK_MARGIN_MS),
             ..RunFilter::default()
         };
         for run in engine.list_runs(&filter).await? {

@@ -14,6 +14,7 @@ use serde_json::Value;
 async fn serve() -> (Target, dev_server::Dev) {
     let dev = dev_server::dev_server().await;
     let target = Target {
+        stack: None,
         url: dev.url.clone(),
         token: None,
         json: false,
@@ -195,6 +196,7 @@ async fn the_cli_says_what_is_wrong() {
         .unwrap_err();
     assert!(unknown.to_string().contains("404"), "{unknown}");
     let nowhere = Target {
+        stack: None,
         url: "http://127.0.0.1:9".into(),
         token: None,
         json: false,
