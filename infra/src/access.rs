@@ -10,8 +10,10 @@
 //! on loopback is enforced too.
 //!
 //! The dashboard is the same admin API in a browser: its sign-in page
-//! (`/login`) takes the token once and keeps it in an `HttpOnly`,
-//! `SameSite=Strict` cookie, which the admin routes accept like the header.
+//! (`/login`) takes the token once and keeps a digest of it in an
+//! `HttpOnly`, `SameSite=Strict` cookie, which the admin routes accept like
+//! the header. Open on loopback, the admin routes answer only requests
+//! addressed to a loopback name (DNS rebinding).
 //! Whatever the bind, a browser's cross-site request that would change
 //! something (any method but GET and HEAD) is refused with 403, so a web
 //! page cannot drive a local `hookflow dev` through its visitor's browser.
@@ -27,6 +29,7 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// The variable holding the admin token.
@@ -34,9 +37,13 @@ pub const ADMIN_TOKEN_VAR: &str = "HOOKFLOW_ADMIN_TOKEN";
 /// Shortest token accepted.
 pub const MIN_TOKEN_LEN: usize = 16;
 
-/// The admin token (never shown by `Debug`).
+/// The admin token (never shown by `Debug`), and the sign-in cookie value
+/// derived from it.
 #[derive(Clone)]
-pub struct AdminToken(Arc<str>);
+pub struct AdminToken {
+    token: Arc<str>,
+    session: Arc<str>,
+}
 
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,6 +62,9 @@ pub enum AccessError {
     /// A token too short to resist guessing.
     #[error("{ADMIN_TOKEN_VAR} is shorter than {MIN_TOKEN_LEN} characters")]
     TokenTooShort,
+    /// A token an HTTP header cannot carry.
+    #[error("{ADMIN_TOKEN_VAR} must be printable ASCII without spaces (an HTTP header carries it)")]
+    TokenNotAscii,
 }
 
 impl AdminToken {
@@ -64,10 +74,19 @@ impl AdminToken {
     /// [`AccessError::TokenTooShort`].
     pub fn new(token: &str) -> Result<Self, AccessError> {
         let token = token.trim();
-        if token.chars().count() < MIN_TOKEN_LEN {
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(AccessError::TokenNotAscii);
+        }
+        if token.len() < MIN_TOKEN_LEN {
             return Err(AccessError::TokenTooShort);
         }
-        Ok(Self(token.into()))
+        // The cookie carries a digest, not the token: cookie-safe whatever
+        // the token's characters, and useless as the API's header.
+        let digest = Sha256::digest(format!("hookflow-dashboard-session:{token}"));
+        Ok(Self {
+            token: token.into(),
+            session: hex::encode(digest).into(),
+        })
     }
 
     /// Whether an `Authorization` header value carries this token.
@@ -80,8 +99,7 @@ impl AdminToken {
 
     /// Whether `presented` is this token (constant time).
     fn is(&self, presented: &str) -> bool {
-        let (a, b) = (presented.trim().as_bytes(), self.0.as_bytes());
-        a.len() == b.len() && bool::from(a.ct_eq(b))
+        same(presented.trim(), &self.token)
     }
 
     /// Whether a request's headers carry this token: the `Authorization`
@@ -92,8 +110,14 @@ impl AdminToken {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         self.admits(authorization)
-            || cookie(headers, SESSION_COOKIE).is_some_and(|value| self.is(value))
+            || cookie(headers, SESSION_COOKIE).is_some_and(|value| same(value, &self.session))
     }
+}
+
+/// Constant-time equality.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 /// The dashboard's sign-in cookie.
@@ -168,6 +192,35 @@ pub async fn same_origin(request: Request, next: Next) -> Response {
         .into_response()
 }
 
+/// Middleware for the admin routes of a `hookflow dev` open on loopback
+/// (no token): `403` unless the request names a loopback host. A web page
+/// whose own name an attacker re-points at 127.0.0.1 (DNS rebinding) is
+/// same-origin to itself, so the origin check alone would not stop it; its
+/// requests carry its own name as `Host`.
+pub async fn loopback_host(request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    if host.is_none_or(is_loopback_host) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::FORBIDDEN,
+        axum::Json(json!({"error": format!("hookflow dev answers its admin API on loopback names only (localhost, 127.0.0.1, [::1]); to reach it by another name, set {ADMIN_TOKEN_VAR}")})),
+    )
+        .into_response()
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn cross_site(headers: &HeaderMap) -> bool {
     let text = |name| {
         headers
@@ -220,7 +273,7 @@ async fn sign_in(State(token): State<Option<AdminToken>>, Form(form): Form<SignI
     }
     let cookie = format!(
         "{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
-        form.token.trim()
+        token.session
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
@@ -262,23 +315,60 @@ mod tests {
 
     #[test]
     fn the_sign_in_cookie_admits_like_the_header() {
-        let token = AdminToken::new("0123456789abcdef").unwrap();
+        let token = AdminToken::new("0123;456789abcdef=").unwrap();
+        let session = token.session.to_string();
+        assert!(!session.contains("0123"), "the cookie is not the token");
         let mut headers = HeaderMap::new();
+        let cookie = |value: String| value.parse::<HeaderValue>().unwrap();
         headers.insert(
             header::COOKIE,
-            "a=1; hookflow_admin=0123456789abcdef".parse().unwrap(),
+            cookie(format!("a=1; hookflow_admin={session}")),
         );
         assert!(token.admits_request(&headers));
         headers.insert(
             header::COOKIE,
-            "hookflow_admin=0123456789abcdeX".parse().unwrap(),
+            cookie("hookflow_admin=0123;456789abcdef=".into()),
         );
-        assert!(!token.admits_request(&headers));
-        headers.insert(
-            header::COOKIE,
-            "xhookflow_admin=0123456789abcdef".parse().unwrap(),
+        assert!(
+            !token.admits_request(&headers),
+            "the raw token is not a session"
         );
+        headers.insert(header::COOKIE, cookie(format!("xhookflow_admin={session}")));
         assert!(!token.admits_request(&headers));
+    }
+
+    #[test]
+    fn a_token_a_header_cannot_carry_is_refused() {
+        assert!(matches!(
+            AdminToken::new("0123456789abcdef é"),
+            Err(AccessError::TokenNotAscii)
+        ));
+        assert!(matches!(
+            AdminToken::new("0123456789 abcdef"),
+            Err(AccessError::TokenNotAscii)
+        ));
+        assert!(AdminToken::new("0123;456789abcdef=").is_ok());
+    }
+
+    #[test]
+    fn only_loopback_names_reach_an_open_dev_server() {
+        for host in [
+            "localhost:8288",
+            "127.0.0.1:8288",
+            "127.0.0.1",
+            "[::1]:8288",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:8288",
+            "10.0.0.2:8288",
+            "localhost.evil.example",
+            "[2001:db8::1]:80",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
     }
 
     #[test]

@@ -120,12 +120,13 @@ pub fn router_with_access<F: CertFetcher + 'static>(
     let mut admin = admin_routes::<F>()
         .merge(crate::dashboard::routes())
         .route_layer(axum::middleware::from_fn(crate::access::same_origin));
-    if let Some(token) = token {
-        admin = admin.route_layer(axum::middleware::from_fn_with_state(
+    admin = match token {
+        Some(token) => admin.route_layer(axum::middleware::from_fn_with_state(
             token,
             crate::access::require_token,
-        ));
-    }
+        )),
+        None => admin.route_layer(axum::middleware::from_fn(crate::access::loopback_host)),
+    };
     open.merge(admin)
         .layer(DefaultBodyLimit::max(MAX_BATCH_BYTES))
         .with_state(AppState { runtime, receiver })

@@ -328,7 +328,9 @@ fn q(value: &str) -> String {
     url_encode(value)
 }
 
-fn url_encode(value: &str) -> String {
+/// `value` percent-encoded but for unreserved characters (a query value or
+/// a path segment: `/`, `?` and `#` are encoded too).
+pub(crate) fn url_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
@@ -369,7 +371,9 @@ pub fn parse_time(text: &str, now_ms: i64) -> anyhow::Result<i64> {
         "d" => 86_400_000,
         _ => bail!("`{text}`: an age ends in s, m, h or d"),
     };
-    Ok(now_ms - n * unit_ms)
+    n.checked_mul(unit_ms)
+        .and_then(|ago| now_ms.checked_sub(ago))
+        .with_context(|| format!("`{text}` is too long ago"))
 }
 
 fn time(ms: &Value) -> String {
@@ -764,6 +768,7 @@ mod tests {
         );
         assert!(parse_time("soon", now).is_err());
         assert!(parse_time("3w", now).is_err());
+        assert!(parse_time("9999999999999999d", now).is_err());
         assert_eq!(url_encode("a b&c"), "a%20b%26c");
     }
 }

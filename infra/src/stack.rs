@@ -75,10 +75,12 @@ impl Stack {
                     )
                 })
         };
+        // The name, also when given the stack's ARN.
+        let name = stack.stack_name().unwrap_or(name).to_owned();
         let config = AwsConfig {
             table: output("TableName")?,
             bucket: output("BucketName")?,
-            queue_prefix: name.to_owned(),
+            queue_prefix: name.clone(),
             scheduler_group: output("SchedulerGroupName")?,
             scheduler_role_arn: output("SchedulerRoleArn")?,
             scheduler_dlq_arn: None,
@@ -95,8 +97,22 @@ impl Stack {
         Ok(Self {
             engine,
             sqs,
-            prefix: name.to_owned(),
+            prefix: name,
         })
+    }
+
+    /// Failed runs not yet replayed: `function`'s, or every function's (one
+    /// index query each, not a scan of the table).
+    async fn failed_runs(&self, function: Option<&str>) -> anyhow::Result<Vec<hookflow::Run>> {
+        if let Some(function) = function {
+            return Ok(views::failed_runs(&self.engine, Some(function)).await?);
+        }
+        let mut failed = Vec::new();
+        for f in self.engine.registry().iter() {
+            failed.extend(views::failed_runs(&self.engine, Some(f.id())).await?);
+        }
+        failed.sort_by_key(|r| std::cmp::Reverse(r.ended_at));
+        Ok(failed)
     }
 
     /// The stack's queues: the router's and each Lambda's, by name.
@@ -124,11 +140,18 @@ impl Stack {
         out.queue_url().map(str::to_owned)
     }
 
+    /// The stack's dead-letter queues: each queue's, and the Scheduler's
+    /// (timers it could not deliver).
+    fn dead_letter_queues(&self) -> Vec<String> {
+        let mut dlqs: Vec<String> = self.queues().iter().map(|q| format!("{q}-dlq")).collect();
+        dlqs.push(format!("{}-scheduler-dlq", self.prefix));
+        dlqs
+    }
+
     /// Messages in each dead-letter queue that has any.
     async fn dead_letter_counts(&self) -> anyhow::Result<Vec<(String, u64)>> {
         let mut counts = Vec::new();
-        for queue in self.queues() {
-            let dlq = format!("{queue}-dlq");
+        for dlq in self.dead_letter_queues() {
             let Some(url) = self.queue_url(&dlq).await else {
                 continue;
             };
@@ -152,11 +175,23 @@ impl Stack {
         Ok(counts)
     }
 
-    /// Moves every message of `dlq` back to the queue it came from; how many.
+    /// The queue a dead message goes back to: its DLQ's source queue, or
+    /// for the Scheduler's DLQ, the queue the timer's message names.
+    async fn source_of(&self, dlq: &str, body: &str) -> Option<String> {
+        if dlq != format!("{}-scheduler-dlq", self.prefix) {
+            return Some(dlq.strip_suffix("-dlq").unwrap_or(dlq).to_owned());
+        }
+        let envelope = self.engine.store().decode_message(body).await.ok()?;
+        Some(match envelope.target {
+            hookflow::Target::Router => format!("{}-router", self.prefix),
+            hookflow::Target::Function(id) => format!("{}-{}", self.prefix, serving_function(&id)),
+        })
+    }
+
+    /// Moves every message of `dlq` back to the queue it came from (one
+    /// whose queue cannot be told stays); how many moved.
     async fn move_back(&self, dlq: &str) -> anyhow::Result<usize> {
-        let source = dlq.strip_suffix("-dlq").unwrap_or(dlq);
-        let (Some(from), Some(to)) = (self.queue_url(dlq).await, self.queue_url(source).await)
-        else {
+        let Some(from) = self.queue_url(dlq).await else {
             return Ok(0);
         };
         let mut moved = 0;
@@ -167,6 +202,8 @@ impl Stack {
                 .queue_url(&from)
                 .max_number_of_messages(10)
                 .visibility_timeout(60)
+                // A short long-poll: an empty short poll can miss messages.
+                .wait_time_seconds(1)
                 .send()
                 .await
                 .map_err(aws_sdk_sqs::Error::from)?;
@@ -174,13 +211,26 @@ impl Stack {
                 return Ok(moved);
             }
             for message in received.messages() {
+                let body = message.body().unwrap_or_default();
+                let Some(source) = self.source_of(dlq, body).await else {
+                    tracing::warn!(queue = dlq, "a dead message names no queue; left in place");
+                    continue;
+                };
+                let Some(to) = self.queue_url(&source).await else {
+                    tracing::warn!(
+                        queue = dlq,
+                        source,
+                        "the dead message's queue is gone; left in place"
+                    );
+                    continue;
+                };
                 // Sent before deleted: a crash in between leaves a copy in
                 // the DLQ (handled twice at worst, which every message
                 // tolerates), never a lost message.
                 self.sqs
                     .send_message()
                     .queue_url(&to)
-                    .message_body(message.body().unwrap_or_default())
+                    .message_body(body)
                     .send()
                     .await
                     .map_err(aws_sdk_sqs::Error::from)?;
@@ -263,7 +313,7 @@ impl Api for Stack {
     }
 
     async fn dead_letters(&self, function: Option<&str>) -> anyhow::Result<Value> {
-        let failed = views::failed_runs(&self.engine, function).await?;
+        let failed = self.failed_runs(function).await?;
         let queues = if function.is_some() {
             Vec::new()
         } else {
@@ -285,7 +335,7 @@ impl Api for Stack {
             }
         }
         let mut replayed = Vec::new();
-        for run in views::failed_runs(&self.engine, function).await? {
+        for run in self.failed_runs(function).await? {
             let id = self.engine.redrive(&run.id).await?;
             replayed.push(json!({"id": id, "replay_of": run.id}));
         }

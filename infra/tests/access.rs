@@ -228,3 +228,35 @@ async fn a_browser_signs_in_once_and_the_cookie_admits_its_pages() {
     );
     assert_eq!(event("own-1").await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn an_open_dev_server_answers_its_admin_api_on_loopback_names_only() {
+    let registry = Registry::new(hookflow_registry::functions()).unwrap();
+    let runtime = Embedded::new(
+        SqliteStore::in_memory().unwrap(),
+        registry,
+        Arc::new(FakeClock::new(START_MS)),
+        WorkerConfig::default(),
+    );
+    let receiver = Arc::new(hookflow_webhooks::test_secrets::receiver().unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = hookflow_cli::api::router(runtime, receiver);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let http = reqwest::Client::new();
+    let get = |path: &'static str, host: &'static str| {
+        http.get(format!("http://{addr}{path}"))
+            .header("host", host)
+            .send()
+    };
+    // A page whose own name was re-pointed at 127.0.0.1 (DNS rebinding)
+    for path in ["/runs", "/", "/ui/events"] {
+        let rebound = get(path, "evil.example:8288").await.unwrap();
+        assert_eq!(rebound.status(), 403, "{path}");
+    }
+    // Loopback names are served; /health and webhooks are not admin routes.
+    assert_eq!(get("/runs", "127.0.0.1:8288").await.unwrap().status(), 200);
+    assert_eq!(get("/runs", "localhost:8288").await.unwrap().status(), 200);
+    assert_eq!(get("/", "[::1]:8288").await.unwrap().status(), 200);
+    assert_eq!(get("/health", "evil.example").await.unwrap().status(), 200);
+}

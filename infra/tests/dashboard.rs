@@ -41,6 +41,11 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The browser chromedriver started outlives it when a test fails
+        // before closing its session: end it by its own profile directory.
+        let _ = Command::new("pkill")
+            .args(["-f", &self._profile.path().display().to_string()])
+            .status();
     }
 }
 

@@ -55,6 +55,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_filter("time", view::time);
     env.add_filter("duration", view::duration);
     env.add_filter("truncate", view::truncate);
+    // Ids in links: every reserved character encoded (`/`, `?`, `#` too).
+    env.add_filter("seg", |id: String| crate::ops::url_encode(&id));
     env
 });
 
@@ -311,13 +313,13 @@ async fn cancel(State(rt): State<Embedded>, Path(id): Path<String>) -> Page {
             _ => break,
         }
     }
-    see(&format!("/ui/runs/{id}"))
+    see(&format!("/ui/runs/{}", crate::ops::url_encode(&id)))
 }
 
 async fn replay(State(rt): State<Embedded>, Path(id): Path<String>) -> Page {
     let new = rt.engine().replay(&id).await?;
     created(&rt, &new).await?;
-    see(&format!("/ui/runs/{new}"))
+    see(&format!("/ui/runs/{}", crate::ops::url_encode(&new)))
 }
 
 /// Form of a step's "rerun from here" button.
@@ -334,7 +336,7 @@ async fn rerun(
 ) -> Page {
     let new = rt.engine().rerun_from(&id, &form.from).await?;
     created(&rt, &new).await?;
-    see(&format!("/ui/runs/{new}"))
+    see(&format!("/ui/runs/{}", crate::ops::url_encode(&new)))
 }
 
 /// Query of the events page.
@@ -405,7 +407,7 @@ async fn send_event(State(rt): State<Embedded>, Form(form): Form<SendForm>) -> P
         .first()
         .map(|i| i.id.clone())
         .ok_or_else(|| PageError(StatusCode::INTERNAL_SERVER_ERROR, "nothing ingested".into()))?;
-    see(&format!("/ui/events/{id}"))
+    see(&format!("/ui/events/{}", crate::ops::url_encode(&id)))
 }
 
 async fn event_page(State(rt): State<Embedded>, Path(id): Path<String>) -> Page {

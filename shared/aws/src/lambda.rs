@@ -26,7 +26,8 @@ pub const BUSY_DELAY: Duration = Duration::from_secs(5);
 /// A message this close to its `not_before` is handled now.
 const EARLY_TOLERANCE_MS: i64 = 1_000;
 
-/// Handles one SQS batch: every message independently, reporting only the
+/// Handles one SQS batch: every message independently (its metrics written
+/// after it, see [`Telemetry::flush`]), reporting only the
 /// failed ones (`ReportBatchItemFailures`), so one bad message never makes its
 /// neighbours run again. A failed message returns after the queue's
 /// visibility timeout and, after `maxReceiveCount`, lands in the DLQ.
@@ -45,6 +46,9 @@ pub async fn handle_sqs(
         if let Err(err) = Box::pin(handle_record(engine, telemetry, &record, deadline)).await {
             tracing::error!(message.id = %id, error = %err, "message failed; SQS will redeliver it");
             response.add_failure(id);
+        }
+        if let Err(err) = telemetry.flush() {
+            tracing::warn!(error = %err, "metrics not written");
         }
     }
     response
@@ -211,11 +215,9 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
             let deadline = i64::try_from(event.context.deadline).ok();
-            let response = handle_sqs(engine, telemetry, event.payload, deadline).await;
-            if let Err(err) = telemetry.flush(std::io::stdout().lock()) {
-                tracing::warn!(error = %err, "metrics not written");
-            }
-            Ok::<_, lambda_runtime::Error>(response)
+            Ok::<_, lambda_runtime::Error>(
+                handle_sqs(engine, telemetry, event.payload, deadline).await,
+            )
         },
     ))
     .await

@@ -12,7 +12,6 @@
 //! - **Logs**: JSON, one object per line; inside a run its `run.id` and
 //!   `function`, inside a step its `step.id` (see [`init_logging`]).
 
-use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hookflow::{Envelope, Target};
@@ -31,6 +30,15 @@ pub const QUEUE_AGE: &str = "QueueAge";
 pub struct Telemetry {
     metrics: Option<&'static Collector>,
     xray: Option<DaemonClient>,
+    sink: Sink,
+}
+
+/// Where EMF lines go.
+enum Sink {
+    /// The Lambda's log stream.
+    Stdout,
+    /// Kept for a test to read.
+    Memory(std::sync::Arc<std::sync::Mutex<Vec<u8>>>),
 }
 
 impl Telemetry {
@@ -43,28 +51,53 @@ impl Telemetry {
         Self {
             metrics: namespace.as_deref().and_then(install_metrics),
             xray: DaemonClient::from_lambda_env().ok(),
+            sink: Sink::Stdout,
         }
     }
 
     /// Telemetry sending subsegments to `xray` (a daemon's address), and
-    /// metrics in `namespace`: for tests. Metrics are installed once per
-    /// process (later calls reuse the first namespace).
+    /// metrics in `namespace` kept in memory ([`Self::take_written`]): for
+    /// tests. Metrics are installed once per process (later calls reuse
+    /// the first namespace).
     #[must_use]
     pub fn with(namespace: Option<&str>, xray: Option<std::net::SocketAddr>) -> Self {
         Self {
             metrics: namespace.and_then(install_metrics),
             xray: xray.and_then(|addr| DaemonClient::new(addr).ok()),
+            sink: Sink::Memory(std::sync::Arc::default()),
         }
     }
 
     /// Writes the metrics collected since the last flush as EMF lines.
+    /// Called after each message: a distribution keeps at most 100 values
+    /// between flushes (EMF's limit; the recorder drops the rest).
     ///
     /// # Errors
-    /// Writing to `out`.
-    pub fn flush(&self, out: impl Write) -> std::io::Result<()> {
-        match self.metrics {
-            Some(collector) => collector.flush(out),
-            None => Ok(()),
+    /// Writing to stdout.
+    pub fn flush(&self) -> std::io::Result<()> {
+        let Some(collector) = self.metrics else {
+            return Ok(());
+        };
+        match &self.sink {
+            Sink::Stdout => collector.flush(std::io::stdout().lock()),
+            Sink::Memory(kept) => collector.flush(
+                &mut *kept
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
+        }
+    }
+
+    /// The EMF lines flushed so far, taken (a [`Self::with`] telemetry's).
+    #[must_use]
+    pub fn take_written(&self) -> Vec<u8> {
+        match &self.sink {
+            Sink::Stdout => Vec::new(),
+            Sink::Memory(kept) => std::mem::take(
+                &mut *kept
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
         }
     }
 
@@ -74,15 +107,18 @@ impl Telemetry {
         Self {
             metrics: None,
             xray: None,
+            sink: Sink::Stdout,
         }
     }
 
     /// Notes a message about to be handled: its age (from `sent_at_ms`,
-    /// the queue's send time) and, with tracing, a subsegment that ends
+    /// the queue's send time, or the time it was due if later: a delay on
+    /// purpose is not waiting) and, with tracing, a subsegment that ends
     /// when the returned guard is dropped.
     #[must_use]
     pub fn handling(&self, envelope: &Envelope, sent_at_ms: Option<i64>) -> Handling {
         if let Some(sent) = sent_at_ms {
+            let sent = sent.max(envelope.not_before.unwrap_or(0));
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

@@ -68,10 +68,11 @@ fn three_steps() -> Function {
         })
 }
 
-/// The EMF document whose dimension set is `dimensions`.
-fn emf_doc<'a>(docs: &'a [Value], dimensions: &[&str]) -> &'a Value {
-    docs.iter()
-        .find(|d| {
+/// The EMF documents (one per flush) whose dimension set is `dimensions`.
+fn emf_docs<'a>(docs: &'a [Value], dimensions: &[&str]) -> Vec<&'a Value> {
+    let found: Vec<&Value> = docs
+        .iter()
+        .filter(|d| {
             let set = &d["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0];
             set.as_array().is_some_and(|s| {
                 s.iter()
@@ -79,15 +80,24 @@ fn emf_doc<'a>(docs: &'a [Value], dimensions: &[&str]) -> &'a Value {
                     .eq(dimensions.iter().copied())
             })
         })
-        .unwrap_or_else(|| panic!("no EMF document with dimensions {dimensions:?} in {docs:#?}"))
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "no EMF document with dimensions {dimensions:?} in {docs:#?}"
+    );
+    found
 }
 
-fn values(doc: &Value, metric: &str) -> Vec<f64> {
-    match &doc[metric] {
-        Value::Array(items) => items.iter().map(|v| v.as_f64().unwrap()).collect(),
-        Value::Number(n) => vec![n.as_f64().unwrap()],
-        other => panic!("{metric} is {other} in {doc}"),
-    }
+/// Every value of `metric` across `docs`, in order.
+fn values(docs: &[&Value], metric: &str) -> Vec<f64> {
+    docs.iter()
+        .flat_map(|doc| match &doc[metric] {
+            Value::Array(items) => items.iter().map(|v| v.as_f64().unwrap()).collect(),
+            Value::Number(n) => vec![n.as_f64().unwrap()],
+            Value::Null => Vec::new(),
+            other => panic!("{metric} is {other} in {doc}"),
+        })
+        .collect()
 }
 
 /// The invocation's trace header, as the Lambda runtime puts it in the
@@ -125,9 +135,9 @@ async fn a_run_reports_metrics_traced_messages_and_logs_that_name_it() {
     let run = env.only_run("three").await;
     assert_eq!(run.run.status, RunStatus::Completed);
 
-    // Metrics: per function, and for the whole stack.
-    let mut emf = Vec::new();
-    env.telemetry.flush(&mut emf).unwrap();
+    // Metrics: per function, and for the whole stack, written after each
+    // message.
+    let emf = env.telemetry.take_written();
     let docs: Vec<Value> = String::from_utf8(emf)
         .unwrap()
         .lines()
@@ -139,36 +149,36 @@ async fn a_run_reports_metrics_traced_messages_and_logs_that_name_it() {
             "Hookflow/test"
         );
     }
-    let per_function = emf_doc(&docs, &["Function"]);
-    assert_eq!(per_function["Function"], "three");
-    assert_eq!(values(per_function, "RunsStarted"), [1.0]);
-    assert_eq!(values(per_function, "RunsCompleted"), [1.0]);
-    assert!(per_function.get("RunsFailed").is_none(), "{per_function}");
-    let stack = emf_doc(&docs, &[]);
-    assert_eq!(values(stack, "RunsStarted"), [1.0]);
-    assert_eq!(values(stack, "RunsCompleted"), [1.0]);
-    assert_eq!(values(stack, "StepAttempts"), [1.0, 1.0, 1.0]);
-    assert_eq!(values(stack, "StepDuration").len(), 3);
-    assert_eq!(values(stack, "StartDelay").len(), 1);
-    assert_eq!(values(stack, "RunDuration").len(), 1);
-    let ages = values(stack, "QueueAge");
+    let per_function = emf_docs(&docs, &["Function"]);
+    assert!(per_function.iter().all(|d| d["Function"] == "three"));
+    assert_eq!(values(&per_function, "RunsStarted"), [1.0]);
+    assert_eq!(values(&per_function, "RunsCompleted"), [1.0]);
+    assert!(values(&per_function, "RunsFailed").is_empty());
+    let stack = emf_docs(&docs, &[]);
+    assert_eq!(values(&stack, "RunsStarted"), [1.0], "each count once");
+    assert_eq!(values(&stack, "RunsCompleted"), [1.0]);
+    assert_eq!(values(&stack, "StepAttempts"), [1.0, 1.0, 1.0]);
+    assert_eq!(values(&stack, "StepDuration").len(), 3);
+    assert_eq!(values(&stack, "StartDelay").len(), 1);
+    assert_eq!(values(&stack, "RunDuration").len(), 1);
+    let ages = values(&stack, "QueueAge");
     assert!(
         ages.len() >= 2,
         "the router's message and the run's: {ages:?}"
     );
-    let units: Vec<&Value> = stack["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-        .as_array()
-        .unwrap()
+    let units: Vec<&Value> = stack
         .iter()
+        .flat_map(|d| {
+            d["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+        })
         .filter(|m| m["Name"] == "StepDuration")
         .collect();
     assert_eq!(units[0]["Unit"], "Milliseconds");
-    let mut again = Vec::new();
-    env.telemetry.flush(&mut again).unwrap();
-    assert!(
-        !String::from_utf8(again).unwrap().contains("RunsStarted"),
-        "a flush reports each count once"
-    );
+    // Nothing is left over for a later flush.
+    env.telemetry.flush().unwrap();
+    assert!(env.telemetry.take_written().is_empty());
 
     // Traces: each handled message is a subsegment of the invocation's
     // trace, the run's annotated with its id and function.

@@ -7,7 +7,7 @@
 //! (no label, for alarms on the total): runs started, completed, failed,
 //! cancelled. Distributions for the whole deployment, in milliseconds: a
 //! run's start delay (from its event's time to its first start: queueing,
-//! flow control and any delay on purpose), its duration (start to end,
+//! flow control and any delay on purpose; replays left out), its duration (start to end,
 //! sleeps included), each step's duration (first reached to finished,
 //! retries included) and attempts. Metric names are the [`names`].
 
@@ -66,12 +66,16 @@ fn count(name: &'static str, function: &str) {
 /// `run` has just started for the first time, at `now`.
 pub(crate) fn run_started(run: &Run, now: i64) {
     count(RUNS_STARTED, &run.function_id);
-    let since = if run.event.ts > 0 {
-        run.event.ts
-    } else {
-        run.created_at
-    };
-    metrics::histogram!(START_DELAY).record((now - since).max(0) as f64);
+    // A replay's event is the original's (days old, perhaps): its delay
+    // says nothing about the system's.
+    if run.replay_of.is_none() {
+        let since = if (1..=now).contains(&run.event.ts) {
+            run.event.ts
+        } else {
+            run.created_at
+        };
+        metrics::histogram!(START_DELAY).record((now - since).max(0) as f64);
+    }
 }
 
 /// `run`'s committed state, if it has just ended.

@@ -270,6 +270,11 @@ impl RunStore for AwsStore {
         };
         // The index sort keys are `{created_at:015}#{id}`: a time range is
         // a range of them (`~` sorts after `#`).
+        if let (Some(since), Some(until)) = (filter.since, filter.until)
+            && since >= until
+        {
+            return Ok(Vec::new());
+        }
         let ranged = filter.since.is_some() || filter.until.is_some();
         let lowest = format!("{:015}", filter.since.unwrap_or(0).max(0));
         let highest = format!(

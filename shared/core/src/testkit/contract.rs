@@ -302,6 +302,20 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
         ..range(None, Some(T0 + 5))
     };
     assert_eq!(listed(function_and_status).await, ["run-a"]);
+    // Exact bounds on the per-function index, and empty ranges.
+    let fn1 = |since, until| RunFilter {
+        function_id: Some("fn-1".into()),
+        ..range(since, until)
+    };
+    assert_eq!(listed(fn1(Some(T0 + 10), None)).await, ["run-b"]);
+    assert_eq!(listed(fn1(None, Some(T0 + 10))).await, ["run-a"]);
+    assert_eq!(
+        listed(fn1(Some(T0), Some(T0 + 11))).await,
+        ["run-b", "run-a"]
+    );
+    assert!(listed(fn1(Some(T0 + 10), Some(T0 + 10))).await.is_empty());
+    assert!(listed(fn1(Some(T0 + 20), Some(T0 + 10))).await.is_empty());
+    assert!(listed(range(Some(T0 + 20), Some(T0 + 10))).await.is_empty());
     assert!(store.get_run("missing").await.unwrap().is_none());
     assert!(store.load_run("missing").await.unwrap().is_none());
 }
