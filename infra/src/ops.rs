@@ -138,11 +138,15 @@ pub enum DlqCommand {
         #[arg(long)]
         function: Option<String>,
     },
-    /// Replay each failed run once and put dead messages back.
+    /// Replay each failed run once and put dead messages back (counts
+    /// first and asks, unless `--yes`).
     Redrive {
         /// Only this function's failed runs (then no message).
         #[arg(long)]
         function: Option<String>,
+        /// Act without asking.
+        #[arg(long, short)]
+        yes: bool,
     },
 }
 
@@ -738,7 +742,28 @@ async fn run_op(
                 format!("{}\n{dead} dead message(s)", runs_table(runs))
             })
         }
-        Op::Dlq(DlqCommand::Redrive { function }) => {
+        Op::Dlq(DlqCommand::Redrive { function, yes }) => {
+            let listed = api.dead_letters(function.as_deref()).await?;
+            let runs = listed["failed_runs"].as_array().map_or(0, Vec::len);
+            let messages = if function.is_some() {
+                0
+            } else {
+                listed["dead_letter_count"].as_u64().unwrap_or(0)
+            };
+            if runs == 0 && messages == 0 {
+                return Ok(if json_out {
+                    json!({"redriven": 0, "replayed": []}).to_string()
+                } else {
+                    "nothing to redrive".to_owned()
+                });
+            }
+            if !yes
+                && !confirm(&format!(
+                    "replay {runs} failed run(s) and redrive {messages} dead message(s)?"
+                ))?
+            {
+                return Ok("nothing done".to_owned());
+            }
             let out = api.redrive(function.as_deref()).await?;
             render(out, &|v| {
                 format!(

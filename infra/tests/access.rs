@@ -70,14 +70,19 @@ async fn dev_refuses_to_listen_beyond_loopback_without_a_token() {
     );
 }
 
-async fn serve_on_any_interface() -> SocketAddr {
+/// The registry's functions over an in-memory store, on a fake clock.
+fn runtime() -> Embedded {
     let registry = Registry::new(hookflow_registry::functions()).unwrap();
-    let runtime = Embedded::new(
+    Embedded::new(
         SqliteStore::in_memory().unwrap(),
         registry,
         Arc::new(FakeClock::new(START_MS)),
         WorkerConfig::default(),
-    );
+    )
+}
+
+async fn serve_on_any_interface() -> SocketAddr {
+    let runtime = runtime();
     let receiver = Arc::new(hookflow_webhooks::test_secrets::receiver().unwrap());
     let host = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     let token = admin_token_for(host, Some(TOKEN)).unwrap();
@@ -231,13 +236,7 @@ async fn a_browser_signs_in_once_and_the_cookie_admits_its_pages() {
 
 #[tokio::test]
 async fn an_open_dev_server_answers_its_admin_api_on_loopback_names_only() {
-    let registry = Registry::new(hookflow_registry::functions()).unwrap();
-    let runtime = Embedded::new(
-        SqliteStore::in_memory().unwrap(),
-        registry,
-        Arc::new(FakeClock::new(START_MS)),
-        WorkerConfig::default(),
-    );
+    let runtime = runtime();
     let receiver = Arc::new(hookflow_webhooks::test_secrets::receiver().unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

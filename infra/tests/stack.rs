@@ -140,7 +140,27 @@ async fn the_cli_lists_cancels_replays_and_redrives_on_a_deployed_stack() {
     assert_eq!(dead["dead_letter_count"], 1, "{dead}");
     let listed = text_of(Op::Dlq(DlqCommand::List { function: None }), &stack).await;
     assert!(listed.contains("1 dead message(s)"), "{listed}");
-    let redriven = json_of(Op::Dlq(DlqCommand::Redrive { function: None }), &stack).await;
+    let no = |_: &str| Ok(false);
+    let declined = execute_on_stack(
+        &Op::Dlq(DlqCommand::Redrive {
+            function: None,
+            yes: false,
+        }),
+        &stack,
+        false,
+        &no,
+    )
+    .await
+    .unwrap();
+    assert_eq!(declined, "nothing done", "it asks first");
+    let redriven = json_of(
+        Op::Dlq(DlqCommand::Redrive {
+            function: None,
+            yes: false,
+        }),
+        &stack,
+    )
+    .await;
     assert_eq!(redriven["redriven"], 1, "{redriven}");
     let dead = json_of(Op::Dlq(DlqCommand::List { function: None }), &stack).await;
     assert_eq!(dead["dead_letter_count"], 0, "{dead}");
