@@ -15,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, FromRef, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use hookflow::{Error, Event, RunFilter, RunStatus};
+use hookflow::{Error, Event, RunFilter};
 use hookflow_embedded::Embedded;
 
 use crate::access::AdminToken;
@@ -306,18 +306,12 @@ async fn list_runs(
     State(rt): State<Embedded>,
     Query(q): Query<RunsQuery>,
 ) -> ApiResult<Json<Value>> {
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-            ApiError(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "unknown status `{s}` ({})",
-                    RunStatus::ALL.map(RunStatus::as_str).join(", ")
-                ),
-            )
-        })?),
-    };
+    let status = q
+        .status
+        .as_deref()
+        .map(crate::views::parse_status)
+        .transpose()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     let filter = RunFilter {
         function_id: q.function,
         status,
@@ -390,7 +384,8 @@ async fn cancel_run(
     State(rt): State<Embedded>,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (ended, run) = crate::views::cancel(rt.engine(), &id).await?;
+    let (ended, run) =
+        crate::views::cancel(rt.engine(), &id, std::time::Duration::from_secs(5)).await?;
     Ok(if ended {
         (
             StatusCode::OK,
@@ -517,32 +512,24 @@ async fn redrive(
     State(rt): State<Embedded>,
     Query(q): Query<DeadLetterQuery>,
 ) -> ApiResult<Json<Value>> {
-    let (n, replays) = redrive_all(&rt, q.function.as_deref()).await?;
-    let replayed: Vec<Value> = replays
-        .into_iter()
-        .map(|(id, of)| json!({"id": id, "replay_of": of}))
-        .collect();
+    let (n, replayed) = redrive_all(&rt, q.function.as_deref()).await?;
     Ok(Json(json!({ "redriven": n, "replayed": replayed })))
 }
 
 /// Puts every dead-lettered message back on its queue (unless `function`
 /// is given) and replays every failed run not yet replayed (only
 /// `function`'s, if given). Returns the messages redriven and each
-/// `(replay, replayed run)`.
+/// `{"id", "replay_of"}`.
 pub(crate) async fn redrive_all(
     rt: &Embedded,
     function: Option<&str>,
-) -> hookflow::Result<(usize, Vec<(String, String)>)> {
+) -> hookflow::Result<(usize, Vec<Value>)> {
     let now = rt.engine().clock().now_ms();
     let n = if function.is_some() {
         0
     } else {
         rt.store().redrive(now).await.map_err(Error::from)?
     };
-    let mut replayed = Vec::new();
-    for run in crate::views::failed_runs(rt.engine(), function).await? {
-        let id = rt.engine().redrive(&run.id).await?;
-        replayed.push((id, run.id));
-    }
-    Ok((n, replayed))
+    let failed = crate::views::failed_runs(rt.engine(), function).await?;
+    Ok((n, crate::views::replay_each(rt.engine(), &failed).await?))
 }

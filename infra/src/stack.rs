@@ -259,8 +259,9 @@ impl Api for Stack {
         limit: usize,
     ) -> anyhow::Result<Value> {
         let status = status
-            .map(|s| hookflow::RunStatus::parse(s).ok_or_else(|| anyhow!("unknown status `{s}`")))
-            .transpose()?;
+            .map(views::parse_status)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let runs = self
             .engine
             .list_runs(&hookflow::RunFilter {
@@ -283,7 +284,8 @@ impl Api for Stack {
     }
 
     async fn cancel(&self, id: &str) -> anyhow::Result<Value> {
-        let (ended, run) = views::cancel(&self.engine, id).await?;
+        let (ended, run) =
+            views::cancel(&self.engine, id, std::time::Duration::from_secs(5)).await?;
         Ok(if ended {
             json!({"id": run.id, "status": run.status})
         } else {
@@ -334,11 +336,8 @@ impl Api for Stack {
                 moved += self.move_back(&dlq).await?;
             }
         }
-        let mut replayed = Vec::new();
-        for run in self.failed_runs(function).await? {
-            let id = self.engine.redrive(&run.id).await?;
-            replayed.push(json!({"id": id, "replay_of": run.id}));
-        }
+        let failed = self.failed_runs(function).await?;
+        let replayed = views::replay_each(&self.engine, &failed).await?;
         Ok(json!({"redriven": moved, "replayed": replayed}))
     }
 

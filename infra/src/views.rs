@@ -27,6 +27,19 @@ pub fn run_summary(r: &Run) -> Value {
     })
 }
 
+/// A status named in a request, or what the known ones are.
+///
+/// # Errors
+/// An unknown name: the message lists the statuses.
+pub fn parse_status(text: &str) -> Result<RunStatus, String> {
+    RunStatus::parse(text).ok_or_else(|| {
+        format!(
+            "unknown status `{text}` ({})",
+            RunStatus::ALL.map(RunStatus::as_str).join(", ")
+        )
+    })
+}
+
 /// Failed runs that no replay has taken up yet (newest first): the runs a
 /// redrive puts back.
 ///
@@ -130,6 +143,23 @@ pub async fn send<S: Store>(engine: &Engine<S>, events: Vec<Event>) -> hookflow:
     Ok(json!({ "events": out, "run_ids": all }))
 }
 
+/// Replays each of `runs` once (a redrive: the replay's id is derived from
+/// the run, so asking twice starts one); each `{"id", "replay_of"}`.
+///
+/// # Errors
+/// Storage errors (the runs replayed before stay replayed).
+pub async fn replay_each<S: Store>(
+    engine: &Engine<S>,
+    runs: &[Run],
+) -> hookflow::Result<Vec<Value>> {
+    let mut replayed = Vec::with_capacity(runs.len());
+    for run in runs {
+        let id = engine.redrive(&run.id).await?;
+        replayed.push(json!({"id": id, "replay_of": run.id}));
+    }
+    Ok(replayed)
+}
+
 /// `POST /runs/bulk`'s answer.
 #[must_use]
 pub fn bulk(outcome: &BulkOutcome, dry_run: bool) -> Value {
@@ -148,15 +178,20 @@ pub fn bulk(outcome: &BulkOutcome, dry_run: bool) -> Value {
     })
 }
 
-/// Requests `id`'s cancellation and waits up to 5 s for a worker to apply
-/// it: `(true, run)` once it has ended, `(false, run)` while a running
-/// step finishes.
+/// Requests `id`'s cancellation and waits up to `wait` for a worker to
+/// apply it (at the run's next step boundary; at once for a sleeping or
+/// waiting run): `(true, run)` once it has ended, `(false, run)` while a
+/// running step finishes.
 ///
 /// # Errors
 /// Unknown or finished run, storage errors.
-pub async fn cancel<S: Store>(engine: &Engine<S>, id: &str) -> hookflow::Result<(bool, Run)> {
+pub async fn cancel<S: Store>(
+    engine: &Engine<S>,
+    id: &str,
+    wait: std::time::Duration,
+) -> hookflow::Result<(bool, Run)> {
     engine.cancel(id).await?;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let run = engine
             .store()

@@ -210,7 +210,7 @@ async fn runs_page(State(rt): State<Embedded>, Query(q): Query<RunsQuery>) -> Pa
     };
     let status = match q.status.trim() {
         "" => None,
-        s => Some(RunStatus::parse(s).ok_or_else(|| bad_request(format!("unknown status `{s}`")))?),
+        s => Some(crate::views::parse_status(s).map_err(bad_request)?),
     };
     let filter = RunFilter {
         function_id: Some(q.function.trim().to_owned()).filter(|f| !f.is_empty()),
@@ -301,18 +301,7 @@ async fn created(rt: &Embedded, id: &str) -> Result<(), PageError> {
 }
 
 async fn cancel(State(rt): State<Embedded>, Path(id): Path<String>) -> Page {
-    rt.engine().cancel(&id).await?;
-    // The worker applies it at the run's next step boundary (at once for a
-    // sleeping or waiting run).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while tokio::time::Instant::now() < deadline {
-        match rt.store().get_run(&id).await? {
-            Some(run) if !run.status.is_terminal() => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            _ => break,
-        }
-    }
+    crate::views::cancel(rt.engine(), &id, Duration::from_secs(3)).await?;
     see(&format!("/ui/runs/{}", crate::ops::url_encode(&id)))
 }
 

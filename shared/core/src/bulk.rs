@@ -65,19 +65,14 @@ pub struct BulkOutcome {
     pub more: bool,
 }
 
-impl BulkFilter {
-    fn matches(&self, run: &Run, condition: Option<&Expr>) -> Result<bool> {
-        if self.since.is_some_and(|t| run.created_at < t)
-            || self.until.is_some_and(|t| run.created_at >= t)
-        {
-            return Ok(false);
-        }
-        match condition {
-            None => Ok(true),
-            Some(expr) => {
-                let event = serde_json::to_value(&run.event)?;
-                Ok(expr.matches(&[("event", &event)]))
-            }
+/// Whether `run`'s trigger event satisfies `condition` (the store already
+/// chose the runs in the filter's function, status and time range).
+fn holds(run: &Run, condition: Option<&Expr>) -> Result<bool> {
+    match condition {
+        None => Ok(true),
+        Some(expr) => {
+            let event = serde_json::to_value(&run.event)?;
+            Ok(expr.matches(&[("event", &event)]))
         }
     }
 }
@@ -126,7 +121,7 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
             std::collections::HashSet::new()
         };
         for run in runs.iter().take(MAX_BULK) {
-            if !filter.matches(run, condition.as_ref())? {
+            if !holds(run, condition.as_ref())? {
                 continue;
             }
             outcome.matched += 1;
