@@ -2,10 +2,10 @@
 //!
 //! | what | kept | then |
 //! |---|---|---|
-//! | a finished run (its steps, its trigger event copy), a skipped one too | [`Retention::runs`] after it ended (default 30 days) | deleted: SQLite's periodic prune, DynamoDB TTL |
+//! | a finished run (its steps, its trigger event copy if it has one), a skipped one too | [`Retention::runs`] after it ended (default 30 days) | deleted: SQLite's periodic prune, DynamoDB TTL |
 //! | an event (and so its dedupe record) | [`Retention::events`] after it was received or became due, whichever is later (default 7 days; at least two dedupe windows) | deleted; SQLite keeps every event while a function is paused or resuming (resuming routes the events it missed) and any event a queued message or an unfinished run names |
 //! | an idempotency claim | until its window ends (24 h) | deleted |
-//! | an unfinished run | on DynamoDB, [`Retention::longest_run`] (default 365 days) plus the runs' retention from its last change; its step and event items from when they were written | deleted: a run must not outlive it |
+//! | an unfinished run | on DynamoDB, [`Retention::longest_run`] (default 365 days) plus the runs' retention from its last change; its step and event items from when they were written, and the routed record of the event that started it from when it was routed | deleted: a run must not outlive it |
 //!
 //! Backends read it from `HOOKFLOW_RUN_RETENTION_DAYS`,
 //! `HOOKFLOW_EVENT_RETENTION_DAYS` and `HOOKFLOW_LONGEST_RUN_DAYS`.

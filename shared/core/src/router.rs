@@ -62,6 +62,9 @@ struct NewRun<'a> {
     journal: Vec<StepRecord>,
     /// Delivered whether or not the run is new (e.g. the next cron tick).
     also: Vec<Outgoing>,
+    /// When its trigger event was received, if recorded as routed for the
+    /// runs it starts (the run may refer to that record).
+    recorded_at: Option<i64>,
 }
 
 /// What creating a run led to.
@@ -155,10 +158,18 @@ where
             tracing::warn!(event.id = %event_id, "routed event not found; skipped");
             return Ok(());
         };
-        self.store.record_routed(&stored).await?;
+        let event_json = serde_json::to_value(&stored.event)?;
+        let triggered: Vec<_> = self
+            .registry
+            .triggered_by(&stored.event.name)
+            .iter()
+            .filter(|function| function.is_triggered_by(&stored.event, &event_json))
+            .collect();
+        self.store
+            .record_routed(&stored, !triggered.is_empty())
+            .await?;
         let event = stored.event;
         let at = stored.received_at.max(event.ts);
-        let event_json = serde_json::to_value(&event)?;
         let mut answers = Vec::new();
         for waiter in self.store.waiters_for(&event.name).await? {
             if waiter.registered_at > at || waiter.expires_at.is_some_and(|x| x < at) {
@@ -189,20 +200,19 @@ where
             }
         }
         self.store.deliver(&answers).await?;
-        for function in self.registry.triggered_by(&event.name) {
-            if function.is_triggered_by(&event, &event_json) {
-                let run_id = triggered_run_id(function.id(), &event.id, stored.received_at);
-                self.start(NewRun {
-                    function,
-                    event: event.clone(),
-                    run_id,
-                    parent: None,
-                    replay_of: None,
-                    journal: Vec::new(),
-                    also: Vec::new(),
-                })
-                .await?;
-            }
+        for function in triggered {
+            let run_id = triggered_run_id(function.id(), &event.id, stored.received_at);
+            self.start(NewRun {
+                function,
+                event: event.clone(),
+                run_id,
+                parent: None,
+                replay_of: None,
+                journal: Vec::new(),
+                also: Vec::new(),
+                recorded_at: Some(stored.received_at),
+            })
+            .await?;
         }
         Ok(())
     }
@@ -222,6 +232,9 @@ where
             return Ok(());
         }
         let run_id = triggered_run_id(function_id, event_id, stored.received_at);
+        // Recorded again for the run to refer to (it may have been routed
+        // before this function existed).
+        self.store.record_routed(&stored, true).await?;
         self.start(NewRun {
             function: &function,
             event: stored.event,
@@ -230,6 +243,7 @@ where
             replay_of: None,
             journal: Vec::new(),
             also: Vec::new(),
+            recorded_at: Some(stored.received_at),
         })
         .await
         .map(|_| ())
@@ -274,6 +288,7 @@ where
                 replay_of: None,
                 journal: Vec::new(),
                 also: Vec::new(),
+                recorded_at: None,
             })
             .await?;
         match started {
@@ -353,6 +368,7 @@ where
             replay_of: Some(&original),
             journal,
             also: Vec::new(),
+            recorded_at: None,
         })
         .await
         .map(|_| ())
@@ -399,6 +415,7 @@ where
             replay_of: None,
             journal: Vec::new(),
             also,
+            recorded_at: None,
         })
         .await
     }
@@ -579,6 +596,7 @@ where
             .map(|c| c.event.clone())
             .collect();
         let mut transition = Transition::new(Fence::Create, run);
+        transition.event_recorded_at = new.recorded_at;
         match new.replay_of {
             // A replay is an explicit request: it records the original's key
             // without claiming it again.

@@ -51,8 +51,15 @@ pub trait EventLog: Send + Sync {
     /// [`EventLog::events_since`] must see it from then on with a strongly
     /// consistent read: that is what lets a new waiter catch the events routed
     /// while it was being registered. (A backend whose event log already reads
-    /// consistently by name may do nothing here.)
-    fn record_routed(&self, event: &StoredEvent) -> impl Future<Output = Result<()>> + Send;
+    /// consistently by name may do nothing here.) With `starts_runs`, the
+    /// record must last as long as a run may live: runs created with
+    /// [`crate::transition::Transition::event_recorded_at`] may refer to it
+    /// for their trigger event.
+    fn record_routed(
+        &self,
+        event: &StoredEvent,
+        starts_runs: bool,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Events named `name` received at or after `since` (ms), oldest first, at
     /// most `limit`: at least every event recorded as routed.

@@ -18,8 +18,8 @@ pub use self::contract::{
     events_are_deduplicated_and_routed, flow_records_change_only_at_the_version_read,
     idempotency_keys_are_claimed_once, journal_checkpoints_are_ordered_and_replaced,
     large_payloads_round_trip, leases_fence_every_commit,
-    runs_are_created_once_and_frozen_when_finished, the_outbox_delivers_on_time,
-    waiters_are_registered_by_transitions,
+    runs_are_created_once_and_frozen_when_finished, runs_read_the_routed_event_they_refer_to,
+    the_outbox_delivers_on_time, waiters_are_registered_by_transitions,
 };
 
 /// Lets the suite observe deliveries: the messages due at `now`, removed from
@@ -60,6 +60,10 @@ macro_rules! store_contract_tests {
         #[tokio::test]
         async fn contract_flow_records_change_only_at_the_version_read() {
             $crate::testkit::flow_records_change_only_at_the_version_read($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_runs_read_the_routed_event_they_refer_to() {
+            $crate::testkit::runs_read_the_routed_event_they_refer_to($make.await).await;
         }
         #[tokio::test]
         async fn contract_journal_checkpoints_are_ordered_and_replaced() {

@@ -113,6 +113,12 @@ pub struct Transition {
     /// The run's trigger event changed (a debounced run takes the newest
     /// event): the backend stores it again.
     pub replaces_event: bool,
+    /// With [`Fence::Create`]: the run's trigger event is recorded by
+    /// [`crate::store::EventLog::record_routed`] for the runs it starts,
+    /// received at this time. A backend may then refer to that record
+    /// instead of storing the event again (DynamoDB does: the event is
+    /// written once, not once per run).
+    pub event_recorded_at: Option<i64>,
     /// Other runs created with this one, each on the condition that it does
     /// not exist ([`Conflict::Exists`] otherwise): the skipped record of an
     /// event folded into a debounced or batched run.
@@ -141,6 +147,7 @@ impl Transition {
             idempotency: None,
             flow: Vec::new(),
             replaces_event: false,
+            event_recorded_at: None,
             also_create: Vec::new(),
             outbox: Vec::new(),
             keep_pending: Vec::new(),

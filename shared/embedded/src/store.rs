@@ -253,8 +253,13 @@ impl EventLog for SqliteStore {
             .await?)
     }
 
-    async fn record_routed(&self, _event: &StoredEvent) -> hookflow::Result<()> {
-        // `events_since` reads the events table itself, consistently.
+    async fn record_routed(
+        &self,
+        _event: &StoredEvent,
+        _starts_runs: bool,
+    ) -> hookflow::Result<()> {
+        // `events_since` reads the events table itself, consistently; runs
+        // keep their trigger event with them.
         Ok(())
     }
 

@@ -12,12 +12,13 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 use hookflow::flow::{FlowState, FlowWrite};
-use hookflow::run::{RunStatus, StepRecord, StepStatus};
+use hookflow::run::{RunStatus, StepRecord};
 use hookflow::store::FlowStore;
 use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
 
+use super::inline;
 use super::runs::{run_pk, time_key};
-use super::{AwsStore, Item, expires, get_n, get_s, number, string};
+use super::{AwsStore, Item, expires, get_n, get_s, number, routed_key, string};
 use crate::error::{AwsError, Result, ddb};
 
 /// How long idempotency items outlive their expiry before TTL removes them.
@@ -30,42 +31,19 @@ pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
 const TRANSACTION_BYTES: usize = 3_500_000;
 /// Attempts when a transaction collides with another on the same items.
 const CONFLICT_ATTEMPTS: u32 = 5;
-/// A finished step's record up to this size is kept on the run item
-/// (attribute `j{position}`), so its checkpoint is the run item's one
-/// conditional write; larger ones get their own item.
-const INLINE_STEP_BYTES: usize = 2048;
-/// Steps whose records may be kept on the run item (with the run's body and
-/// outbox, at most 64 KiB each inline, the item stays far below 400 KB).
-const INLINE_STEPS: u32 = 64;
+/// What the run item holds as attributes of their own, left out of its body.
+pub(super) const RUN_ATTRIBUTES: [&str; 4] = ["id", "function_id", "status", "created_at"];
 
-/// The run item's attribute holding the record of the step at `position`.
-fn inline_step_name(position: u32) -> String {
-    format!("j{position}")
-}
-
-/// Whether `name` is a run item attribute holding a step's record.
-pub(super) fn is_inline_step_name(name: &str) -> bool {
-    name.strip_prefix('j')
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// A finished step's record, serialized, when it is small enough to be kept
-/// on the run item. Only finished records are: they are never written again,
-/// so an inline record is always the step's last (see `load_run`).
-fn inline_record(step: &StepRecord) -> Result<Option<String>> {
-    if step.position >= INLINE_STEPS
-        || !matches!(step.status, StepStatus::Completed | StepStatus::Failed)
-    {
-        return Ok(None);
+/// The run's body as its item keeps it: without what the item holds as
+/// attributes of their own (the item is billed by the KB on every update).
+fn item_body(run: &hookflow::Run) -> Result<String> {
+    let mut body: serde_json::Value = serde_json::from_str(&run.stored_body()?)?;
+    if let Some(fields) = body.as_object_mut() {
+        for name in RUN_ATTRIBUTES {
+            fields.remove(name);
+        }
     }
-    // Empty fields left out (they read back as absent): the run item is
-    // billed by the KB on every update.
-    let mut record = serde_json::to_value(step)?;
-    if let Some(fields) = record.as_object_mut() {
-        fields.retain(|_, value| !value.is_null());
-    }
-    let json = record.to_string();
-    Ok((json.len() <= INLINE_STEP_BYTES).then_some(json))
+    Ok(body.to_string())
 }
 
 pub(super) const TERMINAL: [&str; 4] = ["completed", "failed", "cancelled", "skipped"];
@@ -207,7 +185,7 @@ impl AwsStore {
                     .await?,
             )
         };
-        let (body_name, body) = self.body_attribute("body", run.stored_body()?).await?;
+        let (body_name, body) = self.body_attribute("body", item_body(run)?).await?;
         if t.fence == Fence::Create {
             let mut item: Item = HashMap::from([
                 ("pk".into(), run_pk(&run.id)),
@@ -229,6 +207,11 @@ impl AwsStore {
             ]);
             if let Some((name, outbox)) = outbox {
                 item.insert(name, outbox);
+            }
+            if let Some(at) = t.event_recorded_at {
+                let (pk, sk) = routed_key(&run.event.name, at, &run.event.id);
+                item.insert("event_pk".into(), string(pk));
+                item.insert("event_sk".into(), string(sk));
             }
             item.extend(inline);
             let put = Put::builder()
@@ -296,6 +279,11 @@ impl AwsStore {
         }
         if run.status.is_terminal() {
             remove.push("cancel_requested".to_owned());
+        }
+        if t.replaces_event {
+            // Its own copy of the new event, written in this commit, replaces
+            // the routed record it referred to.
+            remove.extend(["event_pk".to_owned(), "event_sk".to_owned()]);
         }
         // Every update renews it: a finished run's retention, or (for one
         // still going) the longest a run may live from now.
@@ -401,7 +389,7 @@ impl AwsStore {
     /// run loses a record while it runs and storage stays bounded (its step
     /// and event items are not rewritten when it ends: that would cost a
     /// write per item per run).
-    fn unfinished_ttl(&self, at_ms: i64) -> AttributeValue {
+    pub(super) fn unfinished_ttl(&self, at_ms: i64) -> AttributeValue {
         let r = &self.config.retention;
         expires(at_ms, r.longest_run + r.runs)
     }
@@ -471,11 +459,15 @@ impl AwsStore {
         }
     }
 
-    /// The creation-only writes: the trigger event's item and the
-    /// idempotency claim (conditional: free, lapsed, or already this run's).
+    /// The creation-only writes: the trigger event's item (unless the run
+    /// refers to its routed record) and the idempotency claim (conditional:
+    /// free, lapsed, or already this run's).
     async fn creation_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
         let run = &t.run;
-        let mut writes = vec![self.event_write(t).await?];
+        let mut writes = Vec::new();
+        if t.event_recorded_at.is_none() {
+            writes.push(self.event_write(t).await?);
+        }
         if let Some(claim) = &t.idempotency {
             let put = Put::builder()
                 .table_name(self.table())
@@ -665,8 +657,8 @@ impl AwsStore {
         let mut inline = Vec::new();
         let mut own_items = Vec::new();
         for step in &t.steps {
-            match inline_record(step)? {
-                Some(json) => inline.push((inline_step_name(step.position), string(json))),
+            match inline::encode(step)? {
+                Some(text) => inline.push((inline::name(step.position), string(text))),
                 None => own_items.push(step),
             }
         }

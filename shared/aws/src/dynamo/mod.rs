@@ -3,7 +3,7 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | event (dedupe) | `EVT#{id}` | `EVT` |
-//! | routed event, by name | `EVN#{name}` | `{received_at:015}#{id}` |
+//! | routed event, by name | `EVN#{name}` | `{received_at:015}#{id}`: also the trigger event of the runs it starts |
 //! | run | `RUN#{id}` | `RUN` (gsi1: `FN#{function}`, gsi2: `FS#{function}#{status}`) |
 //! | trigger event | `RUN#{id}` | `EVENT` |
 //! | step | `RUN#{id}` | `STEP#{step id}` |
@@ -18,6 +18,7 @@
 mod blobs;
 mod commit;
 mod docs;
+mod inline;
 mod runs;
 mod waiters;
 
@@ -35,8 +36,15 @@ use crate::error::{AwsError, Result, ddb};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-/// How long routed-event index items live (waiters only look back seconds).
+/// How long a routed event's record lives when it starts no run (waiters
+/// only look back seconds); one that starts runs lives as long as they may.
 const ROUTED_TTL_SECS: i64 = 2 * 86_400;
+
+/// The key of a routed event's record: the trigger event of the runs it
+/// started (a run item refers to it by `event_pk` and `event_sk`).
+pub(crate) fn routed_key(name: &str, received_at: i64, id: &str) -> (String, String) {
+    (format!("EVN#{name}"), format!("{received_at:015}#{id}"))
+}
 
 /// The AWS store: DynamoDB for state, SQS for work, Scheduler for timers.
 /// Cheap to clone.
@@ -311,7 +319,7 @@ impl EventLog for AwsStore {
         }
     }
 
-    async fn record_routed(&self, stored: &StoredEvent) -> hookflow::Result<()> {
+    async fn record_routed(&self, stored: &StoredEvent, starts_runs: bool) -> hookflow::Result<()> {
         let event = &stored.event;
         let (body_name, body) = self
             .body_attribute(
@@ -319,17 +327,20 @@ impl EventLog for AwsStore {
                 serde_json::to_string(event).map_err(AwsError::from)?,
             )
             .await?;
+        let (pk, sk) = routed_key(&event.name, stored.received_at, &event.id);
+        let expiry = if starts_runs {
+            self.unfinished_ttl(self.clock.now_ms())
+        } else {
+            ttl(stored.received_at, ROUTED_TTL_SECS)
+        };
         self.ddb()
             .put_item()
             .table_name(self.table())
-            .item("pk", string(format!("EVN#{}", event.name)))
-            .item(
-                "sk",
-                string(format!("{:015}#{}", stored.received_at, event.id)),
-            )
+            .item("pk", string(pk))
+            .item("sk", string(sk))
             .item(body_name, body)
             .item("received_at", number(stored.received_at))
-            .item("ttl", ttl(stored.received_at, ROUTED_TTL_SECS))
+            .item("ttl", expiry)
             .send()
             .await
             .map_err(ddb)?;

@@ -4,12 +4,15 @@
 //!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox, small finished steps (`j{position}`) |
-//! | trigger event | `RUN#{id}` | `EVENT`: written once, at creation |
+//! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox, small finished steps (`j{position}`), the trigger event's key (`event_pk`, `event_sk`) |
+//! | trigger event | `RUN#{id}` | `EVENT`: only for a run without that key (cron, invoked, replayed, debounced) |
 //! | step | `RUN#{id}` | `STEP#{step id}`: a step's record while it waits, or when over 2 KiB |
 //! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
 //!
-//! One consistent Query of `RUN#{id}` loads a run with its event and journal.
+//! A run started by a routed event refers to that event's record
+//! (`EVN#{name}`, kept as long as a run may live) instead of a copy: one
+//! consistent Query of `RUN#{id}` loads the run and its journal, and one
+//! consistent GetItem its event.
 
 use std::collections::HashMap;
 
@@ -18,12 +21,22 @@ use hookflow::run::{Envelope, Lease, Message, Run, StepRecord, Target};
 use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 
-use super::commit::{TERMINAL, is_inline_step_name};
+use super::commit::{RUN_ATTRIBUTES, TERMINAL};
+use super::inline;
 use super::{AwsStore, Item, condition_failed, get_n, get_s, number, string};
 use crate::error::{AwsError, Result, ddb};
 
 pub(super) fn run_pk(id: &str) -> AttributeValue {
     string(format!("RUN#{id}"))
+}
+
+/// The key of the routed event record a run item refers to, if it does
+/// (else its trigger event is the `EVENT` item of its partition).
+fn referenced_event(item: &Item) -> Option<(&str, &str)> {
+    match (item.get("event_pk"), item.get("event_sk")) {
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some((pk, sk)),
+        _ => None,
+    }
 }
 
 pub(super) fn time_key(run: &Run) -> String {
@@ -37,7 +50,22 @@ impl AwsStore {
             .read_body(item, "body")
             .await?
             .ok_or_else(|| AwsError::Item("run item without a body".into()))?;
-        let mut run = Run::from_stored(&body, self.decode(event, "body").await?)?;
+        // The fields the item holds as attributes of their own (bodies
+        // written before they were left out still hold them too).
+        let mut body: serde_json::Value = serde_json::from_str(&body)?;
+        if let Some(fields) = body.as_object_mut() {
+            let id = get_s(item, "pk")?.trim_start_matches("RUN#");
+            let values = [
+                serde_json::Value::from(id),
+                get_s(item, "function_id")?.into(),
+                get_s(item, "status")?.into(),
+                get_n(item, "created_at")?.into(),
+            ];
+            for (name, value) in RUN_ATTRIBUTES.into_iter().zip(values) {
+                fields.entry(name).or_insert(value);
+            }
+        }
+        let mut run = Run::from_stored(&body.to_string(), self.decode(event, "body").await?)?;
         run.lease = match item.get("lease_token") {
             Some(AttributeValue::S(token)) => Some(Lease {
                 token: token.clone(),
@@ -63,6 +91,37 @@ impl AwsStore {
         }
     }
 
+    /// The trigger event's item of the run `item`: the one in its partition
+    /// (`in_partition`, if read), else the routed record it refers to.
+    async fn trigger_event(&self, item: &Item, in_partition: Option<&Item>) -> Result<Item> {
+        if let Some(event) = in_partition {
+            return Ok(event.clone());
+        }
+        let Some((pk, sk)) = referenced_event(item) else {
+            return Err(AwsError::Item(format!(
+                "run item {} has no trigger event",
+                get_s(item, "pk")?
+            )));
+        };
+        let out = self
+            .ddb()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", string(pk))
+            .key("sk", string(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(ddb)?;
+        out.item().cloned().ok_or_else(|| {
+            AwsError::Item(format!(
+                "the trigger event {pk} {sk} of run item {} is gone (kept as long as a run may live: \
+                 did the run outlive LongestRunDays?)",
+                get_s(item, "pk").unwrap_or_default()
+            ))
+        })
+    }
+
     pub(super) async fn run_item(&self, id: &str) -> Result<Option<Item>> {
         let out = self
             .ddb()
@@ -85,14 +144,29 @@ impl AwsStore {
 
     /// Runs (with their trigger events) for run items found by a listing.
     async fn with_events(&self, items: &[Item]) -> Result<Vec<Run>> {
-        let mut events: HashMap<String, Item> = HashMap::new();
-        for chunk in items.chunks(100) {
+        // Each run's event: the routed record it refers to (several runs may
+        // share one), or its own item.
+        let key_of = |item: &Item| -> Result<(String, String)> {
+            Ok(match referenced_event(item) {
+                Some((pk, sk)) => (pk.to_owned(), sk.to_owned()),
+                None => (get_s(item, "pk")?.to_owned(), "EVENT".to_owned()),
+            })
+        };
+        let mut wanted = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for item in items {
+            let key = key_of(item)?;
+            if seen.insert(key.clone()) {
+                wanted.push(key);
+            }
+        }
+        let mut events: HashMap<(String, String), Item> = HashMap::new();
+        for chunk in wanted.chunks(100) {
             let mut keys = KeysAndAttributes::builder().consistent_read(false);
-            for item in chunk {
-                let pk = get_s(item, "pk")?;
+            for (pk, sk) in chunk {
                 keys = keys.keys(HashMap::from([
                     ("pk".into(), string(pk)),
-                    ("sk".into(), string("EVENT")),
+                    ("sk".into(), string(sk)),
                 ]));
             }
             let mut request = Some(HashMap::from([(
@@ -114,14 +188,15 @@ impl AwsStore {
                     .into_iter()
                     .flatten()
                 {
-                    events.insert(get_s(item, "pk")?.to_owned(), item.clone());
+                    let key = (get_s(item, "pk")?.to_owned(), get_s(item, "sk")?.to_owned());
+                    events.insert(key, item.clone());
                 }
                 request = out.unprocessed_keys().cloned();
             }
         }
         let mut runs = Vec::with_capacity(items.len());
         for item in items {
-            if let Some(event) = events.get(get_s(item, "pk")?) {
+            if let Some(event) = events.get(&key_of(item)?) {
                 runs.push(self.run_of(item, event).await?);
             }
         }
@@ -137,9 +212,10 @@ impl RunStore for AwsStore {
                 .iter()
                 .find(|i| matches!(i.get("sk"), Some(AttributeValue::S(v)) if v == sk))
         };
-        let (Some(item), Some(event)) = (find("RUN"), find("EVENT")) else {
+        let Some(item) = find("RUN") else {
             return Ok(None);
         };
+        let event = self.trigger_event(item, find("EVENT")).await?;
         let mut journal: Vec<StepRecord> = Vec::new();
         for step in items
             .iter()
@@ -151,17 +227,17 @@ impl RunStore for AwsStore {
         // (finished records are never rewritten): it replaces an earlier
         // record of the same step in its own item (say, a sleep's).
         for (name, value) in item {
-            if let AttributeValue::S(json) = value
-                && is_inline_step_name(name)
+            if let AttributeValue::S(text) = value
+                && let Some(position) = inline::position(name)
             {
-                let step: StepRecord = serde_json::from_str(json)?;
+                let step = inline::decode(position, text)?;
                 journal.retain(|s| s.id != step.id);
                 journal.push(step);
             }
         }
         journal.sort_by_key(|step| step.position);
         Ok(Some(LoadedRun {
-            run: self.run_of(item, event).await?,
+            run: self.run_of(item, &event).await?,
             journal,
             undelivered: self.outbox_of(item).await?,
         }))
@@ -174,9 +250,12 @@ impl RunStore for AwsStore {
                 .iter()
                 .find(|i| matches!(i.get("sk"), Some(AttributeValue::S(v)) if v == sk))
         };
-        match (find("RUN"), find("EVENT")) {
-            (Some(item), Some(event)) => Ok(Some(self.run_of(item, event).await?)),
-            _ => Ok(None),
+        match find("RUN") {
+            Some(item) => {
+                let event = self.trigger_event(item, find("EVENT")).await?;
+                Ok(Some(self.run_of(item, &event).await?))
+            }
+            None => Ok(None),
         }
     }
 

@@ -179,16 +179,16 @@ pub async fn events_are_deduplicated_and_routed<S: Store + QueueProbe>(store: S)
         [route("evt-later")]
     );
 
-    store.record_routed(&stored).await.unwrap();
+    store.record_routed(&stored, false).await.unwrap();
     let other = Event::new("order/shipped", json!({})).with_id("evt-2");
     store.append(&[other], T0 + DAY + 5, DAY).await.unwrap();
     let routed = store.get_event("evt-2").await.unwrap().unwrap();
-    store.record_routed(&routed).await.unwrap();
+    store.record_routed(&routed, false).await.unwrap();
     let later = Event::new("order/paid", json!({})).with_id("evt-3");
     store.append(&[later], T0 + DAY + 10, DAY).await.unwrap();
     let routed = store.get_event("evt-3").await.unwrap().unwrap();
-    store.record_routed(&routed).await.unwrap();
-    store.record_routed(&routed).await.unwrap(); // recording twice is harmless
+    store.record_routed(&routed, false).await.unwrap();
+    store.record_routed(&routed, false).await.unwrap(); // recording twice is harmless
     let since = store
         .events_since("order/paid", T0 + DAY, 10)
         .await
@@ -608,6 +608,67 @@ pub async fn flow_records_change_only_at_the_version_read<S: Store + QueueProbe>
     assert_eq!(store.flow_get(&key).await.unwrap().unwrap().version, 4);
 }
 
+/// A run created from a routed event may refer to that event's record: it
+/// loads, reads and lists with its event (two runs may share one record),
+/// and a trigger event replaced later (debounce) is the one it reads.
+pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(store: S) {
+    let event =
+        Event::new("test/event", json!({"k": "run-1", "big": "x".repeat(500)})).with_id("e-run-1");
+    store
+        .append(std::slice::from_ref(&event), T0, DAY)
+        .await
+        .unwrap();
+    store.take_due(T0).await.unwrap();
+    let stored = store.get_event("e-run-1").await.unwrap().expect("stored");
+    store.record_routed(&stored, true).await.unwrap();
+    for id in ["run-1", "run-2"] {
+        let mut r = run(id, "fn", T0);
+        r.event = event.clone();
+        let mut t = Transition::new(Fence::Create, r);
+        t.event_recorded_at = Some(stored.received_at);
+        t.outbox.push(Outgoing::Send {
+            envelope: start(id),
+        });
+        commit(&store, &t).await.unwrap();
+    }
+    store.take_due(T0).await.unwrap();
+    let got = store.get_run("run-1").await.unwrap().expect("run-1");
+    assert_eq!(got.event, event);
+    let loaded = store.load_run("run-2").await.unwrap().expect("run-2");
+    assert_eq!(loaded.run.event, event);
+    let filter = RunFilter {
+        function_id: Some("fn".into()),
+        ..RunFilter::default()
+    };
+    let listed = store.list_runs(&filter).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|r| r.event == event), "{listed:?}");
+    // A debounced run's newer event replaces the one it referred to.
+    let mut folded = Transition::new(
+        Fence::Acquire {
+            now: T0 + 1,
+            version: got.version,
+        },
+        got,
+    );
+    let newer = Event::new("test/event", json!({"n": 2})).with_id("e-newer");
+    folded.run.event = newer.clone();
+    folded.replaces_event = true;
+    commit(&store, &folded).await.unwrap();
+    assert_eq!(store.get_run("run-1").await.unwrap().unwrap().event, newer);
+    assert_eq!(
+        store.load_run("run-1").await.unwrap().unwrap().run.event,
+        newer
+    );
+    let listed = store.list_runs(&filter).await.unwrap();
+    let events: Vec<_> = listed
+        .iter()
+        .map(|r| (r.id.as_str(), &r.event.id))
+        .collect();
+    assert!(events.contains(&("run-1", &newer.id)), "{events:?}");
+    assert!(events.contains(&("run-2", &event.id)), "{events:?}");
+}
+
 /// The journal keeps one record per step, replaced by later checkpoints and
 /// loaded in position order.
 pub async fn journal_checkpoints_are_ordered_and_replaced<S: Store + QueueProbe>(store: S) {
@@ -785,7 +846,7 @@ pub async fn large_payloads_round_trip<S: Store + QueueProbe>(store: S) {
     store.take_due(T0).await.unwrap();
     let stored = store.get_event("big-1").await.unwrap().unwrap();
     assert_eq!(stored.event, event);
-    store.record_routed(&stored).await.unwrap();
+    store.record_routed(&stored, false).await.unwrap();
     assert_eq!(
         store.events_since("big/event", T0, 10).await.unwrap(),
         [stored]

@@ -242,9 +242,12 @@ impl<S: EventLog> EventLog for Faulty<S> {
         self.inner.get_event(id).await
     }
 
-    async fn record_routed(&self, event: &StoredEvent) -> Result<()> {
-        self.write("record routed", self.inner.record_routed(event))
-            .await
+    async fn record_routed(&self, event: &StoredEvent, starts_runs: bool) -> Result<()> {
+        self.write(
+            "record routed",
+            self.inner.record_routed(event, starts_runs),
+        )
+        .await
     }
 
     async fn events_since(&self, name: &str, since: i64, limit: usize) -> Result<Vec<StoredEvent>> {

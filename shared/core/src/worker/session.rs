@@ -147,6 +147,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             idempotency: None,
             flow: Vec::new(),
             replaces_event: false,
+            event_recorded_at: None,
             also_create: Vec::new(),
             outbox: change.outbox,
             keep_pending: Vec::new(),
