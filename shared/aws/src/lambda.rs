@@ -26,11 +26,15 @@ pub const BUSY_DELAY: Duration = Duration::from_secs(5);
 /// A message this close to its `not_before` is handled now.
 const EARLY_TOLERANCE_MS: i64 = 1_000;
 
-/// Handles one SQS batch: every message independently (its metrics written
-/// after it, see [`Telemetry::flush`]), reporting only the
-/// failed ones (`ReportBatchItemFailures`), so one bad message never makes its
-/// neighbours run again. A failed message returns after the queue's
-/// visibility timeout and, after `maxReceiveCount`, lands in the DLQ.
+/// Handles one SQS batch: its messages concurrently (their storage calls
+/// overlap, so a batch of ten takes about as long as its slowest message,
+/// and the invocation's duration is shared), each independently (its
+/// metrics written when it is done, see [`Telemetry::flush`]), reporting
+/// only the failed ones (`ReportBatchItemFailures`), so one bad message
+/// never makes its neighbours run again. A failed message returns after the
+/// queue's visibility timeout and, after `maxReceiveCount`, lands in the
+/// DLQ. Two messages of one run in a batch are as two Lambdas: one takes
+/// the run's lease, the other comes back after [`BUSY_DELAY`].
 ///
 /// `deadline` (ms since the epoch) is when the invocation times out: it
 /// bounds every run lease taken while handling the batch.
@@ -40,15 +44,19 @@ pub async fn handle_sqs(
     event: SqsEvent,
     deadline: Option<i64>,
 ) -> SqsBatchResponse {
-    let mut response = SqsBatchResponse::default();
-    for record in event.records {
-        let id = record.message_id.clone().unwrap_or_default();
-        if let Err(err) = Box::pin(handle_record(engine, telemetry, &record, deadline)).await {
-            tracing::error!(message.id = %id, error = %err, "message failed; SQS will redeliver it");
-            response.add_failure(id);
-        }
+    let handled = event.records.iter().map(|record| async move {
+        // Boxed: the engine's future is deep.
+        let result = Box::pin(handle_record(engine, telemetry, record, deadline)).await;
         if let Err(err) = telemetry.flush() {
             tracing::warn!(error = %err, "metrics not written");
+        }
+        (record.message_id.clone().unwrap_or_default(), result)
+    });
+    let mut response = SqsBatchResponse::default();
+    for (id, result) in futures::future::join_all(handled).await {
+        if let Err(err) = result {
+            tracing::error!(message.id = %id, error = %err, "message failed; SQS will redeliver it");
+            response.add_failure(id);
         }
     }
     response
