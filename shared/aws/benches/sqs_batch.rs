@@ -11,24 +11,12 @@
 
 use std::time::Instant;
 
-use hookflow::{Event, Function};
-use hookflow_aws::testing::AwsTestEnv;
+use hookflow::Event;
+use hookflow_aws::testing::{AwsTestEnv, five_steps};
 use serde_json::json;
 
 const RUNS: usize = 100;
 const ROUNDS: usize = 5;
-
-fn five_steps() -> Function {
-    Function::new("five-steps")
-        .on_event("bench/go")
-        .handler(|ctx| async move {
-            let mut total = 0;
-            for i in 0..5 {
-                total += ctx.step.run("step", move || async move { Ok(i) }).await?;
-            }
-            Ok(total)
-        })
-}
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use hookflow::run::{StepStatus, Target};
 use hookflow::{Event, Function, RunStatus, WaitFor};
 use hookflow_aws::lambda::handle_http;
-use hookflow_aws::testing::AwsTestEnv;
+use hookflow_aws::testing::{AwsTestEnv, five_steps};
 use hookflow_webhooks::{Provider, test_secrets};
 use serde_json::{Value, json};
 
@@ -225,18 +225,6 @@ async fn a_poison_message_goes_to_the_dlq_without_failing_its_neighbours() {
         env.settle().await;
     }
     assert_eq!(env.dlq_depth(&Target::Router).await, 1);
-}
-
-fn five_steps() -> Function {
-    Function::new("five-steps")
-        .on_event("bench/go")
-        .handler(|ctx| async move {
-            let mut total = 0;
-            for i in 0..5 {
-                total += ctx.step.run("step", move || async move { Ok(i) }).await?;
-            }
-            Ok(total)
-        })
 }
 
 /// On-demand list prices, us-east-1, per million.
