@@ -23,13 +23,16 @@ use crate::telemetry::Telemetry;
 
 /// How long a message waits before retrying a run another worker holds.
 pub const BUSY_DELAY: Duration = Duration::from_secs(5);
+/// How often a batch's metrics are written while its messages run.
+const METRICS_FLUSH: Duration = Duration::from_millis(250);
 /// A message this close to its `not_before` is handled now.
 const EARLY_TOLERANCE_MS: i64 = 1_000;
 
 /// Handles one SQS batch: its messages concurrently (their storage calls
 /// overlap, so a batch of ten takes about as long as its slowest message,
-/// and the invocation's duration is shared), each independently (its
-/// metrics written when it is done, see [`Telemetry::flush`]), reporting
+/// and the invocation's duration is shared), each independently (metrics
+/// written as each one is done and every 250 ms meanwhile, see
+/// [`Telemetry::flush`]), reporting
 /// only the failed ones (`ReportBatchItemFailures`), so one bad message
 /// never makes its neighbours run again. A failed message returns after the
 /// queue's visibility timeout and, after `maxReceiveCount`, lands in the
@@ -44,16 +47,32 @@ pub async fn handle_sqs(
     event: SqsEvent,
     deadline: Option<i64>,
 ) -> SqsBatchResponse {
-    let handled = event.records.iter().map(|record| async move {
-        // Boxed: the engine's future is deep.
-        let result = Box::pin(handle_record(engine, telemetry, record, deadline)).await;
+    let flush = || {
         if let Err(err) = telemetry.flush() {
             tracing::warn!(error = %err, "metrics not written");
         }
+    };
+    let handled = event.records.iter().map(|record| async move {
+        // Boxed: the engine's future is deep.
+        let result = Box::pin(handle_record(engine, telemetry, record, deadline)).await;
+        flush();
         (record.message_id.clone().unwrap_or_default(), result)
     });
+    let all = futures::future::join_all(handled);
+    tokio::pin!(all);
+    // Also written on a tick while the messages run: a distribution keeps
+    // at most 100 values between writes, and ten long runs at once could
+    // record more than that.
+    let mut tick = tokio::time::interval(METRICS_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let results = loop {
+        tokio::select! {
+            results = &mut all => break results,
+            _ = tick.tick() => flush(),
+        }
+    };
     let mut response = SqsBatchResponse::default();
-    for (id, result) in futures::future::join_all(handled).await {
+    for (id, result) in results {
         if let Err(err) = result {
             tracing::error!(message.id = %id, error = %err, "message failed; SQS will redeliver it");
             response.add_failure(id);

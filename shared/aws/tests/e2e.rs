@@ -679,6 +679,22 @@ async fn finished_runs_and_events_expire_on_their_schedule() {
     .await
     .unwrap();
     assert!(routed >= t0 / 1000 + (365 + 30) * DAY, "{routed}");
+    // AND routing it again once it triggers nothing (say, its function was
+    // removed) does not shorten that
+    let stored = hookflow::store::EventLog::get_event(env.store(), &asleep.event.id)
+        .await
+        .unwrap()
+        .unwrap();
+    hookflow::store::EventLog::record_routed(env.store(), &stored, false)
+        .await
+        .unwrap();
+    let again = ttl_of(
+        &env,
+        "EVN#test/sleepy",
+        &format!("{t0:015}#{}", asleep.event.id),
+    )
+    .await;
+    assert_eq!(again, Some(routed));
     // AND an event 7 days after it is received, or due when that is later
     let trigger = ttl_of(&env, &format!("EVT#{}", done.event.id), "EVT")
         .await
@@ -688,4 +704,87 @@ async fn finished_runs_and_events_expire_on_their_schedule() {
         .await
         .unwrap();
     assert_eq!(due_later, t0 / 1000 + 27 * DAY);
+}
+
+#[tokio::test]
+async fn a_run_stored_by_the_previous_version_loads_and_finishes() {
+    use hookflow::run::{Envelope, Message};
+    use hookflow::store::{Outbox, RunStore};
+    use hookflow::transition::Outgoing;
+    // GIVEN a 5-step run written the way the previous version wrote it: its
+    // own copy of the event, a body with every field (nulls too), and two
+    // finished steps as JSON objects on the run item
+    let env = AwsTestEnv::new(vec![five_steps()]).await;
+    let t = hookflow::Clock::now_ms(&env.clock);
+    let table = env.store().config().table.clone();
+    let event = Event::new("bench/go", json!({"n": 1}))
+        .with_id("evt-old")
+        .with_ts(t);
+    let body = json!({
+        "id": "old-run", "function_id": "five-steps", "status": "running",
+        "attempt": 0, "created_at": t, "started_at": t, "ended_at": null,
+        "wake_at": null, "output": null, "error": null, "parent": null,
+        "idempotency_key": null,
+    });
+    let step = |position: u32, id: &str| {
+        json!({"id": id, "position": position, "kind": "run", "status": "completed",
+               "attempts": 1, "output": position, "started_at": t - 5, "ended_at": t - 5})
+        .to_string()
+    };
+    let s = |v: &str| AttributeValue::S(v.to_owned());
+    let n = |v: i64| AttributeValue::N(v.to_string());
+    let ddb = &env.store().clients().dynamodb;
+    ddb.put_item()
+        .table_name(&table)
+        .item("pk", s("RUN#old-run"))
+        .item("sk", s("EVENT"))
+        .item("body", s(&serde_json::to_string(&event).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let key = format!("{t:015}#old-run");
+    ddb.put_item()
+        .table_name(&table)
+        .item("pk", s("RUN#old-run"))
+        .item("sk", s("RUN"))
+        .item("function_id", s("five-steps"))
+        .item("status", s("running"))
+        .item("created_at", n(t))
+        .item("body", s(&body.to_string()))
+        .item("lease_until", n(0))
+        .item("version", n(3))
+        .item("gsi1pk", s("FN#five-steps"))
+        .item("gsi1sk", s(&key))
+        .item("gsi2pk", s("FS#five-steps#running"))
+        .item("gsi2sk", s(&key))
+        .item("j0", s(&step(0, "step")))
+        .item("j1", s(&step(1, "step:1")))
+        .send()
+        .await
+        .unwrap();
+    let loaded = env.store().load_run("old-run").await.unwrap().unwrap();
+    assert_eq!(loaded.run.event, event);
+    assert_eq!(loaded.run.status, RunStatus::Running);
+    assert_eq!(loaded.journal.len(), 2);
+    // WHEN the new version is asked to go on with it
+    env.store()
+        .deliver(&[Outgoing::Send {
+            envelope: Envelope::new(
+                Target::Function("five-steps".into()),
+                Message::Start {
+                    run_id: "old-run".into(),
+                    due: None,
+                },
+            ),
+        }])
+        .await
+        .unwrap();
+    env.settle().await;
+    // THEN it finishes from its third step, the first two as they were
+    let view = env.only_run("five-steps").await;
+    assert_eq!(view.run.status, RunStatus::Completed);
+    assert_eq!(view.run.output, Some(json!(10)));
+    assert_eq!(view.steps.len(), 5);
+    assert_eq!(view.steps[0].started_at, t - 5, "kept, not run again");
+    assert_eq!(view.steps[1].started_at, t - 5, "kept, not run again");
 }

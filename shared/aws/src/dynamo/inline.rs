@@ -8,6 +8,8 @@
 //! `["charge","run","completed",1,1798761600000,12,{"id":"ch_1"}]` is a
 //! `run` step that completed on its first attempt 12 ms after it started.
 //! Records written as JSON objects (before this encoding) still read back.
+//! The order of the fields is part of the stored format: a new field goes
+//! at the end, never between.
 
 use serde_json::{Value, json};
 

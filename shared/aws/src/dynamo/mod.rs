@@ -328,22 +328,24 @@ impl EventLog for AwsStore {
             )
             .await?;
         let (pk, sk) = routed_key(&event.name, stored.received_at, &event.id);
-        let expiry = if starts_runs {
-            self.unfinished_ttl(self.clock.now_ms())
-        } else {
-            ttl(stored.received_at, ROUTED_TTL_SECS)
-        };
-        self.ddb()
+        let put = self
+            .ddb()
             .put_item()
             .table_name(self.table())
             .item("pk", string(pk))
             .item("sk", string(sk))
             .item(body_name, body)
-            .item("received_at", number(stored.received_at))
-            .item("ttl", expiry)
-            .send()
-            .await
-            .map_err(ddb)?;
+            .item("received_at", number(stored.received_at));
+        // A record's life is only ever extended: a run may refer to it, and
+        // the same event may be routed again later (a duplicate delivery)
+        // when it no longer triggers anything (a function removed since).
+        let put = if starts_runs {
+            put.item("ttl", self.unfinished_ttl(self.clock.now_ms()))
+        } else {
+            put.item("ttl", ttl(stored.received_at, ROUTED_TTL_SECS))
+                .condition_expression("attribute_not_exists(pk)")
+        };
+        conditional(put.send().await)?;
         Ok(())
     }
 

@@ -54,7 +54,8 @@ impl AwsStore {
         // written before they were left out still hold them too).
         let mut body: serde_json::Value = serde_json::from_str(&body)?;
         if let Some(fields) = body.as_object_mut() {
-            let id = get_s(item, "pk")?.trim_start_matches("RUN#");
+            let pk = get_s(item, "pk")?;
+            let id = pk.strip_prefix("RUN#").unwrap_or(pk);
             let values = [
                 serde_json::Value::from(id),
                 get_s(item, "function_id")?.into(),
@@ -196,8 +197,14 @@ impl AwsStore {
         }
         let mut runs = Vec::with_capacity(items.len());
         for item in items {
-            if let Some(event) = events.get(&key_of(item)?) {
-                runs.push(self.run_of(item, event).await?);
+            match events.get(&key_of(item)?) {
+                Some(event) => runs.push(self.run_of(item, event).await?),
+                // Its event expired (the run outlived LongestRunDays) or is
+                // not visible yet to this eventually consistent read.
+                None => tracing::warn!(
+                    run = get_s(item, "pk").unwrap_or_default(),
+                    "run listed without its trigger event; left out"
+                ),
             }
         }
         Ok(runs)
