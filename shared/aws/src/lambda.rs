@@ -47,6 +47,20 @@ pub async fn handle_sqs(
     event: SqsEvent,
     deadline: Option<i64>,
 ) -> SqsBatchResponse {
+    handle_sqs_at_most(engine, telemetry, event, deadline, usize::MAX).await
+}
+
+/// [`handle_sqs`] with at most `at_once` messages handled at a time (at
+/// least one). The test harness hands moto one message at a time: moto's
+/// transactions are not atomic under concurrent requests.
+pub async fn handle_sqs_at_most(
+    engine: &Engine<AwsStore>,
+    telemetry: &Telemetry,
+    event: SqsEvent,
+    deadline: Option<i64>,
+    at_once: usize,
+) -> SqsBatchResponse {
+    use futures::StreamExt as _;
     let flush = || {
         if let Err(err) = telemetry.flush() {
             tracing::warn!(error = %err, "metrics not written");
@@ -58,7 +72,9 @@ pub async fn handle_sqs(
         flush();
         (record.message_id.clone().unwrap_or_default(), result)
     });
-    let all = futures::future::join_all(handled);
+    let all = futures::stream::iter(handled)
+        .buffer_unordered(at_once.max(1))
+        .collect::<Vec<_>>();
     tokio::pin!(all);
     // Also written on a tick while the messages run: a distribution keeps
     // at most 100 values between writes, and ten long runs at once could

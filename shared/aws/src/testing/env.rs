@@ -20,7 +20,7 @@ use super::moto::{Moto, create_resources};
 use crate::calls::CallCounter;
 use crate::config::{AwsClients, AwsConfig};
 use crate::dynamo::AwsStore;
-use crate::lambda::handle_sqs;
+use crate::lambda::handle_sqs_at_most;
 use crate::queue::serving_function;
 /// The engine on moto with a fake clock, plus an SQS event source and a
 /// Scheduler that fire on that clock.
@@ -36,6 +36,9 @@ pub struct AwsTestEnv {
     harness: AwsClients,
     queues: Vec<(String, String)>,
     held: Mutex<Vec<(String, String, i64)>>,
+    /// How many messages of a batch are handled at once (see
+    /// [`Self::concurrent_batches`]).
+    at_once: usize,
 }
 
 /// 2027-01-01T00:00:00Z.
@@ -127,7 +130,20 @@ impl AwsTestEnv {
             queues,
             held: Mutex::new(Vec::new()),
             telemetry: crate::telemetry::Telemetry::none(),
+            at_once: 1,
         }
+    }
+
+    /// Handles each batch's messages concurrently, as the Lambdas do. By
+    /// default the harness hands them over one at a time: moto's
+    /// transactions are not atomic under concurrent requests (a failed one
+    /// restores the table as it was when it began), so workflows whose runs
+    /// write transactions (flow control, waits) would lose writes to moto,
+    /// not to the engine. Single-item conditional writes are safe.
+    #[must_use]
+    pub fn concurrent_batches(mut self) -> Self {
+        self.at_once = usize::MAX;
+        self
     }
 
     /// The store.
@@ -269,7 +285,8 @@ impl AwsTestEnv {
                 "Records": records.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()
             }))
             .expect("sqs event");
-            let response = handle_sqs(&self.engine, &self.telemetry, event, None).await;
+            let response =
+                handle_sqs_at_most(&self.engine, &self.telemetry, event, None, self.at_once).await;
             let failed: Vec<String> = response
                 .batch_item_failures
                 .iter()
