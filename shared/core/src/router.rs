@@ -26,7 +26,7 @@ use crate::run::{
     Envelope, Message, ParentStep, Resolution, Run, RunStatus, StepRecord, StepStatus, Target,
     Waiter, WaiterKind,
 };
-use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore, Waiters};
+use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore, StoredEvent, Waiters};
 use crate::transition::{Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
 
 /// How long an idempotency key holds (24 h).
@@ -168,7 +168,7 @@ where
         self.store
             .record_routed(&stored, !triggered.is_empty())
             .await?;
-        let event = stored.event;
+        let event = &stored.event;
         let at = stored.received_at.max(event.ts);
         let mut answers = Vec::new();
         for waiter in self.store.waiters_for(&event.name).await? {
@@ -201,20 +201,26 @@ where
         }
         self.store.deliver(&answers).await?;
         for function in triggered {
-            let run_id = triggered_run_id(function.id(), &event.id, stored.received_at);
-            self.start(NewRun {
-                function,
-                event: event.clone(),
-                run_id,
-                parent: None,
-                replay_of: None,
-                journal: Vec::new(),
-                also: Vec::new(),
-                recorded_at: Some(stored.received_at),
-            })
-            .await?;
+            self.start_routed(function, &stored).await?;
         }
         Ok(())
+    }
+
+    /// Starts `function`'s run for the routed event `stored`, whose record
+    /// the run refers to; its id is derived from both, so routing the event
+    /// again starts nothing new.
+    async fn start_routed(&self, function: &Function, stored: &StoredEvent) -> Result<Started> {
+        self.start(NewRun {
+            function,
+            event: stored.event.clone(),
+            run_id: triggered_run_id(function.id(), &stored.event.id, stored.received_at),
+            parent: None,
+            replay_of: None,
+            journal: Vec::new(),
+            also: Vec::new(),
+            recorded_at: Some(stored.received_at),
+        })
+        .await
     }
 
     /// Starts `function_id`'s run for stored event `event_id` if the event
@@ -231,22 +237,10 @@ where
         if !function.is_triggered_by(&stored.event, &event_json) {
             return Ok(());
         }
-        let run_id = triggered_run_id(function_id, event_id, stored.received_at);
         // Recorded again for the run to refer to (it may have been routed
         // before this function existed).
         self.store.record_routed(&stored, true).await?;
-        self.start(NewRun {
-            function: &function,
-            event: stored.event,
-            run_id,
-            parent: None,
-            replay_of: None,
-            journal: Vec::new(),
-            also: Vec::new(),
-            recorded_at: Some(stored.received_at),
-        })
-        .await
-        .map(|_| ())
+        self.start_routed(&function, &stored).await.map(|_| ())
     }
 
     /// Starts the child run of an `invoke` step, or answers the step at once

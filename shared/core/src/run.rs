@@ -194,13 +194,22 @@ impl Run {
     /// # Errors
     /// Serialization errors.
     pub fn stored_body(&self) -> serde_json::Result<String> {
-        let mut body = serde_json::to_value(self)?;
-        if let Some(map) = body.as_object_mut() {
-            map.remove("event");
-            map.remove("cancel_requested");
-            map.retain(|_, value| !value.is_null());
-        }
-        Ok(body.to_string())
+        Ok(Value::Object(self.stored_fields()?).to_string())
+    }
+
+    /// The fields of [`Run::stored_body`], for a backend that keeps some of
+    /// them elsewhere (and gives them back to [`Run::from_stored_fields`]).
+    ///
+    /// # Errors
+    /// Serialization errors.
+    pub fn stored_fields(&self) -> serde_json::Result<serde_json::Map<String, Value>> {
+        let Value::Object(mut fields) = serde_json::to_value(self)? else {
+            return Err(serde::ser::Error::custom("a run serializes as an object"));
+        };
+        fields.remove("event");
+        fields.remove("cancel_requested");
+        fields.retain(|_, value| !value.is_null());
+        Ok(fields)
     }
 
     /// A run from its [`Run::stored_body`] and its trigger event; the caller
@@ -209,11 +218,19 @@ impl Run {
     /// # Errors
     /// Deserialization errors.
     pub fn from_stored(body: &str, event: Value) -> serde_json::Result<Self> {
-        let mut body: Value = serde_json::from_str(body)?;
-        if let Some(map) = body.as_object_mut() {
-            map.insert("event".into(), event);
-        }
-        serde_json::from_value(body)
+        Self::from_stored_fields(serde_json::from_str(body)?, event)
+    }
+
+    /// A run from its [`Run::stored_fields`] and its trigger event.
+    ///
+    /// # Errors
+    /// Deserialization errors.
+    pub fn from_stored_fields(
+        mut fields: serde_json::Map<String, Value>,
+        event: Value,
+    ) -> serde_json::Result<Self> {
+        fields.insert("event".into(), event);
+        serde_json::from_value(Value::Object(fields))
     }
 
     /// The waiters the run leaves when it ends: its `cancel_on` entries and

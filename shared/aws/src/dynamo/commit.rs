@@ -37,13 +37,11 @@ pub(super) const RUN_ATTRIBUTES: [&str; 4] = ["id", "function_id", "status", "cr
 /// The run's body as its item keeps it: without what the item holds as
 /// attributes of their own (the item is billed by the KB on every update).
 fn item_body(run: &hookflow::Run) -> Result<String> {
-    let mut body: serde_json::Value = serde_json::from_str(&run.stored_body()?)?;
-    if let Some(fields) = body.as_object_mut() {
-        for name in RUN_ATTRIBUTES {
-            fields.remove(name);
-        }
+    let mut fields = run.stored_fields()?;
+    for name in RUN_ATTRIBUTES {
+        fields.remove(name);
     }
-    Ok(body.to_string())
+    Ok(serde_json::Value::Object(fields).to_string())
 }
 
 pub(super) const TERMINAL: [&str; 4] = ["completed", "failed", "cancelled", "skipped"];

@@ -52,21 +52,19 @@ impl AwsStore {
             .ok_or_else(|| AwsError::Item("run item without a body".into()))?;
         // The fields the item holds as attributes of their own (bodies
         // written before they were left out still hold them too).
-        let mut body: serde_json::Value = serde_json::from_str(&body)?;
-        if let Some(fields) = body.as_object_mut() {
-            let pk = get_s(item, "pk")?;
-            let id = pk.strip_prefix("RUN#").unwrap_or(pk);
-            let values = [
-                serde_json::Value::from(id),
-                get_s(item, "function_id")?.into(),
-                get_s(item, "status")?.into(),
-                get_n(item, "created_at")?.into(),
-            ];
-            for (name, value) in RUN_ATTRIBUTES.into_iter().zip(values) {
-                fields.entry(name).or_insert(value);
-            }
+        let mut fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&body)?;
+        let pk = get_s(item, "pk")?;
+        let id = pk.strip_prefix("RUN#").unwrap_or(pk);
+        let values = [
+            serde_json::Value::from(id),
+            get_s(item, "function_id")?.into(),
+            get_s(item, "status")?.into(),
+            get_n(item, "created_at")?.into(),
+        ];
+        for (name, value) in RUN_ATTRIBUTES.into_iter().zip(values) {
+            fields.entry(name).or_insert(value);
         }
-        let mut run = Run::from_stored(&body.to_string(), self.decode(event, "body").await?)?;
+        let mut run = Run::from_stored_fields(fields, self.decode(event, "body").await?)?;
         run.lease = match item.get("lease_token") {
             Some(AttributeValue::S(token)) => Some(Lease {
                 token: token.clone(),
