@@ -704,6 +704,10 @@ async fn finished_runs_and_events_expire_on_their_schedule() {
         .await
         .unwrap();
     assert_eq!(due_later, t0 / 1000 + 27 * DAY);
+    // AND a flow-control record a day after its time passed (the rule the
+    // SQLite prune follows too): the rate limit's next start, an hour on
+    let limit = ttl_of(&env, "FC#rate#limited#", "FC").await;
+    assert_eq!(limit, Some(t0 / 1000 + 3600 + DAY));
 }
 
 #[tokio::test]

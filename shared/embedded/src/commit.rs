@@ -57,7 +57,7 @@ pub(crate) fn append_events(
             .execute(params![
                 event.id,
                 event.name,
-                store_body(tx, to_json(event)?)?,
+                store_body(tx, to_json(event)?, received_at)?,
                 event.ts,
                 received_at,
                 dedupe_ms
@@ -120,17 +120,20 @@ pub(crate) fn check_flow(tx: &Connection, writes: &[FlowWrite]) -> Result<Result
     Ok(Ok(()))
 }
 
-/// Writes flow-control records (their versions checked).
-pub(crate) fn apply_flow(tx: &Connection, writes: &[FlowWrite]) -> Result<()> {
+/// Writes flow-control records (their versions checked) at `now`, with when
+/// the prune may forget each ([`hookflow::flow::FlowState::forget_after`]).
+pub(crate) fn apply_flow(tx: &Connection, writes: &[FlowWrite], now: i64) -> Result<()> {
     for write in writes {
         tx.prepare_cached(
-            "INSERT INTO flow (key, version, body) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET version = excluded.version, body = excluded.body",
+            "INSERT INTO flow (key, version, body, forget_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (key) DO UPDATE SET version = excluded.version, body = excluded.body,
+                 forget_at = excluded.forget_at",
         )?
         .execute(params![
             write.key,
             i64::try_from(write.expect + 1).unwrap_or(i64::MAX),
-            to_json(&write.state)?
+            to_json(&write.state)?,
+            write.state.forget_after(now)
         ])?;
     }
     Ok(())
@@ -219,7 +222,12 @@ fn check_run_fence(tx: &Connection, t: &Transition) -> Result<Result<Option<RunS
     })
 }
 
-fn insert_run(tx: &Connection, run: &Run, token: Option<String>, until: i64) -> Result<()> {
+fn insert_run(
+    tx: &Connection,
+    run: &Run,
+    (token, until): (Option<String>, i64),
+    now: i64,
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO runs
          (id, function_id, status, created_at, body, event, lease_token, lease_until)
@@ -230,8 +238,8 @@ fn insert_run(tx: &Connection, run: &Run, token: Option<String>, until: i64) -> 
         run.function_id,
         run.status.as_str(),
         run.created_at,
-        store_body(tx, run.stored_body()?)?,
-        store_body(tx, to_json(&run.event)?)?,
+        store_body(tx, run.stored_body()?, now)?,
+        store_body(tx, to_json(&run.event)?, now)?,
         token,
         until
     ])?;
@@ -251,10 +259,10 @@ pub(crate) fn apply(
         .as_ref()
         .map_or((None, 0), |l| (Some(l.token.clone()), l.until));
     for other in &t.also_create {
-        insert_run(tx, other, None, 0)?;
+        insert_run(tx, other, (None, 0), now)?;
     }
     if t.fence == Fence::Create {
-        insert_run(tx, run, token, until)?;
+        insert_run(tx, run, (token, until), now)?;
         if let Some(claim) = &t.idempotency {
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO idempotency (function_id, key, run_id,
@@ -286,16 +294,16 @@ pub(crate) fn apply(
         .execute(params![
             run.id,
             run.status.as_str(),
-            store_body(tx, run.stored_body()?)?,
+            store_body(tx, run.stored_body()?, now)?,
             token,
             until
         ])?;
     }
     if t.replaces_event && t.fence != Fence::Create {
         tx.prepare_cached("UPDATE runs SET event = ?2 WHERE id = ?1")?
-            .execute(params![run.id, store_body(tx, to_json(&run.event)?)?])?;
+            .execute(params![run.id, store_body(tx, to_json(&run.event)?, now)?])?;
     }
-    apply_flow(tx, &t.flow)?;
+    apply_flow(tx, &t.flow, now)?;
     for step in &t.steps {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO steps (run_id, step_id, position, status, body)
@@ -306,7 +314,7 @@ pub(crate) fn apply(
             step.id,
             step.position,
             step_status(step)?,
-            store_body(tx, to_json(step)?)?
+            store_body(tx, to_json(step)?, now)?
         ])?;
     }
     for waiter in &t.waiters_added {
@@ -318,7 +326,7 @@ pub(crate) fn apply(
             waiter.event,
             waiter.run_id,
             waiter.step_id,
-            store_body(tx, to_json(waiter)?)?
+            store_body(tx, to_json(waiter)?, now)?
         ])?;
     }
     for key in &t.waiters_removed {

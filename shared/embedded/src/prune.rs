@@ -1,10 +1,14 @@
 //! Retention on SQLite: a periodic prune deletes finished runs (with their
 //! steps and waiters) [`Retention::runs`] after they ended, events
 //! [`Retention::events`] after they were received or due (whichever is
-//! later) that no queued message or unfinished run names, and idempotency
-//! claims whose window has passed. Each kind is
-//! deleted in batches of [`BATCH`] rows, each batch its own short write, so
-//! a large prune never holds the writer for long.
+//! later) that no queued message or unfinished run names, idempotency
+//! claims whose window has passed, flow-control records past their
+//! [`FlowState::forget_after`](hookflow::flow::FlowState::forget_after) (as
+//! DynamoDB's TTL removes them), and blobs no row refers to any more. Each
+//! kind is deleted in batches of [`BATCH`] rows, each batch its own short
+//! write, so a large prune never holds the writer for long.
+
+use std::collections::HashSet;
 
 use hookflow::Retention;
 use hookflow::retention::ms;
@@ -12,12 +16,27 @@ use rusqlite::params;
 
 use crate::Result;
 use crate::commit::TERMINAL;
+use crate::records::BLOB_MARK;
 use crate::store::SqliteStore;
 
 /// Rows deleted per write.
 pub const BATCH: usize = 500;
 /// [`BATCH`] as SQLite takes it.
 const BATCH_SQL: i64 = 500;
+
+/// The body columns that may hold a blob reference (`@blob:{key}`).
+const BLOB_COLUMNS: [(&str, &str); 5] = [
+    ("events", "body"),
+    ("runs", "body"),
+    ("runs", "event"),
+    ("steps", "body"),
+    ("waiters", "body"),
+];
+
+/// A blob stored (or stored again) this recently is kept even when no row
+/// refers to it yet: room for a write whose time was taken a while before it
+/// landed, or a clock that steps back (ms).
+const BLOB_GRACE: i64 = 3_600_000;
 
 /// What one prune deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,6 +47,11 @@ pub struct Pruned {
     pub events: usize,
     /// Idempotency claims.
     pub claims: usize,
+    /// Flow-control records (idle throttle, debounce, batch, concurrency
+    /// and singleton keys).
+    pub flow: usize,
+    /// Blobs (payloads over the inline size) no row refers to.
+    pub blobs: usize,
 }
 
 impl SqliteStore {
@@ -92,7 +116,62 @@ impl SqliteStore {
                 now,
             )
             .await?;
+        pruned.flow = self
+            .delete_batches(
+                "DELETE FROM flow WHERE rowid IN (SELECT rowid FROM flow
+                 WHERE forget_at < ?1 LIMIT ?2)",
+                now,
+            )
+            .await?;
+        pruned.blobs = self.prune_blobs(now.saturating_sub(BLOB_GRACE)).await?;
         Ok(pruned)
+    }
+
+    /// Deletes the blobs that no row refers to and that were last stored
+    /// before `cutoff`. The rows are read in one snapshot after `cutoff`; a
+    /// row written since that refers to a blob stored it again (every
+    /// reference is written with its body, which marks the blob used), so
+    /// the delete's own `used_at < cutoff` keeps it.
+    async fn prune_blobs(&self, cutoff: i64) -> Result<usize> {
+        let unreferenced: Vec<String> = self
+            .read(move |c| {
+                let mut referenced = HashSet::new();
+                for (table, column) in BLOB_COLUMNS {
+                    let mut select = c.prepare_cached(&format!(
+                        "SELECT substr({column}, {start}) FROM {table} WHERE {column} LIKE '{BLOB_MARK}%'",
+                        start = BLOB_MARK.len() + 1
+                    ))?;
+                    for key in select.query_map([], |r| r.get::<_, String>(0))? {
+                        referenced.insert(key?);
+                    }
+                }
+                let mut unreferenced = Vec::new();
+                let mut select = c.prepare_cached("SELECT key FROM blobs WHERE used_at < ?1")?;
+                for key in select.query_map([cutoff], |r| r.get::<_, String>(0))? {
+                    let key = key?;
+                    if !referenced.contains(&key) {
+                        unreferenced.push(key);
+                    }
+                }
+                Ok(unreferenced)
+            })
+            .await?;
+        let mut deleted = 0;
+        for chunk in unreferenced.chunks(BATCH) {
+            let chunk = chunk.to_vec();
+            deleted += self
+                .write(move |c| {
+                    let mut n = 0;
+                    for key in &chunk {
+                        n += c
+                            .prepare_cached("DELETE FROM blobs WHERE key = ?1 AND used_at < ?2")?
+                            .execute(params![key, cutoff])?;
+                    }
+                    Ok(n)
+                })
+                .await?;
+        }
+        Ok(deleted)
     }
 
     /// Runs `sql` (`?1` the cutoff, `?2` the batch size) until a batch

@@ -20,15 +20,25 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T>
 pub(crate) const BLOB_MARK: &str = "@blob:";
 
 /// `body` as its column keeps it: inline up to [`INLINE_BYTES`], else stored
-/// once in `blobs` and referenced by key.
-pub(crate) fn store_body(c: &Connection, body: String) -> Result<String> {
+/// once in `blobs` and referenced by key (stored `now`).
+pub(crate) fn store_body(c: &Connection, body: String, now: i64) -> Result<String> {
     if body.len() <= INLINE_BYTES {
         return Ok(body);
     }
-    let key = blob_key(body.as_bytes());
-    c.prepare_cached("INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)")?
-        .execute(params![key, body.as_bytes()])?;
-    Ok(format!("{BLOB_MARK}{key}"))
+    Ok(format!("{BLOB_MARK}{}", put_blob(c, body.as_bytes(), now)?))
+}
+
+/// Stores `bytes` once under their content key, marked as used `now` (the
+/// prune deletes only blobs no row refers to that were not stored since it
+/// looked).
+pub(crate) fn put_blob(c: &Connection, bytes: &[u8], now: i64) -> Result<String> {
+    let key = blob_key(bytes);
+    c.prepare_cached(
+        "INSERT INTO blobs (key, body, used_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET used_at = MAX(used_at, excluded.used_at)",
+    )?
+    .execute(params![key, bytes, now])?;
+    Ok(key)
 }
 
 /// A body column's body, fetching it from `blobs` when it is a reference.

@@ -182,6 +182,8 @@ impl Embedded {
                 runs = pruned.runs,
                 events = pruned.events,
                 claims = pruned.claims,
+                flow = pruned.flow,
+                blobs = pruned.blobs,
                 "pruned what retention no longer keeps"
             );
         }

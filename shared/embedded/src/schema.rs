@@ -10,10 +10,18 @@ PRAGMA foreign_keys = OFF;
 
 /// The schema's version (`PRAGMA user_version`); a file of another version is
 /// refused, except those [`UPGRADES_FROM`] (the schema only adds to them).
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
-/// Versions opened and upgraded in place: 3 lacks the `flow` table.
-pub(crate) const UPGRADES_FROM: [i64; 1] = [3];
+/// Versions opened and upgraded in place: 3 lacks the `flow` table, 4 the
+/// columns of [`ADDED_COLUMNS`].
+pub(crate) const UPGRADES_FROM: [i64; 2] = [3, 4];
+
+/// Columns added to tables of an earlier version (table, column, its
+/// declaration), added before [`SCHEMA`] runs (whose indexes may use them).
+pub(crate) const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("flow", "forget_at", "INTEGER"),
+    ("blobs", "used_at", "INTEGER NOT NULL DEFAULT 0"),
+];
 
 pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -60,10 +68,12 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 
 CREATE TABLE IF NOT EXISTS flow (
-    key     TEXT PRIMARY KEY,          -- {kind}#{function}#{key}
-    version INTEGER NOT NULL,          -- writes since created
-    body    TEXT NOT NULL              -- the FlowState
+    key       TEXT PRIMARY KEY,        -- {kind}#{function}#{key}
+    version   INTEGER NOT NULL,        -- writes since created
+    body      TEXT NOT NULL,           -- the FlowState
+    forget_at INTEGER                  -- when the prune may delete it (NULL: never)
 );
+CREATE INDEX IF NOT EXISTS flow_by_forget_at ON flow (forget_at) WHERE forget_at IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS waiters (
     event   TEXT NOT NULL,
@@ -86,8 +96,9 @@ CREATE TABLE IF NOT EXISTS queue (
 CREATE INDEX IF NOT EXISTS queue_visible ON queue (dead, visible_at);
 
 CREATE TABLE IF NOT EXISTS blobs (
-    key  TEXT PRIMARY KEY,           -- sha256-<hex> of the body
-    body BLOB NOT NULL
+    key     TEXT PRIMARY KEY,          -- sha256-<hex> of the body
+    body    BLOB NOT NULL,
+    used_at INTEGER NOT NULL DEFAULT 0 -- when last stored (a new reference)
 );
 
 CREATE TABLE IF NOT EXISTS docs (

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use hookflow::clock::{Clock, SystemClock};
 use hookflow::event::Event;
 use hookflow::flow::{FlowRecord, FlowWrite};
-use hookflow::limits::blob_key;
 use hookflow::run::{Envelope, Message, Run, RunStatus, StepRecord, Target, Waiter};
 use hookflow::store::{Blobs, FlowStore};
 use hookflow::store::{EventLog, LoadedRun, Outbox, RunFilter, RunStore, StoredEvent, Waiters};
@@ -21,7 +20,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::commit::{TERMINAL, append_events, apply, check_fence, enqueue, enqueue_outbox};
 use crate::db::{CommitStats, Db};
 use crate::records::{RUN_COLUMNS, decode, from_json, get_run, run_row};
-use crate::schema::{PRAGMAS, SCHEMA, SCHEMA_VERSION, UPGRADES_FROM};
+use crate::schema::{ADDED_COLUMNS, PRAGMAS, SCHEMA, SCHEMA_VERSION, UPGRADES_FROM};
 use crate::{EmbeddedError, Result};
 
 /// The embedded store: one SQLite database. Cheap to clone (shared connection).
@@ -77,7 +76,27 @@ impl SqliteStore {
                  move it away or pass another --db"
             )));
         }
+        if has_runs && version != SCHEMA_VERSION {
+            for (table, column, declaration) in ADDED_COLUMNS {
+                let exists: bool = conn
+                    .prepare(&format!(
+                        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}')"
+                    ))?
+                    .query_row([], |r| r.get(0))?;
+                let table_exists: bool = conn
+                    .prepare("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)")?
+                    .query_row([table], |r| r.get(0))?;
+                if table_exists && !exists {
+                    conn.execute_batch(&format!(
+                        "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+                    ))?;
+                }
+            }
+        }
         conn.execute_batch(SCHEMA)?;
+        if has_runs && version != SCHEMA_VERSION {
+            forget_flow_written_before(&conn, SystemClock.now_ms())?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(conn)
     }
@@ -330,14 +349,30 @@ impl FlowStore for SqliteStore {
     }
 }
 
+/// Gives the flow-control records of an earlier version, which did not keep
+/// when they may be forgotten, the time they would have had if written `now`.
+fn forget_flow_written_before(conn: &Connection, now: i64) -> Result<()> {
+    let rows: Vec<(String, String)> = conn
+        .prepare("SELECT key, body FROM flow WHERE forget_at IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (key, body) in rows {
+        let state: hookflow::flow::FlowState = crate::records::from_json(&body)?;
+        conn.prepare("UPDATE flow SET forget_at = ?2 WHERE key = ?1")?
+            .execute(params![key, state.forget_after(now)])?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     async fn put_flow(&self, write: &FlowWrite) -> Result<std::result::Result<(), Conflict>> {
         let write = write.clone();
+        let now = self.now();
         self.write(move |c| {
             if let Err(conflict) = crate::commit::check_flow(c, std::slice::from_ref(&write))? {
                 return Ok(Err(conflict));
             }
-            crate::commit::apply_flow(c, std::slice::from_ref(&write))?;
+            crate::commit::apply_flow(c, std::slice::from_ref(&write), now)?;
             Ok(Ok(()))
         })
         .await
@@ -501,13 +536,9 @@ impl Outbox for SqliteStore {
 impl Blobs for SqliteStore {
     async fn put_blob(&self, bytes: &[u8]) -> hookflow::Result<String> {
         let bytes = bytes.to_vec();
+        let now = self.now();
         Ok(self
-            .write(move |c| {
-                let key = blob_key(&bytes);
-                c.prepare_cached("INSERT OR IGNORE INTO blobs (key, body) VALUES (?1, ?2)")?
-                    .execute(params![key, bytes])?;
-                Ok(key)
-            })
+            .write(move |c| crate::records::put_blob(c, &bytes, now))
             .await?)
     }
 
@@ -679,5 +710,59 @@ mod tests {
             ["c", "a"]
         );
         assert_eq!(ids(store.recent_events(None, 1).await.unwrap()), ["c"]);
+    }
+
+    #[tokio::test]
+    async fn a_schema_4_file_is_upgraded_and_its_idle_records_pruned() {
+        use crate::schema::SCHEMA;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        // GIVEN a file as version 4 wrote it: no `forget_at` on flow records,
+        // no `used_at` on blobs, a throttle record and an orphaned blob
+        let v4 = format!(
+            "CREATE TABLE flow (key TEXT PRIMARY KEY, version INTEGER NOT NULL, body TEXT NOT NULL);
+             CREATE TABLE blobs (key TEXT PRIMARY KEY, body BLOB NOT NULL);
+             {}",
+            SCHEMA.replace(
+                "CREATE INDEX IF NOT EXISTS flow_by_forget_at ON flow (forget_at) WHERE forget_at IS NOT NULL;",
+                ""
+            )
+        );
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(&v4).unwrap();
+            c.pragma_update(None, "user_version", 4).unwrap();
+            c.execute(
+                "INSERT INTO flow (key, version, body) VALUES ('throttle#f#', 3, ?1)",
+                [r#"{"kind":"gcra","tat":1000}"#],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO flow (key, version, body) VALUES ('pause#f#', 1, ?1)",
+                [r#"{"kind":"pause","since":1000,"resuming":false}"#],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO blobs (key, body) VALUES ('sha256-0', x'00')",
+                [],
+            )
+            .unwrap();
+        }
+        // WHEN this version opens it
+        let store = SqliteStore::open(&path).unwrap();
+        // THEN its records keep working, and the prune forgets the idle ones
+        let record = store.flow_get("throttle#f#").await.unwrap().unwrap();
+        assert_eq!(record.version, 3);
+        let far = SystemClock.now_ms() + 31 * 86_400_000;
+        let pruned = store
+            .prune(far, &hookflow::Retention::default(), true)
+            .await
+            .unwrap();
+        assert_eq!((pruned.flow, pruned.blobs), (1, 1));
+        assert!(store.flow_get("pause#f#").await.unwrap().is_some());
+        drop(store);
+        // and it opens again as version 5
+        let store = SqliteStore::open(&path).unwrap();
+        assert!(store.flow_get("throttle#f#").await.unwrap().is_none());
     }
 }

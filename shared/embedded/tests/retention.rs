@@ -1,7 +1,8 @@
 //! Retention on SQLite with the fake clock: a finished run (with its steps)
 //! goes 30 days after it ended, a sleeping run stays, events go 7 days
 //! after they were received or due, and nothing goes while a function is
-//! paused (resuming routes the events it missed).
+//! paused (resuming routes the events it missed); idle flow-control
+//! records and blobs no row refers to go too.
 
 use std::time::Duration;
 
@@ -63,7 +64,9 @@ async fn finished_runs_and_old_events_are_pruned_and_the_rest_kept() {
         Pruned {
             runs: 0,
             events: 2,
-            claims: 0
+            claims: 0,
+            flow: 0,
+            blobs: 0,
         }
     );
     assert_eq!(
@@ -131,4 +134,94 @@ async fn an_event_a_dead_letter_still_names_is_kept_for_its_redrive() {
     store.redrive(now + 30 * 86_400_000).await.unwrap();
     env.settle().await;
     assert_eq!(env.runs().await.len(), 1);
+}
+
+/// An event of `name` whose data is over the inline size (a blob).
+fn big(name: &str, id: &str) -> Event {
+    Event::new(
+        name,
+        json!({ "text": "x".repeat(hookflow::limits::INLINE_BYTES) }),
+    )
+    .with_id(id)
+}
+
+#[tokio::test]
+async fn a_blob_goes_with_the_last_row_that_refers_to_it() {
+    let env = TestEnv::new(functions());
+    // GIVEN a finished run and a sleeping one, each started by an event over
+    // the inline size (stored once as a blob the event row and the run's
+    // trigger event both refer to)
+    env.send(vec![
+        big("test/quick", "big-quick"),
+        big("test/sleepy", "big-sleepy"),
+    ])
+    .await;
+    assert_eq!(env.runtime.prune().await.unwrap(), Pruned::default());
+    // WHEN the finished run and both events are past retention
+    env.advance(DAY * 31).await;
+    let pruned = env.runtime.prune().await.unwrap();
+    assert_eq!((pruned.runs, pruned.events), (1, 2));
+    // THEN the finished run's blob goes; the sleeping run's stays, and the
+    // run wakes with its event whole
+    assert_eq!(pruned.blobs, 1);
+    env.advance(DAY * 30).await;
+    let runs = env.runs().await;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Completed);
+    assert_eq!(
+        runs[0].event.data["text"].as_str().map(str::len),
+        Some(hookflow::limits::INLINE_BYTES)
+    );
+    // and once it is past retention too, its blob goes with it
+    env.advance(DAY * 31).await;
+    let pruned = env.runtime.prune().await.unwrap();
+    assert_eq!((pruned.runs, pruned.blobs), (1, 1));
+    assert_eq!(env.runtime.prune().await.unwrap(), Pruned::default());
+}
+
+#[tokio::test]
+async fn idle_flow_control_records_are_forgotten_and_a_pause_is_not() {
+    use hookflow::flow::{FlowState, pause_key};
+    use hookflow::store::FlowStore;
+    let throttled = Function::new("throttled")
+        .on_event("test/throttled")
+        .throttle(hookflow::Throttle::new(1, Duration::from_secs(60)).key("event.data.tenant"))
+        .handler(|_ctx| async move { Ok(json!({})) });
+    let mut all = functions();
+    all.push(throttled);
+    let env = TestEnv::new(all);
+    // GIVEN a throttle record for each of three tenants, and a paused function
+    env.send(
+        ["a", "b", "c"]
+            .map(|t| Event::new("test/throttled", json!({ "tenant": t })))
+            .to_vec(),
+    )
+    .await;
+    env.runtime.engine().pause("quick").await.unwrap();
+    let store = env.runtime.store();
+    // WHEN a day has not passed since their times, nothing goes
+    env.advance(DAY / 2).await;
+    assert_eq!(env.runtime.prune().await.unwrap().flow, 0);
+    // THEN a day after, the throttle records go (while the pause holds the
+    // events) and the pause stays
+    env.advance(DAY).await;
+    assert_eq!(env.runtime.prune().await.unwrap().flow, 3);
+    assert!(matches!(
+        store
+            .flow_get(&pause_key("quick"))
+            .await
+            .unwrap()
+            .map(|r| r.state),
+        Some(FlowState::Pause { since: Some(_), .. })
+    ));
+    // and a tenant's next event starts at once, as with a fresh record
+    env.send(vec![Event::new("test/throttled", json!({ "tenant": "a" }))])
+        .await;
+    let done = env
+        .runs()
+        .await
+        .into_iter()
+        .filter(|r| r.function_id == "throttled" && r.status == RunStatus::Completed)
+        .count();
+    assert_eq!(done, 4);
 }

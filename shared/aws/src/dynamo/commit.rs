@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
-use hookflow::flow::{FlowState, FlowWrite};
+use hookflow::flow::FlowWrite;
 use hookflow::run::{RunStatus, StepRecord};
 use hookflow::store::FlowStore;
 use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
@@ -135,23 +135,6 @@ fn fence_condition(fence: &Fence) -> Condition {
 /// The partition of a flow-control record.
 pub(super) fn flow_pk(key: &str) -> String {
     format!("FC#{key}")
-}
-
-/// When DynamoDB may remove a flow-control record (epoch seconds): once its
-/// state means nothing any more (a GCRA time or debounce passed a day ago),
-/// or 30 days after a singleton's holder or a concurrency limit's slots were
-/// last written (each decision writes them again).
-fn flow_ttl(state: &FlowState) -> Option<i64> {
-    const DAY: i64 = 86_400;
-    let now = || chrono::Utc::now().timestamp();
-    match state {
-        FlowState::Gcra { tat } => Some(tat / 1000 + DAY),
-        FlowState::Debounce { due_at, .. } => Some(due_at / 1000 + DAY),
-        FlowState::Batch { .. } => Some(now() + DAY),
-        FlowState::Singleton { .. } | FlowState::Slots { .. } => Some(now() + 30 * DAY),
-        // A pause lasts until it is lifted.
-        FlowState::Pause { .. } => None,
-    }
 }
 
 impl AwsStore {
@@ -429,8 +412,8 @@ impl AwsStore {
             .item("sk", string("FC"))
             .item("version", number(version + 1))
             .item("body", string(serde_json::to_string(&write.state)?));
-        if let Some(ttl) = flow_ttl(&write.state) {
-            put = put.item("ttl", number(ttl));
+        if let Some(forget) = write.state.forget_after(self.clock.now_ms()) {
+            put = put.item("ttl", number(forget / 1000));
         }
         put = if write.expect == 0 {
             put.condition_expression("attribute_not_exists(pk)")
