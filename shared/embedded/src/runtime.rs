@@ -118,11 +118,24 @@ impl Embedded {
             Err(err) => {
                 let error = format!("{err:#}");
                 if delivery.receive_count >= self.config.max_receives {
-                    tracing::error!(message = ?delivery.envelope.message, error, "message dead-lettered");
+                    // Its kind and run, not the message: an invoke's carries its data.
+                    let message = &delivery.envelope.message;
+                    tracing::error!(
+                        message = message.kind(),
+                        run.id = message.run_id(),
+                        error,
+                        "message dead-lettered"
+                    );
                     store.dead_letter(delivery, error).await
                 } else {
                     let backoff = Duration::from_secs(1 << delivery.receive_count.min(6));
-                    tracing::warn!(message = ?delivery.envelope.message, error, "message failed; will retry");
+                    let message = &delivery.envelope.message;
+                    tracing::warn!(
+                        message = message.kind(),
+                        run.id = message.run_id(),
+                        error,
+                        "message failed; will retry"
+                    );
                     store
                         .retry_at(delivery, self.now() + duration_ms(backoff), Some(error))
                         .await
