@@ -26,7 +26,7 @@ pub const SCHEDULED: &str = "hookflow/scheduled";
 pub const INVOKED: &str = "hookflow/function.invoked";
 
 /// Something that happened: a webhook delivery, a domain fact, a timer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Unique id; duplicates within [`DEDUPE_WINDOW`] are ignored.
     #[serde(default)]

@@ -120,7 +120,11 @@ where
     /// [`Error::UnknownFunction`] for a cron tick of an unknown function.
     pub async fn handle(&self, message: &Message) -> Result<()> {
         match message {
-            Message::Route { event_id } => self.route(event_id).await,
+            Message::Route {
+                stored: Some(stored),
+                ..
+            } => Box::pin(self.route_stored((**stored).clone())).await,
+            Message::Route { event_id, .. } => self.route(event_id).await,
             Message::RouteTo {
                 event_id,
                 function_id,
@@ -142,7 +146,11 @@ where
                 from_step,
             } => self.replay(run_id, new_run_id, from_step.as_deref()).await,
             other => {
-                tracing::warn!(message = ?other, "not a router message; dropped");
+                tracing::warn!(
+                    message = other.kind(),
+                    run.id = other.run_id(),
+                    "not a router message; dropped"
+                );
                 Ok(())
             }
         }
@@ -158,6 +166,16 @@ where
             tracing::warn!(event.id = %event_id, "routed event not found; skipped");
             return Ok(());
         };
+        // Boxed: routing's future is large, and the router's own future
+        // holds it twice (a route carrying its event, or not).
+        Box::pin(self.route_stored(stored)).await
+    }
+
+    /// Routes `stored`, an event as it was stored (see [`Self::route`]).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn route_stored(&self, stored: StoredEvent) -> Result<()> {
         let event_json = serde_json::to_value(&stored.event)?;
         let triggered: Vec<_> = self
             .registry

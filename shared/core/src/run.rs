@@ -424,6 +424,11 @@ pub enum Message {
     Route {
         /// The stored event's id.
         event_id: String,
+        /// The event as it was stored, when whoever stored it attached it
+        /// (the router then need not read it back); absent, the router reads
+        /// the stored event.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stored: Option<Box<crate::store::StoredEvent>>,
     },
     /// Start one function's run for a stored event, as routing would have
     /// (a resumed function's held events).
@@ -578,6 +583,20 @@ impl Envelope {
             Target::Router,
             Message::Route {
                 event_id: event_id.to_owned(),
+                stored: None,
+            },
+        )
+    }
+
+    /// A message asking the router to route `stored`, just stored as it is:
+    /// the message carries it, so the router need not read it back.
+    #[must_use]
+    pub fn route_stored(stored: crate::store::StoredEvent) -> Self {
+        Self::new(
+            Target::Router,
+            Message::Route {
+                event_id: stored.event.id.clone(),
+                stored: Some(Box::new(stored)),
             },
         )
     }

@@ -21,7 +21,7 @@ use crate::run::{Run, RunStatus, StepRecord, Waiter};
 use crate::transition::{Committed, Conflict, Outgoing, Transition};
 
 /// An event as stored, with the time it was received.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredEvent {
     /// The event.
     pub event: Event,

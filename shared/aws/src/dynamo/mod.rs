@@ -266,6 +266,10 @@ impl AwsStore {
     }
 }
 
+/// The largest event (serialized) a route message carries: with the
+/// envelope, it stays within SQS's first 64 KiB billing chunk.
+const ROUTE_CARRIES: usize = 48 * 1024;
+
 impl AwsStore {
     /// Stores each event (deduplicated) and queues its route, at its `ts`
     /// when that is later.
@@ -277,11 +281,25 @@ impl AwsStore {
     ) -> hookflow::Result<Vec<bool>> {
         let mut stored = Vec::with_capacity(events.len());
         for event in events {
-            stored.push(self.put_event(event, received_at, dedupe_ms).await?);
+            let new = self.put_event(event, received_at, dedupe_ms).await?;
+            stored.push(new);
             // A duplicate is routed again too: if whoever stored it died before
             // queuing its route, this redelivery is the only way it gets
             // routed. Routing is idempotent, so a duplicate starts nothing new.
-            let route = Envelope::route(&event.id);
+            // A route sent now carries the event it has just stored, when
+            // small, so the router need not read it back (a duplicate's may
+            // differ from the stored one: the router reads that).
+            let route = if new
+                && event.ts <= received_at
+                && serde_json::to_vec(event).map_err(AwsError::from)?.len() <= ROUTE_CARRIES
+            {
+                Envelope::route_stored(StoredEvent {
+                    event: event.clone(),
+                    received_at,
+                })
+            } else {
+                Envelope::route(&event.id)
+            };
             if event.ts > received_at {
                 self.schedule(&route, event.ts).await?;
             } else {
