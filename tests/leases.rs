@@ -57,6 +57,7 @@ fn start(run_id: &str, function: &str) -> Envelope {
         Message::Start {
             run_id: run_id.into(),
             due: None,
+            trigger: None,
         },
     )
 }

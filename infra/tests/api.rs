@@ -218,6 +218,7 @@ async fn dead_letters_are_listed_and_redriven() {
         Message::Start {
             run_id: "gone".into(),
             due: None,
+            trigger: None,
         },
     );
     rt.store()

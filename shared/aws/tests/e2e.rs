@@ -272,8 +272,8 @@ async fn a_five_step_run_costs_what_the_readme_says() {
     );
     assert_eq!(
         get("DynamoDB.GetItem"),
-        2,
-        "the function's pause record, the run's event (the route carries the event)"
+        1,
+        "the function's pause record (the route and the start carry the event)"
     );
     assert_eq!(
         get("DynamoDB.Query"),
@@ -326,7 +326,7 @@ async fn a_five_step_run_costs_what_the_readme_says() {
          ${batched:.2} in batches of ten (before API Gateway; DynamoDB ${dynamodb:.2})"
     );
     assert_eq!(write_units, 9, "write units");
-    assert_eq!(read_units, 4, "read units");
+    assert_eq!(read_units, 3, "read units");
 }
 
 /// The completed run item among `runs`, as DynamoDB bills it (attribute
@@ -528,9 +528,9 @@ async fn flow_control_adds_these_calls_per_run() {
             "throttle",
             gated(|f| f.throttle(Throttle::new(100, Duration::from_secs(1)))),
             // The second run waits for its start: no worker reads its run
-            // (one Query) and event (one GetItem) or writes it here.
+            // (one Query) or writes it here.
             &[
-                (GET_ITEM, 1 - 1),
+                (GET_ITEM, 1),
                 (QUERY, -1),
                 (PUT_ITEM, -1),
                 (TRANSACTIONS, 1),
@@ -778,6 +778,7 @@ async fn a_run_stored_by_the_previous_version_loads_and_finishes() {
                 Message::Start {
                     run_id: "old-run".into(),
                     due: None,
+                    trigger: None,
                 },
             ),
         }])

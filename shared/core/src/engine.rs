@@ -139,7 +139,17 @@ impl<S: Store> Engine<S> {
         deadline: Option<i64>,
     ) -> Result<Handled> {
         let (run_id, cause) = match &envelope.message {
-            Message::Start { run_id, due } => (run_id, Cause::Start { due: *due }),
+            Message::Start {
+                run_id,
+                due,
+                trigger,
+            } => (
+                run_id,
+                Cause::Start {
+                    due: *due,
+                    trigger: trigger.clone(),
+                },
+            ),
             Message::Resume { run_id } => (run_id, Cause::Resume),
             Message::Resolve {
                 run_id,

@@ -31,6 +31,10 @@ pub const MAX_STEP_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_RUN_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
 /// Most steps one run may reach.
 pub const MAX_STEPS_PER_RUN: u32 = 1_000;
+/// Largest event (serialized) a route or start message carries to spare its
+/// receiver a read (see [`crate::run::Message::Route`]): with its envelope,
+/// a message stays within SQS's first 64 KiB billing chunk.
+pub const CARRIED_EVENT_BYTES: usize = 48 * 1024;
 /// Largest record body stored inline; larger ones are stored as blobs.
 pub const INLINE_BYTES: usize = 64 * 1024;
 

@@ -22,6 +22,7 @@ use crate::flow::{
     record_key,
 };
 use crate::function::{Function, Registry, Trigger};
+use crate::limits::CARRIED_EVENT_BYTES;
 use crate::run::{
     Envelope, Message, ParentStep, Resolution, Run, RunStatus, StepRecord, StepStatus, Target,
     Waiter, WaiterKind,
@@ -656,12 +657,27 @@ where
                 expires_at: None,
             })
             .collect();
+        // A run that refers to its event's routed record: its start carries
+        // the event, if small, for a store that would read it back.
+        let trigger = match new.recorded_at {
+            Some(received_at)
+                if self.store.wants_carried_trigger()
+                    && serde_json::to_vec(&new.event)?.len() <= CARRIED_EVENT_BYTES =>
+            {
+                Some(Box::new(StoredEvent {
+                    event: new.event.clone(),
+                    received_at,
+                }))
+            }
+            _ => None,
+        };
         transition.outbox.push(Outgoing::Send {
             envelope: Envelope::new(
                 Target::Function(function.id().to_owned()),
                 Message::Start {
                     run_id: run.id.clone(),
                     due: None,
+                    trigger,
                 },
             ),
         });
@@ -1009,6 +1025,7 @@ fn start_at(function_id: &str, run_id: &str, at: i64) -> Outgoing {
         Message::Start {
             run_id: run_id.to_owned(),
             due: Some(at),
+            trigger: None,
         },
     );
     Outgoing::Later { envelope, at }

@@ -421,6 +421,9 @@ impl Target {
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Message {
     /// Route a stored event: resolve waiters, apply cancel_on, start functions.
+    /// The webhook attaches the event it has just stored (up to
+    /// [`crate::limits::CARRIED_EVENT_BYTES`]) when its store keeps runs'
+    /// events apart (DynamoDB).
     Route {
         /// The stored event's id.
         event_id: String,
@@ -447,6 +450,12 @@ pub enum Message {
         /// it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         due: Option<i64>,
+        /// The routed event the run was created for, when the router
+        /// attached it for a store that keeps it apart from the run (see
+        /// [`crate::store::RunStore::load_started_run`]); never kept in an
+        /// outbox ([`crate::transition::Outgoing::as_kept`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<Box<crate::store::StoredEvent>>,
     },
     /// Resume a suspended run (a timer fired: sleep, retry, timeout).
     Resume {

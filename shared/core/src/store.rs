@@ -105,6 +105,28 @@ pub trait RunStore: Send + Sync {
     /// The run with its journal and undelivered outbox.
     fn load_run(&self, id: &str) -> impl Future<Output = Result<Option<LoadedRun>>> + Send;
 
+    /// [`Self::load_run`] for a start message that carried `trigger`, the
+    /// routed event the run was created for: a store that keeps a run's
+    /// event apart from it uses `trigger` instead of reading the event back
+    /// while the run still refers to that very record. Only asked of a store
+    /// that [`Self::wants_carried_trigger`].
+    fn load_started_run(
+        &self,
+        id: &str,
+        trigger: &StoredEvent,
+    ) -> impl Future<Output = Result<Option<LoadedRun>>> + Send {
+        let _ = trigger;
+        self.load_run(id)
+    }
+
+    /// Whether a run's start message should carry its routed trigger event
+    /// (up to [`crate::limits::CARRIED_EVENT_BYTES`]) for
+    /// [`Self::load_started_run`]; a store that keeps the event with the run
+    /// has no use for it.
+    fn wants_carried_trigger(&self) -> bool {
+        false
+    }
+
     /// The run alone (no journal).
     fn get_run(&self, id: &str) -> impl Future<Output = Result<Option<Run>>> + Send;
 

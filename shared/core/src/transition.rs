@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 use crate::flow::FlowWrite;
-use crate::run::{Envelope, Run, StepRecord, Waiter, WaiterKey};
+use crate::run::{Envelope, Message, Run, StepRecord, Waiter, WaiterKey};
 
 /// The condition under which a transition may commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +90,22 @@ pub enum Outgoing {
         /// The events, already validated, with their ids and times set.
         events: Vec<Event>,
     },
+}
+
+impl Outgoing {
+    /// The message as an outbox keeps it: without the event a start carries
+    /// only to spare its receiver a read (a redelivery from the outbox has
+    /// the receiver read it instead), so the run's item stays small.
+    #[must_use]
+    pub fn as_kept(&self) -> Self {
+        let mut kept = self.clone();
+        if let Self::Send { envelope } | Self::Later { envelope, .. } = &mut kept
+            && let Message::Start { trigger, .. } = &mut envelope.message
+        {
+            *trigger = None;
+        }
+        kept
+    }
 }
 
 /// One atomic change of the store.

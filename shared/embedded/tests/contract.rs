@@ -26,6 +26,7 @@ mod queue {
             Message::Start {
                 run_id: "r".into(),
                 due: None,
+                trigger: None,
             },
         )
     }

@@ -157,7 +157,12 @@ impl AwsStore {
     ) -> Result<TransactWriteItem> {
         let run = &t.run;
         let condition = fence_condition(&t.fence);
-        let stored: Vec<&Outgoing> = t.outbox.iter().chain(&t.keep_pending).collect();
+        let stored: Vec<Outgoing> = t
+            .outbox
+            .iter()
+            .chain(&t.keep_pending)
+            .map(Outgoing::as_kept)
+            .collect();
         let outbox = if stored.is_empty() {
             None
         } else {

@@ -18,12 +18,12 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use hookflow::run::{Envelope, Lease, Message, Run, StepRecord, Target};
-use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore};
+use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore, StoredEvent};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 
 use super::commit::{RUN_ATTRIBUTES, TERMINAL};
 use super::inline;
-use super::{AwsStore, Item, condition_failed, get_n, get_s, number, string};
+use super::{AwsStore, Item, condition_failed, get_n, get_s, number, routed_key, string};
 use crate::error::{AwsError, Result, ddb};
 
 pub(super) fn run_pk(id: &str) -> AttributeValue {
@@ -44,8 +44,8 @@ pub(super) fn time_key(run: &Run) -> String {
 }
 
 impl AwsStore {
-    /// A run from its item and its trigger event's item.
-    async fn run_of(&self, item: &Item, event: &Item) -> Result<Run> {
+    /// A run from its item and its trigger event.
+    async fn run_of(&self, item: &Item, event: serde_json::Value) -> Result<Run> {
         let body = self
             .read_body(item, "body")
             .await?
@@ -64,7 +64,7 @@ impl AwsStore {
         for (name, value) in RUN_ATTRIBUTES.into_iter().zip(values) {
             fields.entry(name).or_insert(value);
         }
-        let mut run = Run::from_stored_fields(fields, self.decode(event, "body").await?)?;
+        let mut run = Run::from_stored_fields(fields, event)?;
         run.lease = match item.get("lease_token") {
             Some(AttributeValue::S(token)) => Some(Lease {
                 token: token.clone(),
@@ -90,11 +90,18 @@ impl AwsStore {
         }
     }
 
-    /// The trigger event's item of the run `item`: the one in its partition
-    /// (`in_partition`, if read), else the routed record it refers to.
-    async fn trigger_event(&self, item: &Item, in_partition: Option<&Item>) -> Result<Item> {
+    /// The trigger event of the run `item`: the one in its partition
+    /// (`in_partition`, if read), else the routed record it refers to:
+    /// `carried` when that is the record (a start message brought it), else
+    /// read.
+    async fn trigger_event(
+        &self,
+        item: &Item,
+        in_partition: Option<&Item>,
+        carried: Option<&StoredEvent>,
+    ) -> Result<serde_json::Value> {
         if let Some(event) = in_partition {
-            return Ok(event.clone());
+            return self.decode(event, "body").await;
         }
         let Some((pk, sk)) = referenced_event(item) else {
             return Err(AwsError::Item(format!(
@@ -102,6 +109,13 @@ impl AwsStore {
                 get_s(item, "pk")?
             )));
         };
+        if let Some(carried) = carried {
+            let (carried_pk, carried_sk) =
+                routed_key(&carried.event.name, carried.received_at, &carried.event.id);
+            if (carried_pk.as_str(), carried_sk.as_str()) == (pk, sk) {
+                return Ok(serde_json::to_value(&carried.event)?);
+            }
+        }
         let out = self
             .ddb()
             .get_item()
@@ -112,13 +126,14 @@ impl AwsStore {
             .send()
             .await
             .map_err(ddb)?;
-        out.item().cloned().ok_or_else(|| {
+        let event = out.item().ok_or_else(|| {
             AwsError::Item(format!(
                 "the trigger event {pk} {sk} of run item {} is gone (kept as long as a run may live: \
                  did the run outlive LongestRunDays?)",
                 get_s(item, "pk").unwrap_or_default()
             ))
-        })
+        })?;
+        self.decode(event, "body").await
     }
 
     pub(super) async fn run_item(&self, id: &str) -> Result<Option<Item>> {
@@ -196,7 +211,9 @@ impl AwsStore {
         let mut runs = Vec::with_capacity(items.len());
         for item in items {
             match events.get(&key_of(item)?) {
-                Some(event) => runs.push(self.run_of(item, event).await?),
+                Some(event) => {
+                    runs.push(self.run_of(item, self.decode(event, "body").await?).await?)
+                }
                 // Its event expired (the run outlived LongestRunDays) or is
                 // not visible yet to this eventually consistent read.
                 None => tracing::warn!(
@@ -209,8 +226,10 @@ impl AwsStore {
     }
 }
 
-impl RunStore for AwsStore {
-    async fn load_run(&self, id: &str) -> hookflow::Result<Option<LoadedRun>> {
+impl AwsStore {
+    /// The run with its journal and outbox; its event from `carried` when
+    /// that is the routed record the run refers to.
+    async fn load(&self, id: &str, carried: Option<&StoredEvent>) -> Result<Option<LoadedRun>> {
         let items = self.run_partition(id, "STEP$").await?;
         let find = |sk: &str| {
             items
@@ -220,7 +239,7 @@ impl RunStore for AwsStore {
         let Some(item) = find("RUN") else {
             return Ok(None);
         };
-        let event = self.trigger_event(item, find("EVENT")).await?;
+        let event = self.trigger_event(item, find("EVENT"), carried).await?;
         let mut journal: Vec<StepRecord> = Vec::new();
         for step in items
             .iter()
@@ -242,10 +261,31 @@ impl RunStore for AwsStore {
         }
         journal.sort_by_key(|step| step.position);
         Ok(Some(LoadedRun {
-            run: self.run_of(item, &event).await?,
+            run: self.run_of(item, event).await?,
             journal,
             undelivered: self.outbox_of(item).await?,
         }))
+    }
+}
+
+impl RunStore for AwsStore {
+    async fn load_run(&self, id: &str) -> hookflow::Result<Option<LoadedRun>> {
+        Ok(self.load(id, None).await?)
+    }
+
+    /// A run its start message brought the routed event of: no read of the
+    /// event while the run refers to that record (one consistent read unit
+    /// less per run).
+    async fn load_started_run(
+        &self,
+        id: &str,
+        trigger: &StoredEvent,
+    ) -> hookflow::Result<Option<LoadedRun>> {
+        Ok(self.load(id, Some(trigger)).await?)
+    }
+
+    fn wants_carried_trigger(&self) -> bool {
+        true
     }
 
     async fn get_run(&self, id: &str) -> hookflow::Result<Option<Run>> {
@@ -257,8 +297,8 @@ impl RunStore for AwsStore {
         };
         match find("RUN") {
             Some(item) => {
-                let event = self.trigger_event(item, find("EVENT")).await?;
-                Ok(Some(self.run_of(item, &event).await?))
+                let event = self.trigger_event(item, find("EVENT"), None).await?;
+                Ok(Some(self.run_of(item, event).await?))
             }
             None => Ok(None),
         }

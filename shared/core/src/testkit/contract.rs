@@ -9,7 +9,7 @@ use crate::run::{
     Envelope, Lease, Message, Run, RunStatus, StepKind, StepRecord, StepStatus, Target, Waiter,
     WaiterKind,
 };
-use crate::store::{RunFilter, Store};
+use crate::store::{RunFilter, Store, StoredEvent};
 use crate::transition::{Committed, Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
 
 use super::QueueProbe;
@@ -48,6 +48,7 @@ fn start(id: &str) -> Envelope {
         Message::Start {
             run_id: id.into(),
             due: None,
+            trigger: None,
         },
     )
 }
@@ -640,9 +641,12 @@ pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(sto
         r.event = event.clone();
         let mut t = Transition::new(Fence::Create, r);
         t.event_recorded_at = Some(stored.received_at);
-        t.outbox.push(Outgoing::Send {
-            envelope: start(id),
-        });
+        // its start carries the event, as the router attaches it
+        let mut envelope = start(id);
+        if let Message::Start { trigger, .. } = &mut envelope.message {
+            *trigger = Some(Box::new(stored.clone()));
+        }
+        t.outbox.push(Outgoing::Send { envelope });
         commit(&store, &t).await.unwrap();
     }
     store.take_due(T0).await.unwrap();
@@ -650,6 +654,22 @@ pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(sto
     assert_eq!(got.event, event);
     let loaded = store.load_run("run-2").await.unwrap().expect("run-2");
     assert_eq!(loaded.run.event, event);
+    assert!(
+        loaded.undelivered.iter().all(|m| *m == m.as_kept()),
+        "an outbox keeps no carried event: {:?}",
+        loaded.undelivered
+    );
+    // A start that carried the record the run refers to loads the run with
+    // it; one that carried another (the same id received at another time)
+    // does not override the run's own.
+    let started = store.load_started_run("run-2", &stored).await.unwrap();
+    assert_eq!(started.expect("run-2").run.event, event);
+    let other = StoredEvent {
+        event: Event::new("test/event", json!({"other": true})).with_id("e-run-1"),
+        received_at: stored.received_at + 1,
+    };
+    let started = store.load_started_run("run-2", &other).await.unwrap();
+    assert_eq!(started.expect("run-2").run.event, event);
     let filter = RunFilter {
         function_id: Some("fn".into()),
         ..RunFilter::default()
@@ -674,6 +694,8 @@ pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(sto
         store.load_run("run-1").await.unwrap().unwrap().run.event,
         newer
     );
+    let started = store.load_started_run("run-1", &stored).await.unwrap();
+    assert_eq!(started.unwrap().run.event, newer, "its own copy wins");
     let listed = store.list_runs(&filter).await.unwrap();
     let events: Vec<_> = listed
         .iter()

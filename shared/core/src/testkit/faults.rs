@@ -256,10 +256,9 @@ impl<S: EventLog> EventLog for Faulty<S> {
     }
 }
 
-impl<S: RunStore> RunStore for Faulty<S> {
-    async fn load_run(&self, id: &str) -> Result<Option<LoadedRun>> {
-        self.alive()?;
-        let loaded = self.inner.load_run(id).await;
+impl<S> Faulty<S> {
+    /// Holds a load of run `id` that has read, if a test asked to.
+    async fn hold_load_of(&self, id: &str) {
         let pause = {
             let mut slot = lock(&self.pause);
             match slot.as_ref() {
@@ -271,7 +270,26 @@ impl<S: RunStore> RunStore for Faulty<S> {
             pause.loaded.notify_one();
             pause.release.notified().await;
         }
+    }
+}
+
+impl<S: RunStore> RunStore for Faulty<S> {
+    async fn load_run(&self, id: &str) -> Result<Option<LoadedRun>> {
+        self.alive()?;
+        let loaded = self.inner.load_run(id).await;
+        self.hold_load_of(id).await;
         loaded
+    }
+
+    async fn load_started_run(&self, id: &str, trigger: &StoredEvent) -> Result<Option<LoadedRun>> {
+        self.alive()?;
+        let loaded = self.inner.load_started_run(id, trigger).await;
+        self.hold_load_of(id).await;
+        loaded
+    }
+
+    fn wants_carried_trigger(&self) -> bool {
+        self.inner.wants_carried_trigger()
     }
 
     async fn get_run(&self, id: &str) -> Result<Option<Run>> {

@@ -31,7 +31,7 @@ use crate::error::Result;
 use crate::event::new_id;
 use crate::function::{Function, Registry};
 use crate::run::{Envelope, Lease, Message, Resolution, Run, RunStatus, StepRecord, Target};
-use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore};
+use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore, StoredEvent};
 use crate::transition::{Conflict, Fence, Outgoing, Transition};
 
 use self::conclude::conclude;
@@ -87,6 +87,9 @@ pub enum Cause {
     Start {
         /// When this start message was due.
         due: Option<i64>,
+        /// The routed event the run was created for, when the message
+        /// carried it (see [`RunStore::load_started_run`]).
+        trigger: Option<Box<StoredEvent>>,
     },
     /// A timer: sleep end, retry, wait timeout, finish timeout.
     Resume,
@@ -172,7 +175,14 @@ where
         cause: Cause,
         deadline: Option<i64>,
     ) -> Result<Handled> {
-        let Some(loaded) = self.store.load_run(run_id).await? else {
+        let loaded = match &cause {
+            Cause::Start {
+                trigger: Some(trigger),
+                ..
+            } => self.store.load_started_run(run_id, trigger).await?,
+            _ => self.store.load_run(run_id).await?,
+        };
+        let Some(loaded) = loaded else {
             tracing::warn!(run.id = %run_id, "run not found; message dropped");
             return Ok(Handled::Done);
         };
@@ -189,7 +199,7 @@ where
             return Ok(Handled::Done);
         }
         let now = self.now();
-        if let Cause::Start { due: Some(due) } = cause
+        if let Cause::Start { due: Some(due), .. } = cause
             && loaded.run.not_before != Some(due)
         {
             // A start superseded by flow control (a debounce pushed it back,
