@@ -793,3 +793,42 @@ async fn a_run_stored_by_the_previous_version_loads_and_finishes() {
     assert_eq!(view.steps[0].started_at, t - 5, "kept, not run again");
     assert_eq!(view.steps[1].started_at, t - 5, "kept, not run again");
 }
+
+#[tokio::test]
+async fn a_resume_starts_events_held_past_the_event_logs_retention() {
+    // GIVEN a paused function and an event it missed
+    let held = Function::new("held")
+        .on_event("test/held")
+        .handler(|ctx| async move { Ok(ctx.event.data["n"].clone()) });
+    let env = AwsTestEnv::new(vec![held]).await;
+    env.engine.pause("held").await.unwrap();
+    let event = Event::new("test/held", json!({"n": 7}));
+    env.send(vec![event.clone()]).await;
+    assert!(env.runs().await.is_empty());
+    // WHEN the event log no longer has it, ten days on (moto never expires
+    // items: the test deletes it as DynamoDB's TTL would after 7 days)
+    env.advance(Duration::from_secs(10 * 86_400)).await;
+    env.harness()
+        .dynamodb
+        .delete_item()
+        .table_name(&env.store().config().table)
+        .key("pk", AttributeValue::S(format!("EVT#{}", event.id)))
+        .key("sk", AttributeValue::S("EVT".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        hookflow::store::EventLog::get_event(env.store(), &event.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // THEN resuming still starts its run, from the event's routed record
+    // (kept as long as a run may live, since it triggered a function)
+    assert_eq!(env.engine.resume("held", false).await.unwrap(), 1);
+    env.settle().await;
+    let runs = env.runs().await;
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].status, RunStatus::Completed);
+    assert_eq!(runs[0].output, Some(json!(7)));
+}

@@ -233,6 +233,7 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
                         Message::RouteTo {
                             event_id: stored.event.id.clone(),
                             function_id: function_id.to_owned(),
+                            stored: Some(Box::new(stored.clone())),
                         },
                     ),
                 })

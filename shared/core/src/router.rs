@@ -129,7 +129,8 @@ where
             Message::RouteTo {
                 event_id,
                 function_id,
-            } => self.route_to(event_id, function_id).await,
+                stored,
+            } => Box::pin(self.route_to(event_id, function_id, stored.as_deref())).await,
             Message::Cron { function_id, at } => self.fire_cron(function_id, *at).await.map(|_| ()),
             Message::Invoke {
                 function_id,
@@ -242,13 +243,21 @@ where
         .await
     }
 
-    /// Starts `function_id`'s run for stored event `event_id` if the event
-    /// triggers it, as [`Router::route`] would have (with the same run id).
-    async fn route_to(&self, event_id: &str, function_id: &str) -> Result<()> {
-        let (Some(stored), Some(function)) = (
-            self.store.get_event(event_id).await?,
-            self.registry.get(function_id).cloned(),
-        ) else {
+    /// Starts `function_id`'s run for stored event `event_id` (`carried`, as
+    /// the message brought it, else read) if the event triggers it, as
+    /// [`Router::route`] would have (with the same run id).
+    async fn route_to(
+        &self,
+        event_id: &str,
+        function_id: &str,
+        carried: Option<&StoredEvent>,
+    ) -> Result<()> {
+        let stored = match carried {
+            Some(stored) => Some(stored.clone()),
+            None => self.store.get_event(event_id).await?,
+        };
+        let (Some(stored), Some(function)) = (stored, self.registry.get(function_id).cloned())
+        else {
             tracing::warn!(event.id = %event_id, function = function_id, "event or function gone; nothing started");
             return Ok(());
         };

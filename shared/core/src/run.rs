@@ -440,6 +440,11 @@ pub enum Message {
         event_id: String,
         /// The function.
         function_id: String,
+        /// The event as it was routed (what a resume found in the routed
+        /// records, which outlive the event log's retention when they
+        /// triggered a function); absent, the router reads the event log.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stored: Option<Box<crate::store::StoredEvent>>,
     },
     /// Start a new run.
     Start {
