@@ -568,24 +568,24 @@ async fn flow_control_adds_these_calls_per_run() {
         }
     }
     // A debounced event folded into the queued run: the record and the run
-    // read, one transaction (run, its own copy of the new event, the record,
-    // and the event's own run stored as skipped with its event), and a new
-    // start timer.
+    // read, one transaction (the run, now referring to the new event's
+    // routed record, the flow record, and the event's own run stored as
+    // skipped, referring to it too), and a new start timer.
     let calls = calls_for_second_event(gated(|f| {
         f.debounce(Debounce::new(Duration::from_secs(3_600)))
     }))
     .await;
     println!("debounce (folded): {calls:#?}");
     assert_eq!(get(&calls, "DynamoDB.TransactWriteItems"), 1, "{calls:#?}");
-    assert_eq!(get(&calls, "DynamoDB.TransactWriteItems.items"), 5);
+    assert_eq!(get(&calls, "DynamoDB.TransactWriteItems.items"), 3);
     // An event joining an open batch: the same reads, and one transaction of
     // the run (its batch grows), the record, and the event's own skipped run
-    // with its event; no new timer.
+    // (referring to the event's routed record); no new timer.
     let calls =
         calls_for_second_event(gated(|f| f.batch(Batch::new(10, Duration::from_secs(60))))).await;
     println!("batch (joined): {calls:#?}");
     assert_eq!(get(&calls, "DynamoDB.TransactWriteItems"), 1, "{calls:#?}");
-    assert_eq!(get(&calls, "DynamoDB.TransactWriteItems.items"), 4);
+    assert_eq!(get(&calls, "DynamoDB.TransactWriteItems.items"), 3);
     assert_eq!(get(&calls, "SQS.SendMessage"), 1, "the route only");
 }
 

@@ -729,6 +729,7 @@ where
                 let size = size + 1;
                 let full = size >= max;
                 let mut folded = fold(queued, now);
+                folded.event_recorded_at = t.event_recorded_at;
                 let state = FlowState::Batch {
                     run_id: (!full).then(|| open.clone()),
                     size: if full { 0 } else { size },
@@ -867,6 +868,7 @@ where
                 let due = debounce.due(*first_at, now);
                 let events = events + 1;
                 let mut folded = fold(queued, now);
+                folded.event_recorded_at = t.event_recorded_at;
                 let state = FlowState::Debounce {
                     run_id: run_id.clone(),
                     first_at: *first_at,

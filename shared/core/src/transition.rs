@@ -129,11 +129,13 @@ pub struct Transition {
     /// The run's trigger event changed (a debounced run takes the newest
     /// event): the backend stores it again.
     pub replaces_event: bool,
-    /// With [`Fence::Create`]: the run's trigger event is recorded by
+    /// The event this transition was decided for is recorded by
     /// [`crate::store::EventLog::record_routed`] for the runs it starts,
-    /// received at this time. A backend may then refer to that record
-    /// instead of storing the event again (DynamoDB does: the event is
-    /// written once, not once per run).
+    /// received at this time: the run's trigger event with [`Fence::Create`]
+    /// or [`Self::replaces_event`], and that of every run of
+    /// [`Self::also_create`]. A backend may then refer to that record instead
+    /// of storing the event again (DynamoDB does: the event is written once,
+    /// not once per run).
     pub event_recorded_at: Option<i64>,
     /// Other runs created with this one, each on the condition that it does
     /// not exist ([`Conflict::Exists`] otherwise): the skipped record of an

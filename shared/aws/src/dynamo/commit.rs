@@ -267,9 +267,20 @@ impl AwsStore {
             remove.push("cancel_requested".to_owned());
         }
         if t.replaces_event {
-            // Its own copy of the new event, written in this commit, replaces
-            // the routed record it referred to.
-            remove.extend(["event_pk".to_owned(), "event_sk".to_owned()]);
+            match t.event_recorded_at {
+                // It refers to the new event's routed record instead (which
+                // wins over any copy of an earlier event in its partition).
+                Some(at) => {
+                    let (pk, sk) = routed_key(&run.event.name, at, &run.event.id);
+                    set.push("event_pk = :event_pk, event_sk = :event_sk".to_owned());
+                    update = update
+                        .expression_attribute_values(":event_pk", string(pk))
+                        .expression_attribute_values(":event_sk", string(sk));
+                }
+                // Its own copy of the new event, written in this commit,
+                // replaces the routed record it referred to.
+                None => remove.extend(["event_pk".to_owned(), "event_sk".to_owned()]),
+            }
         }
         // Every update renews it: a finished run's retention, or (for one
         // still going) the longest a run may live from now.
@@ -651,13 +662,18 @@ impl AwsStore {
         let mut records = self.record_writes(t, &own_items).await?;
         if t.fence == Fence::Create {
             records.extend(self.creation_writes(t).await?);
-        } else if t.replaces_event {
+        } else if t.replaces_event && t.event_recorded_at.is_none() {
             records.push(self.event_write(t).await?);
         }
         for other in &t.also_create {
-            let created = Transition::new(Fence::Create, other.clone());
+            // The skipped run of the event being routed refers to its record
+            // too, when there is one.
+            let mut created = Transition::new(Fence::Create, other.clone());
+            created.event_recorded_at = t.event_recorded_at;
             records.push(self.run_write(&created, Vec::new()).await?);
-            records.push(self.event_write(&created).await?);
+            if created.event_recorded_at.is_none() {
+                records.push(self.event_write(&created).await?);
+            }
         }
         let flow = self.flow_writes(t)?;
         if (!flow.is_empty() || !t.also_create.is_empty())

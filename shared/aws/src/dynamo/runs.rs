@@ -90,24 +90,25 @@ impl AwsStore {
         }
     }
 
-    /// The trigger event of the run `item`: the one in its partition
-    /// (`in_partition`, if read), else the routed record it refers to:
-    /// `carried` when that is the record (a start message brought it), else
-    /// read.
+    /// The trigger event of the run `item`: the routed record it refers to
+    /// (`carried` when that is the record a start message brought, else
+    /// read), else the copy in its partition (`in_partition`, if read). A
+    /// reference wins: a debounce fold may point a run that had a copy at a
+    /// newer event's record.
     async fn trigger_event(
         &self,
         item: &Item,
         in_partition: Option<&Item>,
         carried: Option<&StoredEvent>,
     ) -> Result<serde_json::Value> {
-        if let Some(event) = in_partition {
-            return self.decode(event, "body").await;
-        }
         let Some((pk, sk)) = referenced_event(item) else {
-            return Err(AwsError::Item(format!(
-                "run item {} has no trigger event",
-                get_s(item, "pk")?
-            )));
+            return match in_partition {
+                Some(event) => self.decode(event, "body").await,
+                None => Err(AwsError::Item(format!(
+                    "run item {} has no trigger event",
+                    get_s(item, "pk")?
+                ))),
+            };
         };
         if let Some(carried) = carried {
             let (carried_pk, carried_sk) =

@@ -703,6 +703,46 @@ pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(sto
         .collect();
     assert!(events.contains(&("run-1", &newer.id)), "{events:?}");
     assert!(events.contains(&("run-2", &event.id)), "{events:?}");
+    // A fold to a routed event refers to its record (over the copy an
+    // earlier fold left), and the folded event's skipped run does too.
+    let newest = Event::new("test/event", json!({"n": 3})).with_id("e-newest");
+    store
+        .append(std::slice::from_ref(&newest), T0 + 5, DAY)
+        .await
+        .unwrap();
+    let newest_stored = store.get_event("e-newest").await.unwrap().expect("stored");
+    store.record_routed(&newest_stored, true).await.unwrap();
+    let current = store.get_run("run-1").await.unwrap().unwrap();
+    let mut refolded = Transition::new(
+        Fence::Acquire {
+            now: T0 + 6,
+            version: current.version,
+        },
+        current,
+    );
+    refolded.run.event = newest.clone();
+    refolded.replaces_event = true;
+    refolded.event_recorded_at = Some(newest_stored.received_at);
+    let mut skipped = run("run-3", "fn", T0 + 6);
+    skipped.event = newest.clone();
+    skipped.status = RunStatus::Skipped;
+    refolded.also_create.push(skipped);
+    commit(&store, &refolded).await.unwrap();
+    for id in ["run-1", "run-3"] {
+        assert_eq!(
+            store.get_run(id).await.unwrap().unwrap().event,
+            newest,
+            "{id}"
+        );
+        let loaded = store.load_run(id).await.unwrap().unwrap();
+        assert_eq!(loaded.run.event, newest, "{id}");
+    }
+    let listed = store.list_runs(&filter).await.unwrap();
+    assert_eq!(
+        listed.iter().filter(|r| r.event == newest).count(),
+        2,
+        "{listed:?}"
+    );
 }
 
 /// The journal keeps one record per step, replaced by later checkpoints and
