@@ -127,7 +127,8 @@ pub struct Transition {
     /// still at the version read.
     pub flow: Vec<FlowWrite>,
     /// The run's trigger event changed (a debounced run takes the newest
-    /// event): the backend stores it again.
+    /// event): the backend stores it again, or refers to its routed record
+    /// (see [`Self::event_recorded_at`]).
     pub replaces_event: bool,
     /// The event this transition was decided for is recorded by
     /// [`crate::store::EventLog::record_routed`] for the runs it starts,

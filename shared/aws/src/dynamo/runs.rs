@@ -12,7 +12,9 @@
 //! A run started by a routed event refers to that event's record
 //! (`EVN#{name}`, kept as long as a run may live) instead of a copy: one
 //! consistent Query of `RUN#{id}` loads the run and its journal, and one
-//! consistent GetItem its event.
+//! consistent GetItem its event, unless the start message carried that very
+//! record ([`RunStore::load_started_run`]). A reference wins over a copy in
+//! the partition (a debounce fold re-points a run at a newer record).
 
 use std::collections::HashMap;
 
