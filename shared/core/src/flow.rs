@@ -568,18 +568,21 @@ impl FlowState {
     /// When a store may forget a record of this state written at `written_at`
     /// (ms; `None`: never): a day after a GCRA time or a debounce's due time
     /// passed (it then means what no record means), a day after a batch's
-    /// last write, and 30 days after a singleton's holder or a concurrency
-    /// limit's slots were last written (each decision writes them again). A
-    /// pause lasts until it is lifted. DynamoDB's TTL and the SQLite prune
-    /// both follow this.
+    /// last write, and `longest_run` (the longest a run may stay unchanged)
+    /// after a singleton's holder or a concurrency limit's slots were last
+    /// written, since the runs they name may live that long. A pause lasts
+    /// until it is lifted. DynamoDB's TTL and the SQLite prune both follow
+    /// this; the prune also keeps any record that names an unfinished run.
     #[must_use]
-    pub fn forget_after(&self, written_at: i64) -> Option<i64> {
+    pub fn forget_after(&self, written_at: i64, longest_run: Duration) -> Option<i64> {
         const DAY: i64 = 86_400_000;
         match self {
             Self::Gcra { tat } => Some(tat.max(&written_at) + DAY),
             Self::Debounce { due_at, .. } => Some(due_at.max(&written_at) + DAY),
             Self::Batch { .. } => Some(written_at + DAY),
-            Self::Singleton { .. } | Self::Slots { .. } => Some(written_at + 30 * DAY),
+            Self::Singleton { .. } | Self::Slots { .. } => {
+                Some(written_at.saturating_add(crate::clock::duration_ms(longest_run)))
+            }
             Self::Pause { .. } => None,
         }
     }

@@ -33,7 +33,9 @@ pub const MAX_RUN_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_STEPS_PER_RUN: u32 = 1_000;
 /// Largest event (serialized) a route or start message carries to spare its
 /// receiver a read (see [`crate::run::Message::Route`]): with its envelope,
-/// a message stays within SQS's first 64 KiB billing chunk.
+/// a message stays within SQS's first 64 KiB billing chunk. (A resume's
+/// `RouteTo` carries its event whatever the size: it must not depend on the
+/// event log's retention, and a large message goes by reference.)
 pub const CARRIED_EVENT_BYTES: usize = 48 * 1024;
 /// Largest record body stored inline; larger ones are stored as blobs.
 pub const INLINE_BYTES: usize = 64 * 1024;

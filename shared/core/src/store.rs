@@ -196,7 +196,10 @@ pub trait Outbox: Send + Sync {
 
 /// Payloads stored once, by content: what backends keep records under the
 /// size limits with (see [`crate::limits`]). Records above
-/// [`crate::limits::INLINE_BYTES`] hold a blob key instead of their body.
+/// [`crate::limits::INLINE_BYTES`] hold a blob key instead of their body. A
+/// blob lives as long as something refers to it: on S3 by the bucket's
+/// lifecycle rule, on SQLite until a prune finds no row referring to it (an
+/// hour after it was last stored, at the earliest).
 pub trait Blobs: Send + Sync {
     /// Stores `bytes` (idempotently) and returns their key,
     /// [`crate::limits::blob_key`].

@@ -1,6 +1,7 @@
 //! A transition as one SQLite transaction: the fence checked, the records
 //! written, and the outbox enqueued (the queue is a table), together.
 
+use hookflow::Retention;
 use hookflow::event::Event;
 use hookflow::flow::FlowWrite;
 use hookflow::run::{Envelope, Run, RunStatus};
@@ -121,7 +122,9 @@ pub(crate) fn check_flow(tx: &Connection, writes: &[FlowWrite]) -> Result<Result
 }
 
 /// Writes flow-control records (their versions checked) at `now`, with when
-/// the prune may forget each ([`hookflow::flow::FlowState::forget_after`]).
+/// the prune may forget each ([`hookflow::flow::FlowState::forget_after`],
+/// with the default longest run: runs on SQLite have no longest life, and
+/// the prune keeps a record while a run it names is unfinished anyway).
 pub(crate) fn apply_flow(tx: &Connection, writes: &[FlowWrite], now: i64) -> Result<()> {
     for write in writes {
         tx.prepare_cached(
@@ -133,7 +136,9 @@ pub(crate) fn apply_flow(tx: &Connection, writes: &[FlowWrite], now: i64) -> Res
             write.key,
             i64::try_from(write.expect + 1).unwrap_or(i64::MAX),
             to_json(&write.state)?,
-            write.state.forget_after(now)
+            write
+                .state
+                .forget_after(now, Retention::default().longest_run)
         ])?;
     }
     Ok(())

@@ -118,8 +118,21 @@ impl SqliteStore {
             .await?;
         pruned.flow = self
             .delete_batches(
-                "DELETE FROM flow WHERE rowid IN (SELECT rowid FROM flow
-                 WHERE forget_at < ?1 LIMIT ?2)",
+                // Never one that names an unfinished run (a singleton's
+                // holder, a debounced or batched run, a concurrency slot's
+                // holder or waiter): runs here may live any length of time.
+                "DELETE FROM flow WHERE rowid IN (SELECT f.rowid FROM flow f
+                 WHERE f.forget_at < ?1
+                   AND NOT EXISTS (SELECT 1 FROM runs r
+                       WHERE r.id = json_extract(f.body, '$.run_id')
+                         AND r.status NOT IN ('completed', 'failed', 'cancelled', 'skipped'))
+                   AND NOT EXISTS (SELECT 1 FROM json_each(f.body, '$.holders') h
+                       JOIN runs r ON r.id = json_extract(h.value, '$.run_id')
+                       WHERE r.status NOT IN ('completed', 'failed', 'cancelled', 'skipped'))
+                   AND NOT EXISTS (SELECT 1 FROM json_each(f.body, '$.waiting') w
+                       JOIN runs r ON r.id = json_extract(w.value, '$.run_id')
+                       WHERE r.status NOT IN ('completed', 'failed', 'cancelled', 'skipped'))
+                 LIMIT ?2)",
                 now,
             )
             .await?;

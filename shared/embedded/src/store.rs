@@ -61,6 +61,9 @@ impl SqliteStore {
     /// Sets up the writer connection: pragmas, version check, schema.
     fn prepare(conn: Connection) -> Result<Connection> {
         conn.execute_batch(PRAGMAS)?;
+        // Check, create or upgrade in one transaction: a process opening the
+        // file at the same time waits, and a failure leaves it as it was.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
         let version: i64 = conn
             .prepare_cached("PRAGMA user_version")?
             .query_row([], |r| r.get(0))?;
@@ -98,6 +101,7 @@ impl SqliteStore {
             forget_flow_written_before(&conn, SystemClock.now_ms())?;
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        conn.execute_batch("COMMIT")?;
         Ok(conn)
     }
 
@@ -357,9 +361,17 @@ fn forget_flow_written_before(conn: &Connection, now: i64) -> Result<()> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     for (key, body) in rows {
-        let state: hookflow::flow::FlowState = crate::records::from_json(&body)?;
-        conn.prepare("UPDATE flow SET forget_at = ?2 WHERE key = ?1")?
-            .execute(params![key, state.forget_after(now)])?;
+        // A record this version cannot read is left to be kept (and to fail
+        // where it is used, naming itself), not to stop the file opening.
+        let Ok(state) = crate::records::from_json::<hookflow::flow::FlowState>(&body) else {
+            tracing::warn!(key, "flow-control record not understood; never pruned");
+            continue;
+        };
+        conn.prepare_cached("UPDATE flow SET forget_at = ?2 WHERE key = ?1")?
+            .execute(params![
+                key,
+                state.forget_after(now, hookflow::Retention::default().longest_run)
+            ])?;
     }
     Ok(())
 }

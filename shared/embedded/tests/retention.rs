@@ -181,7 +181,7 @@ async fn a_blob_goes_with_the_last_row_that_refers_to_it() {
 
 #[tokio::test]
 async fn idle_flow_control_records_are_forgotten_and_a_pause_is_not() {
-    use hookflow::flow::{FlowState, pause_key};
+    use hookflow::flow::{FlowKind, FlowState, pause_key, record_key};
     use hookflow::store::FlowStore;
     let throttled = Function::new("throttled")
         .on_event("test/throttled")
@@ -206,6 +206,8 @@ async fn idle_flow_control_records_are_forgotten_and_a_pause_is_not() {
     // events) and the pause stays
     env.advance(DAY).await;
     assert_eq!(env.runtime.prune().await.unwrap().flow, 3);
+    let throttle_a = record_key(FlowKind::Throttle, "throttled", "a");
+    assert!(store.flow_get(&throttle_a).await.unwrap().is_none());
     assert!(matches!(
         store
             .flow_get(&pause_key("quick"))
@@ -224,4 +226,40 @@ async fn idle_flow_control_records_are_forgotten_and_a_pause_is_not() {
         .filter(|r| r.function_id == "throttled" && r.status == RunStatus::Completed)
         .count();
     assert_eq!(done, 4);
+}
+
+#[tokio::test]
+async fn a_singleton_record_stays_while_its_run_has_not_finished() {
+    use hookflow::{Singleton, SingletonMode};
+    // GIVEN a singleton whose run sleeps longer than a record's horizon
+    // (the longest run, 365 days by default)
+    let long = Function::new("long")
+        .on_event("test/long")
+        .singleton(Singleton::new(SingletonMode::Skip))
+        .handler(|ctx| async move {
+            ctx.step.sleep("nap", DAY * 400).await?;
+            Ok(json!({}))
+        });
+    let env = TestEnv::new(vec![long]);
+    env.send(vec![Event::new("test/long", json!({}))]).await;
+    // WHEN the record is past its horizon but its run still sleeps
+    env.advance(DAY * 370).await;
+    // THEN the prune keeps it, and the singleton still skips a second run
+    assert_eq!(env.runtime.prune().await.unwrap().flow, 0);
+    env.send(vec![Event::new("test/long", json!({}))]).await;
+    let runs = env.runs_of("long").await;
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter().any(|r| r.status == RunStatus::Skipped),
+        "{runs:#?}"
+    );
+    // AND once the run has finished, it goes
+    env.advance(DAY * 31).await;
+    assert!(
+        env.runs_of("long")
+            .await
+            .iter()
+            .all(|r| r.status.is_terminal())
+    );
+    assert_eq!(env.runtime.prune().await.unwrap().flow, 1);
 }

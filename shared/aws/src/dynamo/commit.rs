@@ -428,7 +428,8 @@ impl AwsStore {
             .item("sk", string("FC"))
             .item("version", number(version + 1))
             .item("body", string(serde_json::to_string(&write.state)?));
-        if let Some(forget) = write.state.forget_after(self.clock.now_ms()) {
+        let longest_run = self.config.retention.longest_run;
+        if let Some(forget) = write.state.forget_after(self.clock.now_ms(), longest_run) {
             put = put.item("ttl", number(forget / 1000));
         }
         put = if write.expect == 0 {

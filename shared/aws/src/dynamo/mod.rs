@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use hookflow::Clock;
 use hookflow::event::Event;
+use hookflow::limits::CARRIED_EVENT_BYTES;
 use hookflow::run::Envelope;
 use hookflow::store::{EventLog, StoredEvent};
 
@@ -266,10 +267,6 @@ impl AwsStore {
     }
 }
 
-/// The largest event (serialized) a route message carries: with the
-/// envelope, it stays within SQS's first 64 KiB billing chunk.
-const ROUTE_CARRIES: usize = 48 * 1024;
-
 impl AwsStore {
     /// Stores each event (deduplicated) and queues its route, at its `ts`
     /// when that is later.
@@ -291,7 +288,7 @@ impl AwsStore {
             // differ from the stored one: the router reads that).
             let route = if new
                 && event.ts <= received_at
-                && serde_json::to_vec(event).map_err(AwsError::from)?.len() <= ROUTE_CARRIES
+                && serde_json::to_vec(event).map_err(AwsError::from)?.len() <= CARRIED_EVENT_BYTES
             {
                 Envelope::route_stored(StoredEvent {
                     event: event.clone(),
