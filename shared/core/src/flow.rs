@@ -617,7 +617,8 @@ pub struct SlotWaiter {
 /// A stored flow-control record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowRecord {
-    /// Writes since it was created (1 for the first).
+    /// Its version: the time it was created (ms), plus one per write since
+    /// (see [`FlowWrite::stored_version`]).
     pub version: u64,
     /// Its state.
     pub state: FlowState,
@@ -631,11 +632,25 @@ pub struct FlowWrite {
     pub key: String,
     /// The version read.
     pub expect: u64,
-    /// The new state (stored at version `expect + 1`).
+    /// The new state (stored at [`Self::stored_version`]).
     pub state: FlowState,
 }
 
 impl FlowWrite {
+    /// The version the record is stored at when written at `now` (ms): the
+    /// one read plus one, or for a new record its creation time. A record
+    /// deleted once idle (a prune, a TTL) and created again so never comes
+    /// back at a version a writer read from its earlier life, which would
+    /// let that writer's stale decision through.
+    #[must_use]
+    pub fn stored_version(&self, now: i64) -> u64 {
+        if self.expect == 0 {
+            u64::try_from(now).unwrap_or(0).max(1)
+        } else {
+            self.expect.saturating_add(1)
+        }
+    }
+
     /// Replaces `read` (or creates the record) with `state`.
     #[must_use]
     pub fn after(key: String, read: Option<&FlowRecord>, state: FlowState) -> Self {

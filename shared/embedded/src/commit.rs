@@ -134,7 +134,7 @@ pub(crate) fn apply_flow(tx: &Connection, writes: &[FlowWrite], now: i64) -> Res
         )?
         .execute(params![
             write.key,
-            i64::try_from(write.expect + 1).unwrap_or(i64::MAX),
+            i64::try_from(write.stored_version(now)).unwrap_or(i64::MAX),
             to_json(&write.state)?,
             write
                 .state

@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
 
 CREATE TABLE IF NOT EXISTS flow (
     key       TEXT PRIMARY KEY,        -- {kind}#{function}#{key}
-    version   INTEGER NOT NULL,        -- writes since created
+    version   INTEGER NOT NULL,        -- created at (ms), +1 per write
     body      TEXT NOT NULL,           -- the FlowState
     forget_at INTEGER                  -- when the prune may delete it (NULL: never)
 );

@@ -202,12 +202,19 @@ async fn idle_flow_control_records_are_forgotten_and_a_pause_is_not() {
     // WHEN a day has not passed since their times, nothing goes
     env.advance(DAY / 2).await;
     assert_eq!(env.runtime.prune().await.unwrap().flow, 0);
+    let before = store
+        .flow_get(&record_key(FlowKind::Throttle, "throttled", "a"))
+        .await
+        .unwrap()
+        .expect("tenant a's record");
     // THEN a day after, the throttle records go (while the pause holds the
     // events) and the pause stays
     env.advance(DAY).await;
     assert_eq!(env.runtime.prune().await.unwrap().flow, 3);
     let throttle_a = record_key(FlowKind::Throttle, "throttled", "a");
     assert!(store.flow_get(&throttle_a).await.unwrap().is_none());
+    // (one read before it went: a writer still holding it is stale even
+    // once the record exists again, created anew below)
     assert!(matches!(
         store
             .flow_get(&pause_key("quick"))
@@ -226,6 +233,20 @@ async fn idle_flow_control_records_are_forgotten_and_a_pause_is_not() {
         .filter(|r| r.function_id == "throttled" && r.status == RunStatus::Completed)
         .count();
     assert_eq!(done, 4);
+    // AND a writer that read the record's earlier life cannot commit over
+    // the new one (a record created again starts at its creation time, not
+    // at a version the old one had)
+    let again = store
+        .flow_get(&throttle_a)
+        .await
+        .unwrap()
+        .expect("new record");
+    assert_ne!(again.version, before.version);
+    let stale = hookflow::flow::FlowWrite::after(throttle_a, Some(&before), before.state.clone());
+    assert_eq!(
+        store.flow_put(&stale).await.unwrap(),
+        Err(hookflow::transition::Conflict::FlowChanged)
+    );
 }
 
 #[tokio::test]

@@ -422,11 +422,12 @@ impl AwsStore {
     /// A flow-control record's put, conditional on the version read.
     fn flow_item(&self, write: &FlowWrite) -> Result<TransactWriteItem> {
         let version = i64::try_from(write.expect).unwrap_or(i64::MAX);
+        let stored = write.stored_version(self.clock.now_ms());
         let mut put = Put::builder()
             .table_name(self.table())
             .item("pk", string(flow_pk(&write.key)))
             .item("sk", string("FC"))
-            .item("version", number(version + 1))
+            .item("version", number(i64::try_from(stored).unwrap_or(i64::MAX)))
             .item("body", string(serde_json::to_string(&write.state)?));
         let longest_run = self.config.retention.longest_run;
         if let Some(forget) = write.state.forget_after(self.clock.now_ms(), longest_run) {

@@ -562,7 +562,9 @@ pub async fn flow_records_change_only_at_the_version_read<S: Store + QueueProbe>
         .push(FlowWrite::after(key.clone(), None, gcra(T0 + 100)));
     commit(&store, &first).await.unwrap();
     let read = store.flow_get(&key).await.unwrap().expect("written");
-    assert_eq!((read.version, &read.state), (1, &gcra(T0 + 100)));
+    assert_eq!(&read.state, &gcra(T0 + 100));
+    let created = read.version;
+    assert!(created > 0, "a record's first version is its creation time");
     // A writer that read nothing (as run-1's did) is too late now.
     let mut stale = Transition::new(Fence::Create, run("run-2", "fn", T0));
     stale
@@ -575,13 +577,13 @@ pub async fn flow_records_change_only_at_the_version_read<S: Store + QueueProbe>
     assert!(store.get_run("run-2").await.unwrap().is_none(), "no run");
     assert!(store.take_due(T0 + 1).await.unwrap().is_empty(), "no start");
     assert_eq!(store.flow_get(&key).await.unwrap(), Some(read.clone()));
-    // One that read version 1 succeeds, and the record is at version 2.
+    // One that read the first version succeeds, and the record is at the next.
     let mut next = Transition::new(Fence::Create, run("run-2", "fn", T0));
     next.flow
         .push(FlowWrite::after(key.clone(), Some(&read), gcra(T0 + 200)));
     commit(&store, &next).await.unwrap();
     let read = store.flow_get(&key).await.unwrap().expect("written");
-    assert_eq!((read.version, &read.state), (2, &gcra(T0 + 200)));
+    assert_eq!((read.version, &read.state), (created + 1, &gcra(T0 + 200)));
     // A queued run takes a new trigger event with its record (debounce).
     let queued = store.get_run("run-2").await.unwrap().expect("run-2");
     let mut folded = Transition::new(
@@ -601,7 +603,7 @@ pub async fn flow_records_change_only_at_the_version_read<S: Store + QueueProbe>
     assert_eq!(stored.event.data, json!({"n": 2}));
     assert!(stored.lease.is_none(), "folding takes no lease");
     let read = store.flow_get(&key).await.unwrap().unwrap();
-    assert_eq!(read.version, 3);
+    assert_eq!(read.version, created + 2);
     // Runs created along with it must be new: one that exists refuses all.
     let fold = |also: &str| {
         let mut t = Transition::new(
@@ -620,7 +622,10 @@ pub async fn flow_records_change_only_at_the_version_read<S: Store + QueueProbe>
     assert_eq!(store.flow_get(&key).await.unwrap(), Some(read.clone()));
     commit(&store, &fold("run-9")).await.unwrap();
     assert!(store.get_run("run-9").await.unwrap().is_some());
-    assert_eq!(store.flow_get(&key).await.unwrap().unwrap().version, 4);
+    assert_eq!(
+        store.flow_get(&key).await.unwrap().unwrap().version,
+        created + 3
+    );
 }
 
 /// A run created from a routed event may refer to that event's record: it
