@@ -98,13 +98,14 @@ impl SqliteStore {
                 .delete_batches(
                     // Not one a queued message (a route, a dead letter kept
                     // for redrive) or an unfinished run (a batch) still names.
-                    "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e
-                     WHERE MAX(e.received_at, e.ts) < ?1
-                       AND NOT EXISTS (SELECT 1 FROM queue q WHERE instr(q.body, e.id) > 0)
-                       AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.status NOT IN
-                           ('completed', 'failed', 'cancelled', 'skipped')
-                           AND instr(r.body, e.id) > 0)
-                     LIMIT ?2)",
+                    format!(
+                        "DELETE FROM events WHERE rowid IN (SELECT e.rowid FROM events e
+                         WHERE MAX(e.received_at, e.ts) < ?1
+                           AND NOT EXISTS (SELECT 1 FROM queue q WHERE instr(q.body, e.id) > 0)
+                           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.status NOT IN {TERMINAL}
+                               AND instr(r.body, e.id) > 0)
+                         LIMIT ?2)"
+                    ),
                     event_cutoff,
                 )
                 .await?;
@@ -112,7 +113,8 @@ impl SqliteStore {
         pruned.claims = self
             .delete_batches(
                 "DELETE FROM idempotency WHERE rowid IN (SELECT rowid FROM idempotency
-                 WHERE expires_at < ?1 LIMIT ?2)",
+                 WHERE expires_at < ?1 LIMIT ?2)"
+                    .to_owned(),
                 now,
             )
             .await?;
@@ -121,18 +123,18 @@ impl SqliteStore {
                 // Never one that names an unfinished run (a singleton's
                 // holder, a debounced or batched run, a concurrency slot's
                 // holder or waiter): runs here may live any length of time.
-                "DELETE FROM flow WHERE rowid IN (SELECT f.rowid FROM flow f
-                 WHERE f.forget_at < ?1
-                   AND NOT EXISTS (SELECT 1 FROM runs r
-                       WHERE r.id = json_extract(f.body, '$.run_id')
-                         AND r.status NOT IN ('completed', 'failed', 'cancelled', 'skipped'))
-                   AND NOT EXISTS (SELECT 1 FROM json_each(f.body, '$.holders') h
-                       JOIN runs r ON r.id = json_extract(h.value, '$.run_id')
-                       WHERE r.status NOT IN ('completed', 'failed', 'cancelled', 'skipped'))
-                   AND NOT EXISTS (SELECT 1 FROM json_each(f.body, '$.waiting') w
-                       JOIN runs r ON r.id = json_extract(w.value, '$.run_id')
-                       WHERE r.status NOT IN ('completed', 'failed', 'cancelled', 'skipped'))
-                 LIMIT ?2)",
+                format!(
+                    "DELETE FROM flow WHERE rowid IN (SELECT f.rowid FROM flow f
+                     WHERE f.forget_at < ?1
+                       AND NOT EXISTS (SELECT 1 FROM runs r
+                           WHERE r.status NOT IN {TERMINAL} AND r.id IN (
+                               SELECT json_extract(f.body, '$.run_id')
+                               UNION ALL SELECT json_extract(h.value, '$.run_id')
+                                   FROM json_each(f.body, '$.holders') h
+                               UNION ALL SELECT json_extract(w.value, '$.run_id')
+                                   FROM json_each(f.body, '$.waiting') w))
+                     LIMIT ?2)"
+                ),
                 now,
             )
             .await?;
@@ -189,11 +191,16 @@ impl SqliteStore {
 
     /// Runs `sql` (`?1` the cutoff, `?2` the batch size) until a batch
     /// deletes less than a full one; the rows deleted.
-    async fn delete_batches(&self, sql: &'static str, cutoff: i64) -> Result<usize> {
+    async fn delete_batches(&self, sql: String, cutoff: i64) -> Result<usize> {
+        let sql: std::sync::Arc<str> = sql.into();
         let mut total = 0;
         loop {
+            let sql = sql.clone();
             let n = self
-                .write(move |c| Ok(c.prepare_cached(sql)?.execute(params![cutoff, BATCH_SQL])?))
+                .write(move |c| {
+                    Ok(c.prepare_cached(&sql)?
+                        .execute(params![cutoff, BATCH_SQL])?)
+                })
                 .await?;
             total += n;
             if n < BATCH {

@@ -81,15 +81,14 @@ impl SqliteStore {
         }
         if has_runs && version != SCHEMA_VERSION {
             for (table, column, declaration) in ADDED_COLUMNS {
-                let exists: bool = conn
-                    .prepare(&format!(
-                        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('{table}') WHERE name = '{column}')"
-                    ))?
-                    .query_row([], |r| r.get(0))?;
-                let table_exists: bool = conn
-                    .prepare("SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)")?
-                    .query_row([table], |r| r.get(0))?;
-                if table_exists && !exists {
+                // (A table this version adds, SCHEMA creates whole.)
+                let lacks_it: bool = conn
+                    .prepare(
+                        "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1))
+                            AND NOT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+                    )?
+                    .query_row([table, column], |r| r.get(0))?;
+                if lacks_it {
                     conn.execute_batch(&format!(
                         "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
                     ))?;

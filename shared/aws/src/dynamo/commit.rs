@@ -403,8 +403,12 @@ impl AwsStore {
         }
     }
 
-    /// The run's trigger event item.
-    async fn event_write(&self, t: &Transition) -> Result<TransactWriteItem> {
+    /// The run's own copy of its trigger event, unless it refers to the
+    /// event's routed record instead ([`Transition::event_recorded_at`]).
+    async fn event_copy(&self, t: &Transition) -> Result<Option<TransactWriteItem>> {
+        if t.event_recorded_at.is_some() {
+            return Ok(None);
+        }
         self.put(HashMap::from([
             ("pk".into(), run_pk(&t.run.id)),
             ("sk".into(), string("EVENT")),
@@ -412,6 +416,7 @@ impl AwsStore {
                 .await?,
             ("ttl".into(), self.unfinished_ttl(self.clock.now_ms())),
         ]))
+        .map(Some)
     }
 
     /// The flow-control records of `t`, each conditional on the version read.
@@ -463,10 +468,7 @@ impl AwsStore {
     /// free, lapsed, or already this run's).
     async fn creation_writes(&self, t: &Transition) -> Result<Vec<TransactWriteItem>> {
         let run = &t.run;
-        let mut writes = Vec::new();
-        if t.event_recorded_at.is_none() {
-            writes.push(self.event_write(t).await?);
-        }
+        let mut writes: Vec<_> = self.event_copy(t).await?.into_iter().collect();
         if let Some(claim) = &t.idempotency {
             let put = Put::builder()
                 .table_name(self.table())
@@ -664,8 +666,8 @@ impl AwsStore {
         let mut records = self.record_writes(t, &own_items).await?;
         if t.fence == Fence::Create {
             records.extend(self.creation_writes(t).await?);
-        } else if t.replaces_event && t.event_recorded_at.is_none() {
-            records.push(self.event_write(t).await?);
+        } else if t.replaces_event {
+            records.extend(self.event_copy(t).await?);
         }
         for other in &t.also_create {
             // The skipped run of the event being routed refers to its record
@@ -673,9 +675,7 @@ impl AwsStore {
             let mut created = Transition::new(Fence::Create, other.clone());
             created.event_recorded_at = t.event_recorded_at;
             records.push(self.run_write(&created, Vec::new()).await?);
-            if created.event_recorded_at.is_none() {
-                records.push(self.event_write(&created).await?);
-            }
+            records.extend(self.event_copy(&created).await?);
         }
         let flow = self.flow_writes(t)?;
         if (!flow.is_empty() || !t.also_create.is_empty())

@@ -232,19 +232,16 @@ impl AwsStore {
         })
     }
 
-    /// Stores `event` unless its id was received within `dedupe_ms`.
+    /// Stores `event` (serialized: `json`) unless its id was received within
+    /// `dedupe_ms`; true if stored.
     async fn put_event(
         &self,
         event: &Event,
+        json: String,
         received_at: i64,
         dedupe_ms: i64,
     ) -> hookflow::Result<bool> {
-        let (body_name, body) = self
-            .body_attribute(
-                "body",
-                serde_json::to_string(event).map_err(AwsError::from)?,
-            )
-            .await?;
+        let (body_name, body) = self.body_attribute("body", json).await?;
         let result = self
             .ddb()
             .put_item()
@@ -278,7 +275,9 @@ impl AwsStore {
     ) -> hookflow::Result<Vec<bool>> {
         let mut stored = Vec::with_capacity(events.len());
         for event in events {
-            let new = self.put_event(event, received_at, dedupe_ms).await?;
+            let json = serde_json::to_string(event).map_err(AwsError::from)?;
+            let small = json.len() <= CARRIED_EVENT_BYTES;
+            let new = self.put_event(event, json, received_at, dedupe_ms).await?;
             stored.push(new);
             // A duplicate is routed again too: if whoever stored it died before
             // queuing its route, this redelivery is the only way it gets
@@ -286,10 +285,7 @@ impl AwsStore {
             // A route sent now carries the event it has just stored, when
             // small, so the router need not read it back (a duplicate's may
             // differ from the stored one: the router reads that).
-            let route = if new
-                && event.ts <= received_at
-                && serde_json::to_vec(event).map_err(AwsError::from)?.len() <= CARRIED_EVENT_BYTES
-            {
+            let route = if new && small && event.ts <= received_at {
                 Envelope::route_stored(StoredEvent {
                     event: event.clone(),
                     received_at,

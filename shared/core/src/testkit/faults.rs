@@ -220,6 +220,21 @@ impl<S> Faulty<S> {
         }
         out
     }
+
+    /// Holds a load of run `id` that has read, if a test asked to.
+    async fn hold_load_of(&self, id: &str) {
+        let pause = {
+            let mut slot = lock(&self.pause);
+            match slot.as_ref() {
+                Some(p) if p.run_id == id => slot.take(),
+                _ => None,
+            }
+        };
+        if let Some(pause) = pause {
+            pause.loaded.notify_one();
+            pause.release.notified().await;
+        }
+    }
 }
 
 fn injected(what: &str) -> Error {
@@ -253,23 +268,6 @@ impl<S: EventLog> EventLog for Faulty<S> {
     async fn events_since(&self, name: &str, since: i64, limit: usize) -> Result<Vec<StoredEvent>> {
         self.alive()?;
         self.inner.events_since(name, since, limit).await
-    }
-}
-
-impl<S> Faulty<S> {
-    /// Holds a load of run `id` that has read, if a test asked to.
-    async fn hold_load_of(&self, id: &str) {
-        let pause = {
-            let mut slot = lock(&self.pause);
-            match slot.as_ref() {
-                Some(p) if p.run_id == id => slot.take(),
-                _ => None,
-            }
-        };
-        if let Some(pause) = pause {
-            pause.loaded.notify_one();
-            pause.release.notified().await;
-        }
     }
 }
 
