@@ -1,7 +1,9 @@
 //! Run leases: bounded by the invocation's deadline, extended while a long
 //! step runs, and a fence: a worker that lost its lease commits nothing and
 //! stops; a cancellation requested while a step runs stops the run at the
-//! step's end.
+//! step's end. A delivery writes its lease with its first commit, or after
+//! a second (the first heartbeat if sooner); until then the version it
+//! read fences it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -17,7 +19,7 @@ use hookflow_embedded::SqliteStore;
 use hookflow_embedded::testing::START_MS;
 use hookflow_tests::Counter;
 use serde_json::json;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::Notify;
 
 fn engine(
     store: &SqliteStore,
@@ -90,7 +92,8 @@ async fn route_one(
 
 #[tokio::test]
 async fn a_lease_never_outlives_the_invocations_deadline() {
-    // GIVEN a step that records the lease its run holds while it runs
+    // GIVEN a second step that records the lease its run holds while it runs
+    // (the first step's checkpoint wrote it)
     let store = SqliteStore::in_memory().unwrap();
     let clock = FakeClock::new(START_MS);
     let seen = Arc::new(AtomicI64::new(0));
@@ -99,6 +102,7 @@ async fn a_lease_never_outlives_the_invocations_deadline() {
         let (s, seen) = (s.clone(), seen2.clone());
         async move {
             let run = ctx.run_id.clone();
+            ctx.step.run("first", || async { Ok(()) }).await?;
             ctx.step
                 .run("look", move || async move {
                     let lease = s.get_run(&run).await?.unwrap().lease.unwrap();
@@ -112,6 +116,7 @@ async fn a_lease_never_outlives_the_invocations_deadline() {
     let settings = WorkerSettings {
         lease: Duration::from_secs(60),
         heartbeat: None,
+        ..WorkerSettings::default()
     };
     let engine = engine(&store, vec![f], Arc::new(clock.clone()), settings);
     let run_id = route_one(&engine, &store, "f", START_MS).await;
@@ -165,49 +170,95 @@ fn gated(gate: Arc<Notify>, entered: Arc<Notify>, ran: &Counter) -> Function {
     })
 }
 
+/// A run of [`gated`] whose first delivery (worker A) is inside its first
+/// step, held there until `gate` opens.
+struct Gated {
+    store: SqliteStore,
+    engine: Engine<SqliteStore>,
+    gate: Arc<Notify>,
+    ran: Counter,
+    run_id: String,
+    worker_a: tokio::task::JoinHandle<hookflow::Result<Handled>>,
+}
+
+impl Gated {
+    async fn start(clock: Arc<dyn Clock>, settings: WorkerSettings) -> Self {
+        let store = SqliteStore::in_memory().unwrap();
+        let (gate, entered, ran) = (
+            Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
+            Counter::default(),
+        );
+        let now = clock.now_ms();
+        let engine = engine(
+            &store,
+            vec![gated(gate.clone(), entered.clone(), &ran)],
+            clock,
+            settings,
+        );
+        let run_id = route_one(&engine, &store, "slow", now).await;
+        let worker_a = {
+            let (engine, envelope) = (engine.clone(), start(&run_id, "slow"));
+            tokio::spawn(async move { engine.handle(&envelope).await })
+        };
+        entered.notified().await;
+        Self {
+            store,
+            engine,
+            gate,
+            ran,
+            run_id,
+            worker_a,
+        }
+    }
+
+    /// Waits (up to 2 s) until A has written the run's lease.
+    async fn leased(&self) -> hookflow::Run {
+        for _ in 0..100 {
+            let run = self.store.get_run(&self.run_id).await.unwrap().unwrap();
+            if run.lease.is_some() {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the lease was never written");
+    }
+
+    /// A delivery of a timer's resume.
+    fn resume(&self) -> Envelope {
+        Envelope::new(
+            Target::Function("slow".into()),
+            Message::Resume {
+                run_id: self.run_id.clone(),
+            },
+        )
+    }
+
+    /// Lets A's step finish; what A's delivery came to.
+    async fn release(&mut self) -> Handled {
+        self.gate.notify_one();
+        (&mut self.worker_a).await.unwrap().unwrap()
+    }
+}
+
 #[tokio::test]
 async fn a_worker_that_lost_its_lease_commits_nothing_and_stops() {
-    // GIVEN worker A stuck in a step past its 30 s lease, without heartbeats
-    let store = SqliteStore::in_memory().unwrap();
+    // GIVEN worker A stuck in a step past its 30 s lease (written at once,
+    // never extended)
     let clock = FakeClock::new(START_MS);
-    let (gate, entered, ran) = (
-        Arc::new(Notify::new()),
-        Arc::new(Notify::new()),
-        Counter::default(),
-    );
     let settings = WorkerSettings {
         lease: Duration::from_secs(30),
         heartbeat: None,
+        lease_deferral: Duration::ZERO,
     };
-    let engine = engine(
-        &store,
-        vec![gated(gate.clone(), entered.clone(), &ran)],
-        Arc::new(clock.clone()),
-        settings,
-    );
-    let run_id = route_one(&engine, &store, "slow", START_MS).await;
-    let (done_tx, done_rx) = oneshot::channel();
-    let worker_a = {
-        let (engine, envelope) = (engine.clone(), start(&run_id, "slow"));
-        tokio::spawn(async move {
-            let _ = done_tx.send(engine.handle(&envelope).await);
-        })
-    };
-    entered.notified().await;
+    let mut a = Gated::start(Arc::new(clock.clone()), settings).await;
+    a.leased().await;
     // WHEN the lease lapses and worker B takes the run and finishes it
     clock.advance(Duration::from_secs(31));
-    let resume = Envelope::new(
-        Target::Function("slow".into()),
-        Message::Resume {
-            run_id: run_id.clone(),
-        },
-    );
-    assert_eq!(engine.handle(&resume).await.unwrap(), Handled::Done);
+    assert_eq!(a.engine.handle(&a.resume()).await.unwrap(), Handled::Done);
     // THEN A's late checkpoint is refused: it stops, leaving B's result
-    gate.notify_one();
-    worker_a.await.unwrap();
-    assert_eq!(done_rx.await.unwrap().unwrap(), Handled::Busy);
-    let view = engine.run_view(&run_id).await.unwrap().unwrap();
+    assert_eq!(a.release().await, Handled::Busy);
+    let view = a.engine.run_view(&a.run_id).await.unwrap().unwrap();
     assert_eq!(view.run.status, RunStatus::Completed);
     assert_eq!(
         view.run.output,
@@ -216,7 +267,7 @@ async fn a_worker_that_lost_its_lease_commits_nothing_and_stops() {
     );
     assert_eq!(view.steps[0].attempts, 1);
     assert_eq!(
-        drain(&engine, &store, START_MS + 31_000).await,
+        drain(&a.engine, &a.store, START_MS + 31_000).await,
         0,
         "nothing left to do"
     );
@@ -225,35 +276,17 @@ async fn a_worker_that_lost_its_lease_commits_nothing_and_stops() {
 #[tokio::test]
 async fn a_cancellation_requested_during_a_step_stops_the_run_when_the_step_ends() {
     // GIVEN a run inside its first step
-    let store = SqliteStore::in_memory().unwrap();
     let clock = FakeClock::new(START_MS);
-    let (gate, entered, ran) = (
-        Arc::new(Notify::new()),
-        Arc::new(Notify::new()),
-        Counter::default(),
-    );
-    let engine = engine(
-        &store,
-        vec![gated(gate.clone(), entered.clone(), &ran)],
-        Arc::new(clock.clone()),
-        WorkerSettings::default(),
-    );
-    let run_id = route_one(&engine, &store, "slow", START_MS).await;
-    let worker = {
-        let (engine, envelope) = (engine.clone(), start(&run_id, "slow"));
-        tokio::spawn(async move { engine.handle(&envelope).await })
-    };
-    entered.notified().await;
+    let mut a = Gated::start(Arc::new(clock), WorkerSettings::default()).await;
     // WHEN it is cancelled, then the step finishes
-    let requested = engine.cancel(&run_id).await.unwrap();
+    let requested = a.engine.cancel(&a.run_id).await.unwrap();
     assert_eq!(
         requested.cancel_requested.as_deref(),
         Some("cancelled by request")
     );
-    gate.notify_one();
-    assert_eq!(worker.await.unwrap().unwrap(), Handled::Done);
+    assert_eq!(a.release().await, Handled::Done);
     // THEN the run is cancelled and its next step never ran
-    let view = engine.run_view(&run_id).await.unwrap().unwrap();
+    let view = a.engine.run_view(&a.run_id).await.unwrap().unwrap();
     assert_eq!(view.run.status, RunStatus::Cancelled);
     assert!(
         view.steps.iter().all(|s| s.id != "next"),
@@ -261,51 +294,109 @@ async fn a_cancellation_requested_during_a_step_stops_the_run_when_the_step_ends
         view.steps
     );
     // and the queued cancel message finds the run already finished
-    assert_eq!(drain(&engine, &store, START_MS).await, 1);
+    assert_eq!(drain(&a.engine, &a.store, START_MS).await, 1);
 }
 
 #[tokio::test]
 async fn a_long_step_keeps_its_lease_with_heartbeats() {
     // GIVEN a 1.5 s lease extended every 0.5 s, on the wall clock, and a step
     // that takes 3 s
-    let store = SqliteStore::in_memory().unwrap();
-    let (gate, entered, ran) = (
-        Arc::new(Notify::new()),
-        Arc::new(Notify::new()),
-        Counter::default(),
-    );
     let settings = WorkerSettings {
         lease: Duration::from_millis(1_500),
         heartbeat: Some(Duration::from_millis(500)),
+        ..WorkerSettings::default()
     };
-    let engine = engine(
-        &store,
-        vec![gated(gate.clone(), entered.clone(), &ran)],
-        Arc::new(SystemClock),
-        settings,
-    );
-    let now = SystemClock.now_ms();
-    let run_id = route_one(&engine, &store, "slow", now).await;
-    let worker = {
-        let (engine, envelope) = (engine.clone(), start(&run_id, "slow"));
-        tokio::spawn(async move { engine.handle(&envelope).await })
-    };
-    entered.notified().await;
-    // WHEN other deliveries of the run arrive throughout
-    let resume = Envelope::new(
-        Target::Function("slow".into()),
-        Message::Resume {
-            run_id: run_id.clone(),
-        },
-    );
+    let mut a = Gated::start(Arc::new(SystemClock), settings).await;
+    // WHEN its lease is written (at the first heartbeat, the step still
+    // running) and other deliveries of the run arrive throughout
+    assert_eq!(a.leased().await.status, RunStatus::Running);
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // THEN each finds the run held: the lease outlived its 1.5 s
-        assert_eq!(engine.handle(&resume).await.unwrap(), Handled::Busy);
+        assert_eq!(a.engine.handle(&a.resume()).await.unwrap(), Handled::Busy);
     }
-    gate.notify_one();
-    assert_eq!(worker.await.unwrap().unwrap(), Handled::Done);
-    assert_eq!(ran.get(), 1, "the step ran once");
+    assert_eq!(a.release().await, Handled::Done);
+    assert_eq!(a.ran.get(), 1, "the step ran once");
+    let run = a.store.get_run(&a.run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_delivery_writes_its_lease_with_its_first_checkpoint() {
+    // GIVEN a started run whose first step looks at the stored run
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (s, seen2) = (store.clone(), seen.clone());
+    let f = Function::new("f").on_event("go").handler(move |ctx| {
+        let (s, seen) = (s.clone(), seen2.clone());
+        async move {
+            for id in ["one", "two"] {
+                let (s, seen, run) = (s.clone(), seen.clone(), ctx.run_id.clone());
+                ctx.step
+                    .run(id, move || async move {
+                        let stored = s.get_run(&run).await?.unwrap();
+                        seen.lock()
+                            .unwrap()
+                            .push((stored.status, stored.lease.is_some()));
+                        Ok(())
+                    })
+                    .await?;
+            }
+            Ok(())
+        }
+    });
+    let settings = WorkerSettings {
+        lease_deferral: Duration::from_secs(3_600),
+        ..WorkerSettings::default()
+    };
+    let engine = engine(&store, vec![f], Arc::new(clock.clone()), settings);
+    let run_id = route_one(&engine, &store, "f", START_MS).await;
+    // WHEN it is handled
+    let handled = engine.handle(&start(&run_id, "f")).await.unwrap();
+    // THEN nothing was written before the first step's code ran: its
+    // checkpoint took the lease, and the run ended with the second's
+    assert_eq!(handled, Handled::Done);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(RunStatus::Queued, false), (RunStatus::Running, true)]
+    );
     let run = store.get_run(&run_id).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Completed);
+    assert!(run.started_at.is_some());
+}
+
+#[tokio::test]
+async fn two_deliveries_before_the_lease_is_written_record_one_execution() {
+    // GIVEN worker A inside the first step of a run, its lease not written
+    // (only its first commit would write it)
+    let settings = WorkerSettings {
+        lease: Duration::from_secs(60),
+        heartbeat: None,
+        lease_deferral: Duration::from_secs(3_600),
+    };
+    let mut a = Gated::start(Arc::new(FakeClock::new(START_MS)), settings).await;
+    // WHEN a duplicate of its start runs the run to its end meanwhile
+    assert_eq!(
+        a.engine.handle(&start(&a.run_id, "slow")).await.unwrap(),
+        Handled::Done
+    );
+    // THEN A's first commit is refused (the run moved past the version it
+    // read): it stops, and only B's execution is recorded
+    assert_eq!(a.release().await, Handled::Busy);
+    let view = a.engine.run_view(&a.run_id).await.unwrap().unwrap();
+    assert_eq!(view.run.status, RunStatus::Completed);
+    assert_eq!(view.run.output, Some(json!(2)), "B's result");
+    assert_eq!(view.steps.len(), 2);
+    assert!(
+        view.steps.iter().all(|s| s.attempts == 1),
+        "{:?}",
+        view.steps
+    );
+    assert_eq!(a.ran.get(), 2, "the step's code ran in both");
+    assert_eq!(
+        drain(&a.engine, &a.store, START_MS).await,
+        0,
+        "nothing left"
+    );
 }

@@ -43,6 +43,7 @@ impl EngineConfig {
             worker: WorkerSettings {
                 lease,
                 heartbeat: Some(lease / 3),
+                ..WorkerSettings::default()
             },
             ..Self::default()
         }

@@ -14,12 +14,13 @@ use crate::error::Result;
 use crate::run::Envelope;
 
 pub use self::contract::{
-    blobs_are_stored_once_by_content, cancellation_requests_fence_the_holder,
-    events_are_deduplicated_and_routed, flow_records_change_only_at_the_version_read,
-    idempotency_keys_are_claimed_once, journal_checkpoints_are_ordered_and_replaced,
-    large_payloads_round_trip, leases_fence_every_commit,
-    runs_are_created_once_and_frozen_when_finished, runs_read_the_routed_event_they_refer_to,
-    the_outbox_delivers_on_time, waiters_are_registered_by_transitions,
+    a_deferred_lease_is_taken_by_the_first_commit, blobs_are_stored_once_by_content,
+    cancellation_requests_fence_the_holder, events_are_deduplicated_and_routed,
+    flow_records_change_only_at_the_version_read, idempotency_keys_are_claimed_once,
+    journal_checkpoints_are_ordered_and_replaced, large_payloads_round_trip,
+    leases_fence_every_commit, runs_are_created_once_and_frozen_when_finished,
+    runs_read_the_routed_event_they_refer_to, the_outbox_delivers_on_time,
+    waiters_are_registered_by_transitions,
 };
 
 /// Lets the suite observe deliveries: the messages due at `now`, removed from
@@ -52,6 +53,10 @@ macro_rules! store_contract_tests {
         #[tokio::test]
         async fn contract_cancellation_requests_fence_the_holder() {
             $crate::testkit::cancellation_requests_fence_the_holder($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_a_deferred_lease_is_taken_by_the_first_commit() {
+            $crate::testkit::a_deferred_lease_is_taken_by_the_first_commit($make.await).await;
         }
         #[tokio::test]
         async fn contract_idempotency_keys_are_claimed_once() {

@@ -38,6 +38,16 @@ pub enum Fence {
         /// The run's version when the taker read it.
         version: u64,
     },
+    /// Takes the lease a worker put off until the first commit of its
+    /// execution (a checkpoint, the conclusion, or the lease keeper's first
+    /// tick): like [`Fence::Acquire`], and, like [`Fence::Hold`], refused
+    /// when a cancellation has been requested.
+    Begin {
+        /// The writer's time (ms).
+        now: i64,
+        /// The run's version when the worker read it.
+        version: u64,
+    },
     /// The writer holds the lease `token`, it has not lapsed at `now`, and no
     /// cancellation has been requested since.
     Hold {
@@ -199,10 +209,10 @@ pub enum Conflict {
         /// The run holding it.
         run_id: String,
     },
-    /// [`Fence::Acquire`]: another worker holds the lease.
+    /// [`Fence::Acquire`] or [`Fence::Begin`]: another worker holds the lease.
     #[error("another worker holds the run")]
     Leased,
-    /// [`Fence::Acquire`]: the run changed since it was read.
+    /// [`Fence::Acquire`] or [`Fence::Begin`]: the run changed since it was read.
     #[error("the run changed since it was read")]
     Changed,
     /// The run does not exist.
@@ -217,7 +227,8 @@ pub enum Conflict {
     /// A flow-control record changed since it was read: decide again.
     #[error("a flow-control record changed since it was read")]
     FlowChanged,
-    /// [`Fence::Hold`]: a cancellation was requested for this reason.
+    /// [`Fence::Hold`] or [`Fence::Begin`]: a cancellation was requested
+    /// for this reason.
     #[error("cancellation requested: {0}")]
     CancelRequested(String),
 }

@@ -204,13 +204,15 @@ fn check_run_fence(tx: &Connection, t: &Transition) -> Result<Result<Option<RunS
     let finished = stored.is_some_and(RunStatus::is_terminal);
     Ok(match &t.fence {
         Fence::Create => Ok(stored),
-        Fence::Acquire { now, version: read } => {
+        Fence::Acquire { now, version: read } | Fence::Begin { now, version: read } => {
             if finished {
                 Err(Conflict::Finished)
             } else if u64::try_from(version).ok() != Some(*read) {
                 Err(Conflict::Changed)
             } else if token.is_some() && until > *now {
                 Err(Conflict::Leased)
+            } else if let (Fence::Begin { .. }, Some(reason)) = (&t.fence, cancel) {
+                Err(Conflict::CancelRequested(reason))
             } else {
                 Ok(stored)
             }

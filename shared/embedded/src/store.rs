@@ -220,7 +220,10 @@ impl SqliteStore {
 fn must_sync(t: &Transition) -> bool {
     !t.steps.is_empty()
         || t.run.status.is_terminal()
-        || !matches!(t.fence, Fence::Create | Fence::Acquire { .. })
+        || !matches!(
+            t.fence,
+            Fence::Create | Fence::Acquire { .. } | Fence::Begin { .. }
+        )
 }
 
 /// The run `id` with its journal.

@@ -106,15 +106,19 @@ fn fence_condition(fence: &Fence) -> Condition {
             names: Vec::new(),
             values: Vec::new(),
         },
-        Fence::Acquire { now, version } => {
+        Fence::Acquire { now, version } | Fence::Begin { now, version } => {
             let mut values = terminal();
             values.push((":now", number(*now)));
             values.push((":version", number(i64::try_from(*version).unwrap_or(i64::MAX))));
+            let mut expression = "attribute_exists(pk) AND NOT (#status IN (:completed, :failed, :cancelled, :skipped)) \
+                                  AND #ver = :version \
+                                  AND (attribute_not_exists(lease_token) OR lease_until <= :now)"
+                .to_owned();
+            if matches!(fence, Fence::Begin { .. }) {
+                expression.push_str(" AND attribute_not_exists(cancel_requested)");
+            }
             Condition {
-                expression: "attribute_exists(pk) AND NOT (#status IN (:completed, :failed, :cancelled, :skipped)) \
-                             AND #ver = :version \
-                             AND (attribute_not_exists(lease_token) OR lease_until <= :now)"
-                    .into(),
+                expression,
                 names: vec![("#status", "status"), ("#ver", "version")],
                 values,
             }
@@ -632,11 +636,19 @@ impl AwsStore {
         };
         Ok(match &t.fence {
             Fence::Create => Conflict::Exists,
-            Fence::Acquire { .. } if status.is_terminal() => Conflict::Finished,
-            Fence::Acquire { version: read, .. } if i64::try_from(*read).ok() != Some(version) => {
+            Fence::Acquire { .. } | Fence::Begin { .. } if status.is_terminal() => {
+                Conflict::Finished
+            }
+            Fence::Acquire { version: read, .. } | Fence::Begin { version: read, .. }
+                if i64::try_from(*read).ok() != Some(version) =>
+            {
                 Conflict::Changed
             }
-            Fence::Acquire { .. } => Conflict::Leased,
+            Fence::Begin { now, .. } if token.is_none() || until <= *now => match cancel {
+                Some(reason) => Conflict::CancelRequested(reason),
+                None => Conflict::Leased,
+            },
+            Fence::Acquire { .. } | Fence::Begin { .. } => Conflict::Leased,
             Fence::Hold { token: mine, now } | Fence::HoldCancelling { token: mine, now } => {
                 if token != Some(mine.as_str()) || until <= *now {
                     Conflict::LeaseLost

@@ -510,6 +510,104 @@ pub async fn cancellation_requests_fence_the_holder<S: Store + QueueProbe>(store
     assert!(store.take_due(T0 + 10).await.unwrap().is_empty());
 }
 
+/// A lease a worker put off to its execution's first commit
+/// ([`Fence::Begin`]) is taken by that commit at the version the worker
+/// read, unless the run moved on since, is held, finished, or has a
+/// requested cancellation (which taking the run with [`Fence::Acquire`]
+/// then applies).
+pub async fn a_deferred_lease_is_taken_by_the_first_commit<S: Store + QueueProbe>(store: S) {
+    let r = run("run-b", "fn", T0);
+    create(&store, &r).await;
+    let read = store.get_run("run-b").await.unwrap().unwrap();
+    let first = |token: &str, now: i64, version: u64| {
+        let mut next = read.clone();
+        next.status = RunStatus::Running;
+        next.lease = Some(Lease {
+            token: token.into(),
+            until: now + 100,
+        });
+        let mut t = Transition::new(Fence::Begin { now, version }, next);
+        t.steps.push(step("s1", 0, StepStatus::Completed));
+        t
+    };
+    // Two executions read the run at one version: the first commit wins.
+    commit(&store, &first("a", T0 + 10, read.version))
+        .await
+        .unwrap();
+    assert_eq!(
+        commit(&store, &first("b", T0 + 20, read.version)).await,
+        Err(Conflict::Changed),
+        "b read the run before a's commit"
+    );
+    let loaded = store.load_run("run-b").await.unwrap().unwrap();
+    assert_eq!(loaded.run.status, RunStatus::Running);
+    assert_eq!(
+        loaded.run.lease.as_ref().map(|l| l.token.as_str()),
+        Some("a")
+    );
+    assert_eq!(loaded.journal.len(), 1);
+    // At the version now stored, a's live lease refuses another; a holds it.
+    assert_eq!(
+        commit(&store, &first("c", T0 + 30, loaded.run.version)).await,
+        Err(Conflict::Leased)
+    );
+    let mut next = loaded.run.clone();
+    next.lease = None;
+    next.status = RunStatus::Sleeping;
+    let hold = Fence::Hold {
+        token: "a".into(),
+        now: T0 + 40,
+    };
+    commit(&store, &Transition::new(hold, next)).await.unwrap();
+
+    // A cancellation requested after the read refuses the first commit and
+    // writes nothing of it; taking the run to cancel it goes through.
+    let r = run("run-c", "fn", T0);
+    create(&store, &r).await;
+    let read = store.get_run("run-c").await.unwrap().unwrap();
+    assert!(store.request_cancel("run-c", "fn", "stop").await.unwrap());
+    store.take_due(T0).await.unwrap();
+    let mut begun = read.clone();
+    begun.status = RunStatus::Running;
+    begun.lease = Some(Lease {
+        token: "a".into(),
+        until: T0 + 100,
+    });
+    let mut t = Transition::new(
+        Fence::Begin {
+            now: T0 + 1,
+            version: read.version,
+        },
+        begun.clone(),
+    );
+    t.steps.push(step("s1", 0, StepStatus::Completed));
+    assert_eq!(
+        commit(&store, &t).await,
+        Err(Conflict::CancelRequested("stop".into()))
+    );
+    let loaded = store.load_run("run-c").await.unwrap().unwrap();
+    assert!(loaded.journal.is_empty() && loaded.run.lease.is_none());
+    let mut cancelled = begun;
+    cancelled.status = RunStatus::Cancelled;
+    cancelled.lease = None;
+    let acquire = Fence::Acquire {
+        now: T0 + 2,
+        version: read.version,
+    };
+    commit(&store, &Transition::new(acquire, cancelled))
+        .await
+        .unwrap();
+    let mut late = Transition::new(
+        Fence::Begin {
+            now: T0 + 3,
+            version: read.version + 1,
+        },
+        read,
+    );
+    late.steps.push(step("s1", 0, StepStatus::Completed));
+    assert_eq!(commit(&store, &late).await, Err(Conflict::Finished));
+}
+
 /// An idempotency key is claimed with its run's creation, once until it lapses.
 pub async fn idempotency_keys_are_claimed_once<S: Store + QueueProbe>(store: S) {
     let claim = |now| IdempotencyClaim {

@@ -438,6 +438,8 @@ impl<S: Store + QueueProbe> Harness<S> {
             worker: WorkerSettings {
                 lease: HARNESS_LEASE,
                 heartbeat: None,
+                // Only commits write a lease, so each run writes the same.
+                lease_deferral: HARNESS_LEASE,
             },
             drive_crons: true,
         };

@@ -36,7 +36,7 @@ use crate::transition::{Conflict, Fence, Outgoing, Transition};
 
 use self::conclude::conclude;
 use self::executor::{Ending, execute};
-use self::session::{Interrupt, LeaseTerms, Session};
+use self::session::{Deferred, Interrupt, LeaseTerms, Session};
 
 /// How far back a suspended run looks for events that arrived while its
 /// waiters were being registered (the longest a worker holds a run).
@@ -68,6 +68,10 @@ pub struct WorkerSettings {
     /// requested cancellation); `None` never extends it (a lease as long as
     /// the longest execution).
     pub heartbeat: Option<Duration>,
+    /// How long an execution that put its lease off may run before the lease
+    /// keeper writes it (sooner with a shorter heartbeat); until then only
+    /// its first commit would.
+    pub lease_deferral: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -75,6 +79,7 @@ impl Default for WorkerSettings {
         Self {
             lease: Duration::from_secs(60),
             heartbeat: Some(Duration::from_secs(20)),
+            lease_deferral: Duration::from_secs(1),
         }
     }
 }
@@ -223,7 +228,11 @@ where
         {
             Acquired::Busy => Ok(Handled::Busy),
             Acquired::Gone => Ok(Handled::Done),
-            Acquired::Ready { run, journal } => {
+            Acquired::Ready {
+                run,
+                journal,
+                deferred,
+            } => {
                 let Some(function) = function else {
                     return Ok(Handled::Done); // unreachable: concluded at acquisition
                 };
@@ -232,7 +241,7 @@ where
                     self.clock.clone(),
                     terms,
                     token,
-                    *run,
+                    (*run, deferred),
                     &journal,
                 ));
                 self.run_leased(&function, session, journal).await
@@ -243,7 +252,9 @@ where
     /// Takes the lease in one transition with what is decided before user
     /// code runs, and with the run's concurrency slots; when a slot is not
     /// free, records the run's place in line instead (with a waiting step's
-    /// answer, which must not be lost) and leaves the run unleased.
+    /// answer, which must not be lost) and leaves the run unleased. A start
+    /// or a timer's resume that decides nothing else puts the lease off to
+    /// the execution's first commit ([`Deferred`]), which then writes it.
     async fn acquire(
         &self,
         loaded: LoadedRun,
@@ -324,6 +335,24 @@ where
                 .outbox
                 .push(resume_at(&run, started_at + duration_ms(limit)));
         }
+        let defer = !limited
+            && answered.steps.is_empty()
+            && run.status != RunStatus::Waiting
+            && matches!(cause, Cause::Start { .. } | Cause::Resume);
+        if defer {
+            if run.lease.as_ref().is_some_and(|lease| lease.until > now) {
+                return Ok(Acquired::Busy); // what taking it would find
+            }
+            return Ok(Acquired::Ready {
+                run: Box::new(transition.run),
+                journal,
+                deferred: Some(Deferred {
+                    version: run.version,
+                    outbox: transition.outbox,
+                    first_start: first_start.then_some(now),
+                }),
+            });
+        }
         for _ in 0..FLOW_ATTEMPTS {
             let mut attempt = transition.clone();
             if let (true, Some(function)) = (limited, function) {
@@ -376,6 +405,7 @@ where
                     Ok(Acquired::Ready {
                         run: Box::new(attempt.run),
                         journal,
+                        deferred: None,
                     })
                 }
                 Err(Conflict::FlowChanged) => {
@@ -426,10 +456,7 @@ where
             .finish_timeout
             .zip(run.started_at)
             .map(|(limit, started)| started + duration_ms(limit));
-        let keeper = self
-            .settings
-            .heartbeat
-            .map(|every| session.keep_lease(every));
+        let keeper = session.keep_lease(self.settings.heartbeat, self.settings.lease_deferral);
         let span = tracing::info_span!("run", run.id = %run.id, function = %run.function_id);
         let events = self.events_of(&run).await?;
         let execution = execute(function, &run, journal, session.clone(), finish_by, events)
@@ -472,20 +499,12 @@ where
         }
         for _ in 0..CONCLUDE_ATTEMPTS {
             let now = self.now();
-            let fence = match ending {
-                Ending::Cancelled(_) => Fence::HoldCancelling {
-                    token: token.clone(),
-                    now,
-                },
-                _ => Fence::Hold {
-                    token: token.clone(),
-                    now,
-                },
-            };
+            let (fence, carried) = session.fence(now, matches!(ending, Ending::Cancelled(_)));
             let run = session.run();
             let journal = session.journal_with(&pending.steps);
             let mut transition =
                 conclude_ending(fence, run, &journal, pending.clone(), &ending, now);
+            transition.outbox.extend(carried);
             if slots::limited(function) {
                 let (writes, outbox) =
                     slots::give_back(&self.store, function, &transition.run, now, self.lease_ms())
@@ -495,6 +514,7 @@ where
             }
             match self.store.commit(&transition).await? {
                 Ok(committed) => {
+                    session.committed(&transition.run);
                     transition
                         .steps
                         .iter()
@@ -520,6 +540,9 @@ where
     /// need not wait for it to lapse (best effort). Messages the last commit
     /// may not have delivered stay in the outbox.
     async fn release(&self, session: &Session<S>) {
+        if session.deferred() {
+            return; // nothing written, nothing to give back
+        }
         let mut run = session.run();
         run.lease = None;
         let fence = Fence::Hold {
@@ -550,10 +573,13 @@ enum Acquired {
     Busy,
     /// The run is finished or gone: nothing to do.
     Gone,
-    /// The lease is ours: the run (as committed) and its journal.
+    /// The lease is ours: the run (as committed, or as the lease's first
+    /// commit will write it) and its journal.
     Ready {
         run: Box<Run>,
         journal: Vec<StepRecord>,
+        /// The lease is not written yet.
+        deferred: Option<Deferred>,
     },
 }
 

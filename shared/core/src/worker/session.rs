@@ -1,14 +1,22 @@
 //! One execution of a run under its lease: step checkpoints committed as
 //! fenced transitions, and the lease keeper that extends the lease while a
 //! long step runs and notices a requested cancellation.
+//!
+//! A delivery may put off writing its lease ([`Deferred`]): the execution's
+//! first commit takes it ([`Fence::Begin`], at the version the worker read),
+//! or the keeper does once the execution has run for a while
+//! (`WorkerSettings::lease_deferral`, a second), whichever comes first. A run whose first step is quick so costs one write
+//! less, and a second delivery can only overlap the first for that long.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
 use crate::clock::{Clock, duration_ms};
+use crate::error::Result;
 use crate::run::{Lease, Run, StepRecord};
 use crate::step::{Change, Checkpoints, Halt};
 use crate::store::{Outbox, RunStore};
@@ -36,6 +44,17 @@ pub(crate) struct LeaseTerms {
 /// delivery with more time.
 const MIN_LEASE_MS: i64 = 1_000;
 
+/// A lease the worker has not written yet, and what writing it carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Deferred {
+    /// The run's version when the worker read it.
+    pub(crate) version: u64,
+    /// What taking the lease sends (a finish timeout's timer).
+    pub(crate) outbox: Vec<Outgoing>,
+    /// The run's first start, when this delivery starts it (for metrics).
+    pub(crate) first_start: Option<i64>,
+}
+
 impl LeaseTerms {
     /// When a lease taken or extended at `now` lapses, if that leaves enough time.
     pub(crate) fn until(&self, now: i64) -> Option<i64> {
@@ -54,6 +73,8 @@ pub(crate) struct Session<S> {
     run: Mutex<Run>,
     journal: Mutex<BTreeMap<String, StepRecord>>,
     interrupt: Mutex<Option<Interrupt>>,
+    /// The lease, while it is not written yet.
+    deferred: Mutex<Option<Deferred>>,
     /// Messages of the last commit not yet known to be delivered.
     undelivered: Mutex<Vec<Outgoing>>,
     serial: tokio::sync::Mutex<()>,
@@ -64,13 +85,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
-    /// A session for `run`, whose lease (`token`) the worker just took.
+    /// A session for `run`, whose lease (`token`) the worker just took, or
+    /// takes with its first commit (`deferred`).
     pub(crate) fn new(
         store: S,
         clock: Arc<dyn Clock>,
         terms: LeaseTerms,
         token: String,
-        run: Run,
+        (run, deferred): (Run, Option<Deferred>),
         journal: &[StepRecord],
     ) -> Self {
         Self {
@@ -81,6 +103,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             run: Mutex::new(run),
             journal: Mutex::new(journal.iter().map(|s| (s.id.clone(), s.clone())).collect()),
             interrupt: Mutex::new(None),
+            deferred: Mutex::new(deferred),
             undelivered: Mutex::new(Vec::new()),
             serial: tokio::sync::Mutex::new(()),
         }
@@ -113,6 +136,52 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
         lock(&self.undelivered).clone()
     }
 
+    /// True while the lease is not written yet.
+    pub(crate) fn deferred(&self) -> bool {
+        lock(&self.deferred).is_some()
+    }
+
+    /// The fence of the execution's next commit at `now` (`cancelling`: the
+    /// commit applies a requested cancellation), with the messages it must
+    /// carry besides its own: while the lease is deferred, those of taking it.
+    pub(crate) fn fence(&self, now: i64, cancelling: bool) -> (Fence, Vec<Outgoing>) {
+        match &*lock(&self.deferred) {
+            Some(Deferred {
+                version, outbox, ..
+            }) => {
+                let version = *version;
+                let fence = if cancelling {
+                    // The cancellation is what this commit applies.
+                    Fence::Acquire { now, version }
+                } else {
+                    Fence::Begin { now, version }
+                };
+                (fence, outbox.clone())
+            }
+            None => {
+                let token = self.token.clone();
+                let fence = if cancelling {
+                    Fence::HoldCancelling { token, now }
+                } else {
+                    Fence::Hold { token, now }
+                };
+                (fence, Vec::new())
+            }
+        }
+    }
+
+    /// Records that a commit fenced by [`Self::fence`] went through, as
+    /// `run`: the lease is written now.
+    pub(crate) fn committed(&self, run: &Run) {
+        if let Some(Deferred {
+            first_start: Some(at),
+            ..
+        }) = lock(&self.deferred).take()
+        {
+            crate::observe::run_started(run, at);
+        }
+    }
+
     /// Why the execution must stop, if it must.
     pub(crate) fn interruption(&self) -> Option<Interrupt> {
         lock(&self.interrupt).clone()
@@ -135,11 +204,10 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
                 until,
             });
         }
+        let (fence, mut outbox) = self.fence(now, false);
+        outbox.extend(change.outbox);
         let transition = Transition {
-            fence: Fence::Hold {
-                token: self.token.clone(),
-                now,
-            },
+            fence,
             run: run.clone(),
             steps: change.steps,
             waiters_added: change.waiters_added,
@@ -149,11 +217,12 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             replaces_event: false,
             event_recorded_at: None,
             also_create: Vec::new(),
-            outbox: change.outbox,
+            outbox,
             keep_pending: Vec::new(),
         };
         match self.store.commit(&transition).await {
             Ok(Ok(committed)) => {
+                self.committed(&run);
                 transition
                     .steps
                     .iter()
@@ -185,47 +254,106 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
         }
     }
 
-    /// Extends the lease every `every` until dropped; records a lost lease
-    /// or a requested cancellation for the steps to see.
-    pub(crate) fn keep_lease(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Writes a deferred lease once the execution has run for `deferral`
+    /// (or one heartbeat, if sooner), then extends it every `heartbeat`
+    /// until dropped; records a lost lease or a requested cancellation for
+    /// the steps to see. `None` when there is nothing to do.
+    pub(crate) fn keep_lease(
+        self: &Arc<Self>,
+        heartbeat: Option<Duration>,
+        deferral: Duration,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let first = if self.deferred() {
+            heartbeat.map_or(deferral, |every| every.min(deferral))
+        } else {
+            heartbeat?
+        };
         let session = Arc::downgrade(self);
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
+            let mut wait = first;
             loop {
-                tokio::time::sleep(every).await;
+                tokio::time::sleep(wait).await;
                 let Some(session) = session.upgrade() else {
                     return;
                 };
-                let now = session.clock.now_ms();
-                let Some(until) = session.terms.until(now) else {
-                    return; // the deadline is near: the lease ends with it
-                };
-                let run_id = session.run().id;
-                let result = {
-                    let _one_at_a_time = session.serial.lock().await;
-                    session
-                        .store
-                        .extend_lease(&run_id, &session.token, now, until)
-                        .await
-                };
-                match result {
-                    Ok(Ok(())) => {
-                        if let Some(lease) = lock(&session.run).lease.as_mut() {
-                            lease.until = until;
-                        }
-                    }
-                    Ok(Err(Conflict::CancelRequested(reason))) => {
-                        session.interrupt(Interrupt::Cancel(reason));
-                    }
-                    Ok(Err(_)) => {
-                        session.interrupt(Interrupt::LeaseLost);
-                        return;
-                    }
-                    Err(err) => {
-                        tracing::warn!(run.id = %run_id, error = %err, "lease extension failed; will retry");
-                    }
+                if session.keep().await.is_break() {
+                    return;
+                }
+                match heartbeat {
+                    Some(every) => wait = every,
+                    None if session.deferred() => {} // a store error: again
+                    None => return,
                 }
             }
-        })
+        }))
+    }
+
+    /// One tick of the lease keeper: writes the deferred lease, or extends
+    /// the lease held. Breaks when there is no lease to keep.
+    async fn keep(&self) -> ControlFlow<()> {
+        let now = self.clock.now_ms();
+        let Some(until) = self.terms.until(now) else {
+            return ControlFlow::Break(()); // the deadline is near: the lease ends with it
+        };
+        let _one_at_a_time = self.serial.lock().await;
+        let run_id = self.run().id;
+        let result = if self.deferred() {
+            self.take_deferred(now, until).await
+        } else {
+            self.store
+                .extend_lease(&run_id, &self.token, now, until)
+                .await
+        };
+        match result {
+            Ok(Ok(())) => {
+                if let Some(lease) = lock(&self.run).lease.as_mut() {
+                    lease.until = until;
+                }
+                ControlFlow::Continue(())
+            }
+            Ok(Err(Conflict::CancelRequested(reason))) => {
+                self.interrupt(Interrupt::Cancel(reason));
+                // Not written: the conclusion takes the run to cancel it.
+                if self.deferred() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            }
+            Ok(Err(_)) => {
+                self.interrupt(Interrupt::LeaseLost);
+                ControlFlow::Break(())
+            }
+            Err(err) => {
+                tracing::warn!(run.id = %run_id, error = %err, "lease extension failed; will retry");
+                ControlFlow::Continue(())
+            }
+        }
+    }
+
+    /// Writes the deferred lease, lasting until `until`, with what taking it
+    /// sends. A message it cannot deliver stops the execution: the run's next
+    /// delivery finds it in the outbox.
+    async fn take_deferred(&self, now: i64, until: i64) -> Result<Result<(), Conflict>> {
+        let mut run = self.run();
+        run.lease = Some(Lease {
+            token: self.token.clone(),
+            until,
+        });
+        let (fence, outbox) = self.fence(now, false);
+        let mut transition = Transition::new(fence, run.clone());
+        transition.outbox = outbox;
+        let committed = match self.store.commit(&transition).await? {
+            Ok(committed) => committed,
+            Err(conflict) => return Ok(Err(conflict)),
+        };
+        self.committed(&run);
+        *lock(&self.run) = run;
+        if let Err(err) = self.store.deliver(&committed.undelivered).await {
+            tracing::warn!(run.id = %transition.run.id, error = %err, "delivery failed; the run's next delivery makes it");
+            self.interrupt(Interrupt::LeaseLost);
+        }
+        Ok(Ok(()))
     }
 }
 
