@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use hookflow::run::{Envelope, Message, Target};
 use hookflow::store::RunStore;
+use hookflow::testkit::faults::{Faulty, Tape};
+use hookflow::transition::Fence;
 use hookflow::{
     Clock, Engine, EngineConfig, Event, FakeClock, Function, Handled, Registry, RunStatus,
     SystemClock, WorkerSettings,
@@ -37,6 +39,37 @@ fn engine(
         clock,
         config,
     )
+}
+
+/// Default settings, except that only a commit writes a deferred lease
+/// (the keeper waits an hour), so what a test sees does not depend on time.
+fn deferred_to_first_commit() -> WorkerSettings {
+    WorkerSettings {
+        lease_deferral: Duration::from_secs(3_600),
+        ..WorkerSettings::default()
+    }
+}
+
+/// An engine over `store` (faults injected), with
+/// [`deferred_to_first_commit`], that has ingested one `go` event.
+async fn faulty_engine(
+    store: &Faulty<SqliteStore>,
+    functions: Vec<Function>,
+) -> Engine<Faulty<SqliteStore>> {
+    let engine = Engine::new(
+        store.clone(),
+        Registry::new(functions).unwrap(),
+        Arc::new(FakeClock::new(START_MS)),
+        EngineConfig {
+            worker: deferred_to_first_commit(),
+            drive_crons: false,
+        },
+    );
+    engine
+        .ingest(vec![Event::new("go", json!({}))])
+        .await
+        .unwrap();
+    engine
 }
 
 /// Handles every due message once, in order; returns how many.
@@ -346,10 +379,7 @@ async fn a_delivery_writes_its_lease_with_its_first_checkpoint() {
             Ok(())
         }
     });
-    let settings = WorkerSettings {
-        lease_deferral: Duration::from_secs(3_600),
-        ..WorkerSettings::default()
-    };
+    let settings = deferred_to_first_commit();
     let engine = engine(&store, vec![f], Arc::new(clock.clone()), settings);
     let run_id = route_one(&engine, &store, "f", START_MS).await;
     // WHEN it is handled
@@ -399,4 +429,153 @@ async fn two_deliveries_before_the_lease_is_written_record_one_execution() {
         0,
         "nothing left"
     );
+}
+
+#[tokio::test]
+async fn a_start_flow_control_put_off_writes_its_lease_before_its_first_step() {
+    // GIVEN a debounced function whose first step looks at the stored run
+    // (a fold may change a queued run at the version it read until then)
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let leased = Arc::new(std::sync::Mutex::new(None));
+    let (s, seen) = (store.clone(), leased.clone());
+    let f = Function::new("f")
+        .on_event("go")
+        .debounce(hookflow::Debounce::new(Duration::from_secs(10)))
+        .handler(move |ctx| {
+            let (s, seen, run) = (s.clone(), seen.clone(), ctx.run_id.clone());
+            async move {
+                ctx.step
+                    .run("one", move || async move {
+                        let stored = s.get_run(&run).await?.unwrap();
+                        *seen.lock().unwrap() = Some(stored.lease.is_some());
+                        Ok(())
+                    })
+                    .await?;
+                Ok(())
+            }
+        });
+    let settings = deferred_to_first_commit();
+    let engine = engine(&store, vec![f], Arc::new(clock.clone()), settings);
+    engine
+        .ingest(vec![Event::new("go", json!({}))])
+        .await
+        .unwrap();
+    assert_eq!(drain(&engine, &store, START_MS).await, 1, "the route");
+    // WHEN its start comes due
+    clock.advance(Duration::from_secs(10));
+    assert_eq!(
+        drain(&engine, &store, START_MS + 10_000).await,
+        1,
+        "the start"
+    );
+    // THEN the lease was written before the step's code ran
+    assert_eq!(*leased.lock().unwrap(), Some(true));
+}
+
+#[tokio::test]
+async fn a_first_commit_whose_answer_was_lost_is_recognised_as_its_own() {
+    // GIVEN a two-step run whose first commit (which takes the deferred
+    // lease) goes through but is answered as though the run had moved on,
+    // as when a client retries a write whose answer it lost
+    let sqlite = SqliteStore::in_memory().unwrap();
+    let store = Faulty::new(sqlite.clone(), None, Tape::default());
+    store.answer_twice(|t| matches!(t.fence, Fence::Begin { .. }));
+    let ran = Counter::default();
+    let counted = ran.clone();
+    let f = Function::new("f").on_event("go").handler(move |ctx| {
+        let counted = counted.clone();
+        async move {
+            ctx.step
+                .run("one", move || async move { Ok(counted.bump()) })
+                .await?;
+            ctx.step.run("two", || async { Ok(()) }).await?;
+            Ok(())
+        }
+    });
+    let engine = faulty_engine(&store, vec![f]).await;
+    // WHEN its messages are handled
+    let mut handled = Vec::new();
+    while let Some(delivery) = sqlite.receive(START_MS, 1, 60_000).await.unwrap().pop() {
+        handled.push(engine.handle(&delivery.envelope).await.unwrap());
+        sqlite.ack(&delivery).await.unwrap();
+    }
+    // THEN the worker saw its own lease on the run and went on under it:
+    // the run finished in that delivery and its first step ran once
+    assert!(store.fired());
+    assert_eq!(handled, [Handled::Done, Handled::Done], "route, start");
+    let run = sqlite
+        .get_run(&engine_run_id(&sqlite).await)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.lease, None);
+    assert_eq!(ran.get(), 1);
+}
+
+/// The id of the only run in `store`.
+async fn engine_run_id(store: &SqliteStore) -> String {
+    let runs = store
+        .list_runs(&hookflow::store::RunFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    runs[0].id.clone()
+}
+
+#[tokio::test]
+async fn a_large_first_commit_writes_the_lease_alone_first() {
+    // GIVEN a run whose first commit, its suspension, carries 40 step
+    // records (one a backend might split into parts, which only a lease
+    // fences): forty sleeps at once
+    let sqlite = SqliteStore::in_memory().unwrap();
+    let store = Faulty::new(sqlite.clone(), None, Tape::default());
+    let commits = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = commits.clone();
+    store.crash_after_commit(move |t| {
+        let fence = match t.fence {
+            Fence::Begin { .. } => "begin",
+            Fence::Hold { .. } => "hold",
+            _ => "other",
+        };
+        seen.lock().unwrap().push((fence, t.steps.len()));
+        false
+    });
+    let f = Function::new("f").on_event("go").handler(|ctx| async move {
+        let ids: Vec<String> = (0..40).map(|i| format!("nap-{i}")).collect();
+        let naps = ids
+            .iter()
+            .map(|id| ctx.step.sleep(id, Duration::from_secs(60)));
+        for nap in futures::future::join_all(naps).await {
+            nap?;
+        }
+        Ok(())
+    });
+    let engine = faulty_engine(&store, vec![f]).await;
+    let route = sqlite
+        .receive(START_MS, 1, 60_000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    engine.handle(&route.envelope).await.unwrap();
+    sqlite.ack(&route).await.unwrap();
+    let start = sqlite
+        .receive(START_MS, 1, 60_000)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    commits.lock().unwrap().clear();
+    // WHEN its start is handled
+    assert_eq!(engine.handle(&start.envelope).await.unwrap(), Handled::Done);
+    // THEN the lease was written alone, and the suspension under it
+    assert_eq!(*commits.lock().unwrap(), [("begin", 0), ("hold", 40)]);
+    let run = sqlite
+        .get_run(&engine_run_id(&sqlite).await)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Sleeping);
 }

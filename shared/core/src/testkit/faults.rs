@@ -97,6 +97,7 @@ pub type CommitPredicate = Arc<dyn Fn(&Transition) -> bool + Send + Sync>;
 struct Plan {
     fault: Option<Fault>,
     crash_after: Option<CommitPredicate>,
+    answer_twice: Option<CommitPredicate>,
     writes: u64,
     dead: bool,
     fired: bool,
@@ -127,6 +128,7 @@ impl<S> Faulty<S> {
             plan: Arc::new(Mutex::new(Plan {
                 fault,
                 crash_after: None,
+                answer_twice: None,
                 writes: 0,
                 dead: false,
                 fired: false,
@@ -173,6 +175,13 @@ impl<S> Faulty<S> {
     /// chooses (instead of a numbered write).
     pub fn crash_after_commit(&self, pick: impl Fn(&Transition) -> bool + Send + Sync + 'static) {
         lock(&self.plan).crash_after = Some(Arc::new(pick));
+    }
+
+    /// Commits the first transition that `pick` chooses a second time once
+    /// it went through, and answers with the second commit's result: a
+    /// write whose answer was lost and that a client made again.
+    pub fn answer_twice(&self, pick: impl Fn(&Transition) -> bool + Send + Sync + 'static) {
+        lock(&self.plan).answer_twice = Some(Arc::new(pick));
     }
 
     /// A new process: calls work again.
@@ -300,6 +309,21 @@ impl<S: RunStore> RunStore for Faulty<S> {
             let out = self.inner.commit(transition).await;
             if matches!(out, Ok(Ok(_))) {
                 self.tape.checkpointed(transition);
+                let again = {
+                    let mut plan = lock(&self.plan);
+                    let again = plan
+                        .answer_twice
+                        .as_ref()
+                        .is_some_and(|pick| pick(transition));
+                    if again {
+                        plan.answer_twice = None;
+                        plan.fired = true;
+                    }
+                    again
+                };
+                if again {
+                    return self.inner.commit(transition).await;
+                }
                 let mut plan = lock(&self.plan);
                 if plan
                     .crash_after

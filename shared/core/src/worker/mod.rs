@@ -335,10 +335,13 @@ where
                 .outbox
                 .push(resume_at(&run, started_at + duration_ms(limit)));
         }
+        // Not a start flow control put off: a debounce fold or a batch join
+        // may still change that run (at the version read) until its lease
+        // is written, and its first step must see the final event.
         let defer = !limited
             && answered.steps.is_empty()
             && run.status != RunStatus::Waiting
-            && matches!(cause, Cause::Start { .. } | Cause::Resume);
+            && matches!(cause, Cause::Start { due: None, .. } | Cause::Resume);
         if defer {
             if run.lease.as_ref().is_some_and(|lease| lease.until > now) {
                 return Ok(Acquired::Busy); // what taking it would find
@@ -463,7 +466,7 @@ where
             .instrument(span)
             .await;
         if let Some(keeper) = keeper {
-            keeper.abort();
+            session.stop(keeper).await;
         }
         let execution = match execution {
             Ok(execution) => execution,
@@ -499,12 +502,12 @@ where
         }
         for _ in 0..CONCLUDE_ATTEMPTS {
             let now = self.now();
-            let (fence, carried) = session.fence(now, matches!(ending, Ending::Cancelled(_)));
+            let cancelling = matches!(ending, Ending::Cancelled(_));
             let run = session.run();
             let journal = session.journal_with(&pending.steps);
+            // (its fence is set by `commit_next`)
             let mut transition =
-                conclude_ending(fence, run, &journal, pending.clone(), &ending, now);
-            transition.outbox.extend(carried);
+                conclude_ending(Fence::Create, run, &journal, pending.clone(), &ending, now);
             if slots::limited(function) {
                 let (writes, outbox) =
                     slots::give_back(&self.store, function, &transition.run, now, self.lease_ms())
@@ -512,9 +515,11 @@ where
                 transition.flow = writes;
                 transition.outbox.extend(outbox);
             }
-            match self.store.commit(&transition).await? {
+            match session
+                .commit_next(&mut transition, now, cancelling)
+                .await?
+            {
                 Ok(committed) => {
-                    session.committed(&transition.run);
                     transition
                         .steps
                         .iter()

@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::run::{Lease, Run, StepRecord};
 use crate::step::{Change, Checkpoints, Halt};
 use crate::store::{Outbox, RunStore};
-use crate::transition::{Conflict, Fence, Outgoing, Transition};
+use crate::transition::{Committed, Conflict, Fence, Outgoing, Transition};
 
 /// Why an execution must stop before its next new step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,15 @@ pub(crate) struct LeaseTerms {
 /// Leases shorter than this are not worth taking: the run is left for a
 /// delivery with more time.
 const MIN_LEASE_MS: i64 = 1_000;
+
+/// A first commit with more records than this writes a deferred lease on its
+/// own first, so that no backend commits it in parts unfenced by a lease
+/// (DynamoDB splits at 99 items or 3.5 MB; an inline record is at most
+/// 64 KiB).
+const FIRST_COMMIT_RECORDS: usize = 32;
+
+/// The lease keeper's pause after a failed write of a deferred lease.
+const KEEPER_RETRY: Duration = Duration::from_millis(100);
 
 /// A lease the worker has not written yet, and what writing it carries.
 #[derive(Debug, Clone)]
@@ -204,10 +213,8 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
                 until,
             });
         }
-        let (fence, mut outbox) = self.fence(now, false);
-        outbox.extend(change.outbox);
-        let transition = Transition {
-            fence,
+        let mut transition = Transition {
+            fence: Fence::Create, // set by `commit_next`
             run: run.clone(),
             steps: change.steps,
             waiters_added: change.waiters_added,
@@ -217,12 +224,11 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             replaces_event: false,
             event_recorded_at: None,
             also_create: Vec::new(),
-            outbox,
+            outbox: change.outbox,
             keep_pending: Vec::new(),
         };
-        match self.store.commit(&transition).await {
+        match self.commit_next(&mut transition, now, false).await {
             Ok(Ok(committed)) => {
-                self.committed(&run);
                 transition
                     .steps
                     .iter()
@@ -254,6 +260,72 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
         }
     }
 
+    /// Commits `t` as the execution's next commit at `now` (`cancelling`:
+    /// it applies a requested cancellation): fenced by the lease, or, while
+    /// the lease is deferred, taking it with what taking it sends. A first
+    /// commit refused as though the run had moved on, while the run holds
+    /// this execution's lease, was this execution's own (a write that
+    /// applied but answered late, or the keeper's): it is made again under
+    /// the lease, which rewrites the same records. The caller holds
+    /// `serial`, or the keeper is stopped.
+    pub(crate) async fn commit_next(
+        &self,
+        t: &mut Transition,
+        now: i64,
+        cancelling: bool,
+    ) -> Result<Result<Committed, Conflict>> {
+        if self.deferred() && t.record_count() > FIRST_COMMIT_RECORDS {
+            // Large enough that a backend might commit it in parts: write
+            // the lease alone first, so every part is fenced by it.
+            // (the transition's own run may already give the lease up)
+            let until = self.terms.until(now).unwrap_or_else(|| {
+                lock(&self.run)
+                    .lease
+                    .as_ref()
+                    .map_or(now, |lease| lease.until)
+            });
+            if let Err(conflict) = Box::pin(self.write_lease(now, until)).await? {
+                return Ok(Err(conflict));
+            }
+            if self.interruption() == Some(Interrupt::LeaseLost) {
+                return Ok(Err(Conflict::LeaseLost));
+            }
+        }
+        let first = self.deferred();
+        let (fence, carried) = self.fence(now, cancelling);
+        t.fence = fence;
+        t.outbox.extend(carried);
+        match self.store.commit(t).await? {
+            Ok(committed) => {
+                self.committed(&t.run);
+                Ok(Ok(committed))
+            }
+            Err(Conflict::Changed | Conflict::Leased) if first && self.holds_lease().await? => {
+                self.committed(&t.run);
+                t.fence = self.fence(now, cancelling).0;
+                self.store.commit(t).await
+            }
+            Err(conflict) => Ok(Err(conflict)),
+        }
+    }
+
+    /// Whether the stored run holds this execution's lease.
+    async fn holds_lease(&self) -> Result<bool> {
+        let run_id = self.run().id;
+        let stored = self.store.get_run(&run_id).await?;
+        Ok(stored
+            .and_then(|run| run.lease)
+            .is_some_and(|lease| lease.token == self.token))
+    }
+
+    /// Stops the lease keeper, waiting out a write it has begun, so the
+    /// commits that follow see what it wrote.
+    pub(crate) async fn stop(&self, keeper: tokio::task::JoinHandle<()>) {
+        let _one_at_a_time = self.serial.lock().await;
+        keeper.abort();
+        let _ = keeper.await;
+    }
+
     /// Writes a deferred lease once the execution has run for `deferral`
     /// (or one heartbeat, if sooner), then extends it every `heartbeat`
     /// until dropped; records a lost lease or a requested cancellation for
@@ -279,11 +351,12 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
                 if session.keep().await.is_break() {
                     return;
                 }
-                match heartbeat {
-                    Some(every) => wait = every,
-                    None if session.deferred() => {} // a store error: again
+                wait = match heartbeat {
+                    // The store failed: try again soon.
+                    _ if session.deferred() => first.max(KEEPER_RETRY),
+                    Some(every) => every,
                     None => return,
-                }
+                };
             }
         }))
     }
@@ -298,7 +371,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
         let _one_at_a_time = self.serial.lock().await;
         let run_id = self.run().id;
         let result = if self.deferred() {
-            self.take_deferred(now, until).await
+            self.write_lease(now, until).await
         } else {
             self.store
                 .extend_lease(&run_id, &self.token, now, until)
@@ -331,23 +404,20 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
         }
     }
 
-    /// Writes the deferred lease, lasting until `until`, with what taking it
-    /// sends. A message it cannot deliver stops the execution: the run's next
-    /// delivery finds it in the outbox.
-    async fn take_deferred(&self, now: i64, until: i64) -> Result<Result<(), Conflict>> {
+    /// Writes the deferred lease alone, lasting until `until`, with what
+    /// taking it sends. A message it cannot deliver stops the execution
+    /// (as a lost lease): the run's next delivery finds it in the outbox.
+    async fn write_lease(&self, now: i64, until: i64) -> Result<Result<(), Conflict>> {
         let mut run = self.run();
         run.lease = Some(Lease {
             token: self.token.clone(),
             until,
         });
-        let (fence, outbox) = self.fence(now, false);
-        let mut transition = Transition::new(fence, run.clone());
-        transition.outbox = outbox;
-        let committed = match self.store.commit(&transition).await? {
+        let mut transition = Transition::new(Fence::Create, run.clone());
+        let committed = match self.commit_next(&mut transition, now, false).await? {
             Ok(committed) => committed,
             Err(conflict) => return Ok(Err(conflict)),
         };
-        self.committed(&run);
         *lock(&self.run) = run;
         if let Err(err) = self.store.deliver(&committed.undelivered).await {
             tracing::warn!(run.id = %transition.run.id, error = %err, "delivery failed; the run's next delivery makes it");
