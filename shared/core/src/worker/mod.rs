@@ -505,9 +505,9 @@ where
             let cancelling = matches!(ending, Ending::Cancelled(_));
             let run = session.run();
             let journal = session.journal_with(&pending.steps);
-            // (its fence is set by `commit_next`)
+            let (fence, _) = session.fence(now, cancelling);
             let mut transition =
-                conclude_ending(Fence::Create, run, &journal, pending.clone(), &ending, now);
+                conclude_ending(fence, run, &journal, pending.clone(), &ending, now);
             if slots::limited(function) {
                 let (writes, outbox) =
                     slots::give_back(&self.store, function, &transition.run, now, self.lease_ms())

@@ -214,7 +214,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             });
         }
         let mut transition = Transition {
-            fence: Fence::Create, // set by `commit_next`
+            fence: self.fence(now, false).0,
             run: run.clone(),
             steps: change.steps,
             waiters_added: change.waiters_added,
@@ -261,8 +261,10 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
     }
 
     /// Commits `t` as the execution's next commit at `now` (`cancelling`:
-    /// it applies a requested cancellation): fenced by the lease, or, while
-    /// the lease is deferred, taking it with what taking it sends. A first
+    /// it applies a requested cancellation), under [`Self::fence`] (set
+    /// here again: the lease may have been written since `t` was built):
+    /// fenced by the lease, or, while the lease is deferred, taking it with
+    /// what taking it sends. A first
     /// commit refused as though the run had moved on, while the run holds
     /// this execution's lease, was this execution's own (a write that
     /// applied but answered late, or the keeper's): it is made again under
@@ -413,7 +415,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             token: self.token.clone(),
             until,
         });
-        let mut transition = Transition::new(Fence::Create, run.clone());
+        let mut transition = Transition::new(self.fence(now, false).0, run.clone());
         let committed = match self.commit_next(&mut transition, now, false).await? {
             Ok(committed) => committed,
             Err(conflict) => return Ok(Err(conflict)),
