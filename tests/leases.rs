@@ -504,24 +504,20 @@ async fn a_first_commit_whose_answer_was_lost_is_recognised_as_its_own() {
     // the run finished in that delivery and its first step ran once
     assert!(store.fired());
     assert_eq!(handled, [Handled::Done, Handled::Done], "route, start");
-    let run = sqlite
-        .get_run(&engine_run_id(&sqlite).await)
-        .await
-        .unwrap()
-        .unwrap();
+    let run = only_run(&sqlite).await;
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(run.lease, None);
     assert_eq!(ran.get(), 1);
 }
 
-/// The id of the only run in `store`.
-async fn engine_run_id(store: &SqliteStore) -> String {
+/// The only run in `store`.
+async fn only_run(store: &SqliteStore) -> hookflow::Run {
     let runs = store
         .list_runs(&hookflow::store::RunFilter::default())
         .await
         .unwrap();
     assert_eq!(runs.len(), 1);
-    runs[0].id.clone()
+    store.get_run(&runs[0].id).await.unwrap().unwrap()
 }
 
 #[tokio::test]
@@ -572,10 +568,6 @@ async fn a_large_first_commit_writes_the_lease_alone_first() {
     assert_eq!(engine.handle(&start.envelope).await.unwrap(), Handled::Done);
     // THEN the lease was written alone, and the suspension under it
     assert_eq!(*commits.lock().unwrap(), [("begin", 0), ("hold", 40)]);
-    let run = sqlite
-        .get_run(&engine_run_id(&sqlite).await)
-        .await
-        .unwrap()
-        .unwrap();
+    let run = only_run(&sqlite).await;
     assert_eq!(run.status, RunStatus::Sleeping);
 }

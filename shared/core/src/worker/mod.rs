@@ -505,7 +505,7 @@ where
             let cancelling = matches!(ending, Ending::Cancelled(_));
             let run = session.run();
             let journal = session.journal_with(&pending.steps);
-            let (fence, _) = session.fence(now, cancelling);
+            let fence = session.fence(now, cancelling);
             let mut transition =
                 conclude_ending(fence, run, &journal, pending.clone(), &ending, now);
             if slots::limited(function) {

@@ -5,8 +5,10 @@
 //! A delivery may put off writing its lease ([`Deferred`]): the execution's
 //! first commit takes it ([`Fence::Begin`], at the version the worker read),
 //! or the keeper does once the execution has run for a while
-//! (`WorkerSettings::lease_deferral`, a second), whichever comes first. A run whose first step is quick so costs one write
-//! less, and a second delivery can only overlap the first for that long.
+//! (`WorkerSettings::lease_deferral`, a second), whichever comes first. A
+//! run whose first step is quick so costs one write less; two deliveries
+//! that both read the run before either wrote the lease may both run the
+//! step they start with, and only the first commit goes through.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -151,31 +153,27 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
     }
 
     /// The fence of the execution's next commit at `now` (`cancelling`: the
-    /// commit applies a requested cancellation), with the messages it must
-    /// carry besides its own: while the lease is deferred, those of taking it.
-    pub(crate) fn fence(&self, now: i64, cancelling: bool) -> (Fence, Vec<Outgoing>) {
-        match &*lock(&self.deferred) {
-            Some(Deferred {
-                version, outbox, ..
-            }) => {
-                let version = *version;
-                let fence = if cancelling {
-                    // The cancellation is what this commit applies.
-                    Fence::Acquire { now, version }
-                } else {
-                    Fence::Begin { now, version }
-                };
-                (fence, outbox.clone())
-            }
-            None => {
-                let token = self.token.clone();
-                let fence = if cancelling {
-                    Fence::HoldCancelling { token, now }
-                } else {
-                    Fence::Hold { token, now }
-                };
-                (fence, Vec::new())
-            }
+    /// commit applies a requested cancellation): while the lease is
+    /// deferred, one that takes it.
+    pub(crate) fn fence(&self, now: i64, cancelling: bool) -> Fence {
+        match (lock(&self.deferred).as_ref(), cancelling) {
+            // The cancellation is what this commit applies.
+            (Some(deferred), true) => Fence::Acquire {
+                now,
+                version: deferred.version,
+            },
+            (Some(deferred), false) => Fence::Begin {
+                now,
+                version: deferred.version,
+            },
+            (None, true) => Fence::HoldCancelling {
+                token: self.token.clone(),
+                now,
+            },
+            (None, false) => Fence::Hold {
+                token: self.token.clone(),
+                now,
+            },
         }
     }
 
@@ -214,7 +212,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             });
         }
         let mut transition = Transition {
-            fence: self.fence(now, false).0,
+            fence: self.fence(now, false),
             run: run.clone(),
             steps: change.steps,
             waiters_added: change.waiters_added,
@@ -264,12 +262,11 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
     /// it applies a requested cancellation), under [`Self::fence`] (set
     /// here again: the lease may have been written since `t` was built):
     /// fenced by the lease, or, while the lease is deferred, taking it with
-    /// what taking it sends. A first
-    /// commit refused as though the run had moved on, while the run holds
-    /// this execution's lease, was this execution's own (a write that
-    /// applied but answered late, or the keeper's): it is made again under
-    /// the lease, which rewrites the same records. The caller holds
-    /// `serial`, or the keeper is stopped.
+    /// what taking it sends. A first commit refused as though the run had
+    /// moved on, while the run holds this execution's lease, was this
+    /// execution's own (a write that applied but answered late, or the
+    /// keeper's): it is made again under the lease, which rewrites the same
+    /// records. The caller holds `serial`, or the keeper is stopped.
     pub(crate) async fn commit_next(
         &self,
         t: &mut Transition,
@@ -293,10 +290,12 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
                 return Ok(Err(Conflict::LeaseLost));
             }
         }
-        let first = self.deferred();
-        let (fence, carried) = self.fence(now, cancelling);
-        t.fence = fence;
-        t.outbox.extend(carried);
+        // While the lease is deferred, this commit takes it, with what
+        // taking it sends.
+        let carried = lock(&self.deferred).as_ref().map(|d| d.outbox.clone());
+        let first = carried.is_some();
+        t.fence = self.fence(now, cancelling);
+        t.outbox.extend(carried.into_iter().flatten());
         match self.store.commit(t).await? {
             Ok(committed) => {
                 self.committed(&t.run);
@@ -304,7 +303,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             }
             Err(Conflict::Changed | Conflict::Leased) if first && self.holds_lease().await? => {
                 self.committed(&t.run);
-                t.fence = self.fence(now, cancelling).0;
+                t.fence = self.fence(now, cancelling);
                 self.store.commit(t).await
             }
             Err(conflict) => Ok(Err(conflict)),
@@ -415,7 +414,7 @@ impl<S: RunStore + Outbox + Clone + 'static> Session<S> {
             token: self.token.clone(),
             until,
         });
-        let mut transition = Transition::new(self.fence(now, false).0, run.clone());
+        let mut transition = Transition::new(self.fence(now, false), run.clone());
         let committed = match self.commit_next(&mut transition, now, false).await? {
             Ok(committed) => committed,
             Err(conflict) => return Ok(Err(conflict)),
