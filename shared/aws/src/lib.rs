@@ -20,5 +20,5 @@ pub mod testing;
 
 pub use calls::CallCounter;
 pub use config::{AwsClients, AwsConfig};
-pub use dynamo::AwsStore;
+pub use dynamo::{AwsStore, FUNCTION_INDEX, STATUS_INDEX};
 pub use error::AwsError;

@@ -2,6 +2,7 @@
 //! real SQS event payloads (receive, invoke, delete or leave for redelivery),
 //! Scheduler timers fired on a fake clock, and what a run costs in AWS calls.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -232,8 +233,22 @@ const WRITE_UNIT: f64 = 0.625;
 const READ_UNIT: f64 = 0.125;
 const SQS_REQUEST: f64 = 0.40;
 const LAMBDA_REQUEST: f64 = 0.20;
-/// 128 MB for ~30 ms at $0.0000133334 per GB-s, per million invocations.
-const LAMBDA_DURATION: f64 = 0.05;
+/// Lambda (arm64) per GB-second.
+const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
+/// How long an invocation is taken to run, per run it handles.
+const LAMBDA_SECONDS: f64 = 0.030;
+
+/// The Lambdas' memory as template.yaml gives it (Globals), in GB.
+fn lambda_memory_gb() -> f64 {
+    let template = include_str!("../../../template.yaml");
+    let megabytes: f64 = template
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("MemorySize: "))
+        .expect("MemorySize in template.yaml")
+        .parse()
+        .unwrap();
+    megabytes / 1024.0
+}
 
 #[tokio::test]
 async fn a_five_step_run_costs_what_the_readme_says() {
@@ -304,8 +319,18 @@ async fn a_five_step_run_costs_what_the_readme_says() {
         update_units += kb(base + journal);
     }
     update_units += kb(base + entries.iter().sum::<usize>());
-    let write_units =
-        get("DynamoDB.PutItem") + update_units + 2 * get("DynamoDB.TransactWriteItems.items");
+    // Every secondary index an item is in bills each write of it once more
+    // (twice when the write changes the item's key there). The run enters
+    // the function index, which holds keys only, when it is created; no
+    // update sets a key of it, so none writes it again. A run enters the
+    // status index (every attribute) only when it fails or is cancelled.
+    assert_eq!(get("DynamoDB.IndexKeys.gsi1"), 1, "the run's creation");
+    assert_eq!(get("DynamoDB.IndexKeys.gsi2"), 0, "a completed run");
+    let index_units = get("DynamoDB.IndexKeys.gsi1") + get("DynamoDB.IndexKeys.gsi2");
+    let write_units = get("DynamoDB.PutItem")
+        + update_units
+        + 2 * get("DynamoDB.TransactWriteItems.items")
+        + index_units;
     let read_units = get("DynamoDB.GetItem") + get("DynamoDB.Query");
     let dynamodb = (write_units as f64) * WRITE_UNIT + (read_units as f64) * READ_UNIT;
     // Each SQS message is sent, received and deleted; three Lambda
@@ -314,19 +339,149 @@ async fn a_five_step_run_costs_what_the_readme_says() {
     // event source mappings (BatchSize 10) take ten at a time, so receives,
     // deletes and the router's and function's invocations are shared by ten
     // runs (the webhook's, behind API Gateway, is not).
-    let one_at_a_time =
-        dynamodb + 2.0 * 3.0 * SQS_REQUEST + 3.0 * (LAMBDA_REQUEST + LAMBDA_DURATION);
+    let duration = lambda_memory_gb() * LAMBDA_SECONDS * LAMBDA_GB_SECOND * 1e6;
+    let one_at_a_time = dynamodb + 2.0 * 3.0 * SQS_REQUEST + 3.0 * (LAMBDA_REQUEST + duration);
     let batched = dynamodb
         + 2.0 * (1.0 + 2.0 / 10.0) * SQS_REQUEST
-        + (LAMBDA_REQUEST + LAMBDA_DURATION)
-        + 2.0 * (LAMBDA_REQUEST / 10.0 + LAMBDA_DURATION);
+        + (LAMBDA_REQUEST + duration)
+        + 2.0 * (LAMBDA_REQUEST / 10.0 + duration);
     println!(
         "per 5-step run: {write_units} write units, {read_units} read units, 2 SQS messages; \
          ${one_at_a_time:.2} per million runs at list prices one message at a time, \
          ${batched:.2} in batches of ten (before API Gateway; DynamoDB ${dynamodb:.2})"
     );
-    assert_eq!(write_units, 8, "write units");
+    assert_eq!(
+        write_units, 9,
+        "write units, 1 of them the function index's"
+    );
     assert_eq!(read_units, 3, "read units");
+}
+
+#[test]
+fn the_test_tables_indexes_are_the_templates() {
+    // The indexes template.yaml declares for HookflowTable, as (name, key
+    // prefix, projection), in order; the test environment creates the same
+    // from FUNCTION_INDEX and STATUS_INDEX.
+    let template = include_str!("../../../template.yaml");
+    let table = &template[template.find("  HookflowTable:").unwrap()..];
+    let table = &table[..table.find("\n  BlobBucket:").unwrap()];
+    let mut indexes = Vec::new();
+    for block in table.split("IndexName: ").skip(1) {
+        let name = block.split_whitespace().next().unwrap();
+        let keys = block
+            .split("AttributeName: ")
+            .nth(1)
+            .unwrap()
+            .split("pk")
+            .next()
+            .unwrap();
+        let projection = block
+            .split("ProjectionType: ")
+            .nth(1)
+            .unwrap()
+            .split('}')
+            .next()
+            .unwrap();
+        indexes.push((name, keys, projection));
+    }
+    assert_eq!(
+        indexes,
+        [
+            (hookflow_aws::FUNCTION_INDEX, "gsi1", "KEYS_ONLY"),
+            (hookflow_aws::STATUS_INDEX, "gsi2", "ALL"),
+            ("gsi1", "gsi1", "ALL"),
+        ],
+        "the last only while upgrading (RunIndexUpgrade=keep-gsi1)"
+    );
+}
+
+/// The run item of `run_id` as stored (read with the harness's own client).
+async fn stored_run_item(env: &AwsTestEnv, run_id: &str) -> HashMap<String, AttributeValue> {
+    env.harness()
+        .dynamodb
+        .get_item()
+        .table_name(&env.store().config().table)
+        .key("pk", AttributeValue::S(format!("RUN#{run_id}")))
+        .key("sk", AttributeValue::S("RUN".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("run item")
+}
+
+#[tokio::test]
+async fn only_failed_and_cancelled_runs_enter_the_status_index() {
+    use hookflow::RunFilter;
+    use hookflow::store::RunStore;
+    // GIVEN a run that completes, one that fails and one that sleeps
+    let fails = Function::new("fails")
+        .on_event("test/fail")
+        .handler(|_ctx| async { Err::<(), _>(hookflow::NonRetriable::new("bad input").into()) });
+    let naps = Function::new("naps")
+        .on_event("test/nap")
+        .handler(|ctx| async move {
+            ctx.step.sleep("nap", Duration::from_secs(86_400)).await?;
+            Ok(())
+        });
+    let env = AwsTestEnv::new(vec![five_steps(), fails, naps]).await;
+    env.send(vec![
+        Event::new("bench/go", json!({})),
+        Event::new("test/fail", json!({})),
+        Event::new("test/nap", json!({})),
+    ])
+    .await;
+    let id = |function: &str| {
+        let env = &env;
+        let function = function.to_owned();
+        async move { env.only_run(&function).await.run.id }
+    };
+    let (done, failed, napping) = (id("five-steps").await, id("fails").await, id("naps").await);
+    let status_key = |item: &HashMap<String, AttributeValue>| {
+        item.get("gsi2pk").map(|v| v.as_s().unwrap().clone())
+    };
+    // THEN every run is in the function index; only the failed one in the
+    // status index (the completed and the sleeping one never wrote it)
+    for run in [&done, &failed, &napping] {
+        let item = stored_run_item(&env, run).await;
+        assert!(
+            item.contains_key("gsi1pk") && item.contains_key("gsi1sk"),
+            "{run}"
+        );
+    }
+    assert_eq!(status_key(&stored_run_item(&env, &done).await), None);
+    assert_eq!(status_key(&stored_run_item(&env, &napping).await), None);
+    assert_eq!(
+        status_key(&stored_run_item(&env, &failed).await).as_deref(),
+        Some("FS#fails#failed")
+    );
+    // AND WHEN the sleeping one is cancelled, it enters it
+    env.engine.cancel(&napping).await.unwrap();
+    env.settle().await;
+    assert_eq!(
+        status_key(&stored_run_item(&env, &napping).await).as_deref(),
+        Some("FS#naps#cancelled")
+    );
+    // AND listing by function and status finds each, whichever index
+    // serves the status
+    let listed = |function: &str, status: RunStatus| {
+        let env = &env;
+        let filter = RunFilter {
+            function_id: Some(function.into()),
+            status: Some(status),
+            ..RunFilter::default()
+        };
+        async move {
+            let runs = env.store().list_runs(&filter).await.unwrap();
+            runs.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("fails", RunStatus::Failed).await, [failed]);
+    assert_eq!(listed("naps", RunStatus::Cancelled).await, [napping]);
+    assert_eq!(listed("five-steps", RunStatus::Completed).await, [done]);
+    assert!(listed("five-steps", RunStatus::Failed).await.is_empty());
+    assert!(listed("fails", RunStatus::Completed).await.is_empty());
 }
 
 /// The completed run item among `runs`, as DynamoDB bills it (attribute
@@ -793,6 +948,11 @@ async fn a_run_stored_by_the_previous_version_loads_and_finishes() {
     assert_eq!(view.steps.len(), 5);
     assert_eq!(view.steps[0].started_at, t - 5, "kept, not run again");
     assert_eq!(view.steps[1].started_at, t - 5, "kept, not run again");
+    // AND it left the status index, which now holds failed and cancelled
+    // runs only, at its first update; it stays in the function index
+    let item = stored_run_item(&env, "old-run").await;
+    assert!(!item.contains_key("gsi2pk") && !item.contains_key("gsi2sk"));
+    assert_eq!(item["gsi1pk"], s("FN#five-steps"));
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use hookflow::store::FlowStore;
 use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
 
 use super::inline;
-use super::runs::{run_pk, time_key};
+use super::runs::{run_pk, status_index_key, time_key};
 use super::{AwsStore, Item, expires, get_n, get_s, number, routed_key, string};
 use crate::error::{AwsError, Result, ddb};
 
@@ -188,13 +188,12 @@ impl AwsStore {
                 ("version".into(), number(0)),
                 ("gsi1pk".into(), string(format!("FN#{}", run.function_id))),
                 ("gsi1sk".into(), string(time_key(run))),
-                (
-                    "gsi2pk".into(),
-                    string(format!("FS#{}#{}", run.function_id, run.status.as_str())),
-                ),
-                ("gsi2sk".into(), string(time_key(run))),
                 ("ttl".into(), self.run_ttl(run)),
             ]);
+            if let Some(key) = status_index_key(run) {
+                item.insert("gsi2pk".into(), string(key));
+                item.insert("gsi2sk".into(), string(time_key(run)));
+            }
             if let Some((name, outbox)) = outbox {
                 item.insert(name, outbox);
             }
@@ -215,7 +214,6 @@ impl AwsStore {
         let mut set = vec![
             "#status = :status".to_owned(),
             format!("{body_name} = :body"),
-            "gsi2pk = :gsi2pk".to_owned(),
             "lease_until = :until".to_owned(),
             "#ver = #ver + :one".to_owned(),
         ];
@@ -235,11 +233,19 @@ impl AwsStore {
             .expression_attribute_names("#ver", "version")
             .expression_attribute_values(":one", number(1))
             .expression_attribute_values(":status", string(run.status.as_str()))
-            .expression_attribute_values(":body", body)
-            .expression_attribute_values(
-                ":gsi2pk",
-                string(format!("FS#{}#{}", run.function_id, run.status.as_str())),
-            );
+            .expression_attribute_values(":body", body);
+        // The status index holds only failed and cancelled runs; no other
+        // update touches an index key (a run item written before that, in
+        // the index under any status, leaves it at its next update).
+        match status_index_key(run) {
+            Some(key) => {
+                set.push("gsi2pk = :gsi2pk, gsi2sk = :gsi2sk".to_owned());
+                update = update
+                    .expression_attribute_values(":gsi2pk", string(key))
+                    .expression_attribute_values(":gsi2sk", string(time_key(run)));
+            }
+            None => remove.extend(["gsi2pk".to_owned(), "gsi2sk".to_owned()]),
+        }
         match &run.lease {
             Some(lease) => {
                 set.push("lease_token = :lease".to_owned());

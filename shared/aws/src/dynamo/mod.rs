@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | event (dedupe) | `EVT#{id}` | `EVT` |
 //! | routed event, by name | `EVN#{name}` | `{received_at:015}#{id}`: also the trigger event of the runs it starts |
-//! | run | `RUN#{id}` | `RUN` (gsi1: `FN#{function}`, gsi2: `FS#{function}#{status}`) |
+//! | run | `RUN#{id}` | `RUN` ([`FUNCTION_INDEX`]: `FN#{function}`, every run, keys only; [`STATUS_INDEX`]: `FS#{function}#{status}`, failed and cancelled runs) |
 //! | trigger event | `RUN#{id}` | `EVENT` |
 //! | step | `RUN#{id}` | `STEP#{step id}` |
 //! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
@@ -21,6 +21,8 @@ mod docs;
 mod inline;
 mod runs;
 mod waiters;
+
+pub use runs::{FUNCTION_INDEX, STATUS_INDEX};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use hookflow::run::{Envelope, Lease, Message, Run, StepRecord, Target};
+use hookflow::run::{Envelope, Lease, Message, Run, RunStatus, StepRecord, Target};
 use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore, StoredEvent};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 
@@ -43,6 +43,29 @@ fn referenced_event(item: &Item) -> Option<(&str, &str)> {
 
 pub(super) fn time_key(run: &Run) -> String {
     format!("{:015}#{}", run.created_at, run.id)
+}
+
+/// The index of every run by function and creation time (`gsi1pk` =
+/// `FN#{function}`, `gsi1sk` = [`time_key`]). It projects keys only, and a
+/// run's keys in it never change, so it is written once, when the run is
+/// created: a run's checkpoints, leases and status changes write no index.
+pub const FUNCTION_INDEX: &str = "by_function";
+
+/// The index of the runs an operator looks up by status, failed and
+/// cancelled ones (`gsi2pk` = `FS#{function}#{status}`, `gsi2sk` =
+/// [`time_key`]; every attribute projected). A run enters it only when it
+/// ends that way, so a run that completes never writes it.
+pub const STATUS_INDEX: &str = "gsi2";
+
+/// Whether runs with `status` are in the [`STATUS_INDEX`] (others are
+/// listed through the [`FUNCTION_INDEX`] and filtered).
+fn status_indexed(status: RunStatus) -> bool {
+    matches!(status, RunStatus::Failed | RunStatus::Cancelled)
+}
+
+/// The run's key in the [`STATUS_INDEX`], if its status belongs there.
+pub(super) fn status_index_key(run: &Run) -> Option<String> {
+    status_indexed(run.status).then(|| format!("FS#{}#{}", run.function_id, run.status.as_str()))
 }
 
 impl AwsStore {
@@ -159,6 +182,51 @@ impl AwsStore {
         self.query_partition(run_pk(id), Some(last)).await
     }
 
+    /// The items with these keys that exist, by key (`BatchGetItem`, 100
+    /// keys a call, unprocessed keys asked again).
+    async fn batch_get(
+        &self,
+        keys: &[(String, String)],
+        consistent: bool,
+    ) -> Result<HashMap<(String, String), Item>> {
+        let mut found = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut wanted = KeysAndAttributes::builder().consistent_read(consistent);
+            for (pk, sk) in chunk {
+                wanted = wanted.keys(HashMap::from([
+                    ("pk".into(), string(pk)),
+                    ("sk".into(), string(sk)),
+                ]));
+            }
+            let mut request = Some(HashMap::from([(
+                self.table().to_owned(),
+                wanted
+                    .build()
+                    .map_err(|e| AwsError::Item(format!("batch get: {e}")))?,
+            )]));
+            while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
+                let out = self
+                    .ddb()
+                    .batch_get_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(ddb)?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(self.table()))
+                    .into_iter()
+                    .flatten()
+                {
+                    let key = (get_s(item, "pk")?.to_owned(), get_s(item, "sk")?.to_owned());
+                    found.insert(key, item.clone());
+                }
+                request = out.unprocessed_keys().cloned();
+            }
+        }
+        Ok(found)
+    }
+
     /// Runs (with their trigger events) for run items found by a listing.
     async fn with_events(&self, items: &[Item]) -> Result<Vec<Run>> {
         // Each run's event: the routed record it refers to (several runs may
@@ -177,40 +245,7 @@ impl AwsStore {
                 wanted.push(key);
             }
         }
-        let mut events: HashMap<(String, String), Item> = HashMap::new();
-        for chunk in wanted.chunks(100) {
-            let mut keys = KeysAndAttributes::builder().consistent_read(false);
-            for (pk, sk) in chunk {
-                keys = keys.keys(HashMap::from([
-                    ("pk".into(), string(pk)),
-                    ("sk".into(), string(sk)),
-                ]));
-            }
-            let mut request = Some(HashMap::from([(
-                self.table().to_owned(),
-                keys.build()
-                    .map_err(|e| AwsError::Item(format!("batch get: {e}")))?,
-            )]));
-            while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
-                let out = self
-                    .ddb()
-                    .batch_get_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(ddb)?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(self.table()))
-                    .into_iter()
-                    .flatten()
-                {
-                    let key = (get_s(item, "pk")?.to_owned(), get_s(item, "sk")?.to_owned());
-                    events.insert(key, item.clone());
-                }
-                request = out.unprocessed_keys().cloned();
-            }
-        }
+        let events = self.batch_get(&wanted, false).await?;
         let mut runs = Vec::with_capacity(items.len());
         for item in items {
             match events.get(&key_of(item)?) {
@@ -388,13 +423,6 @@ impl RunStore for AwsStore {
 
     async fn list_runs(&self, filter: &RunFilter) -> hookflow::Result<Vec<Run>> {
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
-        let index = match (&filter.function_id, filter.status) {
-            (Some(f), Some(status)) => {
-                Some(("gsi2", "gsi2pk", format!("FS#{f}#{}", status.as_str())))
-            }
-            (Some(f), None) => Some(("gsi1", "gsi1pk", format!("FN#{f}"))),
-            (None, _) => None,
-        };
         // The index sort keys are `{created_at:015}#{id}`: a time range is
         // a range of them (`~` sorts after `#`).
         if let (Some(since), Some(until)) = (filter.since, filter.until)
@@ -409,8 +437,24 @@ impl RunStore for AwsStore {
             filter.until.map_or(999_999_999_999_999, |t| t.max(1) - 1)
         );
         let mut items: Vec<Item> = Vec::new();
-        if let Some((index, key, value)) = index {
-            let sort_key = key.replace("pk", "sk");
+        if let Some(function) = &filter.function_id {
+            // Failed and cancelled runs from the status index, which holds
+            // them whole; any other from the function index (keys only),
+            // each run read from the table and kept if its status matches.
+            let (index, key, value, whole) = match filter.status {
+                Some(status) if status_indexed(status) => (
+                    STATUS_INDEX,
+                    "gsi2",
+                    format!("FS#{function}#{}", status.as_str()),
+                    true,
+                ),
+                _ => (FUNCTION_INDEX, "gsi1", format!("FN#{function}"), false),
+            };
+            // A status filter skips runs: read more of the index at a time.
+            let page = match filter.status {
+                Some(_) if !whole => (limit * 4).clamp(100, 1000),
+                _ => limit,
+            };
             let mut start = None;
             loop {
                 let mut query = self
@@ -418,23 +462,45 @@ impl RunStore for AwsStore {
                     .query()
                     .table_name(self.table())
                     .index_name(index)
-                    .key_condition_expression(format!("{key} = :v"))
+                    .key_condition_expression(format!("{key}pk = :v"))
                     .expression_attribute_values(":v", string(value.clone()));
                 if ranged {
                     query = query
                         .key_condition_expression(format!(
-                            "{key} = :v AND {sort_key} BETWEEN :lo AND :hi"
+                            "{key}pk = :v AND {key}sk BETWEEN :lo AND :hi"
                         ))
                         .expression_attribute_values(":lo", string(lowest.clone()))
                         .expression_attribute_values(":hi", string(highest.clone()));
                 }
                 let out = query
                     .scan_index_forward(false)
+                    .limit(i32::try_from(page).unwrap_or(i32::MAX))
                     .set_exclusive_start_key(start)
                     .send()
                     .await
                     .map_err(ddb)?;
-                items.extend(out.items().iter().cloned());
+                if whole {
+                    items.extend(out.items().iter().cloned());
+                } else {
+                    let keys = out
+                        .items()
+                        .iter()
+                        .map(|i| Ok((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned())))
+                        .collect::<Result<Vec<_>>>()?;
+                    let mut runs = self.batch_get(&keys, true).await?;
+                    for key in &keys {
+                        // A run gone since (past its retention) is left out.
+                        let Some(item) = runs.remove(key) else {
+                            continue;
+                        };
+                        if filter
+                            .status
+                            .is_none_or(|s| get_s(&item, "status").is_ok_and(|v| v == s.as_str()))
+                        {
+                            items.push(item);
+                        }
+                    }
+                }
                 start = out.last_evaluated_key().cloned();
                 if start.is_none() || items.len() >= limit {
                     break;

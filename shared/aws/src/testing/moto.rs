@@ -143,16 +143,13 @@ pub async fn create_resources(
             .build()
             .unwrap()
     };
-    let gsi = |name: &str| {
+    // As template.yaml declares them (`tests/e2e.rs` checks).
+    let index = |name: &str, keys: &str, projection: ProjectionType| {
         GlobalSecondaryIndex::builder()
             .index_name(name)
-            .key_schema(key(&format!("{name}pk"), KeyType::Hash))
-            .key_schema(key(&format!("{name}sk"), KeyType::Range))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .key_schema(key(&format!("{keys}pk"), KeyType::Hash))
+            .key_schema(key(&format!("{keys}sk"), KeyType::Range))
+            .projection(Projection::builder().projection_type(projection).build())
             .build()
             .unwrap()
     };
@@ -169,8 +166,12 @@ pub async fn create_resources(
         .attribute_definitions(attr("gsi1sk"))
         .attribute_definitions(attr("gsi2pk"))
         .attribute_definitions(attr("gsi2sk"))
-        .global_secondary_indexes(gsi("gsi1"))
-        .global_secondary_indexes(gsi("gsi2"))
+        .global_secondary_indexes(index(
+            crate::FUNCTION_INDEX,
+            "gsi1",
+            ProjectionType::KeysOnly,
+        ))
+        .global_secondary_indexes(index(crate::STATUS_INDEX, "gsi2", ProjectionType::All))
         .send()
         .await
         .expect("create table");

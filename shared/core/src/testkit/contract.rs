@@ -335,6 +335,63 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
     assert!(store.load_run("missing").await.unwrap().is_none());
 }
 
+/// Listing a function's runs by status finds them as their status changes,
+/// newest first, past any number of newer runs of other statuses.
+pub async fn runs_are_listed_by_their_current_status<S: Store + QueueProbe>(store: S) {
+    let listed = |status: RunStatus, limit: usize| {
+        let store = &store;
+        let filter = RunFilter {
+            function_id: Some("fn".into()),
+            status: Some(status),
+            limit,
+            ..RunFilter::default()
+        };
+        async move {
+            let runs = store.list_runs(&filter).await.unwrap();
+            runs.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    // GIVEN an old queued run, and 120 newer ones that were skipped
+    let queued = run("queued", "fn", T0);
+    create(&store, &queued).await;
+    for i in 1..=120 {
+        let mut skipped = run(&format!("skipped-{i:03}"), "fn", T0 + i);
+        skipped.status = RunStatus::Skipped;
+        commit(&store, &Transition::new(Fence::Create, skipped))
+            .await
+            .expect("created");
+    }
+    create(&store, &run("other-fn", "fn-2", T0 + 200)).await;
+    // THEN each status lists its runs, the queued one from behind them all
+    assert_eq!(listed(RunStatus::Queued, 1).await, ["queued"]);
+    assert_eq!(
+        listed(RunStatus::Skipped, 3).await,
+        ["skipped-120", "skipped-119", "skipped-118"]
+    );
+    assert_eq!(listed(RunStatus::Skipped, 0).await.len(), 100);
+    assert!(listed(RunStatus::Running, 0).await.is_empty());
+    // WHEN it runs, and then fails
+    let running = acquire(&store, &queued, "w", T0 + 300, T0 + 400)
+        .await
+        .expect("acquired");
+    assert_eq!(listed(RunStatus::Running, 0).await, ["queued"]);
+    assert!(listed(RunStatus::Queued, 0).await.is_empty());
+    let mut failed = running.clone();
+    failed.status = RunStatus::Failed;
+    failed.lease = None;
+    let hold = Fence::Hold {
+        token: "w".into(),
+        now: T0 + 310,
+    };
+    commit(&store, &Transition::new(hold, failed))
+        .await
+        .expect("failed");
+    // THEN it is listed as failed, and as nothing else
+    assert_eq!(listed(RunStatus::Failed, 0).await, ["queued"]);
+    assert!(listed(RunStatus::Running, 0).await.is_empty());
+    assert!(listed(RunStatus::Completed, 0).await.is_empty());
+}
+
 /// A lease has one holder until it lapses; only its holder commits, and a
 /// holder that lost it writes nothing.
 pub async fn leases_fence_every_commit<S: Store + QueueProbe>(store: S) {
