@@ -2,7 +2,9 @@
 //! local moto server (started by the harness): 100 events ingested at once,
 //! then every queue drained the way Lambda's event source does (batches of
 //! up to 10 per `handle_sqs` call); five rounds, each on fresh tables,
-//! printing runs/s per round and the median. moto spends milliseconds of
+//! printing runs/s per round and the median, and the SQS sends the
+//! handlers made per run (overlapping sends to one queue share a
+//! `SendMessageBatch`). moto spends milliseconds of
 //! CPU on each call, so the figures compare handler changes side by side;
 //! they do not size a deployment (DynamoDB's calls overlap better).
 //!
@@ -38,9 +40,12 @@ fn main() {
                 .map(|n| Event::new("bench/go", json!({ "n": n })))
                 .collect();
             env.engine.ingest(events).await.expect("ingest");
+            env.counter.reset();
             let began = Instant::now();
             env.settle().await;
             let took = began.elapsed();
+            let calls = env.calls();
+            let per_run = |op: &str| calls.get(op).copied().unwrap_or(0) as f64 / RUNS as f64;
             let done = env
                 .runs()
                 .await
@@ -50,8 +55,10 @@ fn main() {
             assert_eq!(done, RUNS + 1, "every run completed");
             let rate = RUNS as f64 / took.as_secs_f64();
             println!(
-                "round {round}: {RUNS} runs in {:.2} s, {rate:.1} runs/s",
-                took.as_secs_f64()
+                "round {round}: {RUNS} runs in {:.2} s, {rate:.1} runs/s; per run {:.2} SendMessage + {:.2} SendMessageBatch",
+                took.as_secs_f64(),
+                per_run("SQS.SendMessage"),
+                per_run("SQS.SendMessageBatch"),
             );
             rates.push(rate);
         }

@@ -12,6 +12,10 @@ pub enum AwsError {
     /// SQS failed.
     #[error("sqs: {0}")]
     Sqs(#[from] Box<aws_sdk_sqs::Error>),
+    /// A send failed, alone or in a batch (the call's error, or the one SQS
+    /// gave its entry).
+    #[error("sqs: {0}")]
+    SqsSend(String),
     /// EventBridge Scheduler failed.
     #[error("scheduler: {0}")]
     Scheduler(#[from] Box<aws_sdk_scheduler::Error>),

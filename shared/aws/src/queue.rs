@@ -10,7 +10,10 @@ use aws_sdk_scheduler::types::{
     ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
     RetryPolicy, Target as ScheduleTarget,
 };
-use aws_sdk_sqs::types::QueueAttributeName;
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+use aws_smithy_types::error::display::DisplayErrorContext;
 use hookflow::clock::duration_ms;
 use hookflow::event::DEDUPE_WINDOW;
 use hookflow::event::derived_id;
@@ -22,6 +25,11 @@ use hookflow::transition::Outgoing;
 use crate::config::{MAX_SQS_DELAY, SCHEDULER_EARLY};
 use crate::dynamo::AwsStore;
 use crate::error::{AwsError, Result, scheduler, sqs};
+
+mod coalesce;
+
+pub(crate) use coalesce::Lanes;
+use coalesce::Pending;
 
 /// The function whose queue and Lambda serve `function_id`: itself, or for
 /// an `<id>-on-failure` handler, `<id>` (it runs in its function's Lambda).
@@ -153,16 +161,98 @@ impl AwsStore {
     async fn send_delayed(&self, envelope: &Envelope, delay_secs: i32) -> Result<()> {
         let url = self.queue_url(&envelope.target).await?;
         let body = self.encode_message(envelope, MAX_SQS_BODY).await?;
-        self.clients
-            .sqs
-            .send_message()
-            .queue_url(url)
-            .message_body(body)
-            .delay_seconds(delay_secs)
-            .send()
-            .await
-            .map_err(sqs)?;
-        Ok(())
+        self.send_body(&url, body, delay_secs).await
+    }
+
+    /// Sends `body` to the queue at `url` after `delay` seconds: at once
+    /// when no send to that queue is in flight, else in one
+    /// `SendMessageBatch` with the others that wait ([`coalesce`]).
+    async fn send_body(&self, url: &str, body: String, delay: i32) -> Result<()> {
+        let lane = self.sends.lane(url);
+        let (mut result, mut turn) = lane.enqueue(body, delay);
+        loop {
+            if let Some(taken) = turn.take() {
+                let batch = lane.next_batch(&taken);
+                self.send_batch(url, batch).await;
+            }
+            tokio::select! {
+                biased;
+                sent = &mut result => {
+                    return sent
+                        .unwrap_or_else(|_| Err("the send was abandoned".into()))
+                        .map_err(AwsError::SqsSend);
+                }
+                () = lane.woken() => turn = lane.try_take(),
+            }
+        }
+    }
+
+    /// Sends `batch` to the queue at `url` (`SendMessage` for one message)
+    /// and hands each sender its message's result.
+    async fn send_batch(&self, url: &str, batch: Vec<Pending>) {
+        let sqs = &self.clients.sqs;
+        if batch.len() == 1 {
+            for pending in batch {
+                let sent = sqs
+                    .send_message()
+                    .queue_url(url)
+                    .message_body(&pending.body)
+                    .delay_seconds(pending.delay)
+                    .send()
+                    .await;
+                pending.finish(
+                    sent.map(|_| ())
+                        .map_err(|e| DisplayErrorContext(&e).to_string()),
+                );
+            }
+            return;
+        }
+        let mut request = sqs.send_message_batch().queue_url(url);
+        for (i, pending) in batch.iter().enumerate() {
+            let entry = SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(&pending.body)
+                .delay_seconds(pending.delay)
+                .build();
+            match entry {
+                Ok(entry) => request = request.entries(entry),
+                Err(err) => {
+                    let why = format!("batch entry: {err}");
+                    for pending in batch {
+                        pending.finish(Err(why.clone()));
+                    }
+                    return;
+                }
+            }
+        }
+        match request.send().await {
+            Ok(out) => {
+                let refused: HashMap<&str, String> = out
+                    .failed()
+                    .iter()
+                    .map(|f| {
+                        let why = format!("{}: {}", f.code(), f.message().unwrap_or_default());
+                        (f.id(), why)
+                    })
+                    .collect();
+                let sent: HashSet<&str> = out.successful().iter().map(|s| s.id()).collect();
+                for (i, pending) in batch.into_iter().enumerate() {
+                    let id = i.to_string();
+                    let result = match refused.get(id.as_str()) {
+                        Some(why) => Err(format!("SQS refused the message: {why}")),
+                        None if sent.contains(id.as_str()) => Ok(()),
+                        None => Err("SQS gave no result for the message".to_owned()),
+                    };
+                    pending.finish(result);
+                }
+            }
+            Err(err) => {
+                let why = DisplayErrorContext(&err).to_string();
+                for pending in batch {
+                    pending.finish(Err(why.clone()));
+                }
+            }
+        }
     }
 
     async fn create_schedule(&self, envelope: &Envelope, at: i64) -> Result<()> {
@@ -275,5 +365,69 @@ impl Outbox for AwsStore {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use futures::future::join_all;
+    use hookflow::Function;
+
+    use super::*;
+    use crate::testing::AwsTestEnv;
+
+    #[tokio::test]
+    async fn overlapping_sends_share_batches_and_each_gets_its_own_result() {
+        // GIVEN a queue whose URL is known (a lone send is one SendMessage)
+        let never = Function::new("fn")
+            .on_event("never")
+            .handler(|_| async { Ok(()) });
+        let env = AwsTestEnv::new(vec![never]).await;
+        let store = env.store();
+        let url = store.queue_url(&Target::Router).await.unwrap();
+        store.send_body(&url, "warm".into(), 0).await.unwrap();
+        env.counter.reset();
+        // WHEN 31 sends overlap, one of them with a delay SQS refuses
+        let sends = (0..31).map(|i| {
+            let delay = if i == 17 { 901 } else { 0 };
+            store.send_body(&url, format!("m{i}"), delay)
+        });
+        let results = join_all(sends).await;
+        // THEN the first went alone and the rest in three batches of ten
+        let calls = env.calls();
+        assert_eq!(calls.get("SQS.SendMessage"), Some(&1), "{calls:?}");
+        assert_eq!(calls.get("SQS.SendMessageBatch"), Some(&3), "{calls:?}");
+        // AND only the refused one failed; every other arrived once
+        for (i, result) in results.iter().enumerate() {
+            assert_eq!(result.is_err(), i == 17, "send {i}: {result:?}");
+        }
+        let mut bodies = Vec::new();
+        loop {
+            let out = env
+                .harness()
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            if out.messages().is_empty() {
+                break;
+            }
+            bodies.extend(
+                out.messages()
+                    .iter()
+                    .filter_map(|m| m.body().map(str::to_owned)),
+            );
+        }
+        bodies.sort();
+        let mut expected: Vec<_> = (0..31)
+            .filter(|i| *i != 17)
+            .map(|i| format!("m{i}"))
+            .collect();
+        expected.push("warm".into());
+        expected.sort();
+        assert_eq!(bodies, expected);
     }
 }

@@ -58,6 +58,8 @@ pub struct AwsStore {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) queue_urls: Arc<Mutex<HashMap<String, String>>>,
     pub(crate) queue_arns: Arc<Mutex<HashMap<String, String>>>,
+    /// Overlapping sends to one queue, sent together.
+    pub(crate) sends: crate::queue::Lanes,
 }
 
 impl std::fmt::Debug for AwsStore {
@@ -77,6 +79,7 @@ impl AwsStore {
             clock,
             queue_urls: Arc::new(Mutex::new(HashMap::new())),
             queue_arns: Arc::new(Mutex::new(HashMap::new())),
+            sends: crate::queue::Lanes::default(),
         }
     }
 
