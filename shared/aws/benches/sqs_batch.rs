@@ -2,9 +2,9 @@
 //! local moto server (started by the harness): 100 events ingested at once,
 //! then every queue drained the way Lambda's event source does (batches of
 //! up to 10 per `handle_sqs` call); five rounds, each on fresh tables,
-//! printing runs/s per round and the median, and the SQS sends the
-//! handlers made per run (overlapping sends to one queue share a
-//! `SendMessageBatch`). moto spends milliseconds of
+//! printing runs/s per round and the median, and the SQS sends and
+//! DynamoDB reads the handlers made per run (overlapping sends to one queue
+//! share a `SendMessageBatch`, overlapping reads of one record one read). moto spends milliseconds of
 //! CPU on each call, so the figures compare handler changes side by side;
 //! they do not size a deployment (DynamoDB's calls overlap better).
 //!
@@ -55,10 +55,12 @@ fn main() {
             assert_eq!(done, RUNS + 1, "every run completed");
             let rate = RUNS as f64 / took.as_secs_f64();
             println!(
-                "round {round}: {RUNS} runs in {:.2} s, {rate:.1} runs/s; per run {:.2} SendMessage + {:.2} SendMessageBatch",
+                "round {round}: {RUNS} runs in {:.2} s, {rate:.1} runs/s; per run {:.2} SendMessage + {:.2} SendMessageBatch, {:.2} GetItem, {:.2} Query",
                 took.as_secs_f64(),
                 per_run("SQS.SendMessage"),
                 per_run("SQS.SendMessageBatch"),
+                per_run("DynamoDB.GetItem"),
+                per_run("DynamoDB.Query"),
             );
             rates.push(rate);
         }

@@ -16,6 +16,9 @@ pub enum AwsError {
     /// gave its entry).
     #[error("sqs: {0}")]
     SqsSend(String),
+    /// A read shared by several callers failed (its error, as a message).
+    #[error("{0}")]
+    Shared(String),
     /// EventBridge Scheduler failed.
     #[error("scheduler: {0}")]
     Scheduler(#[from] Box<aws_sdk_scheduler::Error>),

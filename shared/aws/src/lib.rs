@@ -9,6 +9,7 @@
 //! configuration, so `AWS_ENDPOINT_URL` points them at a local endpoint.
 
 pub mod calls;
+mod coalesce;
 pub mod config;
 mod dynamo;
 pub mod error;

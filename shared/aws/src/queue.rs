@@ -26,10 +26,33 @@ use crate::config::{MAX_SQS_DELAY, SCHEDULER_EARLY};
 use crate::dynamo::AwsStore;
 use crate::error::{AwsError, Result, scheduler, sqs};
 
-mod coalesce;
+/// The most entries one `SendMessageBatch` takes.
+const MAX_ENTRIES: usize = 10;
+/// The most bytes of message bodies one `SendMessageBatch` takes.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-pub(crate) use coalesce::Lanes;
-use coalesce::Pending;
+/// A message waiting in its queue's lane to be sent, and where its result
+/// goes.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    body: String,
+    delay: i32,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+impl Pending {
+    /// Hands the sender its message's result.
+    fn finish(self, result: Result<(), String>) {
+        // A sender that stopped waiting no longer wants it.
+        let _ = self.done.send(result);
+    }
+}
+
+/// Whether `next` fits in one `SendMessageBatch` with `batch`.
+fn fits_one_call(batch: &[Pending], next: &Pending) -> bool {
+    let bytes: usize = batch.iter().map(|p| p.body.len()).sum();
+    batch.len() < MAX_ENTRIES && bytes + next.body.len() <= MAX_BATCH_BYTES
+}
 
 /// The function whose queue and Lambda serve `function_id`: itself, or for
 /// an `<id>-on-failure` handler, `<id>` (it runs in its function's Lambda).
@@ -166,25 +189,19 @@ impl AwsStore {
 
     /// Sends `body` to the queue at `url` after `delay` seconds: at once
     /// when no send to that queue is in flight, else in one
-    /// `SendMessageBatch` with the others that wait ([`coalesce`]).
+    /// `SendMessageBatch` with the others that wait
+    /// ([`crate::coalesce`]).
     async fn send_body(&self, url: &str, body: String, delay: i32) -> Result<()> {
-        let lane = self.sends.lane(url);
-        let (mut result, mut turn) = lane.enqueue(body, delay);
-        loop {
-            if let Some(taken) = turn.take() {
-                let batch = lane.next_batch(&taken);
-                self.send_batch(url, batch).await;
-            }
-            tokio::select! {
-                biased;
-                sent = &mut result => {
-                    return sent
-                        .unwrap_or_else(|_| Err("the send was abandoned".into()))
-                        .map_err(AwsError::SqsSend);
-                }
-                () = lane.woken() => turn = lane.try_take(),
-            }
-        }
+        let (done, result) = tokio::sync::oneshot::channel();
+        let pending = Pending { body, delay, done };
+        self.sends
+            .lane(url)
+            .run(pending, result, fits_one_call, |batch| {
+                self.send_batch(url, batch)
+            })
+            .await
+            .unwrap_or_else(|| Err("the send was abandoned".into()))
+            .map_err(AwsError::SqsSend)
     }
 
     /// Sends `batch` to the queue at `url` (`SendMessage` for one message)

@@ -34,6 +34,7 @@ use hookflow::limits::CARRIED_EVENT_BYTES;
 use hookflow::run::Envelope;
 use hookflow::store::{EventLog, StoredEvent};
 
+use crate::coalesce::{Answer, Lanes};
 use crate::config::{AwsClients, AwsConfig};
 use crate::error::{AwsError, Result, ddb};
 
@@ -59,7 +60,11 @@ pub struct AwsStore {
     pub(crate) queue_urls: Arc<Mutex<HashMap<String, String>>>,
     pub(crate) queue_arns: Arc<Mutex<HashMap<String, String>>>,
     /// Overlapping sends to one queue, sent together.
-    pub(crate) sends: crate::queue::Lanes,
+    pub(crate) sends: Lanes<crate::queue::Pending>,
+    /// Overlapping reads of one event name's waiters, made once.
+    pub(crate) waiter_reads: Lanes<Answer<Vec<hookflow::run::Waiter>>>,
+    /// Overlapping reads of one flow-control record, made once.
+    pub(crate) flow_reads: Lanes<Answer<Option<hookflow::flow::FlowRecord>>>,
 }
 
 impl std::fmt::Debug for AwsStore {
@@ -79,7 +84,9 @@ impl AwsStore {
             clock,
             queue_urls: Arc::new(Mutex::new(HashMap::new())),
             queue_arns: Arc::new(Mutex::new(HashMap::new())),
-            sends: crate::queue::Lanes::default(),
+            sends: Lanes::default(),
+            waiter_reads: Lanes::default(),
+            flow_reads: Lanes::default(),
         }
     }
 

@@ -8,9 +8,23 @@ use hookflow::store::{FlowStore, Waiters};
 
 use super::commit::flow_pk;
 use super::{AwsStore, get_n, get_s, string};
+use crate::coalesce::shared_read;
+use crate::error::{AwsError, Result};
 
 impl Waiters for AwsStore {
+    /// One consistent Query of `WAIT#{event}`, shared by the callers that
+    /// overlap ([`crate::coalesce`]): each gets a read that began after it
+    /// asked.
     async fn waiters_for(&self, event: &str) -> hookflow::Result<Vec<Waiter>> {
+        let read = || async { self.read_waiters(event).await.map_err(|e| e.to_string()) };
+        Ok(shared_read(&self.waiter_reads, event, read)
+            .await
+            .map_err(AwsError::Shared)?)
+    }
+}
+
+impl AwsStore {
+    async fn read_waiters(&self, event: &str) -> Result<Vec<Waiter>> {
         let items = self
             .query_partition(string(format!("WAIT#{event}")), None)
             .await?;
@@ -20,10 +34,8 @@ impl Waiters for AwsStore {
         }
         Ok(waiters)
     }
-}
 
-impl FlowStore for AwsStore {
-    async fn flow_get(&self, key: &str) -> hookflow::Result<Option<FlowRecord>> {
+    async fn read_flow(&self, key: &str) -> Result<Option<FlowRecord>> {
         let out = self
             .ddb()
             .get_item()
@@ -42,11 +54,74 @@ impl FlowStore for AwsStore {
             state: serde_json::from_str(get_s(item, "body")?)?,
         }))
     }
+}
+
+impl FlowStore for AwsStore {
+    /// One consistent GetItem, shared like [`Waiters::waiters_for`]'s
+    /// Query (a function's pause record is read for every run it starts).
+    async fn flow_get(&self, key: &str) -> hookflow::Result<Option<FlowRecord>> {
+        let read = || async { self.read_flow(key).await.map_err(|e| e.to_string()) };
+        Ok(shared_read(&self.flow_reads, key, read)
+            .await
+            .map_err(AwsError::Shared)?)
+    }
 
     async fn flow_put(
         &self,
         write: &FlowWrite,
     ) -> hookflow::Result<Result<(), hookflow::transition::Conflict>> {
         self.put_flow(write).await
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    use futures::future::join_all;
+    use hookflow::Function;
+    use hookflow::flow::{FlowState, FlowWrite, pause_key};
+    use hookflow::store::{FlowStore, Waiters};
+
+    use crate::testing::AwsTestEnv;
+
+    #[tokio::test]
+    async fn overlapping_reads_share_one_call_and_later_ones_see_later_writes() {
+        // GIVEN a function's pause record
+        let f = Function::new("f")
+            .on_event("go")
+            .handler(|_| async { Ok(()) });
+        let env = AwsTestEnv::new(vec![f]).await;
+        let store = env.store();
+        let key = pause_key("f");
+        let paused = FlowState::Pause {
+            since: Some(1),
+            resuming: false,
+        };
+        let write = FlowWrite::after(key.clone(), None, paused);
+        store.flow_put(&write).await.unwrap().unwrap();
+        env.counter.reset();
+        // WHEN eight reads of it overlap, and eight of one name's waiters
+        let records = join_all((0..8).map(|_| store.flow_get(&key))).await;
+        let waiters = join_all((0..8).map(|_| store.waiters_for("go"))).await;
+        // THEN each kind took two calls: the first alone, the rest shared
+        let calls = env.calls();
+        assert_eq!(calls.get("DynamoDB.GetItem"), Some(&2), "{calls:?}");
+        assert_eq!(calls.get("DynamoDB.Query"), Some(&2), "{calls:?}");
+        let first = records[0].as_ref().unwrap().clone().expect("stored");
+        assert!(
+            records
+                .iter()
+                .all(|r| r.as_ref().unwrap().as_ref() == Some(&first))
+        );
+        assert!(waiters.iter().all(|w| w.as_ref().unwrap().is_empty()));
+        // AND a read after a write sees the write
+        let resumed = FlowState::Pause {
+            since: None,
+            resuming: false,
+        };
+        let write = FlowWrite::after(key.clone(), Some(&first), resumed.clone());
+        store.flow_put(&write).await.unwrap().unwrap();
+        let read = store.flow_get(&key).await.unwrap().expect("stored");
+        assert_eq!(read.state, resumed);
+        assert!(read.version > first.version);
     }
 }
