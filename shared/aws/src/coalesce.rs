@@ -145,7 +145,11 @@ impl<T> Lane<T> {
         loop {
             if let Some(taken) = turn.take() {
                 let batch = self.next_batch(&taken, &fits);
-                call(batch).await;
+                // Empty when a caller woken to take the lane found that one
+                // who arrived meanwhile took it and served everyone.
+                if !batch.is_empty() {
+                    call(batch).await;
+                }
             }
             tokio::select! {
                 biased;

@@ -194,14 +194,14 @@ impl AwsStore {
     async fn send_body(&self, url: &str, body: String, delay: i32) -> Result<()> {
         let (done, result) = tokio::sync::oneshot::channel();
         let pending = Pending { body, delay, done };
-        self.sends
-            .lane(url)
-            .run(pending, result, fits_one_call, |batch| {
-                self.send_batch(url, batch)
-            })
-            .await
-            .unwrap_or_else(|| Err("the send was abandoned".into()))
-            .map_err(AwsError::SqsSend)
+        let lane = self.sends.lane(url);
+        // Boxed: the engine's futures are deep already.
+        Box::pin(lane.run(pending, result, fits_one_call, |batch| {
+            self.send_batch(url, batch)
+        }))
+        .await
+        .unwrap_or_else(|| Err("the send was abandoned".into()))
+        .map_err(AwsError::SqsSend)
     }
 
     /// Sends `batch` to the queue at `url` (`SendMessage` for one message)

@@ -17,7 +17,8 @@ impl Waiters for AwsStore {
     /// asked.
     async fn waiters_for(&self, event: &str) -> hookflow::Result<Vec<Waiter>> {
         let read = || async { self.read_waiters(event).await.map_err(|e| e.to_string()) };
-        Ok(shared_read(&self.waiter_reads, event, read)
+        // Boxed: the router's futures are deep already.
+        Ok(Box::pin(shared_read(&self.waiter_reads, event, read))
             .await
             .map_err(AwsError::Shared)?)
     }
@@ -61,7 +62,8 @@ impl FlowStore for AwsStore {
     /// Query (a function's pause record is read for every run it starts).
     async fn flow_get(&self, key: &str) -> hookflow::Result<Option<FlowRecord>> {
         let read = || async { self.read_flow(key).await.map_err(|e| e.to_string()) };
-        Ok(shared_read(&self.flow_reads, key, read)
+        // Boxed: the router's futures are deep already.
+        Ok(Box::pin(shared_read(&self.flow_reads, key, read))
             .await
             .map_err(AwsError::Shared)?)
     }
