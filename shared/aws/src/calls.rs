@@ -2,7 +2,8 @@
 //! SQS, Scheduler and S3 call by operation, the items each DynamoDB
 //! transaction writes (`DynamoDB.TransactWriteItems.items`), and the item
 //! writes that set a secondary index's key (`DynamoDB.IndexKeys.gsi1`,
-//! `.gsi2`): DynamoDB bills each index an item enters as one more write.
+//! `.gsi2`): DynamoDB bills a write to each index it changes. Only keys set
+//! are counted (not an item leaving an index, nor the size of its entry).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Notify, oneshot};
 
+/// How many lanes a process keeps before it forgets the idle ones.
+const MAX_IDLE_LANES: usize = 1024;
+
 /// One lane per key. Clones share the lanes.
 #[derive(Debug)]
 pub(crate) struct Lanes<T>(Arc<Mutex<HashMap<String, Arc<Lane<T>>>>>);
@@ -41,6 +44,11 @@ impl<T> Lanes<T> {
     /// The lane of `key`.
     pub(crate) fn lane(&self, key: &str) -> Arc<Lane<T>> {
         let mut lanes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // Keys come from data (flow-control keys): forget the lanes no
+        // caller is in, now and then, so a warm process keeps few.
+        if lanes.len() >= MAX_IDLE_LANES && !lanes.contains_key(key) {
+            lanes.retain(|_, lane| Arc::strong_count(lane) > 1);
+        }
         Arc::clone(lanes.entry(key.to_owned()).or_default())
     }
 }
@@ -236,6 +244,21 @@ mod tests {
         assert_eq!(answers, expected);
         assert_eq!(*sizes.lock().unwrap(), [1, 1, 3, 3, 1]);
         assert!(lane.try_take().is_some(), "idle once everyone is answered");
+    }
+
+    #[test]
+    fn idle_lanes_are_forgotten_past_a_thousand() {
+        let lanes: Lanes<Asked> = Lanes::default();
+        let held = lanes.lane("held");
+        for i in 0..MAX_IDLE_LANES + 10 {
+            drop(lanes.lane(&format!("k{i}")));
+        }
+        let kept = lanes.0.lock().unwrap().len();
+        assert!(kept <= MAX_IDLE_LANES, "{kept}");
+        assert!(
+            Arc::ptr_eq(&held, &lanes.lane("held")),
+            "a lane in use is kept"
+        );
     }
 
     #[tokio::test]

@@ -1,4 +1,6 @@
-//! Errors of the AWS backend; each keeps the SDK error as its source.
+//! Errors of the AWS backend; each keeps the SDK error as its source, but
+//! for a call shared by several callers ([`crate::coalesce`]), whose
+//! error reaches each as its message.
 
 /// AWS backend errors.
 #[derive(Debug, thiserror::Error)]

@@ -57,6 +57,10 @@ pub const FUNCTION_INDEX: &str = "by_function";
 /// ends that way, so a run that completes never writes it.
 pub const STATUS_INDEX: &str = "gsi2";
 
+/// The most runs of a function a listing by a status the [`STATUS_INDEX`]
+/// does not hold looks through (newest first, in the time range asked).
+const STATUS_SCAN: usize = 10_000;
+
 /// Whether runs with `status` are in the [`STATUS_INDEX`] (others are
 /// listed through the [`FUNCTION_INDEX`] and filtered).
 fn status_indexed(status: RunStatus) -> bool {
@@ -189,40 +193,58 @@ impl AwsStore {
         keys: &[(String, String)],
         consistent: bool,
     ) -> Result<HashMap<(String, String), Item>> {
+        // Up to eight calls at a time.
         let mut found = HashMap::new();
-        for chunk in keys.chunks(100) {
-            let mut wanted = KeysAndAttributes::builder().consistent_read(consistent);
-            for (pk, sk) in chunk {
-                wanted = wanted.keys(HashMap::from([
-                    ("pk".into(), string(pk)),
-                    ("sk".into(), string(sk)),
-                ]));
+        let chunks: Vec<&[(String, String)]> = keys.chunks(100).collect();
+        for group in chunks.chunks(8) {
+            let calls = group
+                .iter()
+                .map(|chunk| self.batch_get_chunk(chunk, consistent));
+            for items in futures::future::try_join_all(calls).await? {
+                found.extend(items);
             }
-            let mut request = Some(HashMap::from([(
-                self.table().to_owned(),
-                wanted
-                    .build()
-                    .map_err(|e| AwsError::Item(format!("batch get: {e}")))?,
-            )]));
-            while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
-                let out = self
-                    .ddb()
-                    .batch_get_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(ddb)?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(self.table()))
-                    .into_iter()
-                    .flatten()
-                {
-                    let key = (get_s(item, "pk")?.to_owned(), get_s(item, "sk")?.to_owned());
-                    found.insert(key, item.clone());
-                }
-                request = out.unprocessed_keys().cloned();
+        }
+        Ok(found)
+    }
+
+    /// One `BatchGetItem` of up to 100 keys (unprocessed keys asked again).
+    async fn batch_get_chunk(
+        &self,
+        chunk: &[(String, String)],
+        consistent: bool,
+    ) -> Result<Vec<((String, String), Item)>> {
+        let mut found = Vec::new();
+        let mut wanted = KeysAndAttributes::builder().consistent_read(consistent);
+        for (pk, sk) in chunk {
+            wanted = wanted.keys(HashMap::from([
+                ("pk".into(), string(pk)),
+                ("sk".into(), string(sk)),
+            ]));
+        }
+        let mut request = Some(HashMap::from([(
+            self.table().to_owned(),
+            wanted
+                .build()
+                .map_err(|e| AwsError::Item(format!("batch get: {e}")))?,
+        )]));
+        while let Some(pending) = request.take().filter(|r| !r.is_empty()) {
+            let out = self
+                .ddb()
+                .batch_get_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(ddb)?;
+            for item in out
+                .responses()
+                .and_then(|r| r.get(self.table()))
+                .into_iter()
+                .flatten()
+            {
+                let key = (get_s(item, "pk")?.to_owned(), get_s(item, "sk")?.to_owned());
+                found.push((key, item.clone()));
             }
+            request = out.unprocessed_keys().cloned();
         }
         Ok(found)
     }
@@ -450,12 +472,14 @@ impl RunStore for AwsStore {
                 ),
                 _ => (FUNCTION_INDEX, "gsi1", format!("FN#{function}"), false),
             };
-            // A status filter skips runs: read more of the index at a time.
+            // A status filter skips runs: read more of the index at a time
+            // (a page of keys is at most 1 MB anyway).
             let page = match filter.status {
                 Some(_) if !whole => (limit * 4).clamp(100, 1000),
-                _ => limit,
+                _ => limit.min(1000),
             };
             let mut start = None;
+            let mut looked = 0;
             loop {
                 let mut query = self
                     .ddb()
@@ -487,7 +511,9 @@ impl RunStore for AwsStore {
                         .iter()
                         .map(|i| Ok((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned())))
                         .collect::<Result<Vec<_>>>()?;
-                    let mut runs = self.batch_get(&keys, true).await?;
+                    looked += keys.len();
+                    // Eventually consistent, as the index itself is.
+                    let mut runs = self.batch_get(&keys, false).await?;
                     for key in &keys {
                         // A run gone since (past its retention) is left out.
                         let Some(item) = runs.remove(key) else {
@@ -502,7 +528,9 @@ impl RunStore for AwsStore {
                     }
                 }
                 start = out.last_evaluated_key().cloned();
-                if start.is_none() || items.len() >= limit {
+                let enough =
+                    items.len() >= limit || (filter.status.is_some() && looked >= STATUS_SCAN);
+                if start.is_none() || enough {
                     break;
                 }
             }
