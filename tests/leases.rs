@@ -17,8 +17,8 @@ use hookflow::{
     Clock, Engine, EngineConfig, Event, FakeClock, Function, Handled, Registry, RunStatus,
     SystemClock, WorkerSettings,
 };
-use hookflow_embedded::SqliteStore;
 use hookflow_embedded::testing::START_MS;
+use hookflow_embedded::{Delivery, SqliteStore};
 use hookflow_tests::Counter;
 use serde_json::json;
 use tokio::sync::Notify;
@@ -97,6 +97,11 @@ fn start(run_id: &str, function: &str) -> Envelope {
     )
 }
 
+/// The next message due at `now` (received, not acknowledged).
+async fn next_delivery(store: &SqliteStore, now: i64) -> Delivery {
+    store.receive(now, 1, 60_000).await.unwrap().pop().unwrap()
+}
+
 /// Ingests `event` and routes it; returns the created run's id (its Start
 /// message is left unhandled).
 async fn route_one(
@@ -109,10 +114,10 @@ async fn route_one(
         .ingest(vec![Event::new("go", json!({}))])
         .await
         .unwrap();
-    let route = store.receive(now, 1, 60_000).await.unwrap().pop().unwrap();
+    let route = next_delivery(store, now).await;
     engine.handle(&route.envelope).await.unwrap();
     store.ack(&route).await.unwrap();
-    let start = store.receive(now, 1, 60_000).await.unwrap().pop().unwrap();
+    let start = next_delivery(store, now).await;
     store.ack(&start).await.unwrap();
     match start.envelope.message {
         Message::Start { run_id, .. } => {
@@ -549,20 +554,10 @@ async fn a_large_first_commit_writes_the_lease_alone_first() {
         Ok(())
     });
     let engine = faulty_engine(&store, vec![f]).await;
-    let route = sqlite
-        .receive(START_MS, 1, 60_000)
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let route = next_delivery(&sqlite, START_MS).await;
     engine.handle(&route.envelope).await.unwrap();
     sqlite.ack(&route).await.unwrap();
-    let start = sqlite
-        .receive(START_MS, 1, 60_000)
-        .await
-        .unwrap()
-        .pop()
-        .unwrap();
+    let start = next_delivery(&sqlite, START_MS).await;
     commits.lock().unwrap().clear();
     // WHEN its start is handled
     assert_eq!(engine.handle(&start.envelope).await.unwrap(), Handled::Done);

@@ -177,10 +177,10 @@ pub(crate) async fn shared_read<V, Fut>(
     lanes: &Lanes<Answer<V>>,
     key: &str,
     read: impl Fn() -> Fut,
-) -> Result<V, String>
+) -> crate::error::Result<V>
 where
     V: Clone,
-    Fut: Future<Output = Result<V, String>>,
+    Fut: Future<Output = crate::error::Result<V>>,
 {
     let lane = lanes.lane(key);
     let (answer, result) = oneshot::channel();
@@ -188,7 +188,7 @@ where
     let call = |waiting: Vec<Answer<V>>| {
         let read = read();
         async move {
-            let value = read.await;
+            let value = read.await.map_err(|e| e.to_string());
             for answer in waiting {
                 let _ = answer.send(value.clone());
             }
@@ -197,6 +197,7 @@ where
     lane.run(answer, result, everyone, call)
         .await
         .unwrap_or_else(|| Err("the read was abandoned".to_owned()))
+        .map_err(crate::error::AwsError::Shared)
 }
 
 #[cfg(test)]

@@ -9,18 +9,16 @@ use hookflow::store::{FlowStore, Waiters};
 use super::commit::flow_pk;
 use super::{AwsStore, get_n, get_s, string};
 use crate::coalesce::shared_read;
-use crate::error::{AwsError, Result};
+use crate::error::Result;
 
 impl Waiters for AwsStore {
     /// One consistent Query of `WAIT#{event}`, shared by the callers that
     /// overlap ([`crate::coalesce`]): each gets a read that began after it
     /// asked.
     async fn waiters_for(&self, event: &str) -> hookflow::Result<Vec<Waiter>> {
-        let read = || async { self.read_waiters(event).await.map_err(|e| e.to_string()) };
+        let read = || self.read_waiters(event);
         // Boxed: the router's futures are deep already.
-        Ok(Box::pin(shared_read(&self.waiter_reads, event, read))
-            .await
-            .map_err(AwsError::Shared)?)
+        Ok(Box::pin(shared_read(&self.waiter_reads, event, read)).await?)
     }
 }
 
@@ -61,11 +59,9 @@ impl FlowStore for AwsStore {
     /// One consistent GetItem, shared like [`Waiters::waiters_for`]'s
     /// Query (a function's pause record is read for every run it starts).
     async fn flow_get(&self, key: &str) -> hookflow::Result<Option<FlowRecord>> {
-        let read = || async { self.read_flow(key).await.map_err(|e| e.to_string()) };
+        let read = || self.read_flow(key);
         // Boxed: the router's futures are deep already.
-        Ok(Box::pin(shared_read(&self.flow_reads, key, read))
-            .await
-            .map_err(AwsError::Shared)?)
+        Ok(Box::pin(shared_read(&self.flow_reads, key, read)).await?)
     }
 
     async fn flow_put(
