@@ -1006,3 +1006,165 @@ async fn a_resume_starts_events_held_past_the_event_logs_retention() {
     assert_eq!(runs[0].status, RunStatus::Completed);
     assert_eq!(runs[0].output, Some(json!(7)));
 }
+
+fn waits_then_steps(timeout: Duration) -> Function {
+    Function::new("remind")
+        .on_event("user/created")
+        .handler(move |ctx| async move {
+            let linked = ctx
+                .step
+                .wait_for_event(
+                    "discord",
+                    WaitFor::event("discord/connected")
+                        .matching("data.userId")
+                        .timeout(timeout),
+                )
+                .await?;
+            let n = ctx.step.run("after", || async move { Ok(1) }).await?;
+            Ok(json!([linked.is_some(), n]))
+        })
+}
+
+/// The run item writes of `calls`: conditional puts and updates, and each
+/// transaction's items.
+fn item_writes(calls: &HashMap<String, u64>) -> (u64, u64, u64) {
+    let get = |op: &str| calls.get(op).copied().unwrap_or(0);
+    (
+        get("DynamoDB.PutItem"),
+        get("DynamoDB.UpdateItem"),
+        get("DynamoDB.TransactWriteItems.items"),
+    )
+}
+
+#[tokio::test]
+async fn a_sleep_and_a_retry_are_each_one_conditional_write() {
+    // GIVEN a function that runs a step, sleeps ten minutes, runs another
+    let env = AwsTestEnv::new(vec![sleeper(Duration::from_secs(600))]).await;
+    env.send(vec![Event::new("nap/start", json!({}))]).await;
+    env.advance(Duration::from_secs(600)).await;
+    env.counter.reset();
+    // WHEN a run reaches its sleep
+    env.send(vec![Event::new("nap/start", json!({}))]).await;
+    // THEN the first step's checkpoint, the lease and the sleep are one
+    // update of the run item (the sleeping step's record lives on it too,
+    // no transaction with an item of its own)
+    assert_eq!(
+        item_writes(&env.calls()),
+        (3, 1, 0),
+        "event, routed record, run; one update"
+    );
+    // WHEN it wakes: the sleep's end, then the end carrying the last step
+    env.counter.reset();
+    env.advance(Duration::from_secs(600)).await;
+    assert_eq!(item_writes(&env.calls()), (0, 2, 0));
+    assert_eq!(
+        env.runs()
+            .await
+            .iter()
+            .filter(|r| r.status == RunStatus::Completed)
+            .count(),
+        2
+    );
+
+    // GIVEN a step that fails once and then succeeds
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let flaky = Function::new("flaky")
+        .on_event("go")
+        .handler(move |ctx| {
+            let seen = seen.clone();
+            async move {
+                ctx.step
+                    .run("call", move || async move {
+                        match seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                            0 => Err(anyhow::anyhow!("503")),
+                            n => Ok(n),
+                        }
+                    })
+                    .await
+                    .map_err(Into::into)
+            }
+        })
+        .retries(1);
+    let env = AwsTestEnv::new(vec![flaky]).await;
+    env.counter.reset();
+    // WHEN its first attempt fails, THEN the retry to come is one update
+    env.send(vec![Event::new("go", json!({}))]).await;
+    assert_eq!(item_writes(&env.calls()), (3, 1, 0));
+    let view = env.only_run("flaky").await;
+    assert_eq!(view.steps[0].status, StepStatus::Retrying);
+    // AND the retry that succeeds ends the run in one more
+    env.counter.reset();
+    env.advance(Duration::from_secs(60)).await;
+    assert_eq!(item_writes(&env.calls()), (0, 1, 0));
+    assert_eq!(env.only_run("flaky").await.run.output, Some(json!(1)));
+}
+
+#[tokio::test]
+async fn a_wait_writes_its_waiter_with_the_run_item_alone() {
+    // GIVEN a function that waits up to a minute for a user's Discord link
+    let env = AwsTestEnv::new(vec![waits_then_steps(Duration::from_secs(60))]).await;
+    env.counter.reset();
+    // WHEN a run reaches its wait
+    env.send(vec![Event::new("user/created", json!({"userId": "u1"}))])
+        .await;
+    // THEN the waiting step's record is on the run item: one transaction
+    // of the run item and the waiter
+    let calls = env.calls();
+    assert_eq!(item_writes(&calls), (3, 0, 2), "{calls:?}");
+    assert_eq!(calls.get("DynamoDB.TransactWriteItems"), Some(&1));
+    // WHEN the wait times out
+    env.counter.reset();
+    env.advance(Duration::from_secs(61)).await;
+    let calls = env.calls();
+    // THEN: the lease, the timeout with the waiter's removal, the end
+    assert_eq!(item_writes(&calls), (0, 2, 2), "{calls:?}");
+    assert_eq!(
+        env.only_run("remind").await.run.output,
+        Some(json!([false, 1]))
+    );
+}
+
+#[tokio::test]
+async fn a_large_answer_takes_the_waiting_record_off_the_run_item() {
+    // GIVEN a run waiting for a user's Discord link, its record on the run item
+    let env = AwsTestEnv::new(vec![waits_then_steps(Duration::from_secs(600))]).await;
+    env.send(vec![Event::new("user/created", json!({"userId": "u1"}))])
+        .await;
+    let run_id = env.only_run("remind").await.run.id;
+    let waiting = stored_run_item(&env, &run_id).await;
+    let stale = waiting
+        .get("j0")
+        .cloned()
+        .expect("the waiting record inline");
+    // WHEN the event arrives, too large to be kept on the run item
+    let profile = "x".repeat(4096);
+    env.send(vec![Event::new(
+        "discord/connected",
+        json!({"userId": "u1", "profile": profile}),
+    )])
+    .await;
+    // THEN its record gets an item of its own and leaves the run item
+    let view = env.only_run("remind").await;
+    assert_eq!(view.run.output, Some(json!([true, 1])));
+    assert_eq!(view.steps[0].status, StepStatus::Completed);
+    assert!(!stored_run_item(&env, &run_id).await.contains_key("j0"));
+    // AND a waiting record left on the run item (as a writer of the
+    // previous version would) does not hide the finished one
+    env.harness()
+        .dynamodb
+        .update_item()
+        .table_name(&env.store().config().table)
+        .key("pk", AttributeValue::S(format!("RUN#{run_id}")))
+        .key("sk", AttributeValue::S("RUN".into()))
+        .update_expression("SET j0 = :stale")
+        .expression_attribute_values(":stale", stale)
+        .send()
+        .await
+        .unwrap();
+    let view = env.only_run("remind").await;
+    assert_eq!(view.steps[0].status, StepStatus::Completed);
+    assert_eq!(
+        view.steps[0].output.as_ref().unwrap()["data"]["profile"],
+        json!(profile)
+    );
+}

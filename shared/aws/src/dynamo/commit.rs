@@ -153,11 +153,14 @@ impl AwsStore {
 
     /// The run item's write: a conditional Put for a new run, a conditional
     /// Update otherwise (so a cancellation request written meanwhile is kept),
-    /// carrying the `inline` step records (attribute name, record).
+    /// carrying the `inline` step records (attribute name, record) and
+    /// removing the attributes `uninlined` of steps whose record this
+    /// transition writes as an item of its own.
     async fn run_write(
         &self,
         t: &Transition,
         inline: Vec<(String, AttributeValue)>,
+        uninlined: Vec<String>,
     ) -> Result<TransactWriteItem> {
         let run = &t.run;
         let condition = fence_condition(&t.fence);
@@ -276,6 +279,11 @@ impl AwsStore {
         if run.status.is_terminal() {
             remove.push("cancel_requested".to_owned());
         }
+        remove.extend(
+            uninlined
+                .into_iter()
+                .filter(|name| inline.iter().all(|(set, _)| set != name)),
+        );
         if t.replaces_event {
             match t.event_recorded_at {
                 // It refers to the new event's routed record instead (which
@@ -681,6 +689,10 @@ impl AwsStore {
                 None => own_items.push(step),
             }
         }
+        let uninlined = own_items
+            .iter()
+            .map(|step| inline::name(step.position))
+            .collect();
         let mut records = self.record_writes(t, &own_items).await?;
         if t.fence == Fence::Create {
             records.extend(self.creation_writes(t).await?);
@@ -692,7 +704,7 @@ impl AwsStore {
             // too, when there is one.
             let mut created = Transition::new(Fence::Create, other.clone());
             created.event_recorded_at = t.event_recorded_at;
-            records.push(self.run_write(&created, Vec::new()).await?);
+            records.push(self.run_write(&created, Vec::new(), Vec::new()).await?);
             records.extend(self.event_copy(&created).await?);
         }
         let flow = self.flow_writes(t)?;
@@ -707,7 +719,7 @@ impl AwsStore {
         // Too many items or bytes for one transaction: commit the leading
         // records first, each part fenced like the whole; the run item goes
         // last, so the run changes only once everything else is written.
-        let run_write = self.run_write(t, inline).await?;
+        let run_write = self.run_write(t, inline, uninlined).await?;
         let last_room = TRANSACTION_BYTES.saturating_sub(write_size(&run_write));
         while records.len() >= MAX_TRANSACTION_ITEMS || total_size(&records) > last_room {
             if t.fence == Fence::Create {

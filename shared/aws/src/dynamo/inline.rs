@@ -1,5 +1,13 @@
-//! A finished step's record kept on the run item (attribute `j{position}`),
-//! so that its checkpoint is the run item's one conditional write.
+//! A step's record kept on the run item (attribute `j{position}`), so that
+//! its checkpoint is the run item's one conditional write: a finished step's,
+//! and an unfinished one's (a sleep, a wait, a retry to come), which a later
+//! checkpoint of the same step rewrites in place.
+//!
+//! A record that is too large (or too far down the journal) gets an item of
+//! its own instead, and the run item's write that carries it removes the
+//! step's attribute, so a run item never holds an older record than the
+//! step's own item. Reading, a finished record wins over an unfinished one
+//! (finished records never change again), and otherwise the run item's.
 //!
 //! The run item is billed by the started KB on every update, so these
 //! records are written compactly: a JSON array of the record's fields in a
@@ -17,8 +25,8 @@ use hookflow::run::{StepRecord, StepStatus};
 
 use crate::error::Result;
 
-/// A finished step's record up to this size is kept on the run item; larger
-/// ones get their own item.
+/// A step's record up to this size is kept on the run item; larger ones get
+/// their own item.
 const INLINE_STEP_BYTES: usize = 2048;
 /// Steps whose records may be kept on the run item (with the run's body and
 /// outbox, at most 64 KiB each inline, the item stays far below 400 KB).
@@ -37,13 +45,10 @@ pub(super) fn position(name: &str) -> Option<u32> {
         .and_then(|n| n.parse().ok())
 }
 
-/// A finished step's record, encoded, when it is small enough to be kept on
-/// the run item. Only finished records are: they are never written again,
-/// so an inline record is always the step's last.
+/// A step's record, encoded, when it is small enough (and early enough in
+/// the journal) to be kept on the run item.
 pub(super) fn encode(step: &StepRecord) -> Result<Option<String>> {
-    if step.position >= INLINE_STEPS
-        || !matches!(step.status, StepStatus::Completed | StepStatus::Failed)
-    {
+    if step.position >= INLINE_STEPS {
         return Ok(None);
     }
     let mut fields = vec![
@@ -63,6 +68,11 @@ pub(super) fn encode(step: &StepRecord) -> Result<Option<String>> {
     }
     let text = Value::Array(fields).to_string();
     Ok((text.len() <= INLINE_STEP_BYTES).then_some(text))
+}
+
+/// Whether `status` is a step's last: its record is never written again.
+pub(super) fn finished(status: StepStatus) -> bool {
+    matches!(status, StepStatus::Completed | StepStatus::Failed)
 }
 
 /// The record of the step at `position` from its encoded form (or from a
@@ -137,12 +147,25 @@ mod tests {
     }
 
     #[test]
-    fn unfinished_late_or_large_records_get_their_own_item() {
+    fn an_unfinished_record_is_kept_inline_too() {
         let waiting = StepRecord {
+            kind: StepKind::WaitForEvent,
             status: StepStatus::Waiting,
-            ..record(0)
+            attempts: 0,
+            output: None,
+            ended_at: None,
+            wake_at: Some(1_798_848_000_000),
+            detail: Some(json!({"event": "discord/connected", "match": "data.userId"})),
+            ..record(1)
         };
-        assert_eq!(encode(&waiting).unwrap(), None);
+        let text = encode(&waiting).unwrap().unwrap();
+        assert_eq!(decode(1, &text).unwrap(), waiting);
+        assert!(!finished(waiting.status));
+        assert!(finished(record(1).status));
+    }
+
+    #[test]
+    fn late_or_large_records_get_their_own_item() {
         assert_eq!(encode(&record(INLINE_STEPS)).unwrap(), None);
         let large = StepRecord {
             output: Some(json!("x".repeat(INLINE_STEP_BYTES))),

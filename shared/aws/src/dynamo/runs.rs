@@ -307,16 +307,23 @@ impl AwsStore {
         {
             journal.push(self.decode(step, "body").await?);
         }
-        // A finished step's record kept on the run item is the step's last
-        // (finished records are never rewritten): it replaces an earlier
-        // record of the same step in its own item (say, a sleep's).
+        // A record kept on the run item replaces the same step's in its own
+        // item (say, a sleep's), unless that one is finished and it is not:
+        // a write of a step's own item removes its record from the run item,
+        // and a finished record is never written again.
         for (name, value) in item {
             if let AttributeValue::S(text) = value
                 && let Some(position) = inline::position(name)
             {
                 let step = inline::decode(position, text)?;
-                journal.retain(|s| s.id != step.id);
-                journal.push(step);
+                let own = journal.iter().position(|s| s.id == step.id);
+                match own {
+                    Some(i)
+                        if inline::finished(journal[i].status)
+                            && !inline::finished(step.status) => {}
+                    Some(i) => journal[i] = step,
+                    None => journal.push(step),
+                }
             }
         }
         journal.sort_by_key(|step| step.position);
