@@ -566,3 +566,87 @@ async fn a_large_first_commit_writes_the_lease_alone_first() {
     let run = only_run(&sqlite).await;
     assert_eq!(run.status, RunStatus::Sleeping);
 }
+
+#[tokio::test]
+async fn a_waits_timeout_and_its_event_cannot_both_answer_it() {
+    // GIVEN a run waiting up to a minute for `linked`, whose handler holds
+    // its third execution (the timeout's, after the start's and the wait's
+    // suspension) before it reaches the wait
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let (gate, entered, executions) = (
+        Arc::new(Notify::new()),
+        Arc::new(Notify::new()),
+        Counter::default(),
+    );
+    let (g, e, n) = (gate.clone(), entered.clone(), executions.clone());
+    let f = Function::new("f").on_event("go").handler(move |ctx| {
+        let (gate, entered, executions) = (g.clone(), e.clone(), n.clone());
+        async move {
+            if executions.bump() == 2 {
+                entered.notify_one();
+                gate.notified().await;
+            }
+            let linked = ctx
+                .step
+                .wait_for_event(
+                    "link",
+                    hookflow::WaitFor::event("linked").timeout(Duration::from_secs(60)),
+                )
+                .await?;
+            Ok(linked.map(|event| event.data))
+        }
+    });
+    let engine = engine(
+        &store,
+        vec![f],
+        Arc::new(clock.clone()),
+        deferred_to_first_commit(),
+    );
+    let run_id = route_one(&engine, &store, "f", START_MS).await;
+    assert_eq!(
+        engine.handle(&start(&run_id, "f")).await.unwrap(),
+        Handled::Done
+    );
+    assert_eq!(
+        store.get_run(&run_id).await.unwrap().unwrap().status,
+        RunStatus::Waiting
+    );
+    // WHEN the event arrives just before the deadline, its answer still
+    // queued when the timeout comes due ...
+    clock.advance(Duration::from_secs(59));
+    engine
+        .ingest(vec![Event::new("linked", json!({"user": "u1"}))])
+        .await
+        .unwrap();
+    let route = next_delivery(&store, START_MS + 59_000).await;
+    engine.handle(&route.envelope).await.unwrap();
+    store.ack(&route).await.unwrap();
+    clock.advance(Duration::from_secs(2));
+    let now = START_MS + 61_000;
+    let mut due = store.receive(now, 2, 60_000).await.unwrap();
+    due.sort_by_key(|d| matches!(d.envelope.message, Message::Resume { .. }));
+    let [answer, timeout] = <[Delivery; 2]>::try_from(due).unwrap();
+    assert!(matches!(answer.envelope.message, Message::Resolve { .. }));
+    assert!(matches!(timeout.envelope.message, Message::Resume { .. }));
+    // ... and the timeout's resume is handled first (its lease put off: it
+    // writes nothing before its first commit), the answer meanwhile
+    let worker_a = {
+        let (engine, envelope) = (engine.clone(), timeout.envelope.clone());
+        tokio::spawn(async move { engine.handle(&envelope).await })
+    };
+    entered.notified().await;
+    assert_eq!(
+        engine.handle(&answer.envelope).await.unwrap(),
+        Handled::Done
+    );
+    store.ack(&answer).await.unwrap();
+    // THEN the timeout's answer is refused: the event's is the one kept
+    gate.notify_one();
+    assert_eq!(worker_a.await.unwrap().unwrap(), Handled::Busy);
+    store.ack(&timeout).await.unwrap();
+    let view = engine.run_view(&run_id).await.unwrap().unwrap();
+    assert_eq!(view.run.status, RunStatus::Completed);
+    assert_eq!(view.run.output, Some(json!({"user": "u1"})));
+    assert_eq!(drain(&engine, &store, now).await, 0, "nothing left");
+}

@@ -4,7 +4,7 @@
 //!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox, small finished steps (`j{position}`), the trigger event's key (`event_pk`, `event_sk`) |
+//! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox, small step records (`j{position}`), the trigger event's key (`event_pk`, `event_sk`) |
 //! | trigger event | `RUN#{id}` | `EVENT`: a copy, for a run whose event has no routed record (cron, invoked, replayed); a key, when the item has one, wins over it |
 //! | step | `RUN#{id}` | `STEP#{step id}`: a step's record while it waits, or when over 2 KiB |
 //! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |

@@ -253,7 +253,8 @@ where
     /// code runs, and with the run's concurrency slots; when a slot is not
     /// free, records the run's place in line instead (with a waiting step's
     /// answer, which must not be lost) and leaves the run unleased. A start
-    /// or a timer's resume that decides nothing else puts the lease off to
+    /// or a timer's resume (a wait's timeout too) that decides nothing else
+    /// puts the lease off to
     /// the execution's first commit ([`Deferred`]), which then writes it.
     async fn acquire(
         &self,
@@ -337,10 +338,13 @@ where
         }
         // Not a start flow control put off: a debounce fold or a batch join
         // may still change that run (at the version read) until its lease
-        // is written, and its first step must see the final event.
+        // is written, and its first step must see the final event. A wait's
+        // timeout may: the handler's first commit is the timeout's answer,
+        // fenced at the version read, so it and an event that answers the
+        // wait meanwhile (a commit of its own) cannot both win, and no user
+        // code runs on the timeout before that commit.
         let defer = !limited
             && answered.steps.is_empty()
-            && run.status != RunStatus::Waiting
             && matches!(cause, Cause::Start { due: None, .. } | Cause::Resume);
         if defer {
             if run.lease.as_ref().is_some_and(|lease| lease.until > now) {
