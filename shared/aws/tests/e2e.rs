@@ -1053,7 +1053,9 @@ async fn a_sleep_and_a_retry_are_each_one_conditional_write() {
         (3, 1, 0),
         "event, routed record, run; one update"
     );
-    // WHEN it wakes: the sleep's end, then the end carrying the last step
+    // WHEN it wakes: the sleep's end (the first commit, which takes the
+    // lease, before the next step's code runs), then the end carrying the
+    // last step
     env.counter.reset();
     env.advance(Duration::from_secs(600)).await;
     assert_eq!(item_writes(&env.calls()), (0, 2, 0));
