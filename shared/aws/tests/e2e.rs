@@ -31,55 +31,41 @@ fn checkout_flow() -> Function {
         })
 }
 
-#[tokio::test]
-async fn a_signed_webhook_becomes_an_event_a_run_and_steps() {
-    let env = AwsTestEnv::new(vec![checkout_flow()]).await;
-    let sample = include_str!("../../../events/webhook-stripe-checkout-session-completed.json");
+const CHECKOUT_SAMPLE: &str =
+    include_str!("../../../events/webhook-stripe-checkout-session-completed.json");
+
+/// The status Stripe's webhook Lambda answers `sample` (an API Gateway
+/// request, `events/`) with, the clock set to when it was sent.
+async fn post_stripe(env: &AwsTestEnv, sample: &str) -> u16 {
     let at = serde_json::from_str::<Value>(sample).unwrap()["requestContext"]["timeEpoch"]
         .as_i64()
         .unwrap();
     env.clock.set(at);
     let receiver = test_secrets::receiver().unwrap();
     let request = lambda_http::request::from_str(sample).unwrap();
-    let response = handle_http(
+    let clock = env.engine.clock();
+    handle_http(
         &receiver,
         &env.engine.ingest,
-        env.engine.clock().as_ref(),
+        clock.as_ref(),
         Provider::Stripe,
         request,
     )
-    .await;
-    assert_eq!(response.status(), 200);
+    .await
+    .status()
+    .as_u16()
+}
 
+#[tokio::test]
+async fn a_signed_webhook_becomes_an_event_a_run_and_steps() {
+    let env = AwsTestEnv::new(vec![checkout_flow()]).await;
+    assert_eq!(post_stripe(&env, CHECKOUT_SAMPLE).await, 200);
     // A redelivery is acknowledged and starts nothing new.
-    let again = lambda_http::request::from_str(sample).unwrap();
-    assert_eq!(
-        handle_http(
-            &receiver,
-            &env.engine.ingest,
-            env.engine.clock().as_ref(),
-            Provider::Stripe,
-            again
-        )
-        .await
-        .status(),
-        200
-    );
+    assert_eq!(post_stripe(&env, CHECKOUT_SAMPLE).await, 200);
     // A tampered one is refused.
-    let tampered = sample.replace("checkout.session.completed", "checkout.session.completeD");
-    let tampered = lambda_http::request::from_str(&tampered).unwrap();
-    assert_eq!(
-        handle_http(
-            &receiver,
-            &env.engine.ingest,
-            env.engine.clock().as_ref(),
-            Provider::Stripe,
-            tampered
-        )
-        .await
-        .status(),
-        401
-    );
+    let tampered =
+        CHECKOUT_SAMPLE.replace("checkout.session.completed", "checkout.session.completeD");
+    assert_eq!(post_stripe(&env, &tampered).await, 401);
 
     env.settle().await;
     let view = env.only_run("checkout-side-effects").await;
@@ -497,31 +483,30 @@ async fn only_failed_and_cancelled_runs_enter_the_status_index() {
     assert!(listed("fails", RunStatus::Completed).await.is_empty());
 }
 
+/// How many bytes DynamoDB bills for `item`: its attributes' names and
+/// values (a binary by its length).
+fn item_bytes<'a>(item: impl IntoIterator<Item = (&'a String, &'a AttributeValue)>) -> usize {
+    item.into_iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    AttributeValue::B(b) => b.as_ref().len(),
+                    _ => 8,
+                }
+        })
+        .sum()
+}
+
 /// The completed run item among `runs`, as DynamoDB bills it (attribute
 /// names and values): its size without its journal, and each journal
 /// entry's size.
 async fn run_item_bytes(env: &AwsTestEnv, runs: &[hookflow::Run]) -> (usize, Vec<usize>) {
     let run = runs.iter().max_by_key(|r| r.created_at).unwrap();
-    let item = env
-        .store()
-        .clients()
-        .dynamodb
-        .get_item()
-        .table_name(&env.store().config().table)
-        .key("pk", AttributeValue::S(format!("RUN#{}", run.id)))
-        .key("sk", AttributeValue::S("RUN".into()))
-        .send()
-        .await
-        .unwrap()
-        .item
-        .unwrap();
+    let item = stored_run_item(env, &run.id).await;
     let (mut base, mut entries) = (0, Vec::new());
     for (name, value) in &item {
-        let size = name.len()
-            + match value {
-                AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
-                _ => 8,
-            };
+        let size = item_bytes([(name, value)]);
         if name.starts_with('j') {
             entries.push(size);
         } else {
@@ -530,6 +515,76 @@ async fn run_item_bytes(env: &AwsTestEnv, runs: &[hookflow::Run]) -> (usize, Vec
     }
     println!("run item: {base} bytes without its journal, entries {entries:?}");
     (base, entries)
+}
+
+/// Every item whose partition key starts with `prefix` (a scan: tests only).
+async fn items_under(env: &AwsTestEnv, prefix: &str) -> Vec<HashMap<String, AttributeValue>> {
+    env.harness()
+        .dynamodb
+        .scan()
+        .table_name(&env.store().config().table)
+        .filter_expression("begins_with(pk, :prefix)")
+        .expression_attribute_values(":prefix", AttributeValue::S(prefix.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_webhooks_event_is_stored_compressed_in_one_write_unit_per_record() {
+    // GIVEN Stripe's checkout sample (its event is about 1 KB of JSON), and
+    // a step whose output is the session object
+    let copy_session = Function::new("copy-session")
+        .on_event("stripe/checkout.session.completed")
+        .handler(|ctx| async move {
+            let session = ctx.event.data["data"]["object"].clone();
+            let kept: Value = ctx
+                .step
+                .run("keep", move || async move { Ok(session) })
+                .await?;
+            Ok(kept)
+        });
+    let env = AwsTestEnv::new(vec![copy_session]).await;
+    assert_eq!(post_stripe(&env, CHECKOUT_SAMPLE).await, 200);
+    env.settle().await;
+    // WHEN its records are read as stored
+    let event = items_under(&env, "EVT#").await;
+    let routed = items_under(&env, "EVN#").await;
+    let view = env.only_run("copy-session").await;
+    let run = stored_run_item(&env, &view.run.id).await;
+    // THEN the event's record and its routed record each hold the event
+    // compressed, and fit one write unit where the text would take two;
+    // the run item, with the session among its steps, fits one too
+    let text = serde_json::to_string(&view.run.event).unwrap().len();
+    for item in [&event[0], &routed[0]] {
+        let AttributeValue::B(body) = &item["body"] else {
+            panic!("the event as text");
+        };
+        let as_text = item_bytes(item) - body.as_ref().len() + text;
+        println!(
+            "{}: {} bytes, {as_text} with the event as text",
+            item["pk"].as_s().unwrap(),
+            item_bytes(item)
+        );
+        assert!(item_bytes(item) <= 1024 && as_text > 1024, "{as_text}");
+    }
+    println!("run item: {} bytes", item_bytes(&run));
+    assert!(item_bytes(&run) <= 1024);
+    // AND the run item's body is compressed however short, so that a
+    // reader from before compression fails on it rather than skip a step
+    // record it cannot read
+    assert!(matches!(run["body"], AttributeValue::B(_)));
+    assert!(matches!(run["j0"], AttributeValue::B(_)), "the session");
+    assert_eq!(view.run.status, RunStatus::Completed);
+    assert_eq!(
+        view.run.output.as_ref().unwrap()["id"],
+        view.run.event.data["data"]["object"]["id"]
+    );
+    let stored = hookflow::store::EventLog::get_event(env.store(), &view.run.event.id).await;
+    assert_eq!(stored.unwrap().unwrap().event, view.run.event);
 }
 
 #[tokio::test]
@@ -1170,4 +1225,97 @@ async fn a_large_answer_takes_the_waiting_record_off_the_run_item() {
         view.steps[0].output.as_ref().unwrap()["data"]["profile"],
         json!(profile)
     );
+}
+
+/// A charge as a payment API returns it (about 1 KB of JSON), the `n`th.
+fn charge(n: u32) -> Value {
+    json!({
+        "id": format!("ch_3Q{n:04}hookflowX{}", n * 7919),
+        "object": "charge",
+        "amount": 2_500 + n * 125,
+        "amount_captured": 2_500 + n * 125,
+        "amount_refunded": 0,
+        "balance_transaction": format!("txn_3Q{n:04}hookflowB{}", n * 104_729),
+        "billing_details": {
+            "address": {"city": "Lisbon", "country": "PT", "line1": format!("Rua Augusta {n}"),
+                        "line2": null, "postal_code": "1100-053", "state": null},
+            "email": format!("mentee{n}@example.com"), "name": format!("Mentee Number {n}"), "phone": null
+        },
+        "calculated_statement_descriptor": "MENTORSHIP",
+        "captured": true,
+        "created": 1_767_225_600 + n * 3_600,
+        "currency": "eur",
+        "customer": format!("cus_R{n:04}hookflow"),
+        "description": format!("Session {n} of 5 with mentor"),
+        "disputed": false,
+        "livemode": false,
+        "metadata": {"booking_id": format!("bk_{n:06}"), "tenant": "mentorship"},
+        "outcome": {"network_status": "approved_by_network", "reason": null, "risk_level": "normal",
+                    "risk_score": 20 + n, "seller_message": "Payment complete.", "type": "authorized"},
+        "paid": true,
+        "payment_intent": format!("pi_3Q{n:04}hookflowP{}", n * 15_485_863),
+        "payment_method": format!("pm_1Q{n:04}hookflowM"),
+        "payment_method_details": {"card": {"brand": "visa", "country": "PT", "exp_month": 12,
+                    "exp_year": 2030, "funding": "credit", "last4": format!("{:04}", 4242 + n),
+                    "network": "visa", "three_d_secure": null}, "type": "card"},
+        "receipt_url": format!("https://pay.example.com/receipts/acct_1Q/ch_3Q{n:04}/rcpt_{}", n * 31),
+        "refunded": false,
+        "status": "succeeded"
+    })
+}
+
+#[tokio::test]
+async fn steps_that_return_kilobyte_objects_are_billed_compressed() {
+    // GIVEN five steps that each return a charge object (about 1 KB)
+    let charges = Function::new("charges")
+        .on_event("bench/charges")
+        .handler(|ctx| async move {
+            let mut ids = Vec::new();
+            for n in 0..5 {
+                let id = format!("charge-{n}");
+                let charge: Value = ctx
+                    .step
+                    .run(&id, move || async move { Ok(charge(n)) })
+                    .await?;
+                ids.push(charge["id"].clone());
+            }
+            Ok(ids)
+        });
+    let env = AwsTestEnv::new(vec![charges]).await;
+    // WHEN a run completes
+    env.send(vec![Event::new("bench/charges", json!({}))]).await;
+    let view = env.only_run("charges").await;
+    assert_eq!(view.run.status, RunStatus::Completed);
+    assert_eq!(view.steps[4].output, Some(charge(4)), "reads back whole");
+    // THEN each of its checkpoints is billed for the run item as stored:
+    // checkpoint i (of the first four) with i records, the end with five
+    let item = stored_run_item(&env, &view.run.id).await;
+    let base = item_bytes(item.iter().filter(|(name, _)| !name.starts_with('j')));
+    let mut stored = Vec::new();
+    let mut as_text = Vec::new();
+    for i in 0..5 {
+        let name = format!("j{i}");
+        let AttributeValue::B(bytes) = &item[&name] else {
+            panic!("record {i} as text");
+        };
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::ZlibDecoder::new(bytes.as_ref()),
+            &mut text,
+        )
+        .unwrap();
+        stored.push(name.len() + bytes.as_ref().len());
+        as_text.push(name.len() + text.len());
+    }
+    let units = |records: &[usize]| -> usize {
+        (1..=5)
+            .map(|i| (base + records[..i].iter().sum::<usize>()).div_ceil(1024))
+            .sum()
+    };
+    let (packed, text) = (units(&stored), units(&as_text));
+    println!(
+        "5 checkpoints of ~1 KB outputs: records of {stored:?} bytes, {as_text:?} as text; \
+         {packed} write units, {text} as text"
+    );
+    assert!(packed * 3 <= text * 2, "{packed} against {text}");
 }

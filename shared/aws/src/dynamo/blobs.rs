@@ -10,19 +10,31 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use hookflow::limits::{INLINE_BYTES, blob_key};
 use hookflow::store::Blobs;
 
+use super::packed::{pack, unpack};
 use super::{AwsStore, Item, string};
 use crate::error::{AwsError, Result};
 
 impl AwsStore {
-    /// The attribute `name` holding `body`: inline when small, else a blob key
-    /// under `<name>_blob`.
+    /// The attribute `name` holding `body`: inline when small (compressed
+    /// from [`super::packed::PACK_FROM`] bytes), else a blob key under
+    /// `<name>_blob`.
     pub(crate) async fn body_attribute(
         &self,
         name: &str,
         body: String,
     ) -> Result<(String, AttributeValue)> {
+        self.body_attribute_as(name, body, pack).await
+    }
+
+    /// [`Self::body_attribute`], an inline body written by `inline`.
+    pub(crate) async fn body_attribute_as(
+        &self,
+        name: &str,
+        body: String,
+        inline: impl FnOnce(String) -> AttributeValue,
+    ) -> Result<(String, AttributeValue)> {
         if body.len() <= INLINE_BYTES {
-            return Ok((name.to_owned(), string(body)));
+            return Ok((name.to_owned(), inline(body)));
         }
         let key = self.put_object(body.as_bytes()).await?;
         Ok((format!("{name}_blob"), string(key)))
@@ -30,8 +42,8 @@ impl AwsStore {
 
     /// The body kept in attribute `name` of `item`, inline or as a blob.
     pub(crate) async fn read_body(&self, item: &Item, name: &str) -> Result<Option<String>> {
-        if let Some(AttributeValue::S(body)) = item.get(name) {
-            return Ok(Some(body.clone()));
+        if let Some(body) = item.get(name).map(unpack).transpose()?.flatten() {
+            return Ok(Some(body));
         }
         let Some(AttributeValue::S(key)) = item.get(&format!("{name}_blob")) else {
             return Ok(None);

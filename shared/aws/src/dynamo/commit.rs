@@ -16,9 +16,9 @@ use hookflow::run::{RunStatus, StepRecord};
 use hookflow::store::FlowStore;
 use hookflow::transition::{Committed, Conflict, Fence, Outgoing, Transition};
 
-use super::inline;
 use super::runs::{run_pk, status_index_key, time_key};
 use super::{AwsStore, Item, expires, get_n, get_s, number, routed_key, string};
+use super::{inline, packed};
 use crate::error::{AwsError, Result, ddb};
 
 /// How long idempotency items outlive their expiry before TTL removes them.
@@ -58,13 +58,7 @@ fn attributes_size<'a>(
 ) -> usize {
     attributes
         .into_iter()
-        .map(|(name, value)| {
-            name.len()
-                + match value {
-                    AttributeValue::S(text) | AttributeValue::N(text) => text.len(),
-                    _ => 8,
-                }
-        })
+        .map(|(name, value)| name.len() + packed::value_size(value))
         .sum()
 }
 
@@ -153,17 +147,37 @@ impl AwsStore {
 
     /// The run item's write: a conditional Put for a new run, a conditional
     /// Update otherwise (so a cancellation request written meanwhile is kept),
-    /// carrying the `inline` step records (attribute name, record) and
-    /// removing the attributes `uninlined` of steps whose record this
+    /// carrying the `inline` step records (attribute name, encoded record)
+    /// and removing the attributes `uninlined` of steps whose record this
     /// transition writes as an item of its own.
     async fn run_write(
         &self,
         t: &Transition,
-        inline: Vec<(String, AttributeValue)>,
+        inline: Vec<(String, String)>,
         uninlined: Vec<String>,
     ) -> Result<TransactWriteItem> {
         let run = &t.run;
         let condition = fence_condition(&t.fence);
+        // The body is compressed however short, and the step records and
+        // outbox only beside a compressed body: a reader from before
+        // compression fails on such an item instead of skipping records it
+        // cannot read (see `packed`). A body too large for the item goes
+        // to S3, and the records then stay text.
+        let (body_name, body) = self
+            .body_attribute_as("body", item_body(run)?, |text| packed::packed_always(&text))
+            .await?;
+        let compressing = body_name == "body";
+        let text_or_packed = |text: String| {
+            if compressing {
+                packed::pack(text)
+            } else {
+                string(text)
+            }
+        };
+        let inline: Vec<(String, AttributeValue)> = inline
+            .into_iter()
+            .map(|(name, text)| (name, text_or_packed(text)))
+            .collect();
         let stored: Vec<Outgoing> = t
             .outbox
             .iter()
@@ -174,11 +188,10 @@ impl AwsStore {
             None
         } else {
             Some(
-                self.body_attribute("outbox", serde_json::to_string(&stored)?)
+                self.body_attribute_as("outbox", serde_json::to_string(&stored)?, text_or_packed)
                     .await?,
             )
         };
-        let (body_name, body) = self.body_attribute("body", item_body(run)?).await?;
         if t.fence == Fence::Create {
             let mut item: Item = HashMap::from([
                 ("pk".into(), run_pk(&run.id)),
@@ -685,7 +698,7 @@ impl AwsStore {
         let mut own_items = Vec::new();
         for step in &t.steps {
             match inline::encode(step)? {
-                Some(text) => inline.push((inline::name(step.position), string(text))),
+                Some(text) => inline.push((inline::name(step.position), text)),
                 None => own_items.push(step),
             }
         }

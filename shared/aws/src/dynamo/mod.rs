@@ -19,6 +19,7 @@ mod blobs;
 mod commit;
 mod docs;
 mod inline;
+mod packed;
 mod runs;
 mod waiters;
 

@@ -24,8 +24,8 @@ use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore, StoredEvent};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 
 use super::commit::{RUN_ATTRIBUTES, TERMINAL};
-use super::inline;
 use super::{AwsStore, Item, condition_failed, get_n, get_s, number, routed_key, string};
+use super::{inline, packed};
 use crate::error::{AwsError, Result, ddb};
 
 pub(super) fn run_pk(id: &str) -> AttributeValue {
@@ -312,10 +312,10 @@ impl AwsStore {
         // a write of a step's own item removes its record from the run item,
         // and a finished record is never written again.
         for (name, value) in item {
-            if let AttributeValue::S(text) = value
-                && let Some(position) = inline::position(name)
+            if let Some(position) = inline::position(name)
+                && let Some(text) = packed::unpack(value)?
             {
-                let step = inline::decode(position, text)?;
+                let step = inline::decode(position, &text)?;
                 let own = journal.iter().position(|s| s.id == step.id);
                 match own {
                     Some(i)
