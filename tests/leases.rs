@@ -567,11 +567,36 @@ async fn a_large_first_commit_writes_the_lease_alone_first() {
     assert_eq!(run.status, RunStatus::Sleeping);
 }
 
+/// An engine ([`deferred_to_first_commit`]) over `store` with `f`, which a
+/// `go` event has started and which now waits; the run's id.
+async fn started_until_it_waits(
+    store: &SqliteStore,
+    f: Function,
+    clock: &FakeClock,
+) -> (Engine<SqliteStore>, String) {
+    let engine = engine(
+        store,
+        vec![f],
+        Arc::new(clock.clone()),
+        deferred_to_first_commit(),
+    );
+    let run_id = route_one(&engine, store, "f", START_MS).await;
+    assert_eq!(
+        engine.handle(&start(&run_id, "f")).await.unwrap(),
+        Handled::Done
+    );
+    assert_eq!(
+        store.get_run(&run_id).await.unwrap().unwrap().status,
+        RunStatus::Waiting
+    );
+    (engine, run_id)
+}
+
 #[tokio::test]
 async fn a_waits_timeout_and_its_event_cannot_both_answer_it() {
-    // GIVEN a run waiting up to a minute for `linked`, whose handler holds
-    // its third execution (the timeout's, after the start's and the wait's
-    // suspension) before it reaches the wait
+    // GIVEN a run waiting up to a minute for `linked`, then napping for an
+    // hour, whose handler holds its second execution (the timeout's) before
+    // it reaches the wait
     let store = SqliteStore::in_memory().unwrap();
     let clock = FakeClock::new(START_MS);
     let (gate, entered, executions) = (
@@ -594,24 +619,11 @@ async fn a_waits_timeout_and_its_event_cannot_both_answer_it() {
                     hookflow::WaitFor::event("linked").timeout(Duration::from_secs(60)),
                 )
                 .await?;
+            ctx.step.sleep("nap", Duration::from_secs(3_600)).await?;
             Ok(linked.map(|event| event.data))
         }
     });
-    let engine = engine(
-        &store,
-        vec![f],
-        Arc::new(clock.clone()),
-        deferred_to_first_commit(),
-    );
-    let run_id = route_one(&engine, &store, "f", START_MS).await;
-    assert_eq!(
-        engine.handle(&start(&run_id, "f")).await.unwrap(),
-        Handled::Done
-    );
-    assert_eq!(
-        store.get_run(&run_id).await.unwrap().unwrap().status,
-        RunStatus::Waiting
-    );
+    let (engine, run_id) = started_until_it_waits(&store, f, &clock).await;
     // WHEN the event arrives just before the deadline, its answer still
     // queued when the timeout comes due ...
     clock.advance(Duration::from_secs(59));
@@ -641,12 +653,65 @@ async fn a_waits_timeout_and_its_event_cannot_both_answer_it() {
         Handled::Done
     );
     store.ack(&answer).await.unwrap();
-    // THEN the timeout's answer is refused: the event's is the one kept
+    // THEN the timeout's answer is refused (the run, asleep, moved past the
+    // version it read): the event's is the one kept
+    assert_eq!(
+        store.get_run(&run_id).await.unwrap().unwrap().status,
+        RunStatus::Sleeping
+    );
     gate.notify_one();
     assert_eq!(worker_a.await.unwrap().unwrap(), Handled::Busy);
     store.ack(&timeout).await.unwrap();
     let view = engine.run_view(&run_id).await.unwrap().unwrap();
+    assert_eq!(
+        view.steps[0].output.as_ref().unwrap()["data"],
+        json!({"user": "u1"})
+    );
+    clock.advance(Duration::from_secs(3_600));
+    drain(&engine, &store, now + 3_600_000).await;
+    let view = engine.run_view(&run_id).await.unwrap().unwrap();
     assert_eq!(view.run.status, RunStatus::Completed);
     assert_eq!(view.run.output, Some(json!({"user": "u1"})));
-    assert_eq!(drain(&engine, &store, now).await, 0, "nothing left");
+}
+
+#[tokio::test]
+async fn a_waiting_runs_resume_due_for_a_retry_writes_its_lease_first() {
+    // GIVEN a run waiting for `linked` in one branch while a step of the
+    // other branch, failed once, waits for its retry; the step's code
+    // looks at the stored run
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let leased = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (s, seen, tries) = (store.clone(), leased.clone(), Counter::default());
+    let f = Function::new("f").on_event("go").handler(move |ctx| {
+        let (s, seen, tries, run) = (s.clone(), seen.clone(), tries.clone(), ctx.run_id.clone());
+        async move {
+            let wait = ctx.step.wait_for_event(
+                "link",
+                hookflow::WaitFor::event("linked").timeout(Duration::from_secs(3_600)),
+            );
+            let flaky = ctx.step.run("flaky", move || async move {
+                let stored = s.get_run(&run).await?.unwrap();
+                seen.lock().unwrap().push(stored.lease.is_some());
+                if tries.bump() == 1 {
+                    return Err(hookflow::RetryAfter::new(Duration::from_secs(30), "429").into());
+                }
+                Ok(())
+            });
+            let (linked, flaky) = futures::join!(wait, flaky);
+            flaky?;
+            Ok(linked?.is_some())
+        }
+    });
+    let (engine, run_id) = started_until_it_waits(&store, f, &clock).await;
+    // WHEN the retry comes due
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(drain(&engine, &store, START_MS + 30_000).await, 1);
+    // THEN the lease was written before the retried step's code ran (an
+    // event's answer meanwhile would find the run held, not run it too)
+    assert_eq!(*leased.lock().unwrap(), [false, true]);
+    assert_eq!(
+        store.get_run(&run_id).await.unwrap().unwrap().status,
+        RunStatus::Waiting
+    );
 }

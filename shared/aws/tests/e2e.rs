@@ -1319,3 +1319,30 @@ async fn steps_that_return_kilobyte_objects_are_billed_compressed() {
     );
     assert!(packed * 3 <= text * 2, "{packed} against {text}");
 }
+
+#[tokio::test]
+async fn a_suspension_on_hundreds_of_parallel_sleeps_commits_and_wakes() {
+    // GIVEN a run that sleeps on 700 branches at once: records past the
+    // 64th get items of their own, in a commit of several parts
+    let fan = Function::new("fan")
+        .on_event("fan/go")
+        .handler(|ctx| async move {
+            let ids: Vec<String> = (0..700).map(|i| format!("nap-{i}")).collect();
+            let naps = ids
+                .iter()
+                .map(|id| ctx.step.sleep(id, Duration::from_secs(60)));
+            for nap in futures::future::join_all(naps).await {
+                nap?;
+            }
+            Ok(ids.len())
+        });
+    let env = AwsTestEnv::new(vec![fan]).await;
+    // WHEN it suspends, and wakes a minute later
+    env.send(vec![Event::new("fan/go", json!({}))]).await;
+    assert_eq!(env.only_run("fan").await.run.status, RunStatus::Sleeping);
+    env.advance(Duration::from_secs(61)).await;
+    // THEN it completes: no write of it was refused
+    let view = env.only_run("fan").await;
+    assert_eq!(view.run.output, Some(json!(700)));
+    assert_eq!(view.steps.len(), 700);
+}

@@ -1,17 +1,18 @@
 //! Large bodies on S3: a record body over [`INLINE_BYTES`] is stored once in
 //! the stack's bucket under its content key and the item keeps
-//! `<attribute>_blob = <key>` instead, so no item nears DynamoDB's 400 KB and
+//! `<attribute>_blob = <key>` (as bytes) instead, so no item nears DynamoDB's 400 KB and
 //! copies of one large event (its log entry, each run's trigger, each waiter)
 //! share one object. Blobs are written before the transaction that refers to
 //! them: a crash in between leaves an unreferenced object, never a dangling
 //! reference; the bucket's lifecycle rule expires old objects.
 
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use hookflow::limits::{INLINE_BYTES, blob_key};
 use hookflow::store::Blobs;
 
 use super::packed::{pack, unpack};
-use super::{AwsStore, Item, string};
+use super::{AwsStore, Item};
 use crate::error::{AwsError, Result};
 
 impl AwsStore {
@@ -36,8 +37,13 @@ impl AwsStore {
         if body.len() <= INLINE_BYTES {
             return Ok((name.to_owned(), inline(body)));
         }
+        // The key as bytes: a reader from before compression, which reads
+        // only text, then fails on the item (see `packed`).
         let key = self.put_object(body.as_bytes()).await?;
-        Ok((format!("{name}_blob"), string(key)))
+        Ok((
+            format!("{name}_blob"),
+            AttributeValue::B(Blob::new(key.into_bytes())),
+        ))
     }
 
     /// The body kept in attribute `name` of `item`, inline or as a blob.
@@ -45,9 +51,13 @@ impl AwsStore {
         if let Some(body) = item.get(name).map(unpack).transpose()?.flatten() {
             return Ok(Some(body));
         }
-        let Some(AttributeValue::S(key)) = item.get(&format!("{name}_blob")) else {
-            return Ok(None);
+        let key = match item.get(&format!("{name}_blob")) {
+            Some(AttributeValue::S(key)) => key.clone(),
+            Some(AttributeValue::B(key)) => String::from_utf8(key.as_ref().to_vec())
+                .map_err(|e| AwsError::Item(format!("blob key (attribute {name}): {e}")))?,
+            _ => return Ok(None),
         };
+        let key = key.as_str();
         let bytes = self
             .get_object(key)
             .await?

@@ -158,25 +158,15 @@ impl AwsStore {
     ) -> Result<TransactWriteItem> {
         let run = &t.run;
         let condition = fence_condition(&t.fence);
-        // The body is compressed however short, and the step records and
-        // outbox only beside a compressed body: a reader from before
-        // compression fails on such an item instead of skipping records it
-        // cannot read (see `packed`). A body too large for the item goes
-        // to S3, and the records then stay text.
+        // The body is compressed however short (or its S3 key is bytes), so
+        // that a reader from before compression fails on the item instead
+        // of skipping the compressed records beside it (see `packed`).
         let (body_name, body) = self
             .body_attribute_as("body", item_body(run)?, |text| packed::packed_always(&text))
             .await?;
-        let compressing = body_name == "body";
-        let text_or_packed = |text: String| {
-            if compressing {
-                packed::pack(text)
-            } else {
-                string(text)
-            }
-        };
         let inline: Vec<(String, AttributeValue)> = inline
             .into_iter()
-            .map(|(name, text)| (name, text_or_packed(text)))
+            .map(|(name, text)| (name, packed::pack(text)))
             .collect();
         let stored: Vec<Outgoing> = t
             .outbox
@@ -188,7 +178,7 @@ impl AwsStore {
             None
         } else {
             Some(
-                self.body_attribute_as("outbox", serde_json::to_string(&stored)?, text_or_packed)
+                self.body_attribute("outbox", serde_json::to_string(&stored)?)
                     .await?,
             )
         };
@@ -702,8 +692,12 @@ impl AwsStore {
                 None => own_items.push(step),
             }
         }
+        // Only a step that may be kept on the run item can have a record
+        // there to remove (and a long REMOVE list could pass the update
+        // expression's 4 KB limit).
         let uninlined = own_items
             .iter()
+            .filter(|step| inline::may_inline(step.position))
             .map(|step| inline::name(step.position))
             .collect();
         let mut records = self.record_writes(t, &own_items).await?;

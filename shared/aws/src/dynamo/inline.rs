@@ -48,7 +48,7 @@ pub(super) fn position(name: &str) -> Option<u32> {
 /// A step's record, encoded, when it is small enough (and early enough in
 /// the journal) to be kept on the run item.
 pub(super) fn encode(step: &StepRecord) -> Result<Option<String>> {
-    if step.position >= INLINE_STEPS {
+    if !may_inline(step.position) {
         return Ok(None);
     }
     let mut fields = vec![
@@ -68,6 +68,12 @@ pub(super) fn encode(step: &StepRecord) -> Result<Option<String>> {
     }
     let text = Value::Array(fields).to_string();
     Ok((text.len() <= INLINE_STEP_BYTES).then_some(text))
+}
+
+/// Whether the record of the step at `position` may be kept on the run
+/// item (when small enough).
+pub(super) fn may_inline(position: u32) -> bool {
+    position < INLINE_STEPS
 }
 
 /// Whether `status` is a step's last: its record is never written again.

@@ -7,11 +7,12 @@
 //! The type of the attribute says which it is, so items written as text
 //! before read back unchanged.
 //!
-//! A run item's body is always compressed ([`packed_always`]). A version of
-//! Hookflow from before compression reads a body it does not understand as
-//! missing and fails (its message is retried), but it would skip a
-//! compressed step record or outbox on the run item as absent, and run a
-//! checkpointed step again: so no run item it could read holds one.
+//! A run item's body is always compressed ([`packed_always`]), or, when it
+//! is in S3, its key is bytes. A version of Hookflow from before compression
+//! reads a body it does not understand as missing and fails (its message is
+//! retried), but it would skip a compressed step record or outbox on the run
+//! item as absent, and run a checkpointed step again: so no run item it could
+//! read holds one.
 
 use std::io::{Read, Write};
 

@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox, small step records (`j{position}`), the trigger event's key (`event_pk`, `event_sk`) |
 //! | trigger event | `RUN#{id}` | `EVENT`: a copy, for a run whose event has no routed record (cron, invoked, replayed); a key, when the item has one, wins over it |
-//! | step | `RUN#{id}` | `STEP#{step id}`: a step's record while it waits, or when over 2 KiB |
+//! | step | `RUN#{id}` | `STEP#{step id}`: a step's record over 2 KiB, or from the 65th step on |
 //! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
 //!
 //! A run started by a routed event refers to that event's record

@@ -30,7 +30,9 @@ use crate::clock::{Clock, duration_ms};
 use crate::error::Result;
 use crate::event::new_id;
 use crate::function::{Function, Registry};
-use crate::run::{Envelope, Lease, Message, Resolution, Run, RunStatus, StepRecord, Target};
+use crate::run::{
+    Envelope, Lease, Message, Resolution, Run, RunStatus, StepRecord, StepStatus, Target,
+};
 use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore, StoredEvent};
 use crate::transition::{Conflict, Fence, Outgoing, Transition};
 
@@ -343,8 +345,17 @@ where
         // fenced at the version read, so it and an event that answers the
         // wait meanwhile (a commit of its own) cannot both win, and no user
         // code runs on the timeout before that commit.
+        // But not when another branch of a waiting run is due too (a retry,
+        // a sleep's end): a retried step's code runs before any commit, and
+        // an event's answer committed meanwhile would run it as well.
+        let other_branch_due = run.status == RunStatus::Waiting
+            && journal.iter().any(|step| {
+                matches!(step.status, StepStatus::Retrying | StepStatus::Sleeping)
+                    && step.wake_at.is_some_and(|at| at <= now)
+            });
         let defer = !limited
             && answered.steps.is_empty()
+            && !other_branch_due
             && matches!(cause, Cause::Start { due: None, .. } | Cause::Resume);
         if defer {
             if run.lease.as_ref().is_some_and(|lease| lease.until > now) {
