@@ -20,6 +20,7 @@ mod commit;
 mod docs;
 mod inline;
 mod packed;
+mod run_item;
 mod runs;
 mod waiters;
 

@@ -23,7 +23,7 @@ use hookflow::run::{Envelope, Lease, Message, Run, RunStatus, StepRecord, Target
 use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore, StoredEvent};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 
-use super::commit::{RUN_ATTRIBUTES, TERMINAL};
+use super::run_item::{RUN_ATTRIBUTES, TERMINAL};
 use super::{AwsStore, Item, condition_failed, get_n, get_s, number, routed_key, string};
 use super::{inline, packed};
 use crate::error::{AwsError, Result, ddb};
