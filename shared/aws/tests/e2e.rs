@@ -1169,6 +1169,10 @@ async fn a_wait_writes_its_waiter_with_the_run_item_alone() {
     let calls = env.calls();
     assert_eq!(item_writes(&calls), (3, 0, 2), "{calls:?}");
     assert_eq!(calls.get("DynamoDB.TransactWriteItems"), Some(&1));
+    // AND the waiter keeps of the run's event only what its match reads
+    let waiters = items_under(&env, "WAIT#").await;
+    let waiter: Value = serde_json::from_str(waiters[0]["body"].as_s().unwrap()).unwrap();
+    assert_eq!(waiter["trigger"], json!({"data": {"userId": "u1"}}));
     // WHEN the wait times out
     env.counter.reset();
     env.advance(Duration::from_secs(61)).await;

@@ -661,7 +661,7 @@ where
                 step_id: format!("cancel:{i}"),
                 kind: WaiterKind::Cancel,
                 condition: cancel.condition.clone(),
-                trigger: event_json.clone(),
+                trigger: Waiter::trigger_for(cancel.condition.as_deref(), &event_json),
                 registered_at: now,
                 expires_at: None,
             })

@@ -353,7 +353,8 @@ pub struct Waiter {
     pub kind: WaiterKind,
     /// CEL condition over `event` (the run's trigger) and `async` (the new event).
     pub condition: Option<String>,
-    /// The run's trigger event, bound as `event` when evaluating the condition.
+    /// The run's trigger event, bound as `event` when evaluating the
+    /// condition: the part of it the condition reads ([`Waiter::trigger_for`]).
     pub trigger: Value,
     /// Only events received at or after this time (ms) count.
     pub registered_at: i64,
@@ -362,6 +363,20 @@ pub struct Waiter {
 }
 
 impl Waiter {
+    /// What a waiter with `condition` keeps of its run's `trigger`: what the
+    /// condition reads of `event` (`Expr::reads_of`), nothing without a
+    /// condition. A waiter is stored, and read by every route of its event
+    /// name, so a large trigger whose one field a match compares costs a few
+    /// bytes, not its whole size, in each.
+    #[must_use]
+    pub fn trigger_for(condition: Option<&str>, trigger: &Value) -> Value {
+        match condition.map(crate::expr::Expr::compile) {
+            None => Value::Null,
+            Some(Ok(expr)) => expr.reads_of("event", trigger),
+            Some(Err(_)) => trigger.clone(),
+        }
+    }
+
     /// The key that identifies it in the store.
     #[must_use]
     pub fn key(&self) -> WaiterKey {

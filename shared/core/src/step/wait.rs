@@ -114,7 +114,7 @@ impl Step {
                     step_id: claim.key.clone(),
                     kind: WaiterKind::Step,
                     condition: wait.condition.clone(),
-                    trigger: scope.trigger().clone(),
+                    trigger: Waiter::trigger_for(wait.condition.as_deref(), scope.trigger()),
                     registered_at: scope.now,
                     expires_at: Some(expires),
                 });
