@@ -121,9 +121,11 @@ fn selections(
     paths: &mut Vec<Vec<String>>,
 ) -> std::result::Result<(), Whole> {
     use cel::common::ast::{EntryExpr, Expr as Ast};
+    // `.event` names `event` too (a leading dot only makes it absolute).
+    let is_root = |name: &str| name.strip_prefix('.').unwrap_or(name) == root;
     match &expr.expr {
         Ast::Ident(name) => {
-            if name == root {
+            if is_root(name) {
                 paths.push(Vec::new());
             }
         }
@@ -136,7 +138,7 @@ fn selections(
                         fields.push(inner.field.clone());
                         operand = &inner.operand;
                     }
-                    Ast::Ident(name) if name == root => {
+                    Ast::Ident(name) if is_root(name) => {
                         fields.reverse();
                         paths.push(fields);
                         break;
@@ -318,6 +320,7 @@ mod tests {
     fn a_root_used_whole_or_rebound_is_kept_whole() {
         for source in [
             "event == async",
+            ".event == async",
             "event['data'].userId == async.data.userId",
             "[1, 2].exists(event, event > 1)",
             "size(event) > 0",
@@ -331,6 +334,7 @@ mod tests {
     fn what_a_condition_reads_decides_as_the_whole_event_does() {
         let conditions = [
             "event.data.userId == async.data.userId",
+            ".event.data.userId == async.data.userId",
             "event.data.items.exists(i, i.sku == async.data.sku)",
             "event.data.total.amount >= async.data.min && event.data.total.currency == 'eur'",
             "has(event.data.customer.address.city) && !has(event.data.customer.phone)",
