@@ -306,14 +306,7 @@ async fn a_five_step_run_costs_what_the_readme_says() {
         base + entries.iter().sum::<usize>() <= 1024,
         "the finished run item fits one write unit: {base} + {entries:?}"
     );
-    let kb = |bytes: usize| bytes.div_ceil(1024) as u64;
-    let mut update_units = 0;
-    let mut journal = 0;
-    for entry in &entries[..4] {
-        journal += entry;
-        update_units += kb(base + journal);
-    }
-    update_units += kb(base + entries.iter().sum::<usize>());
+    let update_units = checkpoint_units(base, &entries);
     // Every secondary index an item is in bills each write of it once more
     // (twice when the write changes the item's key there). The run enters
     // the function index, which holds keys only, when it is created; no
@@ -495,6 +488,15 @@ fn item_bytes<'a>(item: impl IntoIterator<Item = (&'a String, &'a AttributeValue
                     _ => 8,
                 }
         })
+        .sum()
+}
+
+/// The write units of a run's checkpoints, each a run item update billed
+/// by the started KB of the item: `base` bytes and the step records so far
+/// (of `records`' sizes, in order), the last record carried by the run's end.
+fn checkpoint_units(base: usize, records: &[usize]) -> u64 {
+    (1..=records.len())
+        .map(|i| (base + records[..i].iter().sum::<usize>()).div_ceil(1024) as u64)
         .sum()
 }
 
@@ -1311,12 +1313,10 @@ async fn steps_that_return_kilobyte_objects_are_billed_compressed() {
         stored.push(name.len() + bytes.as_ref().len());
         as_text.push(name.len() + text.len());
     }
-    let units = |records: &[usize]| -> usize {
-        (1..=5)
-            .map(|i| (base + records[..i].iter().sum::<usize>()).div_ceil(1024))
-            .sum()
-    };
-    let (packed, text) = (units(&stored), units(&as_text));
+    let (packed, text) = (
+        checkpoint_units(base, &stored),
+        checkpoint_units(base, &as_text),
+    );
     println!(
         "5 checkpoints of ~1 KB outputs: records of {stored:?} bytes, {as_text:?} as text; \
          {packed} write units, {text} as text"

@@ -654,18 +654,22 @@ where
             .cancellations()
             .iter()
             .enumerate()
-            .map(|(i, cancel)| Waiter {
-                event: cancel.event.clone(),
-                run_id: run.id.clone(),
-                function_id: function.id().to_owned(),
-                step_id: format!("cancel:{i}"),
-                kind: WaiterKind::Cancel,
-                condition: cancel.condition.clone(),
-                trigger: Waiter::trigger_for(cancel.condition.as_deref(), &event_json),
-                registered_at: now,
-                expires_at: None,
+            .map(|(i, cancel)| {
+                // Compiled when the registry was built, so this cannot fail.
+                let condition = cancel.condition.as_deref().map(Expr::compile).transpose()?;
+                Ok(Waiter {
+                    event: cancel.event.clone(),
+                    run_id: run.id.clone(),
+                    function_id: function.id().to_owned(),
+                    step_id: format!("cancel:{i}"),
+                    kind: WaiterKind::Cancel,
+                    condition: cancel.condition.clone(),
+                    trigger: Waiter::trigger_for(condition.as_ref(), &event_json),
+                    registered_at: now,
+                    expires_at: None,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         // A run that refers to its event's routed record: its start carries
         // the event, if small, for a store that would read it back.
         let trigger = match new.recorded_at {

@@ -369,12 +369,8 @@ impl Waiter {
     /// name, so a large trigger whose one field a match compares costs a few
     /// bytes, not its whole size, in each.
     #[must_use]
-    pub fn trigger_for(condition: Option<&str>, trigger: &Value) -> Value {
-        match condition.map(crate::expr::Expr::compile) {
-            None => Value::Null,
-            Some(Ok(expr)) => expr.reads_of("event", trigger),
-            Some(Err(_)) => trigger.clone(),
-        }
+    pub fn trigger_for(condition: Option<&crate::expr::Expr>, trigger: &Value) -> Value {
+        condition.map_or(Value::Null, |expr| expr.reads_of("event", trigger))
     }
 
     /// The key that identifies it in the store.

@@ -92,15 +92,16 @@ impl Step {
                     });
                     return Next::Return(Ok(None), Some(change));
                 }
-                if let Some(condition) = &wait.condition
-                    && let Err(err) = Expr::compile(condition)
-                {
-                    let mut rec =
-                        claim.new_record(StepKind::WaitForEvent, StepStatus::Failed, scope.now);
-                    rec.error = Some(err.to_string());
-                    rec.ended_at = Some(scope.now);
-                    return Next::Return(Err(step_error(&rec)), Some(Change::record(rec)));
-                }
+                let condition = match wait.condition.as_deref().map(Expr::compile).transpose() {
+                    Ok(condition) => condition,
+                    Err(err) => {
+                        let mut rec =
+                            claim.new_record(StepKind::WaitForEvent, StepStatus::Failed, scope.now);
+                        rec.error = Some(err.to_string());
+                        rec.ended_at = Some(scope.now);
+                        return Next::Return(Err(step_error(&rec)), Some(Change::record(rec)));
+                    }
+                };
                 let expires = scope.now.saturating_add(duration_ms(wait.timeout));
                 let mut rec =
                     claim.new_record(StepKind::WaitForEvent, StepStatus::Waiting, scope.now);
@@ -114,7 +115,7 @@ impl Step {
                     step_id: claim.key.clone(),
                     kind: WaiterKind::Step,
                     condition: wait.condition.clone(),
-                    trigger: Waiter::trigger_for(wait.condition.as_deref(), scope.trigger()),
+                    trigger: Waiter::trigger_for(condition.as_ref(), scope.trigger()),
                     registered_at: scope.now,
                     expires_at: Some(expires),
                 });
