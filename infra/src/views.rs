@@ -64,8 +64,13 @@ pub async fn failed_runs<S: Store>(
         .collect())
 }
 
-/// The runs `stored` started, and their replays (among the newest runs,
-/// since its receipt, of the functions it triggers).
+/// The runs `stored` started, and the runs that later took it up (replays,
+/// a debounce that folded it into another run) among the newest runs, since
+/// its receipt, of the functions it triggers.
+///
+/// The runs it started are read by id (derived from the event, see
+/// [`hookflow::planned_runs`]), so they are found however many runs of their
+/// functions came after it.
 ///
 /// # Errors
 /// Storage errors.
@@ -74,6 +79,13 @@ pub async fn event_runs<S: Store>(
     stored: &StoredEvent,
 ) -> hookflow::Result<Vec<Run>> {
     let mut runs = Vec::new();
+    let mut seen = HashSet::new();
+    for planned in hookflow::planned_runs(engine.registry(), &stored.event, stored.received_at) {
+        if let Some(run) = engine.store().get_run(&planned.run_id).await? {
+            seen.insert(run.id.clone());
+            runs.push(run);
+        }
+    }
     for function in engine.registry().triggered_by(&stored.event.name) {
         let filter = RunFilter {
             function_id: Some(function.id().to_owned()),
@@ -84,7 +96,7 @@ pub async fn event_runs<S: Store>(
             ..RunFilter::default()
         };
         for run in engine.list_runs(&filter).await? {
-            if run.event.id == stored.event.id {
+            if run.event.id == stored.event.id && seen.insert(run.id.clone()) {
                 runs.push(run);
             }
         }

@@ -118,6 +118,48 @@ async fn events_start_runs_whose_timeline_is_visible() {
 }
 
 #[tokio::test]
+async fn an_events_runs_are_found_however_many_runs_came_after_it() {
+    // GIVEN an event whose run sleeps, then a thousand more of its kind
+    let (rt, clock) = runtime();
+    let first =
+        json!([{"name": "demo/hello", "id": "e-old", "data": {"name": "Ada", "delay_secs": 60}}]);
+    let (_, out) = call(&rt, "POST", "/events", Some(first.to_string())).await;
+    let run_id = out["run_ids"][0].as_str().unwrap().to_owned();
+    rt.drain().await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    for batch in 0..2 {
+        let later: Vec<Value> = (0..500)
+            .map(|i| {
+                json!({"name": "demo/hello", "id": format!("e-{batch}-{i}"),
+                            "data": {"name": "Bo", "delay_secs": 60}})
+            })
+            .collect();
+        let (status, _) = call(&rt, "POST", "/events", Some(Value::from(later).to_string())).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    rt.drain().await.unwrap();
+    // WHEN its run is replayed and the event is looked up
+    let (status, replay) = call(&rt, "POST", &format!("/runs/{run_id}/replay"), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    rt.drain().await.unwrap();
+    let (status, event) = call(&rt, "GET", "/events/e-old", None).await;
+    // THEN both its run and the replay are named, though more than a
+    // scan's worth of runs of the function are newer than the run
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<&str> = event["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [run_id.as_str(), replay["id"].as_str().unwrap()],
+        "{event}"
+    );
+}
+
+#[tokio::test]
 async fn cancel_stops_a_sleeping_run() {
     let (rt, clock) = runtime();
     let body = json!({"name": "demo/hello", "data": {"delay_secs": 60}}).to_string();
