@@ -374,9 +374,9 @@ impl Outbox for AwsStore {
             match message {
                 Outgoing::Send { envelope } => self.send(envelope).await?,
                 Outgoing::Later { envelope, at } => self.schedule(envelope, *at).await?,
-                Outgoing::Events { events } => {
-                    let now = self.clock.now_ms();
-                    self.store_and_route(events, now, duration_ms(DEDUPE_WINDOW))
+                Outgoing::Events { events, sent_at } => {
+                    let at = Outgoing::events_received_at(*sent_at, self.clock.now_ms());
+                    self.store_and_route(events, at, duration_ms(DEDUPE_WINDOW))
                         .await?;
                 }
             }

@@ -1350,3 +1350,48 @@ async fn a_suspension_on_hundreds_of_parallel_sleeps_commits_and_wakes() {
     assert_eq!(view.run.output, Some(json!(700)));
     assert_eq!(view.steps.len(), 700);
 }
+
+#[tokio::test]
+async fn a_stray_message_days_after_a_run_sent_events_starts_nothing_again() {
+    use hookflow::run::{Envelope, Message};
+    use hookflow::store::Outbox;
+    use hookflow::transition::Outgoing;
+    // GIVEN a run that failed, whose last transition sent
+    // `hookflow/function.failed`, and the run that event started
+    let sender = Function::new("sender")
+        .on_event("test/go")
+        .handler(|_ctx| async { Err::<(), _>(hookflow::NonRetriable::new("bad input").into()) });
+    let listener = Function::new("listener")
+        .on_event(hookflow::event::FUNCTION_FAILED)
+        .handler(|_| async move { Ok(json!(true)) });
+    let env = AwsTestEnv::new(vec![sender, listener]).await;
+    env.send(vec![Event::new("test/go", json!({}))]).await;
+    let sent = env.only_run("sender").await.run;
+    assert_eq!(sent.status, RunStatus::Failed);
+    assert_eq!(
+        env.only_run("listener").await.run.status,
+        RunStatus::Completed
+    );
+    // WHEN, two days on (past the one-day dedupe window), a stray message
+    // (a wait's stale timeout, a redriven DLQ message) loads the finished
+    // run, which sends its last transition's outbox again
+    env.advance(Duration::from_secs(2 * 86_400)).await;
+    env.store()
+        .deliver(&[Outgoing::Send {
+            envelope: Envelope::new(
+                Target::Function("sender".into()),
+                Message::Resume { run_id: sent.id },
+            ),
+        }])
+        .await
+        .unwrap();
+    env.settle().await;
+    // THEN the event is a duplicate of itself: the listener ran once
+    let listened: Vec<_> = env
+        .runs()
+        .await
+        .into_iter()
+        .filter(|r| r.function_id == "listener")
+        .collect();
+    assert_eq!(listened.len(), 1, "{listened:#?}");
+}

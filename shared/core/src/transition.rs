@@ -99,10 +99,24 @@ pub enum Outgoing {
     Events {
         /// The events, already validated, with their ids and times set.
         events: Vec<Event>,
+        /// When they were sent (ms): they are stored as received then, so
+        /// the same outbox delivered again, however much later (a stray
+        /// message loads a finished run and sends its outbox once more), is
+        /// a duplicate that starts nothing new. 0 (an outbox written before
+        /// this field): when delivered.
+        #[serde(default)]
+        sent_at: i64,
     },
 }
 
 impl Outgoing {
+    /// The time events sent by this message are stored as received at:
+    /// when they were sent, or `now` for a message that does not say.
+    #[must_use]
+    pub fn events_received_at(sent_at: i64, now: i64) -> i64 {
+        if sent_at > 0 { sent_at } else { now }
+    }
+
     /// The message as an outbox keeps it: without the event a start carries
     /// only to spare its receiver a read (a redelivery from the outbox has
     /// the receiver read it instead), so the run's item stays small.

@@ -77,8 +77,9 @@ pub(crate) fn enqueue_outbox(tx: &Connection, outbox: &[Outgoing], now: i64) -> 
         match message {
             Outgoing::Send { envelope } => enqueue(tx, envelope, None)?,
             Outgoing::Later { envelope, at } => enqueue(tx, envelope, Some(*at))?,
-            Outgoing::Events { events } => {
-                append_events(tx, events, now, duration_ms(hookflow::event::DEDUPE_WINDOW))?;
+            Outgoing::Events { events, sent_at } => {
+                let at = Outgoing::events_received_at(*sent_at, now);
+                append_events(tx, events, at, duration_ms(hookflow::event::DEDUPE_WINDOW))?;
             }
         }
     }

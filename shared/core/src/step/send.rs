@@ -57,7 +57,10 @@ impl Step {
                 rec.output = Some(json!(ids));
                 let mut change = Change::record(rec);
                 if !events.is_empty() {
-                    change.outbox.push(Outgoing::Events { events });
+                    change.outbox.push(Outgoing::Events {
+                        events,
+                        sent_at: scope.now,
+                    });
                 }
                 Next::Return(Ok(ids), Some(change))
             })

@@ -1013,6 +1013,7 @@ pub async fn the_outbox_delivers_on_time<S: Store + QueueProbe>(store: S) {
         },
         Outgoing::Events {
             events: vec![sent.clone()],
+            sent_at: T0,
         },
     ];
     commit(&store, &t).await.unwrap();
@@ -1109,6 +1110,7 @@ pub async fn large_payloads_round_trip<S: Store + QueueProbe>(store: S) {
     finish.steps.push(output.clone());
     finish.outbox.push(Outgoing::Events {
         events: vec![sent.clone()],
+        sent_at: T0 + 1,
     });
     commit(&store, &finish).await.unwrap();
 

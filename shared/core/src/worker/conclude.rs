@@ -129,6 +129,7 @@ pub(crate) fn conclude(
         .with_ts(now);
         outbox.push(Outgoing::Events {
             events: vec![failed],
+            sent_at: now,
         });
     }
     transition.outbox = outbox;
