@@ -384,3 +384,45 @@ async fn a_unit_without_the_invoked_function_asks_the_router_to_start_it() {
             .any(|r| r.function_id == "price" && r.status == RunStatus::Completed)
     );
 }
+
+#[tokio::test]
+async fn a_step_inserted_before_a_journaled_one_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hookflow.db");
+    let clock = FakeClock::new(START_MS);
+    let calls = Counter::default();
+    {
+        let env = TestEnv::with_store(
+            SqliteStore::open(&path).unwrap(),
+            vec![sleeper("wf", "go", &calls)],
+            clock.clone(),
+        );
+        env.send(vec![Event::new("go", json!({}))]).await;
+    }
+    // The code changes while the run sleeps: a step now comes between the
+    // journaled `first` and `long`.
+    let inserted = Counter::default();
+    let c = inserted.clone();
+    let changed = Function::new("wf").on_event("go").handler(move |ctx| {
+        let c = c.clone();
+        async move {
+            ctx.step.run("first", || async { Ok(0) }).await?;
+            ctx.step
+                .run("inserted", || async move { Ok(c.bump()) })
+                .await?;
+            ctx.step.sleep("long", days(2)).await?;
+            Ok(())
+        }
+    });
+    let env = TestEnv::with_store(SqliteStore::open(&path).unwrap(), vec![changed], clock);
+    env.advance(days(2)).await;
+    let run = env.only_run("wf").await.run;
+    assert_eq!(run.status, RunStatus::Failed);
+    let error = run.error.unwrap();
+    assert!(error.contains("non-deterministic"), "{error}");
+    assert!(
+        error.contains("`inserted`") && error.contains("`long`"),
+        "{error}"
+    );
+    assert_eq!(inserted.get(), 0, "the inserted step's code never ran");
+}

@@ -522,6 +522,93 @@ async fn parallel_steps_each_run_once_and_join() {
 }
 
 #[tokio::test]
+async fn parallel_branches_with_steps_in_sequence_resume_in_any_order() {
+    // GIVEN two branches: one sleeps then notifies, the other charges. On
+    // resume the sleep replays at once, so the first branch reaches
+    // `notify` before the second reaches `charge`: the order the steps are
+    // reached in differs from the first execution's
+    let f = Function::new("branches")
+        .on_event("go")
+        .handler(|ctx| async move {
+            let (notified, charged) = futures::try_join!(
+                async {
+                    ctx.step.sleep("cool", secs(60)).await?;
+                    ctx.step.run("notify", || async { Ok(1) }).await
+                },
+                ctx.step.run("charge", || async { Ok(2) }),
+            )?;
+            ctx.step.run("receipt", || async { Ok(()) }).await?;
+            Ok(notified + charged)
+        });
+    let env = TestEnv::new(vec![f]);
+    env.send(vec![event("go", json!({}))]).await;
+    // WHEN the sleep ends
+    env.advance(secs(60)).await;
+    // THEN the run finishes, each step run once
+    let view = env.only_run("branches").await;
+    assert_eq!(
+        view.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        view.run.error
+    );
+    assert_eq!(view.run.output, Some(json!(3)));
+    let mut ids: Vec<_> = view.steps.iter().map(|s| s.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["charge", "cool", "notify", "receipt"]);
+}
+
+#[tokio::test]
+async fn branches_that_sleep_between_steps_each_run_their_steps_once() {
+    // GIVEN two branches that each alternate steps and sleeps of different
+    // lengths, so every resume replays them in a different order
+    let calls = Counter::default();
+    let c = calls.clone();
+    let f = Function::new("zigzag").on_event("go").handler(move |ctx| {
+        let c = c.clone();
+        async move {
+            let step = &ctx.step;
+            let (c1, c2) = (c.clone(), c.clone());
+            let left = async move {
+                let a = step.run("a", || async move { Ok(c1.bump()) }).await?;
+                step.sleep("a-rest", secs(30)).await?;
+                let b = step.run("b", || async { Ok(10) }).await?;
+                step.sleep("b-rest", secs(50)).await?;
+                Ok::<_, StepError>(a + b)
+            };
+            let right = async move {
+                step.sleep("x-rest", secs(10)).await?;
+                let x = step.run("x", || async move { Ok(c2.bump()) }).await?;
+                step.sleep("y-rest", secs(40)).await?;
+                let y = step.run("y", || async { Ok(100) }).await?;
+                Ok::<_, StepError>(x + y)
+            };
+            let (l, r) = futures::try_join!(left, right)?;
+            Ok(l + r)
+        }
+    });
+    let env = TestEnv::new(vec![f]);
+    env.send(vec![event("go", json!({}))]).await;
+    // WHEN the sleeps end one by one
+    for _ in 0..10 {
+        env.advance(secs(10)).await;
+    }
+    // THEN the run finishes with every step run once
+    let view = env.only_run("zigzag").await;
+    assert_eq!(
+        view.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        view.run.error
+    );
+    assert_eq!(calls.get(), 2);
+    assert_eq!(view.run.output, Some(json!(1 + 10 + 2 + 100)));
+    let mut positions: Vec<_> = view.steps.iter().map(|s| s.position).collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (0..8).collect::<Vec<u32>>(), "one position each");
+}
+
+#[tokio::test]
 async fn repeated_step_ids_in_a_loop_get_numbered() {
     let f = Function::new("loop")
         .on_event("go")

@@ -3,9 +3,14 @@
 //!
 //! Every step follows one protocol, written once in [`Step::step`]:
 //!
-//! 1. **claim** its id and position (repeats get `:1`, `:2`, ...); the k-th
-//!    step reached must be the one the journal recorded at position k, or the
-//!    run fails as non-deterministic;
+//! 1. **claim** its id (repeats get `:1`, `:2`, ...): a journaled step
+//!    keeps its recorded position and must be of the recorded kind; a new
+//!    step waits until every journaled step has been reached again, then
+//!    takes the next position. Parallel branches may reach steps in another
+//!    order on replay (a replayed step returns at once), but a deterministic
+//!    handler reaches every journaled step again before any new one; if it
+//!    stops with a new step waiting and a journaled one never reached, the
+//!    code changed under the run, which fails as non-deterministic;
 //! 2. **replay** a journaled record, or, for a new step, check that the run
 //!    may go on (finish timeout, lost lease, requested cancellation);
 //! 3. let the step's kind decide ([`Next`]): return a result, after
@@ -26,7 +31,7 @@ mod send;
 mod sleep;
 mod wait;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -146,6 +151,11 @@ impl Wake {
 #[derive(Default)]
 pub(crate) struct State {
     seen: HashMap<String, u32>,
+    /// Journaled steps reached in this execution.
+    reached: HashSet<String>,
+    /// New steps waiting for every journaled step to be reached first.
+    parked: Vec<String>,
+    /// The position the next new step takes.
     next_position: u32,
     in_flight: usize,
     pub(crate) suspended: bool,
@@ -168,9 +178,10 @@ struct Inner {
     finish_by: Option<i64>,
     checkpoints: Arc<dyn Checkpoints>,
     journal: HashMap<String, StepRecord>,
-    by_position: HashMap<u32, String>,
     state: Mutex<State>,
     notify: Notify,
+    /// Wakes the parked new steps once every journaled step was reached.
+    released: Notify,
 }
 
 /// The durable step API, handed to a handler in its [`crate::Ctx`]. Cheap to clone.
@@ -253,7 +264,7 @@ impl Step {
         journal: Vec<StepRecord>,
         checkpoints: Arc<dyn Checkpoints>,
     ) -> Self {
-        let by_position = journal.iter().map(|r| (r.position, r.id.clone())).collect();
+        let next_position = journal.iter().map(|r| r.position + 1).max().unwrap_or(0);
         let journal = journal.into_iter().map(|r| (r.id.clone(), r)).collect();
         Self {
             inner: Arc::new(Inner {
@@ -264,9 +275,12 @@ impl Step {
                 finish_by,
                 checkpoints,
                 journal,
-                by_position,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    next_position,
+                    ..State::default()
+                }),
                 notify: Notify::new(),
+                released: Notify::new(),
             }),
         }
     }
@@ -298,7 +312,7 @@ impl Step {
         D: FnOnce(Claim, Scope<'s>) -> Fut,
         Fut: Future<Output = Next<T>>,
     {
-        let claim = match self.claim(id, kind) {
+        let claim = match self.claim(id, kind).await {
             Ok(claim) => claim,
             Err(halt) => return self.halt(halt).await,
         };
@@ -353,46 +367,95 @@ impl Step {
         }
     }
 
-    fn claim(&self, id: &str, kind: StepKind) -> Result<Claim, Halt> {
-        let mut state = self.inner.lock();
-        let seen = state.seen.entry(id.to_owned()).or_insert(0);
-        let key = if *seen == 0 {
-            id.to_owned()
-        } else {
-            format!("{id}:{seen}")
+    async fn claim(&self, id: &str, kind: StepKind) -> Result<Claim, Halt> {
+        let key = {
+            let mut state = self.inner.lock();
+            let seen = state.seen.entry(id.to_owned()).or_insert(0);
+            let key = if *seen == 0 {
+                id.to_owned()
+            } else {
+                format!("{id}:{seen}")
+            };
+            *seen += 1;
+            key
         };
-        *seen += 1;
-        let position = state.next_position;
-        state.next_position += 1;
-        drop(state);
-        if position >= MAX_STEPS_PER_RUN {
-            return Err(Halt::Fail(format!(
-                "the run reached step {}, over the {MAX_STEPS_PER_RUN}-step limit per run",
-                position + 1
-            )));
-        }
-        let record = self.inner.journal.get(&key).cloned();
-        match &record {
-            Some(rec) if rec.kind != kind || rec.position != position => Err(Halt::Fail(format!(
-                "non-deterministic: the journal has step `{key}` as {:?} at position {}, but the code reached it as {kind:?} at position {position}",
-                rec.kind, rec.position
-            ))),
-            None => match self.inner.by_position.get(&position) {
-                Some(other) => Err(Halt::Fail(format!(
-                    "non-deterministic: the journal has step `{other}` at position {position}, but the code reached `{key}`"
-                ))),
-                None => Ok(Claim {
-                    key,
-                    position,
-                    record,
-                }),
-            },
-            Some(_) => Ok(Claim {
+        if let Some(rec) = self.inner.journal.get(&key) {
+            if rec.kind != kind {
+                return Err(Halt::Fail(format!(
+                    "non-deterministic: the journal has step `{key}` as {:?}, but the code reached it as {kind:?}",
+                    rec.kind
+                )));
+            }
+            let all_reached = {
+                let mut state = self.inner.lock();
+                state.reached.insert(key.clone());
+                state.reached.len() == self.inner.journal.len()
+            };
+            if all_reached {
+                self.inner.released.notify_waiters();
+            }
+            return Ok(Claim {
                 key,
-                position,
-                record,
-            }),
+                position: rec.position,
+                record: Some(rec.clone()),
+            });
         }
+        // A new step: not before every journaled step was reached again (a
+        // sibling branch may not have been polled yet), so that its code
+        // never runs in a run whose code changed.
+        let mut parked = false;
+        loop {
+            let released = self.inner.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            {
+                let mut state = self.inner.lock();
+                if state.reached.len() == self.inner.journal.len() {
+                    state.parked.retain(|k| k != &key);
+                    let position = state.next_position;
+                    state.next_position += 1;
+                    drop(state);
+                    if position >= MAX_STEPS_PER_RUN {
+                        return Err(Halt::Fail(format!(
+                            "the run reached step {}, over the {MAX_STEPS_PER_RUN}-step limit per run",
+                            position + 1
+                        )));
+                    }
+                    if parked {
+                        // The executor looks again: this step runs now.
+                        self.inner.notify.notify_one();
+                    }
+                    return Ok(Claim {
+                        key,
+                        position,
+                        record: None,
+                    });
+                }
+                if !parked {
+                    state.parked.push(key.clone());
+                    parked = true;
+                }
+            }
+            // The executor looks at whether the handler can still go on.
+            self.inner.notify.notify_one();
+            released.await;
+        }
+    }
+
+    /// Why the handler cannot go on, if it cannot: a new step waits for a
+    /// journaled step no branch reaches any more.
+    fn stuck(&self, state: &State) -> Option<String> {
+        let new = state.parked.first()?;
+        let missing = self
+            .inner
+            .journal
+            .values()
+            .filter(|rec| !state.reached.contains(&rec.id))
+            .min_by_key(|rec| rec.position)?;
+        Some(format!(
+            "non-deterministic: the code reached new step `{new}`, but not the journal's step `{}` (position {})",
+            missing.id, missing.position
+        ))
     }
 
     /// A new step may start only before the finish timeout, while the run's
@@ -458,15 +521,31 @@ impl Step {
         futures::future::pending().await
     }
 
-    /// Resolves once the handler should be dropped: halted, or suspended with
-    /// no step still running.
+    /// Resolves once the handler should be dropped: halted, suspended with
+    /// no step still running, or stuck (see [`Self::claim`]). Looked at
+    /// between polls of the handler (both run in the executor's task), so a
+    /// parked step is seen only once the handler can do nothing more.
     pub(crate) async fn stopped(&self) {
         loop {
             let notified = self.inner.notify.notified();
             {
-                let state = self.inner.lock();
-                if state.halt.is_some() || (state.suspended && state.in_flight == 0) {
+                let mut state = self.inner.lock();
+                if state.halt.is_some() {
                     return;
+                }
+                if state.in_flight == 0 {
+                    let stuck = self.stuck(&state);
+                    // Parked steps all released, about to run.
+                    let releasing = !state.parked.is_empty() && stuck.is_none();
+                    if state.suspended && !releasing {
+                        return;
+                    }
+                    if let Some(reason) = stuck
+                        && !state.suspended
+                    {
+                        state.halt = Some(Halt::Fail(reason));
+                        return;
+                    }
                 }
             }
             notified.await;
