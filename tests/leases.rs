@@ -715,3 +715,63 @@ async fn a_waiting_runs_resume_due_for_a_retry_writes_its_lease_first() {
         RunStatus::Waiting
     );
 }
+
+#[tokio::test]
+async fn a_wait_beside_a_long_step_catches_the_event_routed_meanwhile() {
+    // GIVEN a run that waits for `approved` while, in a parallel branch, a
+    // step imports for twenty minutes (longer than a Lambda could: `hookflow
+    // dev` has no such limit); its waiter is stored only when the execution
+    // ends
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let (gate, entered) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let (g, e) = (gate.clone(), entered.clone());
+    let f = Function::new("f").on_event("go").handler(move |ctx| {
+        let (gate, entered) = (g.clone(), e.clone());
+        async move {
+            let (approved, ()) = futures::try_join!(
+                ctx.step.wait_for_event(
+                    "approval",
+                    hookflow::WaitFor::event("approved")
+                        .when("async.data.by == 'ada'")
+                        .timeout(Duration::from_secs(86_400)),
+                ),
+                ctx.step.run("import", move || async move {
+                    entered.notify_one();
+                    gate.notified().await;
+                    Ok(())
+                }),
+            )?;
+            Ok(approved.map(|event| event.data))
+        }
+    });
+    let settings = WorkerSettings {
+        lease: Duration::from_secs(3_600),
+        ..deferred_to_first_commit()
+    };
+    let engine = engine(&store, vec![f], Arc::new(clock.clone()), settings);
+    let run_id = route_one(&engine, &store, "f", START_MS).await;
+    let worker = {
+        let engine = engine.clone();
+        let envelope = start(&run_id, "f");
+        tokio::spawn(async move { engine.handle(&envelope).await })
+    };
+    entered.notified().await;
+    // WHEN twenty minutes into the import, before the waiter exists, the
+    // event is routed after more than a page of others of its name
+    clock.advance(Duration::from_secs(20 * 60));
+    let now = START_MS + 20 * 60_000;
+    let mut events: Vec<Event> = (0..250)
+        .map(|_| Event::new("approved", json!({"by": "bo"})))
+        .collect();
+    events.push(Event::new("approved", json!({"by": "ada"})));
+    engine.ingest(events).await.unwrap();
+    assert_eq!(drain(&engine, &store, now).await, 251);
+    gate.notify_one();
+    assert_eq!(worker.await.unwrap().unwrap(), Handled::Done);
+    // THEN the run, on suspending, finds the event itself and finishes with it
+    drain(&engine, &store, now).await;
+    let run = store.get_run(&run_id).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
+    assert_eq!(run.output, Some(json!({"by": "ada"})));
+}

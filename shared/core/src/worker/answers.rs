@@ -4,8 +4,7 @@
 
 use serde_json::Value;
 
-use super::{CATCH_UP_HORIZON, CATCH_UP_LIMIT, Worker};
-use crate::clock::duration_ms;
+use super::{CATCH_UP_PAGE, Worker};
 use crate::error::Result;
 use crate::router::waiter_matches;
 use crate::run::{
@@ -96,12 +95,19 @@ where
         Ok(Some((step, removed)))
     }
 
-    /// Answers waits registered around now from events that were routed
-    /// while the waiters were being stored: the router may have looked for
-    /// waiters before they existed. Both sides answer through the run's
-    /// lease, so a wait is answered once even if both find the event.
-    pub(super) async fn catch_up(&self, run: &Run, journal: &[StepRecord], now: i64) -> Result<()> {
-        let horizon = now - duration_ms(CATCH_UP_HORIZON);
+    /// Answers waits registered since `horizon` from events that were
+    /// routed while the waiters were being stored: the router may have
+    /// looked for waiters before they existed. Both sides answer through the
+    /// run's lease, so a wait is answered once even if both find the event.
+    /// Reads every event of the waited name since the wait began, page by
+    /// page, until one matches.
+    pub(super) async fn catch_up(
+        &self,
+        run: &Run,
+        journal: &[StepRecord],
+        horizon: i64,
+        now: i64,
+    ) -> Result<()> {
         let trigger = serde_json::to_value(&run.event)?;
         for step in journal {
             let Some(event_name) = step.waited_event() else {
@@ -125,33 +131,59 @@ where
                 registered_at: step.started_at,
                 expires_at: step.wake_at,
             };
-            for stored in self
-                .store
-                .events_since(event_name, step.started_at, CATCH_UP_LIMIT)
-                .await?
-            {
-                if stored.event.ts > now {
-                    continue; // routed later, at its time
-                }
-                let candidate: Value = serde_json::to_value(&stored.event)?;
-                if waiter_matches(&waiter, &candidate) {
-                    let answer = Envelope::new(
-                        Target::Function(run.function_id.clone()),
-                        Message::Resolve {
-                            run_id: run.id.clone(),
-                            step_id: step.id.clone(),
-                            with: Resolution::Event {
-                                event_id: stored.event.id.clone(),
-                            },
-                        },
-                    );
-                    self.store
-                        .deliver(&[Outgoing::Send { envelope: answer }])
-                        .await?;
-                    break;
-                }
+            if let Some(event_id) = self.first_match(&waiter, now).await? {
+                let answer = Envelope::new(
+                    Target::Function(run.function_id.clone()),
+                    Message::Resolve {
+                        run_id: run.id.clone(),
+                        step_id: step.id.clone(),
+                        with: Resolution::Event { event_id },
+                    },
+                );
+                self.store
+                    .deliver(&[Outgoing::Send { envelope: answer }])
+                    .await?;
             }
         }
         Ok(())
+    }
+
+    /// The first event routed by `now` that answers `waiter`, as the router
+    /// would have matched it.
+    async fn first_match(&self, waiter: &Waiter, now: i64) -> Result<Option<String>> {
+        let mut from = waiter.registered_at;
+        let mut limit = CATCH_UP_PAGE;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            let page = self.store.events_since(&waiter.event, from, limit).await?;
+            for stored in &page {
+                if !seen.insert(stored.event.id.clone()) {
+                    continue; // the last page's last millisecond, again
+                }
+                let at = stored.received_at.max(stored.event.ts);
+                if at > now {
+                    continue; // routed later, at its time
+                }
+                if waiter.expires_at.is_some_and(|x| x < at) {
+                    continue;
+                }
+                let candidate: Value = serde_json::to_value(&stored.event)?;
+                if waiter_matches(waiter, &candidate) {
+                    return Ok(Some(stored.event.id.clone()));
+                }
+            }
+            let Some(last) = page.last().filter(|_| page.len() == limit) else {
+                return Ok(None);
+            };
+            // The next page starts at the last time read (its events come
+            // again and are skipped as seen); a page all in one millisecond
+            // is read again, longer.
+            if last.received_at > from {
+                from = last.received_at;
+                limit = CATCH_UP_PAGE;
+            } else {
+                limit *= 2;
+            }
+        }
     }
 }

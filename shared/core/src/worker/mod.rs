@@ -41,15 +41,16 @@ use self::executor::{Ending, execute};
 use self::session::{Deferred, Interrupt, LeaseTerms, Session};
 
 /// How far back a suspended run looks for events that arrived while its
-/// waiters were being registered (the longest a worker holds a run).
+/// waiters were being registered (the longest a Lambda holds a run), and at
+/// least back to when its execution began.
 pub const CATCH_UP_HORIZON: Duration = Duration::from_secs(15 * 60);
 /// Attempts at a commit whose flow-control records keep changing under it.
 const FLOW_ATTEMPTS: usize = 16;
 /// The same for a conclusion, which carries the last step's record: giving
 /// up there means running that step again, so it tries longer.
 const CONCLUDE_ATTEMPTS: usize = 64;
-/// Events scanned per waiter when catching up.
-pub(crate) const CATCH_UP_LIMIT: usize = 100;
+/// Events read per page when catching up.
+pub(crate) const CATCH_UP_PAGE: usize = 100;
 
 /// What handling a message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -477,6 +478,7 @@ where
         let keeper = session.keep_lease(self.settings.heartbeat, self.settings.lease_deferral);
         let span = tracing::info_span!("run", run.id = %run.id, function = %run.function_id);
         let events = self.events_of(&run).await?;
+        let began = self.now();
         let execution = execute(function, &run, journal, session.clone(), finish_by, events)
             .instrument(span)
             .await;
@@ -494,7 +496,7 @@ where
             Ending::LeaseLost => return Ok(Handled::Busy),
             ending => ending,
         };
-        self.finish(function, &session, ending, execution.pending)
+        self.finish(function, &session, ending, execution.pending, began)
             .await
     }
 
@@ -507,6 +509,7 @@ where
         session: &Session<S>,
         ending: Ending,
         pending: crate::step::Change,
+        began: i64,
     ) -> Result<Handled> {
         let token = session.token().to_owned();
         let mut ending = ending;
@@ -544,7 +547,8 @@ where
                     let run = &transition.run;
                     tracing::debug!(run.id = %run.id, status = run.status.as_str(), wake_at = run.wake_at, "run concluded");
                     if run.status == RunStatus::Waiting {
-                        self.catch_up(run, &journal, now).await?;
+                        let horizon = began.min(now - duration_ms(CATCH_UP_HORIZON));
+                        self.catch_up(run, &journal, horizon, now).await?;
                     }
                     return Ok(Handled::Done);
                 }
