@@ -1395,3 +1395,52 @@ async fn a_stray_message_days_after_a_run_sent_events_starts_nothing_again() {
         .collect();
     assert_eq!(listened.len(), 1, "{listened:#?}");
 }
+
+#[tokio::test]
+async fn a_cancel_on_waiter_lasts_as_long_as_its_run_may() {
+    // GIVEN a function that sleeps for months and is cancelled by an event
+    let renew = Function::new("renew")
+        .on_event("subscription/started")
+        .cancel_on(hookflow::CancelOn::event("subscription/cancelled"))
+        .handler(|ctx| async move {
+            ctx.step
+                .sleep("until-renewal", Duration::from_secs(120 * 86_400))
+                .await?;
+            Ok(json!("renewed"))
+        });
+    let env = AwsTestEnv::new(vec![renew]).await;
+    let started = hookflow::Clock::now_ms(&env.clock);
+    // WHEN a run starts
+    env.send(vec![Event::new("subscription/started", json!({}))])
+        .await;
+    // THEN its cancel_on waiter expires no sooner than its run could end
+    // (the longest a run may live, plus the runs' retention)
+    let out = env
+        .harness()
+        .dynamodb
+        .query()
+        .table_name(&env.store().config().table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S("WAIT#subscription/cancelled".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let [waiter] = out.items() else {
+        panic!("one waiter: {:?}", out.items());
+    };
+    let ttl: i64 = waiter["ttl"].as_n().unwrap().parse().unwrap();
+    let retention = &env.store().config().retention;
+    let lives = (retention.longest_run + retention.runs).as_secs();
+    assert!(
+        ttl >= started / 1000 + i64::try_from(lives).unwrap(),
+        "ttl {ttl}, started {started}"
+    );
+    // and the run, still asleep after four months, is cancelled by it
+    env.advance(Duration::from_secs(100 * 86_400)).await;
+    env.send(vec![Event::new("subscription/cancelled", json!({}))])
+        .await;
+    assert_eq!(env.only_run("renew").await.run.status, RunStatus::Cancelled);
+}

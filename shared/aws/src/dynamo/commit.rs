@@ -22,7 +22,7 @@ use crate::error::{AwsError, Result, ddb};
 
 /// How long idempotency items outlive their expiry before TTL removes them.
 const IDEM_TTL_GRACE_SECS: i64 = 86_400;
-/// How long waiter items outlive their expiry (`cancel_on` waiters have none: 90 days).
+/// How long a wait's waiter item outlives its timeout.
 const WAITER_TTL_SECS: i64 = 90 * 86_400;
 /// DynamoDB's limit of items per transaction.
 pub(crate) const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -101,7 +101,12 @@ impl AwsStore {
             );
         }
         for waiter in &t.waiters_added {
-            let expires = waiter.expires_at.unwrap_or(waiter.registered_at);
+            // A `cancel_on` waiter has no expiry: it lasts as long as its run
+            // may.
+            let ttl = match waiter.expires_at {
+                Some(expires) => number(expires / 1000 + WAITER_TTL_SECS),
+                None => self.unfinished_ttl(waiter.registered_at),
+            };
             writes.push(
                 self.put(HashMap::from([
                     ("pk".into(), string(format!("WAIT#{}", waiter.event))),
@@ -111,7 +116,7 @@ impl AwsStore {
                     ),
                     self.body_attribute("body", serde_json::to_string(waiter)?)
                         .await?,
-                    ("ttl".into(), number(expires / 1000 + WAITER_TTL_SECS)),
+                    ("ttl".into(), ttl),
                 ]))?,
             );
         }
