@@ -1444,3 +1444,31 @@ async fn a_cancel_on_waiter_lasts_as_long_as_its_run_may() {
         .await;
     assert_eq!(env.only_run("renew").await.run.status, RunStatus::Cancelled);
 }
+
+#[tokio::test]
+async fn a_long_idempotency_key_is_kept_by_its_hash() {
+    // GIVEN a function keyed on a field that may be longer than a DynamoDB
+    // partition key can hold (2,048 bytes)
+    let once = Function::new("once")
+        .on_event("order/placed")
+        .idempotency("event.data.cart")
+        .handler(|_| async move { Ok(json!(true)) });
+    let env = AwsTestEnv::new(vec![once]).await;
+    let cart = |c: char| json!({"cart": c.to_string().repeat(3_000)});
+    // WHEN three events come, two of them with the same 3,000-byte key
+    env.send(vec![
+        Event::new("order/placed", cart('a')),
+        Event::new("order/placed", cart('a')),
+        Event::new("order/placed", cart('b')),
+    ])
+    .await;
+    // THEN one run starts per key, each keeping the key's hash
+    let runs = env.runs().await;
+    assert_eq!(runs.len(), 2, "{runs:#?}");
+    for run in &runs {
+        assert_eq!(run.status, RunStatus::Completed);
+        let key = run.idempotency_key.as_deref().unwrap();
+        assert!(key.starts_with("sha256-") && key.len() < 100, "{key}");
+    }
+    assert_eq!(env.dlq_depth(&Target::Router).await, 0);
+}

@@ -474,15 +474,12 @@ impl FlowKind {
     }
 }
 
-/// The key of a flow-control record: `{kind}#{function}#{key}`, with keys
-/// over 128 bytes replaced by their hash (records stay small, keys bounded).
+/// The key of a flow-control record: `{kind}#{function}#{key}`, with long
+/// keys replaced by their hash ([`crate::limits::bounded_key`]: records stay
+/// small, keys bounded).
 #[must_use]
 pub fn record_key(kind: FlowKind, function_id: &str, key: &str) -> String {
-    let key = if key.len() > 128 {
-        crate::limits::blob_key(key.as_bytes())
-    } else {
-        key.to_owned()
-    };
+    let key = crate::limits::bounded_key(key);
     format!("{}#{function_id}#{key}", kind.as_str())
 }
 

@@ -16,6 +16,7 @@
 //! | run output | [`MAX_RUN_OUTPUT_BYTES`] | the run fails naming the limit |
 //! | steps per run | [`MAX_STEPS_PER_RUN`] | the run fails naming the limit |
 //! | stored inline | [`INLINE_BYTES`] | stored once as a blob, by reference |
+//! | idempotency or flow-control key | [`MAX_KEY_BYTES`] | replaced by its hash ([`bounded_key`]) |
 
 /// Largest serialized event (1 MiB).
 pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
@@ -39,6 +40,22 @@ pub const MAX_STEPS_PER_RUN: u32 = 1_000;
 pub const CARRIED_EVENT_BYTES: usize = 48 * 1024;
 /// Largest record body stored inline; larger ones are stored as blobs.
 pub const INLINE_BYTES: usize = 64 * 1024;
+
+/// Longest idempotency or flow-control key kept as it is (a DynamoDB
+/// partition key holds at most 2,048 bytes).
+pub const MAX_KEY_BYTES: usize = 128;
+
+/// `key`, or its hash when it is over [`MAX_KEY_BYTES`]: the key a store
+/// keeps for an idempotency or flow-control key, whatever its expression
+/// returned.
+#[must_use]
+pub fn bounded_key(key: &str) -> String {
+    if key.len() > MAX_KEY_BYTES {
+        blob_key(key.as_bytes())
+    } else {
+        key.to_owned()
+    }
+}
 
 /// The blob key of `bytes`: `sha256-<hex>`, so equal payloads share one blob.
 #[must_use]

@@ -630,7 +630,7 @@ where
             None => {
                 if let Some(expr) = function.idempotency_expr() {
                     let key = match expr.key(&[("event", &event_json)]) {
-                        Ok(key) => key,
+                        Ok(key) => crate::limits::bounded_key(&key),
                         Err(err) => {
                             tracing::error!(function = function.id(), error = %err, "idempotency key failed to evaluate; run not started");
                             return Ok(Err(Started::Refused(format!(
