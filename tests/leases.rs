@@ -775,3 +775,46 @@ async fn a_wait_beside_a_long_step_catches_the_event_routed_meanwhile() {
     assert_eq!(run.status, RunStatus::Completed, "{:?}", run.error);
     assert_eq!(run.output, Some(json!({"by": "ada"})));
 }
+
+#[tokio::test]
+async fn a_cancel_on_event_routed_while_its_run_was_created_cancels_it() {
+    // GIVEN a function that sleeps a day unless `stop` comes
+    let store = SqliteStore::in_memory().unwrap();
+    let clock = FakeClock::new(START_MS);
+    let f = Function::new("f")
+        .on_event("go")
+        .cancel_on(hookflow::CancelOn::event("stop"))
+        .handler(|ctx| async move {
+            ctx.step.sleep("nap", Duration::from_secs(86_400)).await?;
+            Ok(())
+        });
+    let engine = engine(
+        &store,
+        vec![f],
+        Arc::new(clock.clone()),
+        WorkerSettings::default(),
+    );
+    // WHEN `stop` arrives as the run is created, and its route reads the
+    // waiters before the run's creation stored its cancel_on waiter
+    engine
+        .ingest(vec![
+            Event::new("go", json!({})).with_id("go-1"),
+            Event::new("stop", json!({})).with_id("stop-1"),
+        ])
+        .await
+        .unwrap();
+    let mut routes = store.receive(START_MS, 2, 60_000).await.unwrap();
+    routes.sort_by_key(|d| match &d.envelope.message {
+        Message::Route { event_id, .. } => event_id != "stop-1",
+        _ => true,
+    });
+    for route in routes {
+        engine.handle(&route.envelope).await.unwrap();
+        store.ack(&route).await.unwrap();
+    }
+    drain(&engine, &store, START_MS).await;
+    // THEN the run is cancelled by it
+    let run = only_run(&store).await;
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
+    assert!(run.error.unwrap().contains("stop"));
+}

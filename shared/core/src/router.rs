@@ -522,6 +522,7 @@ where
                 Ok(committed) => {
                     self.store.deliver(&committed.undelivered).await?;
                     self.flag_cancellations(&transition).await?;
+                    self.catch_up_cancel_on(&transition).await?;
                     let run = transition.run;
                     if let Some(id) = folded {
                         tracing::info!(function, run.id = %id, "event folded into a queued run");
@@ -550,6 +551,29 @@ where
                 Err(other) => return Err(Error::Conflict(format!("creating a run: {other}"))),
             });
         }
+    }
+
+    /// Requests the cancellation of the run `t` created when an event its
+    /// `cancel_on` matches was routed while the run was being stored: that
+    /// route may have looked for waiters before they existed.
+    async fn catch_up_cancel_on(&self, t: &Transition) -> Result<()> {
+        if t.run.status.is_terminal() {
+            return Ok(());
+        }
+        let now = self.now();
+        for waiter in &t.waiters_added {
+            if waiter.kind != WaiterKind::Cancel {
+                continue;
+            }
+            if let Some(event_id) = first_match(&self.store, waiter, now).await? {
+                let reason = format!("cancelled by event `{}` ({event_id})", waiter.event);
+                self.store
+                    .request_cancel(&waiter.run_id, &waiter.function_id, &reason)
+                    .await?;
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Marks the runs whose cancellation `t` sent (a singleton replacing
@@ -1093,6 +1117,52 @@ fn next_tick(function: &Function, after: i64) -> Option<Outgoing> {
     );
     envelope.dedupe_key = Some(format!("cron:{}:{at}", function.id()));
     Some(Outgoing::Later { envelope, at })
+}
+
+/// Events read per page when catching up on a waiter.
+const CATCH_UP_PAGE: usize = 100;
+
+/// The first event routed since `waiter` was registered, by `now`, that
+/// answers it, as [`Router::route`] would have matched it: read page by page.
+pub(crate) async fn first_match<S: EventLog>(
+    store: &S,
+    waiter: &Waiter,
+    now: i64,
+) -> Result<Option<String>> {
+    let mut from = waiter.registered_at;
+    let mut limit = CATCH_UP_PAGE;
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let page = store.events_since(&waiter.event, from, limit).await?;
+        for stored in &page {
+            if !seen.insert(stored.event.id.clone()) {
+                continue; // the last page's last millisecond, again
+            }
+            let at = stored.received_at.max(stored.event.ts);
+            if at > now {
+                continue; // routed later, at its time
+            }
+            if waiter.expires_at.is_some_and(|x| x < at) {
+                continue;
+            }
+            let candidate: Value = serde_json::to_value(&stored.event)?;
+            if waiter_matches(waiter, &candidate) {
+                return Ok(Some(stored.event.id.clone()));
+            }
+        }
+        let Some(last) = page.last().filter(|_| page.len() == limit) else {
+            return Ok(None);
+        };
+        // The next page starts at the last time read (its events come
+        // again and are skipped as seen); a page all in one millisecond
+        // is read again, longer.
+        if last.received_at > from {
+            from = last.received_at;
+            limit = CATCH_UP_PAGE;
+        } else {
+            limit *= 2;
+        }
+    }
 }
 
 /// True if `candidate` satisfies the waiter's condition (with the waiting

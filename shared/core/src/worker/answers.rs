@@ -2,11 +2,9 @@
 //! error) in the transition that takes the lease, and catching up on events
 //! routed while a run's waiters were being registered.
 
-use serde_json::Value;
-
-use super::{CATCH_UP_PAGE, Worker};
+use super::Worker;
 use crate::error::Result;
-use crate::router::waiter_matches;
+use crate::router::first_match;
 use crate::run::{
     Envelope, Message, Resolution, Run, RunStatus, StepKind, StepRecord, StepStatus, Target,
     Waiter, WaiterKey, WaiterKind,
@@ -131,7 +129,7 @@ where
                 registered_at: step.started_at,
                 expires_at: step.wake_at,
             };
-            if let Some(event_id) = self.first_match(&waiter, now).await? {
+            if let Some(event_id) = first_match(&self.store, &waiter, now).await? {
                 let answer = Envelope::new(
                     Target::Function(run.function_id.clone()),
                     Message::Resolve {
@@ -146,44 +144,5 @@ where
             }
         }
         Ok(())
-    }
-
-    /// The first event routed by `now` that answers `waiter`, as the router
-    /// would have matched it.
-    async fn first_match(&self, waiter: &Waiter, now: i64) -> Result<Option<String>> {
-        let mut from = waiter.registered_at;
-        let mut limit = CATCH_UP_PAGE;
-        let mut seen = std::collections::HashSet::new();
-        loop {
-            let page = self.store.events_since(&waiter.event, from, limit).await?;
-            for stored in &page {
-                if !seen.insert(stored.event.id.clone()) {
-                    continue; // the last page's last millisecond, again
-                }
-                let at = stored.received_at.max(stored.event.ts);
-                if at > now {
-                    continue; // routed later, at its time
-                }
-                if waiter.expires_at.is_some_and(|x| x < at) {
-                    continue;
-                }
-                let candidate: Value = serde_json::to_value(&stored.event)?;
-                if waiter_matches(waiter, &candidate) {
-                    return Ok(Some(stored.event.id.clone()));
-                }
-            }
-            let Some(last) = page.last().filter(|_| page.len() == limit) else {
-                return Ok(None);
-            };
-            // The next page starts at the last time read (its events come
-            // again and are skipped as seen); a page all in one millisecond
-            // is read again, longer.
-            if last.received_at > from {
-                from = last.received_at;
-                limit = CATCH_UP_PAGE;
-            } else {
-                limit *= 2;
-            }
-        }
     }
 }

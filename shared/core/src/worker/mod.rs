@@ -49,8 +49,6 @@ const FLOW_ATTEMPTS: usize = 16;
 /// The same for a conclusion, which carries the last step's record: giving
 /// up there means running that step again, so it tries longer.
 const CONCLUDE_ATTEMPTS: usize = 64;
-/// Events read per page when catching up.
-pub(crate) const CATCH_UP_PAGE: usize = 100;
 
 /// What handling a message did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
