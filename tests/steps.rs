@@ -609,6 +609,47 @@ async fn branches_that_sleep_between_steps_each_run_their_steps_once() {
 }
 
 #[tokio::test]
+async fn a_race_whose_losing_branch_slept_resumes_and_finishes() {
+    // GIVEN a race between two steps in sequence and a day's sleep, then a
+    // pause and a last step: the steps win, the sleep's branch is dropped
+    let f = Function::new("race")
+        .on_event("go")
+        .handler(|ctx| async move {
+            let step = &ctx.step;
+            let steps = std::pin::pin!(async {
+                let a = step.run("a1", || async { Ok(1) }).await?;
+                let b = step.run("a2", || async { Ok(2) }).await?;
+                Ok::<_, StepError>(a + b)
+            });
+            let sleep = std::pin::pin!(step.sleep("b1", days(1)));
+            let won = match futures::future::select(steps, sleep).await {
+                futures::future::Either::Left((sum, _)) => sum?,
+                futures::future::Either::Right((slept, _)) => {
+                    slept?;
+                    0
+                }
+            };
+            step.sleep("after", secs(60)).await?;
+            let done = step.run("done", || async { Ok(10) }).await?;
+            Ok(won + done)
+        });
+    let env = TestEnv::new(vec![f]);
+    env.send(vec![event("go", json!({}))]).await;
+    // WHEN the pause ends (a replay reaches the steps at once, and the race
+    // is over before the sleep's branch is polled again)
+    env.advance(secs(60)).await;
+    // THEN the run finishes
+    let view = env.only_run("race").await;
+    assert_eq!(
+        view.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        view.run.error
+    );
+    assert_eq!(view.run.output, Some(json!(13)));
+}
+
+#[tokio::test]
 async fn repeated_step_ids_in_a_loop_get_numbered() {
     let f = Function::new("loop")
         .on_event("go")

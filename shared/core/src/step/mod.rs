@@ -317,6 +317,13 @@ impl Step {
             Err(halt) => return self.halt(halt).await,
         };
         let flight = self.flight();
+        if claim.record.is_some() {
+            // A replayed step lets the handler's other branches be polled,
+            // as its first execution did while it ran: a race (`select`) is
+            // then not over before its other branches reach their
+            // journaled steps again.
+            tokio::task::yield_now().await;
+        }
         if claim.record.is_none() {
             if let Err(halt) = self.before_new_step() {
                 return self.halt(halt).await;
