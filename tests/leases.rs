@@ -818,3 +818,52 @@ async fn a_cancel_on_event_routed_while_its_run_was_created_cancels_it() {
     assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
     assert!(run.error.unwrap().contains("stop"));
 }
+
+#[tokio::test]
+async fn a_route_redelivered_after_its_run_was_created_still_catches_up_on_cancel_on() {
+    // GIVEN a function that sleeps a day unless `stop` comes, and a store
+    // that crashes right after the run's creation commits
+    let sqlite = SqliteStore::in_memory().unwrap();
+    let store = Faulty::new(sqlite.clone(), None, Tape::default());
+    store.crash_after_commit(|t| t.fence == Fence::Create);
+    let f = Function::new("f")
+        .on_event("go")
+        .cancel_on(hookflow::CancelOn::event("stop"))
+        .handler(|ctx| async move {
+            ctx.step.sleep("nap", Duration::from_secs(86_400)).await?;
+            Ok(())
+        });
+    let engine = faulty_engine(&store, vec![f]).await;
+    engine
+        .ingest(vec![Event::new("stop", json!({})).with_id("stop-1")])
+        .await
+        .unwrap();
+    let mut routes = sqlite.receive(START_MS, 2, 60_000).await.unwrap();
+    routes.sort_by_key(|d| match &d.envelope.message {
+        Message::Route { event_id, .. } => event_id != "stop-1",
+        _ => true,
+    });
+    let [stop, go] = <[Delivery; 2]>::try_from(routes).unwrap();
+    // WHEN `stop` is routed before the run exists, and the route that
+    // creates the run dies right after its creation, before catching up
+    engine.handle(&stop.envelope).await.unwrap();
+    sqlite.ack(&stop).await.unwrap();
+    assert!(engine.handle(&go.envelope).await.is_err());
+    assert!(store.fired());
+    store.restart();
+    // ... so the route is delivered again
+    assert_eq!(engine.handle(&go.envelope).await.unwrap(), Handled::Done);
+    sqlite.ack(&go).await.unwrap();
+    drain_faulty(&engine, &sqlite).await;
+    // THEN the redelivery catches up: the run is cancelled
+    let run = only_run(&sqlite).await;
+    assert_eq!(run.status, RunStatus::Cancelled, "{run:?}");
+}
+
+/// Handles every due message of `engine` (over a faulty `sqlite`) once.
+async fn drain_faulty(engine: &Engine<Faulty<SqliteStore>>, sqlite: &SqliteStore) {
+    while let Some(delivery) = sqlite.receive(START_MS, 1, 60_000).await.unwrap().pop() {
+        engine.handle(&delivery.envelope).await.unwrap();
+        sqlite.ack(&delivery).await.unwrap();
+    }
+}

@@ -650,6 +650,57 @@ async fn a_race_whose_losing_branch_slept_resumes_and_finishes() {
 }
 
 #[tokio::test]
+async fn a_race_lost_by_a_branch_whose_new_step_waited_still_suspends() {
+    // GIVEN a race between two branches that each sleep first, then a long
+    // sleep: the second branch wins at 5 s; at 10 s the first branch's
+    // sleep replays as done, its next (new) step waits for the journaled
+    // steps the replay has not reached yet, and the race drops it
+    let f = Function::new("lost")
+        .on_event("go")
+        .handler(|ctx| async move {
+            let step = &ctx.step;
+            let first = std::pin::pin!(async {
+                step.sleep("xs", secs(10)).await?;
+                step.run("y", || async { Ok(1) }).await
+            });
+            let second = std::pin::pin!(async {
+                step.sleep("bs", secs(5)).await?;
+                step.run("bp", || async { Ok(2) }).await
+            });
+            let won = match futures::future::select(first, second).await {
+                futures::future::Either::Left((n, _)) | futures::future::Either::Right((n, _)) => {
+                    n?
+                }
+            };
+            step.sleep("after", secs(3_600)).await?;
+            Ok(won)
+        });
+    let env = TestEnv::new(vec![f]);
+    env.send(vec![event("go", json!({}))]).await;
+    // WHEN the clock passes both sleeps of the race, then the long one
+    // (bounded: the executor used to wait forever for the dropped step)
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        env.advance(secs(5)).await;
+        env.advance(secs(5)).await;
+        env.advance(secs(3_600)).await;
+    })
+    .await;
+    // THEN the run suspended each time and finished
+    assert!(
+        ended.is_ok(),
+        "the executor hung on a dropped branch's step"
+    );
+    let view = env.only_run("lost").await;
+    assert_eq!(
+        view.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        view.run.error
+    );
+    assert_eq!(view.run.output, Some(json!(2)));
+}
+
+#[tokio::test]
 async fn repeated_step_ids_in_a_loop_get_numbered() {
     let f = Function::new("loop")
         .on_event("go")

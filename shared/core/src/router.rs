@@ -522,7 +522,8 @@ where
                 Ok(committed) => {
                     self.store.deliver(&committed.undelivered).await?;
                     self.flag_cancellations(&transition).await?;
-                    self.catch_up_cancel_on(&transition).await?;
+                    self.catch_up_cancel_on(&transition.run, &transition.waiters_added)
+                        .await?;
                     let run = transition.run;
                     if let Some(id) = folded {
                         tracing::info!(function, run.id = %id, "event folded into a queued run");
@@ -536,9 +537,17 @@ where
                     }
                 }
                 Err(Conflict::Exists) => {
-                    // A redelivery: finish delivering what its creation sent.
+                    // A redelivery: finish delivering what its creation sent,
+                    // and its catch-up (the route may have died before it).
                     if let Some(existing) = self.store.load_run(&run_id).await? {
                         self.store.deliver(&existing.undelivered).await?;
+                        let run = &existing.run;
+                        if run.function_id == new.function.id() && run.cancel_requested.is_none() {
+                            let event_json = serde_json::to_value(&run.event)?;
+                            let waiters =
+                                cancel_waiters(new.function, run, &event_json, run.created_at)?;
+                            self.catch_up_cancel_on(run, &waiters).await?;
+                        }
                     }
                     self.store.deliver(&new.also).await?;
                     Started::Existing
@@ -556,12 +565,12 @@ where
     /// Requests the cancellation of the run `t` created when an event its
     /// `cancel_on` matches was routed while the run was being stored: that
     /// route may have looked for waiters before they existed.
-    async fn catch_up_cancel_on(&self, t: &Transition) -> Result<()> {
-        if t.run.status.is_terminal() {
+    async fn catch_up_cancel_on(&self, run: &Run, waiters: &[Waiter]) -> Result<()> {
+        if run.status.is_terminal() {
             return Ok(());
         }
         let now = self.now();
-        for waiter in &t.waiters_added {
+        for waiter in waiters {
             if waiter.kind != WaiterKind::Cancel {
                 continue;
             }
@@ -674,26 +683,7 @@ where
             }
         }
         let run = &transition.run;
-        transition.waiters_added = function
-            .cancellations()
-            .iter()
-            .enumerate()
-            .map(|(i, cancel)| {
-                // Compiled when the registry was built, so this cannot fail.
-                let condition = cancel.condition.as_deref().map(Expr::compile).transpose()?;
-                Ok(Waiter {
-                    event: cancel.event.clone(),
-                    run_id: run.id.clone(),
-                    function_id: function.id().to_owned(),
-                    step_id: format!("cancel:{i}"),
-                    kind: WaiterKind::Cancel,
-                    condition: cancel.condition.clone(),
-                    trigger: Waiter::trigger_for(condition.as_ref(), &event_json),
-                    registered_at: now,
-                    expires_at: None,
-                })
-            })
-            .collect::<Result<_>>()?;
+        transition.waiters_added = cancel_waiters(function, run, &event_json, now)?;
         // A run that refers to its event's routed record: its start carries
         // the event, if small, for a store that would read it back.
         let trigger = match new.recorded_at {
@@ -1117,6 +1107,36 @@ fn next_tick(function: &Function, after: i64) -> Option<Outgoing> {
     );
     envelope.dedupe_key = Some(format!("cron:{}:{at}", function.id()));
     Some(Outgoing::Later { envelope, at })
+}
+
+/// The `cancel_on` waiters of `function`'s run `run` (triggered by
+/// `event_json`), as registered at `registered_at`, when the run was created.
+fn cancel_waiters(
+    function: &Function,
+    run: &Run,
+    event_json: &Value,
+    registered_at: i64,
+) -> Result<Vec<Waiter>> {
+    function
+        .cancellations()
+        .iter()
+        .enumerate()
+        .map(|(i, cancel)| {
+            // Compiled when the registry was built, so this cannot fail.
+            let condition = cancel.condition.as_deref().map(Expr::compile).transpose()?;
+            Ok(Waiter {
+                event: cancel.event.clone(),
+                run_id: run.id.clone(),
+                function_id: function.id().to_owned(),
+                step_id: format!("cancel:{i}"),
+                kind: WaiterKind::Cancel,
+                condition: cancel.condition.clone(),
+                trigger: Waiter::trigger_for(condition.as_ref(), event_json),
+                registered_at,
+                expires_at: None,
+            })
+        })
+        .collect()
 }
 
 /// Events read per page when catching up on a waiter.

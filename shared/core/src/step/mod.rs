@@ -410,7 +410,10 @@ impl Step {
         // A new step: not before every journaled step was reached again (a
         // sibling branch may not have been polled yet), so that its code
         // never runs in a run whose code changed.
-        let mut parked = false;
+        let mut parked = Parked {
+            step: self,
+            key: None,
+        };
         loop {
             let released = self.inner.released.notified();
             tokio::pin!(released);
@@ -418,6 +421,7 @@ impl Step {
             {
                 let mut state = self.inner.lock();
                 if state.reached.len() == self.inner.journal.len() {
+                    let was_parked = parked.key.take().is_some();
                     state.parked.retain(|k| k != &key);
                     let position = state.next_position;
                     state.next_position += 1;
@@ -428,7 +432,7 @@ impl Step {
                             position + 1
                         )));
                     }
-                    if parked {
+                    if was_parked {
                         // The executor looks again: this step runs now.
                         self.inner.notify.notify_one();
                     }
@@ -438,9 +442,9 @@ impl Step {
                         record: None,
                     });
                 }
-                if !parked {
+                if parked.key.is_none() {
                     state.parked.push(key.clone());
-                    parked = true;
+                    parked.key = Some(key.clone());
                 }
             }
             // The executor looks at whether the handler can still go on.
@@ -533,29 +537,44 @@ impl Step {
     /// between polls of the handler (both run in the executor's task), so a
     /// parked step is seen only once the handler can do nothing more.
     pub(crate) async fn stopped(&self) {
+        let mut looked = false;
         loop {
             let notified = self.inner.notify.notified();
-            {
+            let releasing = {
                 let mut state = self.inner.lock();
                 if state.halt.is_some() {
                     return;
                 }
+                let mut releasing = false;
                 if state.in_flight == 0 {
                     let stuck = self.stuck(&state);
-                    // Parked steps all released, about to run.
-                    let releasing = !state.parked.is_empty() && stuck.is_none();
-                    if state.suspended && !releasing {
-                        return;
+                    if looked && stuck.is_none() {
+                        // Released, and the handler was polled since without
+                        // them going on: their branches were left (a race
+                        // lost), so they no longer hold the run up.
+                        state.parked.clear();
                     }
-                    if let Some(reason) = stuck
-                        && !state.suspended
-                    {
-                        state.halt = Some(Halt::Fail(reason));
-                        return;
+                    releasing = !state.parked.is_empty() && stuck.is_none();
+                    if !releasing {
+                        if state.suspended {
+                            return;
+                        }
+                        if let Some(reason) = stuck {
+                            state.halt = Some(Halt::Fail(reason));
+                            return;
+                        }
                     }
                 }
+                releasing
+            };
+            looked = releasing;
+            if releasing {
+                // Released, about to run: look again once the handler has
+                // been polled.
+                tokio::task::yield_now().await;
+            } else {
+                notified.await;
             }
-            notified.await;
         }
     }
 
@@ -577,6 +596,22 @@ impl Step {
             return Ok(());
         }
         self.inner.checkpoints.commit(all).await
+    }
+}
+
+/// A new step waiting in [`Step::claim`]: if its branch is dropped (a race
+/// lost), it stops waiting, and the executor looks again.
+struct Parked<'a> {
+    step: &'a Step,
+    key: Option<String>,
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.step.inner.lock().parked.retain(|k| k != &key);
+            self.step.inner.notify.notify_one();
+        }
     }
 }
 
