@@ -701,6 +701,52 @@ async fn a_race_lost_by_a_branch_whose_new_step_waited_still_suspends() {
 }
 
 #[tokio::test]
+async fn a_race_that_leaves_a_replaying_branch_behind_still_suspends() {
+    // GIVEN a step racing a 5 s grace period, then an hour's sleep: the
+    // step wins; on the replay at 5 s both racers replay, and the race is
+    // over while the grace period's branch is still replaying (it is never
+    // polled again, nor dropped: `pin!` keeps it on the handler's stack)
+    let f = Function::new("grace")
+        .on_event("go")
+        .handler(|ctx| async move {
+            let step = &ctx.step;
+            let fetch = std::pin::pin!(step.run("a1", || async {
+                tokio::task::yield_now().await;
+                Ok(1)
+            }));
+            let grace = std::pin::pin!(step.sleep("b1", secs(5)));
+            let won = match futures::future::select(fetch, grace).await {
+                futures::future::Either::Left((n, _)) => n?,
+                futures::future::Either::Right((slept, _)) => {
+                    slept?;
+                    0
+                }
+            };
+            step.sleep("after", secs(3_600)).await?;
+            Ok(won)
+        });
+    let env = TestEnv::new(vec![f]);
+    env.send(vec![event("go", json!({}))]).await;
+    // WHEN the clock passes the grace period, then the hour (bounded: the
+    // executor used to wait forever for the left branch)
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        env.advance(secs(5)).await;
+        env.advance(secs(3_600)).await;
+    })
+    .await;
+    // THEN the run suspended each time and finished
+    assert!(ended.is_ok(), "the executor hung on a left branch's replay");
+    let view = env.only_run("grace").await;
+    assert_eq!(
+        view.run.status,
+        RunStatus::Completed,
+        "{:?}",
+        view.run.error
+    );
+    assert_eq!(view.run.output, Some(json!(1)));
+}
+
+#[tokio::test]
 async fn repeated_step_ids_in_a_loop_get_numbered() {
     let f = Function::new("loop")
         .on_event("go")

@@ -155,6 +155,10 @@ pub(crate) struct State {
     reached: HashSet<String>,
     /// New steps waiting for every journaled step to be reached first.
     parked: Vec<String>,
+    /// Replayed steps letting the other branches be polled, by a number
+    /// each takes (`next_yield`).
+    yielding: HashSet<u64>,
+    next_yield: u64,
     /// The position the next new step takes.
     next_position: u32,
     in_flight: usize,
@@ -316,14 +320,16 @@ impl Step {
             Ok(claim) => claim,
             Err(halt) => return self.halt(halt).await,
         };
-        let flight = self.flight();
         if claim.record.is_some() {
             // A replayed step lets the handler's other branches be polled,
             // as its first execution did while it ran: a race (`select`) is
             // then not over before its other branches reach their
-            // journaled steps again.
+            // journaled steps again. (Counted apart from the flights: a
+            // race that leaves this branch never polls it again.)
+            let _yielding = Yielding::new(self);
             tokio::task::yield_now().await;
         }
+        let flight = self.flight();
         if claim.record.is_none() {
             if let Err(halt) = self.before_new_step() {
                 return self.halt(halt).await;
@@ -537,25 +543,37 @@ impl Step {
     /// between polls of the handler (both run in the executor's task), so a
     /// parked step is seen only once the handler can do nothing more.
     pub(crate) async fn stopped(&self) {
-        let mut looked = false;
+        // What was about to go on at the last look, when nothing was in
+        // flight: still there after a handler poll, a race left it.
+        let mut seen_parked: Vec<String> = Vec::new();
+        let mut seen_yielding: HashSet<u64> = HashSet::new();
         loop {
             let notified = self.inner.notify.notified();
-            let releasing = {
+            let defer = {
                 let mut state = self.inner.lock();
                 if state.halt.is_some() {
                     return;
                 }
-                let mut releasing = false;
+                let mut defer = false;
                 if state.in_flight == 0 {
                     let stuck = self.stuck(&state);
-                    if looked && stuck.is_none() {
-                        // Released, and the handler was polled since without
-                        // them going on: their branches were left (a race
-                        // lost), so they no longer hold the run up.
-                        state.parked.clear();
+                    if stuck.is_none() {
+                        state.parked.retain(|k| !seen_parked.contains(k));
                     }
-                    releasing = !state.parked.is_empty() && stuck.is_none();
-                    if !releasing {
+                    state.yielding.retain(|id| !seen_yielding.contains(id));
+                    // Released steps, and replayed ones letting the others
+                    // be polled, are about to go on: look again once the
+                    // handler has been polled.
+                    let releasing = !state.parked.is_empty() && stuck.is_none();
+                    defer = releasing || !state.yielding.is_empty();
+                    if defer {
+                        seen_parked = if releasing {
+                            state.parked.clone()
+                        } else {
+                            Vec::new()
+                        };
+                        seen_yielding.clone_from(&state.yielding);
+                    } else {
                         if state.suspended {
                             return;
                         }
@@ -565,12 +583,13 @@ impl Step {
                         }
                     }
                 }
-                releasing
+                if !defer {
+                    seen_parked.clear();
+                    seen_yielding.clear();
+                }
+                defer
             };
-            looked = releasing;
-            if releasing {
-                // Released, about to run: look again once the handler has
-                // been polled.
+            if defer {
                 tokio::task::yield_now().await;
             } else {
                 notified.await;
@@ -596,6 +615,27 @@ impl Step {
             return Ok(());
         }
         self.inner.checkpoints.commit(all).await
+    }
+}
+
+/// A replayed step letting the other branches be polled (see
+/// [`Step::step`]); counted until it goes on or its branch is dropped.
+struct Yielding<'a>(&'a Step, u64);
+
+impl<'a> Yielding<'a> {
+    fn new(step: &'a Step) -> Self {
+        let mut state = step.inner.lock();
+        let id = state.next_yield;
+        state.next_yield += 1;
+        state.yielding.insert(id);
+        drop(state);
+        Self(step, id)
+    }
+}
+
+impl Drop for Yielding<'_> {
+    fn drop(&mut self) {
+        self.0.inner.lock().yielding.remove(&self.1);
     }
 }
 
