@@ -522,7 +522,8 @@ where
                 Ok(committed) => {
                     self.store.deliver(&committed.undelivered).await?;
                     self.flag_cancellations(&transition).await?;
-                    self.catch_up_cancel_on(&transition.run, &transition.waiters_added)
+                    // Boxed, as the reads it may page through are large futures.
+                    Box::pin(self.catch_up_cancel_on(&transition.run, &transition.waiters_added))
                         .await?;
                     let run = transition.run;
                     if let Some(id) = folded {
@@ -546,7 +547,7 @@ where
                             let event_json = serde_json::to_value(&run.event)?;
                             let waiters =
                                 cancel_waiters(new.function, run, &event_json, run.created_at)?;
-                            self.catch_up_cancel_on(run, &waiters).await?;
+                            Box::pin(self.catch_up_cancel_on(run, &waiters)).await?;
                         }
                     }
                     self.store.deliver(&new.also).await?;

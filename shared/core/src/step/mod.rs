@@ -316,7 +316,9 @@ impl Step {
         D: FnOnce(Claim, Scope<'s>) -> Fut,
         Fut: Future<Output = Next<T>>,
     {
-        let claim = match self.claim(id, kind).await {
+        // Boxed: a step's future is in every handler's, and a parked claim
+        // holds a wait of its own.
+        let claim = match Box::pin(self.claim(id, kind)).await {
             Ok(claim) => claim,
             Err(halt) => return self.halt(halt).await,
         };
