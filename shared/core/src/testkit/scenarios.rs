@@ -101,6 +101,7 @@ fn waiter(tape: &Tape) -> Vec<Function> {
     vec![
         Function::new("waiter")
             .on_event("test/go")
+            .waits_for("test/linked")
             .handler(move |ctx| {
                 let tape = tape.clone();
                 async move {
@@ -468,6 +469,9 @@ where
 /// Faulty runs of one scenario executed at once.
 const PARALLEL_RUNS: usize = 6;
 
+/// The stack of the thread a fault-injection test runs on.
+pub const HARNESS_STACK: usize = 8 << 20;
+
 /// Generates one `#[tokio::test]` per scenario, running it with a crash at
 /// every write on fresh stores built by `$make`, a function from a
 /// [`crate::FakeClock`] and the scenario's function ids to a future of the store.
@@ -491,10 +495,27 @@ macro_rules! fault_injection_tests {
     };
     (@one $make:expr, $($name:ident = $index:expr),+) => {
         $(
-            #[tokio::test]
-            async fn $name() {
-                let scenario = &$crate::testkit::scenarios::all()[$index];
-                $crate::testkit::scenarios::crash_at_every_write(scenario, $make).await;
+            #[test]
+            fn $name() {
+                // On a thread of its own with a larger stack than a test
+                // thread's 2 MiB: a debug build's deep store calls, each
+                // wrapped by the fault-injecting store, several runs at once.
+                std::thread::Builder::new()
+                    .stack_size($crate::testkit::scenarios::HARNESS_STACK)
+                    .spawn(|| {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .expect("a runtime")
+                            .block_on(async {
+                                let scenario = &$crate::testkit::scenarios::all()[$index];
+                                $crate::testkit::scenarios::crash_at_every_write(scenario, $make)
+                                    .await;
+                            });
+                    })
+                    .expect("a thread")
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             }
         )+
     };
