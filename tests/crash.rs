@@ -76,6 +76,7 @@ async fn a_child_that_crashes_right_after_finishing_still_answers_its_parent() {
 fn onboarding() -> Function {
     Function::new("onboard")
         .on_event("user/created")
+        .waits_for("user/linked")
         .handler(|ctx| async move {
             let linked = ctx
                 .step

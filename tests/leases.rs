@@ -515,6 +515,38 @@ async fn a_first_commit_whose_answer_was_lost_is_recognised_as_its_own() {
     assert_eq!(ran.get(), 1);
 }
 
+#[tokio::test]
+async fn an_event_held_while_its_function_resumes_starts_its_run() {
+    // GIVEN a paused function, and the route of its event stopped just
+    // before it records the event as held
+    let sqlite = SqliteStore::in_memory().unwrap();
+    let store = Faulty::new(sqlite.clone(), None, Tape::default());
+    let f = Function::new("f")
+        .on_event("go")
+        .handler(|_ctx| async { Ok(()) });
+    let engine = faulty_engine(&store, vec![f]).await;
+    engine.pause("f").await.unwrap();
+    let (reached, release) = store.pause_before_write("record routed");
+    let route = sqlite.receive(START_MS, 1, 60_000).await.unwrap().pop();
+    let route = route.expect("the event's route");
+    // WHEN the function is resumed meanwhile, skipping the events held
+    // before (its look for them may come before the record exists)
+    let (routed, ()) = tokio::join!(engine.handle(&route.envelope), async {
+        reached.notified().await;
+        assert_eq!(engine.resume("f", true).await.unwrap(), 0);
+        release.notify_one();
+    });
+    assert_eq!(routed.unwrap(), Handled::Done);
+    sqlite.ack(&route).await.unwrap();
+    // THEN the route saw the pause gone once it had recorded the event, and
+    // started the run instead of holding it for a resume that has passed
+    while let Some(delivery) = sqlite.receive(START_MS, 1, 60_000).await.unwrap().pop() {
+        engine.handle(&delivery.envelope).await.unwrap();
+        sqlite.ack(&delivery).await.unwrap();
+    }
+    assert_eq!(only_run(&sqlite).await.status, RunStatus::Completed);
+}
+
 /// The only run in `store`.
 async fn only_run(store: &SqliteStore) -> hookflow::Run {
     let runs = store
@@ -605,24 +637,27 @@ async fn a_waits_timeout_and_its_event_cannot_both_answer_it() {
         Counter::default(),
     );
     let (g, e, n) = (gate.clone(), entered.clone(), executions.clone());
-    let f = Function::new("f").on_event("go").handler(move |ctx| {
-        let (gate, entered, executions) = (g.clone(), e.clone(), n.clone());
-        async move {
-            if executions.bump() == 2 {
-                entered.notify_one();
-                gate.notified().await;
+    let f = Function::new("f")
+        .on_event("go")
+        .waits_for("linked")
+        .handler(move |ctx| {
+            let (gate, entered, executions) = (g.clone(), e.clone(), n.clone());
+            async move {
+                if executions.bump() == 2 {
+                    entered.notify_one();
+                    gate.notified().await;
+                }
+                let linked = ctx
+                    .step
+                    .wait_for_event(
+                        "link",
+                        hookflow::WaitFor::event("linked").timeout(Duration::from_secs(60)),
+                    )
+                    .await?;
+                ctx.step.sleep("nap", Duration::from_secs(3_600)).await?;
+                Ok(linked.map(|event| event.data))
             }
-            let linked = ctx
-                .step
-                .wait_for_event(
-                    "link",
-                    hookflow::WaitFor::event("linked").timeout(Duration::from_secs(60)),
-                )
-                .await?;
-            ctx.step.sleep("nap", Duration::from_secs(3_600)).await?;
-            Ok(linked.map(|event| event.data))
-        }
-    });
+        });
     let (engine, run_id) = started_until_it_waits(&store, f, &clock).await;
     // WHEN the event arrives just before the deadline, its answer still
     // queued when the timeout comes due ...
@@ -683,26 +718,32 @@ async fn a_waiting_runs_resume_due_for_a_retry_writes_its_lease_first() {
     let clock = FakeClock::new(START_MS);
     let leased = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (s, seen, tries) = (store.clone(), leased.clone(), Counter::default());
-    let f = Function::new("f").on_event("go").handler(move |ctx| {
-        let (s, seen, tries, run) = (s.clone(), seen.clone(), tries.clone(), ctx.run_id.clone());
-        async move {
-            let wait = ctx.step.wait_for_event(
-                "link",
-                hookflow::WaitFor::event("linked").timeout(Duration::from_secs(3_600)),
-            );
-            let flaky = ctx.step.run("flaky", move || async move {
-                let stored = s.get_run(&run).await?.unwrap();
-                seen.lock().unwrap().push(stored.lease.is_some());
-                if tries.bump() == 1 {
-                    return Err(hookflow::RetryAfter::new(Duration::from_secs(30), "429").into());
-                }
-                Ok(())
-            });
-            let (linked, flaky) = futures::join!(wait, flaky);
-            flaky?;
-            Ok(linked?.is_some())
-        }
-    });
+    let f = Function::new("f")
+        .on_event("go")
+        .waits_for("linked")
+        .handler(move |ctx| {
+            let (s, seen, tries, run) =
+                (s.clone(), seen.clone(), tries.clone(), ctx.run_id.clone());
+            async move {
+                let wait = ctx.step.wait_for_event(
+                    "link",
+                    hookflow::WaitFor::event("linked").timeout(Duration::from_secs(3_600)),
+                );
+                let flaky = ctx.step.run("flaky", move || async move {
+                    let stored = s.get_run(&run).await?.unwrap();
+                    seen.lock().unwrap().push(stored.lease.is_some());
+                    if tries.bump() == 1 {
+                        return Err(
+                            hookflow::RetryAfter::new(Duration::from_secs(30), "429").into()
+                        );
+                    }
+                    Ok(())
+                });
+                let (linked, flaky) = futures::join!(wait, flaky);
+                flaky?;
+                Ok(linked?.is_some())
+            }
+        });
     let (engine, run_id) = started_until_it_waits(&store, f, &clock).await;
     // WHEN the retry comes due
     clock.advance(Duration::from_secs(30));
@@ -726,25 +767,28 @@ async fn a_wait_beside_a_long_step_catches_the_event_routed_meanwhile() {
     let clock = FakeClock::new(START_MS);
     let (gate, entered) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let (g, e) = (gate.clone(), entered.clone());
-    let f = Function::new("f").on_event("go").handler(move |ctx| {
-        let (gate, entered) = (g.clone(), e.clone());
-        async move {
-            let (approved, ()) = futures::try_join!(
-                ctx.step.wait_for_event(
-                    "approval",
-                    hookflow::WaitFor::event("approved")
-                        .when("async.data.by == 'ada'")
-                        .timeout(Duration::from_secs(86_400)),
-                ),
-                ctx.step.run("import", move || async move {
-                    entered.notify_one();
-                    gate.notified().await;
-                    Ok(())
-                }),
-            )?;
-            Ok(approved.map(|event| event.data))
-        }
-    });
+    let f = Function::new("f")
+        .on_event("go")
+        .waits_for("approved")
+        .handler(move |ctx| {
+            let (gate, entered) = (g.clone(), e.clone());
+            async move {
+                let (approved, ()) = futures::try_join!(
+                    ctx.step.wait_for_event(
+                        "approval",
+                        hookflow::WaitFor::event("approved")
+                            .when("async.data.by == 'ada'")
+                            .timeout(Duration::from_secs(86_400)),
+                    ),
+                    ctx.step.run("import", move || async move {
+                        entered.notify_one();
+                        gate.notified().await;
+                        Ok(())
+                    }),
+                )?;
+                Ok(approved.map(|event| event.data))
+            }
+        });
     let settings = WorkerSettings {
         lease: Duration::from_secs(3_600),
         ..deferred_to_first_commit()

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use hookflow::run::StepStatus;
+use hookflow::store::Waiters as _;
 use hookflow::{Event, Failure, Function, NonRetriable, RetryAfter, RunStatus, StepError, WaitFor};
 use hookflow_embedded::testing::TestEnv;
 use hookflow_tests::{Counter, days, secs};
@@ -287,6 +288,7 @@ async fn sleep_until_wakes_at_the_given_time() {
 fn onboarding() -> Function {
     Function::new("onboarding")
         .on_event("user/created")
+        .waits_for("discord/connected")
         .handler(|ctx| async move {
             let linked = ctx
                 .step
@@ -383,6 +385,7 @@ async fn only_events_after_the_wait_was_registered_count() {
 async fn a_wait_with_a_cel_condition_compares_both_events() {
     let f = Function::new("upsell")
         .on_event("cart/created")
+        .waits_for("payment/done")
         .handler(|ctx| async move {
             let paid = ctx
                 .step
@@ -411,6 +414,35 @@ async fn a_wait_with_a_cel_condition_compares_both_events() {
     )])
     .await;
     assert_eq!(env.only_run("upsell").await.run.output, Some(json!(true)));
+}
+
+#[tokio::test]
+async fn a_wait_for_an_undeclared_event_fails_its_step_and_says_how_to_declare_it() {
+    // GIVEN a function that waits for `payment/done` without declaring it
+    let f = Function::new("upsell")
+        .on_event("cart/created")
+        .retries(0)
+        .handler(|ctx| async move {
+            let paid = ctx
+                .step
+                .wait_for_event("payment", WaitFor::event("payment/done"))
+                .await?;
+            Ok(paid.is_some())
+        });
+    let env = TestEnv::new(vec![f]);
+    // WHEN it runs
+    env.send(vec![event("cart/created", json!({"cart": "c1"}))])
+        .await;
+    // THEN the wait fails at once (nothing would ever answer it), and the
+    // error names the fix; no waiter is left behind
+    let loaded = env.only_run("upsell").await;
+    assert_eq!(loaded.run.status, RunStatus::Failed);
+    let step = loaded.steps.iter().find(|r| r.id == "payment").unwrap();
+    assert_eq!(step.status, StepStatus::Failed);
+    let error = step.error.as_deref().unwrap();
+    assert!(error.contains(".waits_for(\"payment/done\")"), "{error}");
+    let waiters = env.runtime.store().waiters_for("payment/done").await;
+    assert!(waiters.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -820,6 +852,7 @@ async fn a_wait_in_parallel_with_a_sleep_is_registered_and_resolves() {
     // GIVEN a handler that sleeps and waits at the same time
     let f = Function::new("race")
         .on_event("go")
+        .waits_for("user/linked")
         .handler(|ctx| async move {
             let (slept, linked) = futures::join!(
                 ctx.step.sleep("short-nap", secs(5)),

@@ -88,7 +88,7 @@ impl Role {
 /// Start-up configuration errors (naming the variable), or the runtime's.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     match Role::from_lookup(|name| std::env::var(name).ok())? {
-        Role::Webhook(provider) => hookflow_aws::lambda::run_webhook(provider).await,
+        Role::Webhook(provider) => hookflow_aws::lambda::run_webhook_with(provider, registry).await,
         Role::Router => hookflow_aws::lambda::run_worker_with(registry).await,
         Role::Worker(function_id) => {
             hookflow_aws::lambda::run_worker_with(move |docs| {

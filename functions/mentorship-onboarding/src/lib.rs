@@ -53,6 +53,7 @@ pub fn function(services: &Services) -> Function {
             "DISCORD_CONNECT_URL",
         ]))
         .on_event(TRIGGER)
+        .waits_for(DISCORD_CONNECTED)
         .handler(move |ctx| {
             let services = services.clone();
             async move { onboard(&services, ctx).await }

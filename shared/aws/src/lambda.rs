@@ -1,6 +1,6 @@
 //! Lambda adapters, which the one `bootstrap` binary (`functions/lambda`)
 //! picks from by role: [`run_worker_with`] for the router and the function
-//! Lambdas (SQS-triggered), [`run_webhook`] for a provider's webhook (API
+//! Lambdas (SQS-triggered), [`run_webhook_with`] for a provider's webhook (API
 //! Gateway HTTP API; it builds only the ingest role). The handlers themselves
 //! ([`handle_sqs`], [`handle_http`]) are plain functions so tests drive them
 //! with real event payloads.
@@ -209,6 +209,7 @@ where
     let store = AwsStore::new(clients, config, clock.clone());
     let docs = DocStore::new(store.clone()).with_clock(clock.clone());
     let registry = build(docs).map_err(BuildError::Registry)?;
+    let store = store.keeping_events_for(&registry);
     Ok(Engine::new(store, registry, clock, engine_config))
 }
 
@@ -280,16 +281,24 @@ pub fn webhook_receiver(
 }
 
 /// Runs the webhook Lambda of `provider`: fails at start-up, naming the
-/// variable, when the provider's secret is not configured.
+/// variable, when the provider's secret is not configured. `build` builds
+/// the functions' registry as the workers do (see [`run_worker_with`]):
+/// only to learn which event names start runs, whose records the webhook
+/// then stores kept for them ([`AwsStore::keeping_events_for`]).
 ///
 /// # Errors
-/// Start-up configuration errors, or the runtime's.
-pub async fn run_webhook(provider: Provider) -> Result<(), lambda_http::Error> {
+/// Start-up configuration errors (including `build`'s), or the runtime's.
+pub async fn run_webhook_with<F>(provider: Provider, build: F) -> Result<(), lambda_http::Error>
+where
+    F: FnOnce(DocStore) -> Result<Registry, lambda_runtime::Error>,
+{
     init_logging();
     let receiver = webhook_receiver(provider, |name| std::env::var(name).ok())?;
     let config = AwsConfig::from_env()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = AwsStore::new(AwsClients::from_env(None).await, config, clock.clone());
+    let registry = build(DocStore::new(store.clone()).with_clock(clock.clone()))?;
+    let store = store.keeping_events_for(&registry);
     let ingest = Ingest::new(store, clock.clone());
     let (receiver, ingest, clock) = (&receiver, &ingest, clock.as_ref());
     lambda_http::run(lambda_http::service_fn(

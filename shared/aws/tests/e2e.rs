@@ -152,6 +152,7 @@ async fn a_failing_step_is_retried_after_its_backoff() {
 async fn a_wait_resolves_on_a_matching_event_across_lambdas() {
     let onboarding = Function::new("onboarding")
         .on_event("user/created")
+        .waits_for("discord/connected")
         .handler(|ctx| async move {
             let linked = ctx
                 .step
@@ -228,10 +229,9 @@ const LAMBDA_SECONDS: f64 = 0.030;
 /// what it printed): the SQS send calls for the router's starts (0.37 to
 /// 0.46; one `SendMessageBatch` per ten would be 0.1) ...
 const BATCHED_START_SENDS: f64 = 0.45;
-/// ... and the consistent reads of the function's pause record and the
-/// event name's waiters, which overlapping routes share (0.25 to 0.32 and
-/// 0.20 to 0.23; one each per run without sharing).
-const BATCHED_SHARED_READS: f64 = 0.55;
+/// ... and the consistent reads of the function's pause record, which
+/// overlapping routes share (0.25 to 0.32; one per run without sharing).
+const BATCHED_PAUSE_READS: f64 = 0.32;
 
 /// The Lambdas' memory as template.yaml gives it (Globals), in GB.
 fn lambda_memory_gb() -> f64 {
@@ -263,13 +263,15 @@ async fn a_five_step_run_costs_what_the_readme_says() {
     );
     let get = |op: &str| calls.get(op).copied().unwrap_or(0);
     println!("calls for one 5-step run: {calls:#?}");
-    // THEN it makes exactly these calls: the event and its routed record;
-    // the run's creation (one conditional put: the run refers to the routed
-    // record for its event, no copy); four checkpoints (small finished steps
-    // live on the run item, so each is its one conditional update; the first
-    // also takes the lease, which the worker puts off until then) and its
-    // end, which carries the fifth (the handler returns right after it).
-    assert_eq!(get("DynamoDB.PutItem"), 3, "event, routed record, run");
+    // THEN it makes exactly these calls: the event (stored kept for runs,
+    // as its name starts one; nothing waits for it, so it has no routed
+    // record and no waiters are looked for); the run's creation (one
+    // conditional put: the run refers to the event's record, no copy);
+    // four checkpoints (small finished steps live on the run item, so each
+    // is its one conditional update; the first also takes the lease, which
+    // the worker puts off until then) and its end, which carries the fifth
+    // (the handler returns right after it).
+    assert_eq!(get("DynamoDB.PutItem"), 2, "event, run");
     assert_eq!(
         get("DynamoDB.UpdateItem"),
         5,
@@ -285,18 +287,14 @@ async fn a_five_step_run_costs_what_the_readme_says() {
         1,
         "the function's pause record (the route and the start carry the event)"
     );
-    assert_eq!(
-        get("DynamoDB.Query"),
-        2,
-        "waiters for the event, the run with its journal"
-    );
+    assert_eq!(get("DynamoDB.Query"), 1, "the run with its journal");
     assert_eq!(env.counter.service_total("SQS"), 2, "route, start");
     assert_eq!(env.counter.service_total("Scheduler"), 0);
     assert_eq!(env.counter.service_total("S3"), 0);
     // Billed by size: a write costs one unit per started KB of the item (an
     // update: of the larger of the item before and after), a transactional
-    // write twice that. The event, its routed record and the new run item
-    // are under 1 KB; the run item then grows by one journal entry per
+    // write twice that. The event and the new run item are under 1 KB;
+    // the run item then grows by one journal entry per
     // checkpoint, so the updates are priced from the final item: checkpoint
     // i with i entries (i < 5), the end with all five. A consistent read
     // costs one unit per started 4 KB.
@@ -329,10 +327,10 @@ async fn a_five_step_run_costs_what_the_readme_says() {
     // runs (the webhook's, behind API Gateway, is not); the router's
     // starts, sent while others are in flight, share `SendMessageBatch`
     // calls (the webhook's route is one request's own send), and its
-    // overlapping pause and waiter reads share calls too.
+    // overlapping pause reads share calls too.
     let duration = lambda_memory_gb() * LAMBDA_SECONDS * LAMBDA_GB_SECOND * 1e6;
     let one_at_a_time = dynamodb + 2.0 * 3.0 * SQS_REQUEST + 3.0 * (LAMBDA_REQUEST + duration);
-    let shared_reads = (2.0 - BATCHED_SHARED_READS) * READ_UNIT;
+    let shared_reads = (1.0 - BATCHED_PAUSE_READS) * READ_UNIT;
     let batched = dynamodb - shared_reads
         + (1.0 + BATCHED_START_SENDS + 2.0 * 2.0 / 10.0) * SQS_REQUEST
         + (LAMBDA_REQUEST + duration)
@@ -343,10 +341,10 @@ async fn a_five_step_run_costs_what_the_readme_says() {
          ${batched:.2} in batches of ten (before API Gateway; DynamoDB ${dynamodb:.2})"
     );
     assert_eq!(
-        write_units, 9,
+        write_units, 8,
         "write units, 1 of them the function index's"
     );
-    assert_eq!(read_units, 3, "read units");
+    assert_eq!(read_units, 2, "read units");
 }
 
 #[test]
@@ -554,25 +552,26 @@ async fn a_webhooks_event_is_stored_compressed_in_one_write_unit_per_record() {
     env.settle().await;
     // WHEN its records are read as stored
     let event = items_under(&env, "EVT#").await;
-    let routed = items_under(&env, "EVN#").await;
     let view = env.only_run("copy-session").await;
     let run = stored_run_item(&env, &view.run.id).await;
-    // THEN the event's record and its routed record each hold the event
-    // compressed, and fit one write unit where the text would take two;
-    // the run item, with the session among its steps, fits one too
+    // THEN the event's record, which the run refers to, holds the event
+    // compressed, and fits one write unit where the text would take two
+    // (nothing waits for its name, so it has no routed record); the run
+    // item, with the session among its steps, fits one too
+    assert!(items_under(&env, "EVN#").await.is_empty());
+    assert_eq!(run["event_pk"], event[0]["pk"]);
     let text = serde_json::to_string(&view.run.event).unwrap().len();
-    for item in [&event[0], &routed[0]] {
-        let AttributeValue::B(body) = &item["body"] else {
-            panic!("the event as text");
-        };
-        let as_text = item_bytes(item) - body.as_ref().len() + text;
-        println!(
-            "{}: {} bytes, {as_text} with the event as text",
-            item["pk"].as_s().unwrap(),
-            item_bytes(item)
-        );
-        assert!(item_bytes(item) <= 1024 && as_text > 1024, "{as_text}");
-    }
+    let item = &event[0];
+    let AttributeValue::B(body) = &item["body"] else {
+        panic!("the event as text");
+    };
+    let as_text = item_bytes(item) - body.as_ref().len() + text;
+    println!(
+        "{}: {} bytes, {as_text} with the event as text",
+        item["pk"].as_s().unwrap(),
+        item_bytes(item)
+    );
+    assert!(item_bytes(item) <= 1024 && as_text > 1024, "{as_text}");
     println!("run item: {} bytes", item_bytes(&run));
     assert!(item_bytes(&run) <= 1024);
     // AND the run item's body is compressed however short, so that a
@@ -725,13 +724,9 @@ async fn flow_control_adds_these_calls_per_run() {
         calls.get(op).copied().unwrap_or(0)
     };
     // Without flow control the run is created by one conditional put (it
-    // refers to its event's routed record).
+    // refers to its event's own record).
     assert_eq!(get(&plain, "DynamoDB.TransactWriteItems"), 0, "{plain:#?}");
-    assert_eq!(
-        get(&plain, "DynamoDB.PutItem"),
-        3,
-        "event, routed record, run"
-    );
+    assert_eq!(get(&plain, "DynamoDB.PutItem"), 2, "event, run");
     // Each option reads its record (one consistent GetItem) and writes it
     // with the run (the creation becomes a two-item transaction instead of
     // a put); a singleton also reads its holder run (one Query, and one
@@ -854,6 +849,7 @@ async fn finished_runs_and_events_expire_on_their_schedule() {
     let t0 = hookflow::Clock::now_ms(&env.clock);
     // WHEN a run finishes, another sleeps, and an event is due in 20 days
     let later = Event::new("test/later", json!({})).with_ts(t0 + 20 * DAY * 1000);
+    let nothing = Event::new("test/nothing", json!({}));
     env.send(vec![
         Event::new(
             "stripe/checkout.session.completed",
@@ -861,6 +857,7 @@ async fn finished_runs_and_events_expire_on_their_schedule() {
         ),
         Event::new("test/sleepy", json!({})),
         later.clone(),
+        nothing.clone(),
         Event::new("test/limited", json!({})),
         Event::new("test/limited", json!({})),
     ])
@@ -891,41 +888,25 @@ async fn finished_runs_and_events_expire_on_their_schedule() {
         .await
         .unwrap();
     assert_eq!(asleep_ttl, t0 / 1000 + (365 + 30) * DAY);
-    // AND its trigger event's routed record, which it refers to, as long
+    // AND its trigger event's own record, which it refers to, as long (its
+    // name starts runs, so the webhook stored it kept for them)
     assert_eq!(
         ttl_of(&env, &format!("RUN#{}", asleep.id), "EVENT").await,
         None,
         "no copy of the event"
     );
-    let routed = ttl_of(
-        &env,
-        "EVN#test/sleepy",
-        &format!("{t0:015}#{}", asleep.event.id),
-    )
-    .await
-    .unwrap();
-    assert!(routed >= t0 / 1000 + (365 + 30) * DAY, "{routed}");
-    // AND routing it again once it triggers nothing (say, its function was
-    // removed) does not shorten that
-    let stored = hookflow::store::EventLog::get_event(env.store(), &asleep.event.id)
-        .await
-        .unwrap()
-        .unwrap();
-    hookflow::store::EventLog::record_routed(env.store(), &stored, false)
+    let kept = ttl_of(&env, &format!("EVT#{}", asleep.event.id), "EVT")
         .await
         .unwrap();
-    let again = ttl_of(
-        &env,
-        "EVN#test/sleepy",
-        &format!("{t0:015}#{}", asleep.event.id),
-    )
-    .await;
-    assert_eq!(again, Some(routed));
-    // AND an event 7 days after it is received, or due when that is later
-    let trigger = ttl_of(&env, &format!("EVT#{}", done.event.id), "EVT")
+    assert!(kept >= t0 / 1000 + (365 + 30) * DAY, "{kept}");
+    // AND nothing waits for these names, so none has a routed record
+    assert!(items_under(&env, "EVN#").await.is_empty());
+    // AND an event that starts nothing goes 7 days after it is received, or
+    // after it is due when that is later
+    let unrouted = ttl_of(&env, &format!("EVT#{}", nothing.id), "EVT")
         .await
         .unwrap();
-    assert_eq!(trigger, t0 / 1000 + 7 * DAY);
+    assert_eq!(unrouted, t0 / 1000 + 7 * DAY);
     let due_later = ttl_of(&env, &format!("EVT#{}", later.id), "EVT")
         .await
         .unwrap();
@@ -1037,7 +1018,8 @@ async fn a_resume_starts_events_held_past_the_event_logs_retention() {
     env.send(vec![event.clone()]).await;
     assert!(env.runs().await.is_empty());
     // WHEN the event log no longer has it, ten days on (moto never expires
-    // items: the test deletes it as DynamoDB's TTL would after 7 days)
+    // items: the test deletes it as DynamoDB's TTL would after 7 days, had
+    // it been stored by a webhook that did not know its name starts runs)
     env.advance(Duration::from_secs(10 * 86_400)).await;
     env.harness()
         .dynamodb
@@ -1054,8 +1036,8 @@ async fn a_resume_starts_events_held_past_the_event_logs_retention() {
             .unwrap()
             .is_none()
     );
-    // THEN resuming still starts its run, from the event's routed record
-    // (kept as long as a run may live, since it triggered a function)
+    // THEN resuming still starts its run, from the record held for it (kept
+    // as long as a run may live), and the run reads its event
     assert_eq!(env.engine.resume("held", false).await.unwrap(), 1);
     env.settle().await;
     let runs = env.runs().await;
@@ -1067,6 +1049,7 @@ async fn a_resume_starts_events_held_past_the_event_logs_retention() {
 fn waits_then_steps(timeout: Duration) -> Function {
     Function::new("remind")
         .on_event("user/created")
+        .waits_for("discord/connected")
         .handler(move |ctx| async move {
             let linked = ctx
                 .step
@@ -1107,8 +1090,8 @@ async fn a_sleep_and_a_retry_are_each_one_conditional_write() {
     // no transaction with an item of its own)
     assert_eq!(
         item_writes(&env.calls()),
-        (3, 1, 0),
-        "event, routed record, run; one update"
+        (2, 1, 0),
+        "event, run; one update"
     );
     // WHEN it wakes: the sleep's end (the first commit, which takes the
     // lease, before the next step's code runs), then the end carrying the
@@ -1148,7 +1131,7 @@ async fn a_sleep_and_a_retry_are_each_one_conditional_write() {
     env.counter.reset();
     // WHEN its first attempt fails, THEN the retry to come is one update
     env.send(vec![Event::new("go", json!({}))]).await;
-    assert_eq!(item_writes(&env.calls()), (3, 1, 0));
+    assert_eq!(item_writes(&env.calls()), (2, 1, 0));
     let view = env.only_run("flaky").await;
     assert_eq!(view.steps[0].status, StepStatus::Retrying);
     // AND the retry that succeeds ends the run in one more
@@ -1169,7 +1152,7 @@ async fn a_wait_writes_its_waiter_with_the_run_item_alone() {
     // THEN the waiting step's record is on the run item: one transaction
     // of the run item and the waiter
     let calls = env.calls();
-    assert_eq!(item_writes(&calls), (3, 0, 2), "{calls:?}");
+    assert_eq!(item_writes(&calls), (2, 0, 2), "{calls:?}");
     assert_eq!(calls.get("DynamoDB.TransactWriteItems"), Some(&1));
     // AND the waiter keeps of the run's event only what its match reads
     let waiters = items_under(&env, "WAIT#").await;

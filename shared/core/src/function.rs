@@ -16,7 +16,7 @@
 //! assert!(f.validate().is_ok());
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::str::FromStr;
@@ -126,6 +126,7 @@ pub struct Function {
     pub(crate) retries: u32,
     pub(crate) idempotency: Option<String>,
     pub(crate) cancel_on: Vec<CancelOn>,
+    pub(crate) waits_for: Vec<String>,
     pub(crate) start_timeout: Option<Duration>,
     pub(crate) finish_timeout: Option<Duration>,
     pub(crate) on_failure: Option<Handler>,
@@ -176,6 +177,7 @@ impl Function {
             retries: DEFAULT_RETRIES,
             idempotency: None,
             cancel_on: Vec::new(),
+            waits_for: Vec::new(),
             start_timeout: None,
             finish_timeout: None,
             on_failure: None,
@@ -327,6 +329,21 @@ impl Function {
         self
     }
 
+    /// Declares that its runs call `step.wait_for_event` on events named
+    /// `name`. A wait on an undeclared name fails its step: the router
+    /// looks for waiters (and keeps the record a new waiter catches up
+    /// from) only for the names some function declares here or in
+    /// `cancel_on`, so an event nothing waits for costs no read or write
+    /// beyond its own.
+    #[must_use]
+    pub fn waits_for(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        if !self.waits_for.contains(&name) {
+            self.waits_for.push(name);
+        }
+        self
+    }
+
     /// Cancels a run that has not started within `timeout` of being queued.
     #[must_use]
     pub fn start_timeout(mut self, timeout: Duration) -> Self {
@@ -409,6 +426,12 @@ impl Function {
         &self.cancel_on
     }
 
+    /// The event names its runs may wait for ([`Self::waits_for`]).
+    #[must_use]
+    pub fn awaited_events(&self) -> &[String] {
+        &self.waits_for
+    }
+
     /// Its run options in words, one line each (idempotency, timeouts,
     /// `cancel_on` and flow control), for people reading a function list.
     #[must_use]
@@ -421,6 +444,9 @@ impl Function {
         let mut out = Vec::new();
         if let Some(key) = &self.idempotency {
             out.push(format!("idempotent per `{key}`"));
+        }
+        for name in &self.waits_for {
+            out.push(format!("waits for {name}"));
         }
         for cancel in &self.cancel_on {
             out.push(match &cancel.condition {
@@ -547,6 +573,9 @@ impl Function {
                 }
             }
         }
+        if self.waits_for.iter().any(String::is_empty) {
+            return Err(invalid("waits_for needs an event name".into()));
+        }
         for cancel in &self.cancel_on {
             if let Some(condition) = &cancel.condition {
                 Expr::compile(condition).map_err(|e| invalid(e.to_string()))?;
@@ -637,6 +666,8 @@ impl Function {
 pub struct Registry {
     functions: BTreeMap<String, Arc<Function>>,
     by_event: BTreeMap<String, Vec<Arc<Function>>>,
+    /// The event names some function waits for or is cancelled by.
+    awaited: BTreeSet<String>,
 }
 
 impl fmt::Debug for Registry {
@@ -673,6 +704,7 @@ impl Registry {
                         format!("event.data.function_id == '{}'", function.id),
                     )
                     .retries(function.retries);
+                failure.waits_for.clone_from(&function.waits_for);
                 failure.handler = Some(on_failure);
                 registry.insert(failure)?;
             }
@@ -698,6 +730,9 @@ impl Registry {
                 }
             }
         }
+        let cancels = function.cancel_on.iter().map(|c| &c.event);
+        self.awaited
+            .extend(function.waits_for.iter().chain(cancels).cloned());
         self.functions.insert(function.id.clone(), function);
         Ok(())
     }
@@ -712,6 +747,19 @@ impl Registry {
     #[must_use]
     pub fn triggered_by(&self, event: &str) -> &[Arc<Function>] {
         self.by_event.get(event).map_or(&[], Vec::as_slice)
+    }
+
+    /// The event names some function is triggered by.
+    pub fn trigger_names(&self) -> impl Iterator<Item = &str> {
+        self.by_event.keys().map(String::as_str)
+    }
+
+    /// Whether some function waits for events named `event` (declared
+    /// with [`Function::waits_for`]) or is cancelled by them (`cancel_on`):
+    /// only then can an event of that name have waiters.
+    #[must_use]
+    pub fn is_awaited(&self, event: &str) -> bool {
+        self.awaited.contains(event)
     }
 
     /// Every function, by id.
@@ -833,5 +881,42 @@ mod tests {
         let err = Registry::new([noop("retry-on-failure").on_event("a")]).unwrap_err();
         assert!(err.to_string().contains("reserved"), "{err}");
         assert!(Registry::new([noop("x").on_event("a"), noop("x").on_event("b")]).is_err());
+    }
+
+    #[test]
+    fn only_declared_waits_and_cancellations_make_a_name_awaited() {
+        // GIVEN one function waiting for `linked`, another cancelled by
+        // `stop`, a third only triggered by `go`
+        let registry = Registry::new([
+            noop("wait")
+                .on_event("go")
+                .waits_for("linked")
+                .waits_for("linked")
+                .on_failure(|_ctx| async { Ok(()) }),
+            noop("stoppable")
+                .on_event("go")
+                .cancel_on(CancelOn::event("stop")),
+            noop("plain").on_event("go"),
+        ])
+        .unwrap();
+        // THEN exactly the declared names are awaited (a trigger is not)
+        assert!(registry.is_awaited("linked"));
+        assert!(registry.is_awaited("stop"));
+        assert!(!registry.is_awaited("go"));
+        assert!(!registry.is_awaited("other"));
+        let wait = registry.get("wait").unwrap();
+        assert_eq!(wait.awaited_events(), ["linked"], "declared once");
+        assert!(
+            wait.options_summary()
+                .contains(&"waits for linked".to_owned())
+        );
+        // AND the on_failure handler may wait for what its function does
+        assert_eq!(
+            registry.get("wait-on-failure").unwrap().awaited_events(),
+            ["linked"]
+        );
+        // AND an empty name is refused
+        let err = Registry::new([noop("bad").on_event("go").waits_for("")]).unwrap_err();
+        assert!(err.to_string().contains("waits_for"), "{err}");
     }
 }

@@ -185,13 +185,28 @@ where
             .iter()
             .filter(|function| function.is_triggered_by(&stored.event, &event_json))
             .collect();
-        self.store
-            .record_routed(&stored, !triggered.is_empty())
-            .await?;
         let event = &stored.event;
+        // Only a name some function waits for (or is cancelled by) can
+        // have waiters: the others need no record for a new waiter to catch
+        // up from, and no look for waiters. The runs refer to the event's
+        // own record.
+        let awaited = self.registry.is_awaited(&event.name);
+        if awaited {
+            Box::pin(self.store.record_routed(&stored, false)).await?;
+        }
+        if !triggered.is_empty() {
+            // Boxed, as are the other rare or large store futures here: the
+            // router's own future holds them all.
+            Box::pin(self.store.keep_for_runs(&stored)).await?;
+        }
         let at = stored.received_at.max(event.ts);
         let mut answers = Vec::new();
-        for waiter in self.store.waiters_for(&event.name).await? {
+        let waiters = if awaited {
+            self.store.waiters_for(&event.name).await?
+        } else {
+            Vec::new()
+        };
+        for waiter in waiters {
             if waiter.registered_at > at || waiter.expires_at.is_some_and(|x| x < at) {
                 continue;
             }
@@ -221,7 +236,7 @@ where
         }
         self.store.deliver(&answers).await?;
         for function in triggered {
-            self.start_routed(function, &stored).await?;
+            Box::pin(self.start_routed(function, &stored)).await?;
         }
         Ok(())
     }
@@ -265,9 +280,9 @@ where
         if !function.is_triggered_by(&stored.event, &event_json) {
             return Ok(());
         }
-        // Recorded again for the run to refer to (it may have been routed
-        // before this function existed).
-        self.store.record_routed(&stored, true).await?;
+        // Kept for the run to refer to (it may have been stored before this
+        // function existed).
+        Box::pin(self.store.keep_for_runs(&stored)).await?;
         self.start_routed(&function, &stored).await.map(|_| ())
     }
 
@@ -457,6 +472,28 @@ where
         self.store.deliver(&ticks).await
     }
 
+    /// When `new`'s function is paused, since when: its run is held until
+    /// the function resumes. The event of a held routed run is recorded
+    /// first for the resume to find ([`EventLog::events_since`]), and the
+    /// pause read again: a resume that began meanwhile may have looked
+    /// before the record was there, so the run is not held but started.
+    async fn held(&self, new: &NewRun<'_>) -> Result<Option<i64>> {
+        let key = pause_key(new.function.id());
+        let Some(since) = paused_since(self.store.flow_get(&key).await?.as_ref()) else {
+            return Ok(None);
+        };
+        let Some(received_at) = new.recorded_at else {
+            return Ok(Some(since));
+        };
+        let stored = StoredEvent {
+            event: new.event.clone(),
+            received_at,
+            kept_for_runs: false,
+        };
+        Box::pin(self.store.record_routed(&stored, true)).await?;
+        Ok(paused_since(self.store.flow_get(&key).await?.as_ref()))
+    }
+
     /// Creates a run in one transition — the run, its trigger event, its
     /// idempotency claim, its flow-control records, its `cancel_on` waiters
     /// and its start message — or finds that it exists. Flow control may
@@ -465,12 +502,7 @@ where
     /// decision makes it decide again.
     async fn start(&self, new: NewRun<'_>) -> Result<Started> {
         if new.replay_of.is_none()
-            && let Some(since) = paused_since(
-                self.store
-                    .flow_get(&pause_key(new.function.id()))
-                    .await?
-                    .as_ref(),
-            )
+            && let Some(since) = Box::pin(self.held(&new)).await?
         {
             // Held: the event is kept, and resuming the function starts it.
             tracing::info!(
@@ -695,6 +727,7 @@ where
                 Some(Box::new(StoredEvent {
                     event: new.event.clone(),
                     received_at,
+                    kept_for_runs: true,
                 }))
             }
             _ => None,

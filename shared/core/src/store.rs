@@ -27,6 +27,11 @@ pub struct StoredEvent {
     pub event: Event,
     /// When it was accepted (ms).
     pub received_at: i64,
+    /// Whether its record is already kept as long as a run may live, so
+    /// [`EventLog::keep_for_runs`] has nothing to do (a store that knew,
+    /// when it stored the event, that its name starts runs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kept_for_runs: bool,
 }
 
 /// The event log: deduplicated storage of every accepted event.
@@ -47,19 +52,27 @@ pub trait EventLog: Send + Sync {
     /// The stored event with this id.
     fn get_event(&self, id: &str) -> impl Future<Output = Result<Option<StoredEvent>>> + Send;
 
-    /// Records that `event` is being routed, before the router reads waiters.
-    /// [`EventLog::events_since`] must see it from then on with a strongly
-    /// consistent read: that is what lets a new waiter catch the events routed
-    /// while it was being registered. (A backend whose event log already reads
-    /// consistently by name may do nothing here.) With `starts_runs`, the
-    /// record must last as long as a run may live: runs created with
-    /// [`crate::transition::Transition::event_recorded_at`] may refer to it
-    /// for their trigger event.
+    /// Records that `event` is being routed: before the router reads the
+    /// waiters of a name something waits for, and before it holds the event
+    /// for a paused function. [`EventLog::events_since`] must see it from
+    /// then on with a strongly consistent read: that is what lets a new
+    /// waiter catch the events routed while it was being registered, and a
+    /// resumed function find the events held for it. (A backend whose event
+    /// log already reads consistently by name may do nothing here.) With
+    /// `held`, the record must last as long as a run may live (a function
+    /// may stay paused that long).
     fn record_routed(
         &self,
         event: &StoredEvent,
-        starts_runs: bool,
+        held: bool,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Makes `event`'s own record last as long as a run may live, before the
+    /// router creates runs with
+    /// [`crate::transition::Transition::event_recorded_at`], which may refer
+    /// to it for their trigger event. Nothing to do for an event stored
+    /// [`StoredEvent::kept_for_runs`] (or a backend whose runs keep a copy).
+    fn keep_for_runs(&self, event: &StoredEvent) -> impl Future<Output = Result<()>> + Send;
 
     /// Events named `name` received at or after `since` (ms), oldest first, at
     /// most `limit`: at least every event recorded as routed.

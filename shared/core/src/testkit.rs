@@ -19,8 +19,9 @@ pub use self::contract::{
     flow_records_change_only_at_the_version_read, idempotency_keys_are_claimed_once,
     journal_checkpoints_are_ordered_and_replaced, large_payloads_round_trip,
     leases_fence_every_commit, runs_are_created_once_and_frozen_when_finished,
-    runs_are_listed_by_their_current_status, runs_read_the_routed_event_they_refer_to,
-    the_outbox_delivers_on_time, waiters_are_registered_by_transitions,
+    runs_are_listed_by_their_current_status, runs_keep_their_event_when_its_id_comes_again,
+    runs_read_the_routed_event_they_refer_to, the_outbox_delivers_on_time,
+    waiters_are_registered_by_transitions,
 };
 
 /// Lets the suite observe deliveries: the messages due at `now`, removed from
@@ -69,6 +70,10 @@ macro_rules! store_contract_tests {
         #[tokio::test]
         async fn contract_flow_records_change_only_at_the_version_read() {
             $crate::testkit::flow_records_change_only_at_the_version_read($make.await).await;
+        }
+        #[tokio::test]
+        async fn contract_runs_keep_their_event_when_its_id_comes_again() {
+            $crate::testkit::runs_keep_their_event_when_its_id_comes_again($make.await).await;
         }
         #[tokio::test]
         async fn contract_runs_read_the_routed_event_they_refer_to() {

@@ -151,12 +151,12 @@ pub struct Transition {
     /// still at the version read.
     pub flow: Vec<FlowWrite>,
     /// The run's trigger event changed (a debounced run takes the newest
-    /// event): the backend stores it again, or refers to its routed record
-    /// (see [`Self::event_recorded_at`]).
+    /// event): the backend stores it again, or refers to its record (see
+    /// [`Self::event_recorded_at`]).
     pub replaces_event: bool,
-    /// The event this transition was decided for is recorded by
-    /// [`crate::store::EventLog::record_routed`] for the runs it starts,
-    /// received at this time: the run's trigger event with [`Fence::Create`]
+    /// The event this transition was decided for is stored, received at
+    /// this time, and kept for the runs it starts
+    /// ([`crate::store::EventLog::keep_for_runs`]): the run's trigger event with [`Fence::Create`]
     /// or [`Self::replaces_event`], and that of every run of
     /// [`Self::also_create`]. A backend may then refer to that record instead
     /// of storing the event again (DynamoDB does: the event is written once,

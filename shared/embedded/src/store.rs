@@ -271,6 +271,7 @@ impl EventLog for SqliteStore {
                     Ok(StoredEvent {
                         event: decode(c, body)?,
                         received_at,
+                        kept_for_runs: false,
                     })
                 })
                 .transpose()
@@ -278,13 +279,13 @@ impl EventLog for SqliteStore {
             .await?)
     }
 
-    async fn record_routed(
-        &self,
-        _event: &StoredEvent,
-        _starts_runs: bool,
-    ) -> hookflow::Result<()> {
-        // `events_since` reads the events table itself, consistently; runs
-        // keep their trigger event with them.
+    async fn record_routed(&self, _event: &StoredEvent, _held: bool) -> hookflow::Result<()> {
+        // `events_since` reads the events table itself, consistently.
+        Ok(())
+    }
+
+    async fn keep_for_runs(&self, _event: &StoredEvent) -> hookflow::Result<()> {
+        // Runs keep their trigger event with them.
         Ok(())
     }
 
@@ -322,6 +323,7 @@ fn stored_events(
         Ok(StoredEvent {
             event: decode(c, body)?,
             received_at,
+            kept_for_runs: false,
         })
     })
     .collect()

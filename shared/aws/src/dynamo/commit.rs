@@ -133,7 +133,7 @@ impl AwsStore {
     }
 
     /// The run's own copy of its trigger event, unless it refers to the
-    /// event's routed record instead ([`Transition::event_recorded_at`]).
+    /// event's own record instead ([`Transition::event_recorded_at`]).
     async fn event_copy(&self, t: &Transition) -> Result<Option<TransactWriteItem>> {
         if t.event_recorded_at.is_some() {
             return Ok(None);

@@ -42,19 +42,10 @@ fn document(collection: &str, item: &Item) -> Result<Document> {
 impl Documents for AwsStore {
     async fn get_doc(&self, collection: &str, key: &str) -> hookflow::Result<Option<Document>> {
         check_names(collection, key)?;
-        let out = self
-            .ddb()
-            .get_item()
-            .table_name(self.table())
-            .key("pk", doc_pk(collection))
-            .key("sk", string(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(ddb)?;
-        Ok(out
-            .item()
-            .map(|item| document(collection, item))
+        Ok(self
+            .item(doc_pk(collection), key.to_owned())
+            .await?
+            .map(|item| document(collection, &item))
             .transpose()?)
     }
 

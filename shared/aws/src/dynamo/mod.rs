@@ -2,8 +2,9 @@
 //!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | event (dedupe) | `EVT#{id}` | `EVT` |
-//! | routed event, by name | `EVN#{name}` | `{received_at:015}#{id}`: also the trigger event of the runs it starts |
+//! | event (dedupe) | `EVT#{id}` | `EVT`: also the trigger event of the runs it starts (`kept` as long as they may live) |
+//! | earlier event of a reused id | `EVT#{id}` | `EVT#{received_at:015}`: a kept event its id's next event replaced |
+//! | routed event, by name | `EVN#{name}` | `{received_at:015}#{id}`: for a name something waits for, or held for a paused function (before: the trigger event of the runs it started) |
 //! | run | `RUN#{id}` | `RUN` ([`FUNCTION_INDEX`]: `FN#{function}`, every run, keys only; [`STATUS_INDEX`]: `FS#{function}#{status}`, failed and cancelled runs) |
 //! | trigger event | `RUN#{id}` | `EVENT` |
 //! | step | `RUN#{id}` | `STEP#{step id}` |
@@ -26,7 +27,7 @@ mod waiters;
 
 pub use runs::{FUNCTION_INDEX, STATUS_INDEX};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -42,14 +43,31 @@ use crate::error::{AwsError, Result, ddb};
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
-/// How long a routed event's record lives when it starts no run (waiters
-/// only look back seconds); one that starts runs lives as long as they may.
+/// How long a routed event's record lives when it is not held for a paused
+/// function (waiters only look back seconds); a held one lives as long as
+/// a run may.
 const ROUTED_TTL_SECS: i64 = 2 * 86_400;
 
-/// The key of a routed event's record: the trigger event of the runs it
-/// started (a run item refers to it by `event_pk` and `event_sk`).
+/// How many times storing an event tries again when its id's record changes
+/// under it.
+const EVENT_ATTEMPTS: usize = 3;
+
+/// The key of a routed event's record. Runs created before their trigger
+/// was kept on the event's own record refer to it (`event_pk`, `event_sk`).
 pub(crate) fn routed_key(name: &str, received_at: i64, id: &str) -> (String, String) {
     (format!("EVN#{name}"), format!("{received_at:015}#{id}"))
+}
+
+/// The partition of an event's records: the current one (sort key `EVT`)
+/// and those of earlier events of its id that runs may still refer to.
+pub(crate) fn event_pk(id: &str) -> String {
+    format!("EVT#{id}")
+}
+
+/// The sort key an event received at `received_at` keeps once a later
+/// event of its id took the `EVT` record.
+pub(crate) fn replaced_event_sk(received_at: i64) -> String {
+    format!("EVT#{received_at:015}")
 }
 
 /// The AWS store: DynamoDB for state, SQS for work, Scheduler for timers.
@@ -67,6 +85,10 @@ pub struct AwsStore {
     pub(crate) waiter_reads: Lanes<Answer<Vec<hookflow::run::Waiter>>>,
     /// Overlapping reads of one flow-control record, made once.
     pub(crate) flow_reads: Lanes<Answer<Option<hookflow::flow::FlowRecord>>>,
+    /// The event names that start runs ([`Self::keeping_events_for`]):
+    /// their records are kept as long as a run may live when stored.
+    /// Unknown: each is kept when the router first starts a run of it.
+    pub(crate) run_starting_names: Option<Arc<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for AwsStore {
@@ -89,7 +111,27 @@ impl AwsStore {
             sends: Lanes::default(),
             waiter_reads: Lanes::default(),
             flow_reads: Lanes::default(),
+            run_starting_names: None,
         }
+    }
+
+    /// The same store, knowing which event names start runs of `registry`'s
+    /// functions: it keeps such an event's record as long as a run may live
+    /// when it stores it, so the router need not write it again before the
+    /// runs refer to it. Every role builds the same registry (one binary).
+    #[must_use]
+    pub fn keeping_events_for(mut self, registry: &hookflow::Registry) -> Self {
+        self.run_starting_names = Some(Arc::new(
+            registry.trigger_names().map(str::to_owned).collect(),
+        ));
+        self
+    }
+
+    /// Whether an event named `name` is kept for runs when stored.
+    fn keeps(&self, name: &str) -> bool {
+        self.run_starting_names
+            .as_ref()
+            .is_some_and(|names| names.contains(name))
     }
 
     /// The same store, reading time from `clock`.
@@ -243,11 +285,29 @@ impl AwsStore {
         Ok(StoredEvent {
             event: self.decode(item, "body").await?,
             received_at: get_n(item, "received_at")?,
+            kept_for_runs: matches!(item.get("kept"), Some(AttributeValue::Bool(true))),
         })
     }
 
+    /// How long an event's record lives: the events' retention from when
+    /// it is due, and, if `kept`, as long as a run started now may live.
+    fn event_ttl(&self, event: &Event, received_at: i64, kept: bool) -> AttributeValue {
+        let retention = &self.config.retention;
+        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+        let retained = received_at.max(event.ts) / 1000 + secs(retention.events);
+        if !kept {
+            return number(retained);
+        }
+        // As `unfinished_ttl`: as long as a run started now may live.
+        let runs_may_live = secs(retention.longest_run + retention.runs);
+        number(retained.max(self.clock.now_ms() / 1000 + runs_may_live))
+    }
+
     /// Stores `event` (serialized: `json`) unless its id was received within
-    /// `dedupe_ms`; true if stored.
+    /// `dedupe_ms`; true if stored. A name that starts runs is stored `kept`
+    /// for them. An id received again after the window replaces its record,
+    /// except that a kept one moves to [`replaced_event_sk`] first (its
+    /// runs may still read it): the one case that writes twice.
     async fn put_event(
         &self,
         event: &Event,
@@ -255,26 +315,103 @@ impl AwsStore {
         received_at: i64,
         dedupe_ms: i64,
     ) -> hookflow::Result<bool> {
+        let kept = self.keeps(&event.name);
         let (body_name, body) = self.body_attribute("body", json).await?;
-        let result = self
+        let pk = event_pk(&event.id);
+        let cutoff = received_at - dedupe_ms;
+        let mut put = self
             .ddb()
             .put_item()
             .table_name(self.table())
-            .item("pk", string(format!("EVT#{}", event.id)))
+            .item("pk", string(&pk))
             .item("sk", string("EVT"))
             .item("name", string(&event.name))
             .item(body_name, body)
             .item("received_at", number(received_at))
             // Kept from when it is due, so a future `ts` outlives its wait.
-            .item(
-                "ttl",
-                expires(received_at.max(event.ts), self.config.retention.events),
+            .item("ttl", self.event_ttl(event, received_at, kept));
+        if kept {
+            put = put.item("kept", AttributeValue::Bool(true));
+        }
+        let first = put
+            .clone()
+            .condition_expression(
+                "attribute_not_exists(pk) OR (received_at <= :cutoff AND attribute_not_exists(kept))",
             )
-            .condition_expression("attribute_not_exists(pk) OR received_at <= :cutoff")
-            .expression_attribute_values(":cutoff", number(received_at - dedupe_ms))
+            .expression_attribute_values(":cutoff", number(cutoff))
             .send()
             .await;
-        conditional(result)
+        if conditional(first)? {
+            return Ok(true);
+        }
+        for _ in 0..EVENT_ATTEMPTS {
+            let Some(current) = self.event_item(&pk, "EVT").await? else {
+                // Gone meanwhile (expired): nothing to keep.
+                let put = put.clone().condition_expression("attribute_not_exists(pk)");
+                if conditional(put.send().await)? {
+                    return Ok(true);
+                }
+                continue;
+            };
+            let then = get_n(&current, "received_at")?;
+            if then > cutoff {
+                return Ok(false);
+            }
+            if matches!(current.get("kept"), Some(AttributeValue::Bool(true))) {
+                let mut moved = current.clone();
+                moved.insert("sk".into(), string(replaced_event_sk(then)));
+                self.ddb()
+                    .put_item()
+                    .table_name(self.table())
+                    .set_item(Some(moved))
+                    .send()
+                    .await
+                    .map_err(ddb)?;
+            }
+            let replace = put
+                .clone()
+                .condition_expression("received_at = :then")
+                .expression_attribute_values(":then", number(then))
+                .send()
+                .await;
+            if conditional(replace)? {
+                return Ok(true);
+            }
+        }
+        Err(hookflow::Error::Conflict(format!(
+            "the record of event {} kept changing; try again",
+            event.id
+        )))
+    }
+
+    /// The event record `(pk, sk)`, read consistently.
+    pub(crate) fn event_item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> impl Future<Output = Result<Option<Item>>> + Send + '_ {
+        self.item(string(pk), sk.to_owned())
+    }
+
+    /// The item `(pk, sk)`, read consistently.
+    pub(crate) async fn item(&self, pk: AttributeValue, sk: String) -> Result<Option<Item>> {
+        let out = self
+            .ddb()
+            .get_item()
+            .table_name(self.table())
+            .key("pk", pk)
+            .key("sk", string(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(ddb)?;
+        Ok(out.item().cloned())
+    }
+
+    /// The `body` attribute of an event's record.
+    async fn event_body(&self, event: &Event) -> Result<(String, AttributeValue)> {
+        self.body_attribute("body", serde_json::to_string(event)?)
+            .await
     }
 }
 
@@ -291,7 +428,9 @@ impl AwsStore {
         for event in events {
             let json = serde_json::to_string(event).map_err(AwsError::from)?;
             let small = json.len() <= CARRIED_EVENT_BYTES;
-            let new = self.put_event(event, json, received_at, dedupe_ms).await?;
+            // Boxed: its rare path makes it a large future, and an outbox
+            // delivery (a step's sent events) holds it inside a run's.
+            let new = Box::pin(self.put_event(event, json, received_at, dedupe_ms)).await?;
             stored.push(new);
             // A duplicate is routed again too: if whoever stored it died before
             // queuing its route, this redelivery is the only way it gets
@@ -303,6 +442,7 @@ impl AwsStore {
                 Envelope::route_stored(StoredEvent {
                     event: event.clone(),
                     received_at,
+                    kept_for_runs: self.keeps(&event.name),
                 })
             } else {
                 Envelope::route(&event.id)
@@ -328,30 +468,15 @@ impl EventLog for AwsStore {
     }
 
     async fn get_event(&self, id: &str) -> hookflow::Result<Option<StoredEvent>> {
-        let out = self
-            .ddb()
-            .get_item()
-            .table_name(self.table())
-            .key("pk", string(format!("EVT#{id}")))
-            .key("sk", string("EVT"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(ddb)?;
-        match out.item() {
-            Some(item) => Ok(Some(self.stored_event(item).await?)),
+        match self.event_item(&event_pk(id), "EVT").await? {
+            Some(item) => Ok(Some(self.stored_event(&item).await?)),
             None => Ok(None),
         }
     }
 
-    async fn record_routed(&self, stored: &StoredEvent, starts_runs: bool) -> hookflow::Result<()> {
+    async fn record_routed(&self, stored: &StoredEvent, held: bool) -> hookflow::Result<()> {
         let event = &stored.event;
-        let (body_name, body) = self
-            .body_attribute(
-                "body",
-                serde_json::to_string(event).map_err(AwsError::from)?,
-            )
-            .await?;
+        let (body_name, body) = self.event_body(event).await?;
         let (pk, sk) = routed_key(&event.name, stored.received_at, &event.id);
         let put = self
             .ddb()
@@ -361,16 +486,60 @@ impl EventLog for AwsStore {
             .item("sk", string(sk))
             .item(body_name, body)
             .item("received_at", number(stored.received_at));
-        // A record's life is only ever extended: a run may refer to it, and
-        // the same event may be routed again later (a duplicate delivery)
-        // when it no longer triggers anything (a function removed since).
-        let put = if starts_runs {
+        // A record's life is only ever extended: the same event may be
+        // routed again (a duplicate delivery) when nothing holds it.
+        let put = if held {
             put.item("ttl", self.unfinished_ttl(self.clock.now_ms()))
         } else {
             put.item("ttl", ttl(stored.received_at, ROUTED_TTL_SECS))
                 .condition_expression("attribute_not_exists(pk)")
         };
         conditional(put.send().await)?;
+        Ok(())
+    }
+
+    async fn keep_for_runs(&self, stored: &StoredEvent) -> hookflow::Result<()> {
+        if stored.kept_for_runs {
+            return Ok(());
+        }
+        // Stored before its name started runs (a function added since, or a
+        // store that did not know): its record's life is extended, once.
+        let event = &stored.event;
+        let pk = event_pk(&event.id);
+        let keep = self.event_ttl(event, stored.received_at, true);
+        let kept = self
+            .ddb()
+            .update_item()
+            .table_name(self.table())
+            .key("pk", string(&pk))
+            .key("sk", string("EVT"))
+            .update_expression("SET kept = :kept, #ttl = :ttl")
+            .condition_expression("received_at = :at")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":kept", AttributeValue::Bool(true))
+            .expression_attribute_values(":ttl", keep.clone())
+            .expression_attribute_values(":at", number(stored.received_at))
+            .send()
+            .await;
+        if conditional(kept)? {
+            return Ok(());
+        }
+        // Its id's record is another event's now (or gone): keep this one
+        // where its runs look for it.
+        let (body_name, body) = self.event_body(event).await?;
+        self.ddb()
+            .put_item()
+            .table_name(self.table())
+            .item("pk", string(pk))
+            .item("sk", string(replaced_event_sk(stored.received_at)))
+            .item("name", string(&event.name))
+            .item(body_name, body)
+            .item("received_at", number(stored.received_at))
+            .item("kept", AttributeValue::Bool(true))
+            .item("ttl", keep)
+            .send()
+            .await
+            .map_err(ddb)?;
         Ok(())
     }
 

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWrite
 use hookflow::transition::{Fence, Outgoing, Transition};
 
 use super::runs::{run_pk, status_index_key, time_key};
-use super::{AwsStore, Item, expires, number, packed, routed_key, string};
+use super::{AwsStore, Item, event_pk, expires, number, packed, string};
 use crate::error::{AwsError, Result};
 
 /// What the run item holds as attributes of their own, left out of its body.
@@ -138,9 +138,9 @@ impl AwsStore {
                 item.insert(name, outbox);
             }
             if let Some(at) = t.event_recorded_at {
-                let (pk, sk) = routed_key(&run.event.name, at, &run.event.id);
-                item.insert("event_pk".into(), string(pk));
-                item.insert("event_sk".into(), string(sk));
+                item.insert("event_pk".into(), string(event_pk(&run.event.id)));
+                item.insert("event_sk".into(), string("EVT"));
+                item.insert("event_at".into(), number(at));
             }
             item.extend(inline);
             let put = Put::builder()
@@ -223,18 +223,21 @@ impl AwsStore {
         );
         if t.replaces_event {
             match t.event_recorded_at {
-                // It refers to the new event's routed record instead (which
-                // wins over any copy of an earlier event in its partition).
+                // It refers to the new event's record instead (which wins
+                // over any copy of an earlier event in its partition).
                 Some(at) => {
-                    let (pk, sk) = routed_key(&run.event.name, at, &run.event.id);
-                    set.push("event_pk = :event_pk, event_sk = :event_sk".to_owned());
+                    set.push(
+                        "event_pk = :event_pk, event_sk = :event_sk, event_at = :event_at"
+                            .to_owned(),
+                    );
                     update = update
-                        .expression_attribute_values(":event_pk", string(pk))
-                        .expression_attribute_values(":event_sk", string(sk));
+                        .expression_attribute_values(":event_pk", string(event_pk(&run.event.id)))
+                        .expression_attribute_values(":event_sk", string("EVT"))
+                        .expression_attribute_values(":event_at", number(at));
                 }
                 // Its own copy of the new event, written in this commit,
-                // replaces the routed record it referred to.
-                None => remove.extend(["event_pk".to_owned(), "event_sk".to_owned()]),
+                // replaces the record it referred to.
+                None => remove.extend(["event_pk", "event_sk", "event_at"].map(str::to_owned)),
             }
         }
         // Every update renews it: a finished run's retention, or (for one

@@ -4,17 +4,21 @@
 //!
 //! | item | pk | sk |
 //! |---|---|---|
-//! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox, small step records (`j{position}`), the trigger event's key (`event_pk`, `event_sk`) |
-//! | trigger event | `RUN#{id}` | `EVENT`: a copy, for a run whose event has no routed record (cron, invoked, replayed); a key, when the item has one, wins over it |
+//! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox, small step records (`j{position}`), the trigger event's key (`event_pk`, `event_sk`, and `event_at`, when it was received) |
+//! | trigger event | `RUN#{id}` | `EVENT`: a copy, for a run whose event has no record of its own (cron, invoked, replayed); a key, when the item has one, wins over it |
 //! | step | `RUN#{id}` | `STEP#{step id}`: a step's record over 2 KiB, or from the 65th step on |
 //! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
 //!
-//! A run started by a routed event refers to that event's record
-//! (`EVN#{name}`, kept as long as a run may live) instead of a copy: one
+//! A run started by a routed event refers to that event's own record
+//! (`EVT#{id}`, kept as long as a run may live; runs created before that
+//! refer to its routed record, `EVN#{name}`) instead of a copy: one
 //! consistent Query of `RUN#{id}` loads the run and its journal, and one
 //! consistent GetItem its event, unless the start message carried that very
-//! record ([`RunStore::load_started_run`]). A reference wins over a copy in
-//! the partition (a debounce fold re-points a run at a newer record).
+//! event ([`RunStore::load_started_run`]). A later event of the same id
+//! (after the deduplication window) moves the record it replaces aside, so
+//! a reference also says when its event was received. A reference wins
+//! over a copy in the partition (a debounce fold re-points a run at a newer
+//! record).
 
 use std::collections::HashMap;
 
@@ -24,7 +28,10 @@ use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore, StoredEvent};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 
 use super::run_item::{RUN_ATTRIBUTES, TERMINAL};
-use super::{AwsStore, Item, condition_failed, get_n, get_s, number, routed_key, string};
+use super::{
+    AwsStore, Item, condition_failed, event_pk, get_n, get_s, number, replaced_event_sk,
+    routed_key, string,
+};
 use super::{inline, packed};
 use crate::error::{AwsError, Result, ddb};
 
@@ -32,11 +39,44 @@ pub(super) fn run_pk(id: &str) -> AttributeValue {
     string(format!("RUN#{id}"))
 }
 
-/// The key of the routed event record a run item refers to, if it does
-/// (else its trigger event is the `EVENT` item of its partition).
-fn referenced_event(item: &Item) -> Option<(&str, &str)> {
+/// The event record a run item refers to, if it does (else its trigger
+/// event is the `EVENT` item of its partition).
+struct Reference<'a> {
+    pk: &'a str,
+    sk: &'a str,
+    /// When the event was received, for a reference to an event's own
+    /// record (`EVT#{id}`, `EVT`), which a later event of its id may have
+    /// taken: the one received then is at [`replaced_event_sk`]. (A
+    /// reference to a routed record names it exactly.)
+    at: Option<i64>,
+}
+
+impl Reference<'_> {
+    /// Whether `record` is the event referred to.
+    fn is(&self, record: &Item) -> bool {
+        self.at
+            .is_none_or(|at| get_n(record, "received_at").is_ok_and(|then| then == at))
+    }
+
+    /// Whether `stored` is the event referred to.
+    fn is_stored(&self, stored: &StoredEvent) -> bool {
+        match self.at {
+            Some(at) => self.pk == event_pk(&stored.event.id) && at == stored.received_at,
+            None => {
+                let (pk, sk) = routed_key(&stored.event.name, stored.received_at, &stored.event.id);
+                (pk.as_str(), sk.as_str()) == (self.pk, self.sk)
+            }
+        }
+    }
+}
+
+fn referenced_event(item: &Item) -> Option<Reference<'_>> {
     match (item.get("event_pk"), item.get("event_sk")) {
-        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some((pk, sk)),
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some(Reference {
+            pk,
+            sk,
+            at: get_n(item, "event_at").ok(),
+        }),
         _ => None,
     }
 }
@@ -130,7 +170,7 @@ impl AwsStore {
         in_partition: Option<&Item>,
         carried: Option<&StoredEvent>,
     ) -> Result<serde_json::Value> {
-        let Some((pk, sk)) = referenced_event(item) else {
+        let Some(reference) = referenced_event(item) else {
             return match in_partition {
                 Some(event) => self.decode(event, "body").await,
                 None => Err(AwsError::Item(format!(
@@ -139,45 +179,50 @@ impl AwsStore {
                 ))),
             };
         };
-        if let Some(carried) = carried {
-            let (carried_pk, carried_sk) =
-                routed_key(&carried.event.name, carried.received_at, &carried.event.id);
-            if (carried_pk.as_str(), carried_sk.as_str()) == (pk, sk) {
-                return Ok(serde_json::to_value(&carried.event)?);
-            }
+        if let Some(carried) = carried
+            && reference.is_stored(carried)
+        {
+            return Ok(serde_json::to_value(&carried.event)?);
         }
-        let out = self
-            .ddb()
-            .get_item()
-            .table_name(self.table())
-            .key("pk", string(pk))
-            .key("sk", string(sk))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(ddb)?;
-        let event = out.item().ok_or_else(|| {
-            AwsError::Item(format!(
-                "the trigger event {pk} {sk} of run item {} is gone (kept as long as a run may live: \
-                 did the run outlive LongestRunDays?)",
-                get_s(item, "pk").unwrap_or_default()
-            ))
-        })?;
-        self.decode(event, "body").await
+        let record = self.event_item(reference.pk, reference.sk).await?;
+        // Boxed: rarely needed, and a run's load is deep in a worker's future.
+        let event = Box::pin(self.referred(item, &reference, record)).await?;
+        self.decode(&event, "body").await
     }
 
-    pub(super) async fn run_item(&self, id: &str) -> Result<Option<Item>> {
-        let out = self
-            .ddb()
-            .get_item()
-            .table_name(self.table())
-            .key("pk", run_pk(id))
-            .key("sk", string("RUN"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(ddb)?;
-        Ok(out.item().cloned())
+    /// The event record `reference` (of run item `item`) names, given what
+    /// was read at its key: that, unless a later event of its id took it.
+    async fn referred(
+        &self,
+        item: &Item,
+        reference: &Reference<'_>,
+        record: Option<Item>,
+    ) -> Result<Item> {
+        let record = match (record, reference.at) {
+            (Some(record), _) if reference.is(&record) => Some(record),
+            (_, Some(at)) => {
+                self.event_item(reference.pk, &replaced_event_sk(at))
+                    .await?
+            }
+            // Without a time, the reference names its record exactly.
+            (_, None) => None,
+        };
+        record.ok_or_else(|| {
+            AwsError::Item(format!(
+                "the trigger event {} {} of run item {} is gone (kept as long as a run may live: \
+                 did the run outlive LongestRunDays?)",
+                reference.pk,
+                reference.sk,
+                get_s(item, "pk").unwrap_or_default()
+            ))
+        })
+    }
+
+    pub(super) fn run_item(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Item>>> + Send + '_ {
+        self.item(run_pk(id), "RUN".to_owned())
     }
 
     /// The items of a run's partition whose sort key is at most `last`
@@ -251,11 +296,11 @@ impl AwsStore {
 
     /// Runs (with their trigger events) for run items found by a listing.
     async fn with_events(&self, items: &[Item]) -> Result<Vec<Run>> {
-        // Each run's event: the routed record it refers to (several runs may
-        // share one), or its own item.
+        // Each run's event: the record it refers to (several runs may share
+        // one), or its own item.
         let key_of = |item: &Item| -> Result<(String, String)> {
             Ok(match referenced_event(item) {
-                Some((pk, sk)) => (pk.to_owned(), sk.to_owned()),
+                Some(reference) => (reference.pk.to_owned(), reference.sk.to_owned()),
                 None => (get_s(item, "pk")?.to_owned(), "EVENT".to_owned()),
             })
         };
@@ -270,9 +315,24 @@ impl AwsStore {
         let events = self.batch_get(&wanted, false).await?;
         let mut runs = Vec::with_capacity(items.len());
         for item in items {
-            match events.get(&key_of(item)?) {
+            let found = events.get(&key_of(item)?).cloned();
+            let event = match referenced_event(item) {
+                // A later event of its id took the record (or it expired,
+                // while the one kept for its runs was moved): read its own.
+                Some(reference)
+                    if reference.at.is_some()
+                        && !found.as_ref().is_some_and(|e| reference.is(e)) =>
+                {
+                    self.referred(item, &reference, found).await.ok()
+                }
+                _ => found,
+            };
+            match event {
                 Some(event) => {
-                    runs.push(self.run_of(item, self.decode(event, "body").await?).await?)
+                    runs.push(
+                        self.run_of(item, self.decode(&event, "body").await?)
+                            .await?,
+                    );
                 }
                 // Its event expired (the run outlived LongestRunDays) or is
                 // not visible yet to this eventually consistent read.

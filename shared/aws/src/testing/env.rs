@@ -100,6 +100,7 @@ impl AwsTestEnv {
         );
         let docs = DocStore::new(store.clone()).with_clock(Arc::new(clock.clone()));
         let registry = Registry::new(functions(docs)).expect("valid functions");
+        let store = store.keeping_events_for(&registry);
         let mut homes: Vec<String> = registry
             .iter()
             .map(|f| serving_function(f.id()).to_owned())

@@ -177,6 +177,8 @@ pub(crate) struct State {
 struct Inner {
     run_id: String,
     function_id: String,
+    /// The event names the function declares it waits for.
+    waits_for: Vec<String>,
     trigger: Value,
     retries: u32,
     finish_by: Option<i64>,
@@ -235,6 +237,11 @@ impl Scope<'_> {
         &self.step.inner.function_id
     }
 
+    /// Whether the function declares that it waits for events named `name`.
+    pub(crate) fn waits_for(&self, name: &str) -> bool {
+        self.step.inner.waits_for.iter().any(|n| n == name)
+    }
+
     pub(crate) fn trigger(&self) -> &Value {
         &self.step.inner.trigger
     }
@@ -262,6 +269,7 @@ impl Step {
     pub(crate) fn new(
         run_id: &str,
         function_id: &str,
+        waits_for: &[String],
         trigger: Value,
         retries: u32,
         finish_by: Option<i64>,
@@ -274,6 +282,7 @@ impl Step {
             inner: Arc::new(Inner {
                 run_id: run_id.to_owned(),
                 function_id: function_id.to_owned(),
+                waits_for: waits_for.to_vec(),
                 trigger,
                 retries,
                 finish_by,

@@ -1,5 +1,6 @@
 //! `step.wait_for_event`: the next matching event after the wait began, or
-//! `None` at the timeout. The waiter is registered in the run's suspension
+//! `None` at the timeout, for a name the function declares
+//! ([`crate::Function::waits_for`]). The waiter is registered in the run's suspension
 //! transition; the router answers with a [`crate::run::Message::Resolve`],
 //! which the run's worker applies under its lease, so the event and the
 //! timeout can never both win.
@@ -92,15 +93,26 @@ impl Step {
                     });
                     return Next::Return(Ok(None), Some(change));
                 }
+                let fail = |error: String| {
+                    let mut rec =
+                        claim.new_record(StepKind::WaitForEvent, StepStatus::Failed, scope.now);
+                    rec.error = Some(error);
+                    rec.ended_at = Some(scope.now);
+                    Next::Return(Err(step_error(&rec)), Some(Change::record(rec)))
+                };
+                if !scope.waits_for(&wait.event) {
+                    // The router would never look for this waiter.
+                    return fail(format!(
+                        "function `{}` waits for `{}` without declaring it: add \
+                         `.waits_for(\"{}\")` to its definition",
+                        scope.function_id(),
+                        wait.event,
+                        wait.event
+                    ));
+                }
                 let condition = match wait.condition.as_deref().map(Expr::compile).transpose() {
                     Ok(condition) => condition,
-                    Err(err) => {
-                        let mut rec =
-                            claim.new_record(StepKind::WaitForEvent, StepStatus::Failed, scope.now);
-                        rec.error = Some(err.to_string());
-                        rec.ended_at = Some(scope.now);
-                        return Next::Return(Err(step_error(&rec)), Some(Change::record(rec)));
-                    }
+                    Err(err) => return fail(err.to_string()),
                 };
                 let expires = scope.now.saturating_add(duration_ms(wait.timeout));
                 let mut rec =

@@ -783,8 +783,8 @@ pub async fn flow_records_change_only_at_the_version_read<S: Store + QueueProbe>
     );
 }
 
-/// A run created from a routed event may refer to that event's record: it
-/// loads, reads and lists with its event (two runs may share one record),
+/// A run created from a routed event may refer to that event's record, once
+/// kept for runs: it loads, reads and lists with its event (two runs may share one record),
 /// and a trigger event replaced later (debounce) is the one it reads.
 pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(store: S) {
     let event =
@@ -795,7 +795,7 @@ pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(sto
         .unwrap();
     store.take_due(T0).await.unwrap();
     let stored = store.get_event("e-run-1").await.unwrap().expect("stored");
-    store.record_routed(&stored, true).await.unwrap();
+    store.keep_for_runs(&stored).await.unwrap();
     for id in ["run-1", "run-2"] {
         let mut r = run(id, "fn", T0);
         r.event = event.clone();
@@ -827,6 +827,7 @@ pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(sto
     let other = StoredEvent {
         event: Event::new("test/event", json!({"other": true})).with_id("e-run-1"),
         received_at: stored.received_at + 1,
+        kept_for_runs: true,
     };
     let started = store.load_started_run("run-2", &other).await.unwrap();
     assert_eq!(started.expect("run-2").run.event, event);
@@ -871,7 +872,7 @@ pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(sto
         .await
         .unwrap();
     let newest_stored = store.get_event("e-newest").await.unwrap().expect("stored");
-    store.record_routed(&newest_stored, true).await.unwrap();
+    store.keep_for_runs(&newest_stored).await.unwrap();
     let current = store.get_run("run-1").await.unwrap().unwrap();
     let mut refolded = Transition::new(
         Fence::Acquire {
@@ -903,6 +904,95 @@ pub async fn runs_read_the_routed_event_they_refer_to<S: Store + QueueProbe>(sto
         2,
         "{listed:?}"
     );
+}
+
+/// An event id received again after the deduplication window is a new
+/// event, and the runs of the first one still read theirs: the one they
+/// refer to, however it was kept for them (each way is exercised: kept
+/// before the id came again, or only after).
+pub async fn runs_keep_their_event_when_its_id_comes_again<S: Store + QueueProbe>(store: S) {
+    let first = Event::new("test/event", json!({"n": 1})).with_id("e-again");
+    let second = Event::new("test/event", json!({"n": 2})).with_id("e-again");
+    let third = Event::new("test/event", json!({"n": 3})).with_id("e-again");
+    let mut starts = Vec::new();
+    for (i, (event, at)) in [(&first, T0), (&second, T0 + DAY), (&third, T0 + 2 * DAY)]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(
+            store
+                .append(std::slice::from_ref(event), at, DAY)
+                .await
+                .unwrap(),
+            [true],
+            "a new event after the window"
+        );
+        store.take_due(at).await.unwrap();
+        let stored = store.get_event("e-again").await.unwrap().expect("stored");
+        assert_eq!(stored.event, *event);
+        starts.push(stored);
+        // The first two are kept for their runs at once, the third only
+        // once the id's record is another's.
+        if i < 2 {
+            create_referring(&store, &format!("again-{i}"), &starts[i]).await;
+        }
+    }
+    store.keep_for_runs(&starts[0]).await.unwrap(); // a redelivered route
+    create_referring(&store, "again-2", &starts[0]).await;
+    assert_eq!(
+        store
+            .append(std::slice::from_ref(&first), T0 + 3 * DAY, DAY)
+            .await
+            .unwrap(),
+        [true]
+    );
+    store.take_due(T0 + 3 * DAY).await.unwrap();
+    for (id, event) in [
+        ("again-0", &first),
+        ("again-1", &second),
+        ("again-2", &first),
+    ] {
+        assert_eq!(
+            store.get_run(id).await.unwrap().unwrap().event,
+            *event,
+            "{id}"
+        );
+        let loaded = store.load_run(id).await.unwrap().unwrap();
+        assert_eq!(loaded.run.event, *event, "{id}");
+        // A start that carried the id's other event does not override it.
+        let started = store.load_started_run(id, &starts[2]).await.unwrap();
+        assert_eq!(started.unwrap().run.event, *event, "{id}");
+    }
+    let filter = RunFilter {
+        function_id: Some("fn-again".into()),
+        ..RunFilter::default()
+    };
+    let mut listed: Vec<_> = store
+        .list_runs(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.event.data))
+        .collect();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        listed,
+        [
+            ("again-0".to_owned(), json!({"n": 1})),
+            ("again-1".to_owned(), json!({"n": 2})),
+            ("again-2".to_owned(), json!({"n": 1})),
+        ]
+    );
+}
+
+/// Creates run `id` of `fn-again` referring to `stored` for its event.
+async fn create_referring<S: Store>(store: &S, id: &str, stored: &StoredEvent) {
+    store.keep_for_runs(stored).await.unwrap();
+    let mut r = run(id, "fn-again", stored.received_at);
+    r.event = stored.event.clone();
+    let mut t = Transition::new(Fence::Create, r);
+    t.event_recorded_at = Some(stored.received_at);
+    commit(store, &t).await.unwrap();
 }
 
 /// The journal keeps one record per step, replaced by later checkpoints and

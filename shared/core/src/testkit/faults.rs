@@ -109,14 +109,51 @@ pub struct Faulty<S> {
     inner: S,
     plan: Arc<Mutex<Plan>>,
     tape: Tape,
-    pause: Arc<Mutex<Option<Pause>>>,
+    /// Holds the next `load_run` of one run after it read.
+    load_hold: Hold,
+    /// Holds the next write of one kind before it is made.
+    write_hold: Hold,
 }
 
-/// Holds the next `load_run` of one run after it read, until released.
-struct Pause {
-    run_id: String,
-    loaded: Arc<tokio::sync::Notify>,
+/// Holds the next call with a given key until released (see
+/// [`Faulty::pause_after_load`]).
+#[derive(Clone, Default)]
+struct Hold(Arc<Mutex<Option<Held>>>);
+
+struct Held {
+    key: String,
+    reached: Arc<tokio::sync::Notify>,
     release: Arc<tokio::sync::Notify>,
+}
+
+impl Hold {
+    /// Holds the next call with `key`: notified when reached, and the
+    /// notify that releases it.
+    fn set(&self, key: &str) -> (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>) {
+        let (reached, release) = (Arc::default(), Arc::<tokio::sync::Notify>::default());
+        *lock(&self.0) = Some(Held {
+            key: key.to_owned(),
+            reached: Arc::clone(&reached),
+            release: Arc::clone(&release),
+        });
+        (reached, release)
+    }
+
+    /// Waits to be released if this call, with `key`, is the one held.
+    async fn wait_if(&self, key: &str) {
+        let held = {
+            let mut slot = lock(&self.0);
+            if slot.as_ref().is_some_and(|h| h.key == key) {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        if let Some(held) = held {
+            held.reached.notify_one();
+            held.release.notified().await;
+        }
+    }
 }
 
 impl<S> Faulty<S> {
@@ -134,8 +171,20 @@ impl<S> Faulty<S> {
                 fired: false,
             })),
             tape,
-            pause: Arc::default(),
+            load_hold: Hold::default(),
+            write_hold: Hold::default(),
         }
+    }
+
+    /// Makes the next write named `what` (e.g. `"record routed"`) wait,
+    /// before it is made, until `release` is notified; `reached` is
+    /// notified when it is waiting. For interleaving a route with an
+    /// operator's request.
+    pub fn pause_before_write(
+        &self,
+        what: &str,
+    ) -> (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>) {
+        self.write_hold.set(what)
     }
 
     /// Makes the next `load_run` of `run_id` wait, after reading, until
@@ -145,13 +194,7 @@ impl<S> Faulty<S> {
         &self,
         run_id: &str,
     ) -> (Arc<tokio::sync::Notify>, Arc<tokio::sync::Notify>) {
-        let (loaded, release) = (Arc::default(), Arc::<tokio::sync::Notify>::default());
-        *lock(&self.pause) = Some(Pause {
-            run_id: run_id.to_owned(),
-            loaded: Arc::clone(&loaded),
-            release: Arc::clone(&release),
-        });
-        (loaded, release)
+        self.load_hold.set(run_id)
     }
 
     /// The wrapped store (no faults).
@@ -204,6 +247,7 @@ impl<S> Faulty<S> {
 
     /// Runs one write through the plan.
     async fn write<T>(&self, what: &str, op: impl Future<Output = Result<T>>) -> Result<T> {
+        self.write_hold.wait_if(what).await;
         let fault = {
             let mut plan = lock(&self.plan);
             if plan.dead {
@@ -232,17 +276,7 @@ impl<S> Faulty<S> {
 
     /// Holds a load of run `id` that has read, if a test asked to.
     async fn hold_load_of(&self, id: &str) {
-        let pause = {
-            let mut slot = lock(&self.pause);
-            match slot.as_ref() {
-                Some(p) if p.run_id == id => slot.take(),
-                _ => None,
-            }
-        };
-        if let Some(pause) = pause {
-            pause.loaded.notify_one();
-            pause.release.notified().await;
-        }
+        self.load_hold.wait_if(id).await;
     }
 }
 
@@ -266,12 +300,14 @@ impl<S: EventLog> EventLog for Faulty<S> {
         self.inner.get_event(id).await
     }
 
-    async fn record_routed(&self, event: &StoredEvent, starts_runs: bool) -> Result<()> {
-        self.write(
-            "record routed",
-            self.inner.record_routed(event, starts_runs),
-        )
-        .await
+    async fn record_routed(&self, event: &StoredEvent, held: bool) -> Result<()> {
+        self.write("record routed", self.inner.record_routed(event, held))
+            .await
+    }
+
+    async fn keep_for_runs(&self, event: &StoredEvent) -> Result<()> {
+        self.write("keep for runs", self.inner.keep_for_runs(event))
+            .await
     }
 
     async fn events_since(&self, name: &str, since: i64, limit: usize) -> Result<Vec<StoredEvent>> {

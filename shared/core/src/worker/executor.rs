@@ -74,6 +74,7 @@ pub(crate) async fn execute(
     let step = Step::new(
         &run.id,
         function.id(),
+        function.awaited_events(),
         trigger,
         function.retry_count(),
         finish_by,
