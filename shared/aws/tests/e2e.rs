@@ -226,12 +226,12 @@ const LAMBDA_GB_SECOND: f64 = 0.000_013_333_4;
 const LAMBDA_SECONDS: f64 = 0.030;
 /// Under load, per run, as `cargo bench -p hookflow-aws --bench sqs_batch`
 /// measures them on moto (ten routes of a batch at once; the upper end of
-/// what it printed): the SQS send calls for the router's starts (0.37 to
-/// 0.46; one `SendMessageBatch` per ten would be 0.1) ...
-const BATCHED_START_SENDS: f64 = 0.45;
+/// what it printed): the SQS send calls for the router's starts (0.29 to
+/// 0.35; one `SendMessageBatch` per ten would be 0.1) ...
+const BATCHED_START_SENDS: f64 = 0.35;
 /// ... and the consistent reads of the function's pause record, which
-/// overlapping routes share (0.25 to 0.32; one per run without sharing).
-const BATCHED_PAUSE_READS: f64 = 0.32;
+/// overlapping routes share (0.20; one per run without sharing).
+const BATCHED_PAUSE_READS: f64 = 0.20;
 
 /// The Lambdas' memory as template.yaml gives it (Globals), in GB.
 fn lambda_memory_gb() -> f64 {
