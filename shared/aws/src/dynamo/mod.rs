@@ -277,7 +277,12 @@ fn ttl(at_ms: i64, keep_secs: i64) -> AttributeValue {
 
 /// `from_ms` plus `keep`, in the epoch seconds DynamoDB's TTL reads.
 pub(crate) fn expires(from_ms: i64, keep: std::time::Duration) -> AttributeValue {
-    number(from_ms / 1000 + i64::try_from(keep.as_secs()).unwrap_or(i64::MAX / 2))
+    number(expiry_secs(from_ms, keep))
+}
+
+/// [`expires`] as a number.
+pub(crate) fn expiry_secs(from_ms: i64, keep: std::time::Duration) -> i64 {
+    from_ms / 1000 + i64::try_from(keep.as_secs()).unwrap_or(i64::MAX / 2)
 }
 
 impl AwsStore {
@@ -292,15 +297,36 @@ impl AwsStore {
     /// How long an event's record lives: the events' retention from when
     /// it is due, and, if `kept`, as long as a run started now may live.
     fn event_ttl(&self, event: &Event, received_at: i64, kept: bool) -> AttributeValue {
-        let retention = &self.config.retention;
-        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
-        let retained = received_at.max(event.ts) / 1000 + secs(retention.events);
+        let retained = expiry_secs(received_at.max(event.ts), self.config.retention.events);
         if !kept {
             return number(retained);
         }
-        // As `unfinished_ttl`: as long as a run started now may live.
-        let runs_may_live = secs(retention.longest_run + retention.runs);
-        number(retained.max(self.clock.now_ms() / 1000 + runs_may_live))
+        number(retained.max(self.unfinished_expiry(self.clock.now_ms())))
+    }
+
+    /// The record of `event` received at `received_at`, its body already
+    /// made an attribute: current (sort key `EVT`) until a later event of
+    /// its id takes that key.
+    fn event_record(
+        &self,
+        event: &Event,
+        (body_name, body): (String, AttributeValue),
+        received_at: i64,
+        kept: bool,
+    ) -> Item {
+        let mut record = HashMap::from([
+            ("pk".to_owned(), string(event_pk(&event.id))),
+            ("sk".to_owned(), string("EVT")),
+            ("name".to_owned(), string(&event.name)),
+            (body_name, body),
+            ("received_at".to_owned(), number(received_at)),
+            // Kept from when it is due, so a future `ts` outlives its wait.
+            ("ttl".to_owned(), self.event_ttl(event, received_at, kept)),
+        ]);
+        if kept {
+            record.insert("kept".to_owned(), AttributeValue::Bool(true));
+        }
+        record
     }
 
     /// Stores `event` (serialized: `json`) unless its id was received within
@@ -316,23 +342,14 @@ impl AwsStore {
         dedupe_ms: i64,
     ) -> hookflow::Result<bool> {
         let kept = self.keeps(&event.name);
-        let (body_name, body) = self.body_attribute("body", json).await?;
+        let body = self.body_attribute("body", json).await?;
         let pk = event_pk(&event.id);
         let cutoff = received_at - dedupe_ms;
-        let mut put = self
+        let put = self
             .ddb()
             .put_item()
             .table_name(self.table())
-            .item("pk", string(&pk))
-            .item("sk", string("EVT"))
-            .item("name", string(&event.name))
-            .item(body_name, body)
-            .item("received_at", number(received_at))
-            // Kept from when it is due, so a future `ts` outlives its wait.
-            .item("ttl", self.event_ttl(event, received_at, kept));
-        if kept {
-            put = put.item("kept", AttributeValue::Bool(true));
-        }
+            .set_item(Some(self.event_record(event, body, received_at, kept)));
         let first = put
             .clone()
             .condition_expression(
@@ -517,7 +534,7 @@ impl EventLog for AwsStore {
             .condition_expression("received_at = :at")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":kept", AttributeValue::Bool(true))
-            .expression_attribute_values(":ttl", keep.clone())
+            .expression_attribute_values(":ttl", keep)
             .expression_attribute_values(":at", number(stored.received_at))
             .send()
             .await;
@@ -526,17 +543,16 @@ impl EventLog for AwsStore {
         }
         // Its id's record is another event's now (or gone): keep this one
         // where its runs look for it.
-        let (body_name, body) = self.event_body(event).await?;
+        let body = self.event_body(event).await?;
+        let mut record = self.event_record(event, body, stored.received_at, true);
+        record.insert(
+            "sk".to_owned(),
+            string(replaced_event_sk(stored.received_at)),
+        );
         self.ddb()
             .put_item()
             .table_name(self.table())
-            .item("pk", string(pk))
-            .item("sk", string(replaced_event_sk(stored.received_at)))
-            .item("name", string(&event.name))
-            .item(body_name, body)
-            .item("received_at", number(stored.received_at))
-            .item("kept", AttributeValue::Bool(true))
-            .item("ttl", keep)
+            .set_item(Some(record))
             .send()
             .await
             .map_err(ddb)?;

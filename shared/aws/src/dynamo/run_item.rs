@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWrite
 use hookflow::transition::{Fence, Outgoing, Transition};
 
 use super::runs::{run_pk, status_index_key, time_key};
-use super::{AwsStore, Item, event_pk, expires, number, packed, string};
+use super::{AwsStore, Item, event_pk, expires, expiry_secs, number, packed, string};
 use crate::error::{AwsError, Result};
 
 /// What the run item holds as attributes of their own, left out of its body.
@@ -296,8 +296,13 @@ impl AwsStore {
     /// and event items are not rewritten when it ends: that would cost a
     /// write per item per run).
     pub(super) fn unfinished_ttl(&self, at_ms: i64) -> AttributeValue {
+        number(self.unfinished_expiry(at_ms))
+    }
+
+    /// [`Self::unfinished_ttl`] as a number.
+    pub(super) fn unfinished_expiry(&self, at_ms: i64) -> i64 {
         let r = &self.config.retention;
-        expires(at_ms, r.longest_run + r.runs)
+        expiry_secs(at_ms, r.longest_run + r.runs)
     }
 
     /// The run item's TTL: a finished run (completed, failed, cancelled,

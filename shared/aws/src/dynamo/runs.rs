@@ -20,6 +20,7 @@
 //! over a copy in the partition (a debounce fold re-points a run at a newer
 //! record).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
@@ -186,36 +187,34 @@ impl AwsStore {
         }
         let record = self.event_item(reference.pk, reference.sk).await?;
         // Boxed: rarely needed, and a run's load is deep in a worker's future.
-        let event = Box::pin(self.referred(item, &reference, record)).await?;
+        let event = Box::pin(self.referred(&reference, record))
+            .await?
+            .ok_or_else(|| {
+                AwsError::Item(format!(
+                    "the trigger event {} {} of run item {} is gone (kept as long as a run may \
+                     live: did the run outlive LongestRunDays?)",
+                    reference.pk,
+                    reference.sk,
+                    get_s(item, "pk").unwrap_or_default()
+                ))
+            })?;
         self.decode(&event, "body").await
     }
 
-    /// The event record `reference` (of run item `item`) names, given what
-    /// was read at its key: that, unless a later event of its id took it.
+    /// The event record `reference` names, given what was read at its key
+    /// (`record`): that, unless a later event of its id took the key, when
+    /// the one moved aside is read; `None` if it is gone.
     async fn referred(
         &self,
-        item: &Item,
         reference: &Reference<'_>,
         record: Option<Item>,
-    ) -> Result<Item> {
-        let record = match (record, reference.at) {
-            (Some(record), _) if reference.is(&record) => Some(record),
-            (_, Some(at)) => {
-                self.event_item(reference.pk, &replaced_event_sk(at))
-                    .await?
-            }
+    ) -> Result<Option<Item>> {
+        match (record, reference.at) {
+            (Some(record), _) if reference.is(&record) => Ok(Some(record)),
+            (_, Some(at)) => self.event_item(reference.pk, &replaced_event_sk(at)).await,
             // Without a time, the reference names its record exactly.
-            (_, None) => None,
-        };
-        record.ok_or_else(|| {
-            AwsError::Item(format!(
-                "the trigger event {} {} of run item {} is gone (kept as long as a run may live: \
-                 did the run outlive LongestRunDays?)",
-                reference.pk,
-                reference.sk,
-                get_s(item, "pk").unwrap_or_default()
-            ))
-        })
+            (_, None) => Ok(None),
+        }
     }
 
     pub(super) fn run_item(
@@ -315,17 +314,18 @@ impl AwsStore {
         let events = self.batch_get(&wanted, false).await?;
         let mut runs = Vec::with_capacity(items.len());
         for item in items {
-            let found = events.get(&key_of(item)?).cloned();
+            let found = events.get(&key_of(item)?);
             let event = match referenced_event(item) {
                 // A later event of its id took the record (or it expired,
                 // while the one kept for its runs was moved): read its own.
                 Some(reference)
-                    if reference.at.is_some()
-                        && !found.as_ref().is_some_and(|e| reference.is(e)) =>
+                    if reference.at.is_some() && !found.is_some_and(|e| reference.is(e)) =>
                 {
-                    self.referred(item, &reference, found).await.ok()
+                    self.referred(&reference, found.cloned())
+                        .await?
+                        .map(Cow::Owned)
                 }
-                _ => found,
+                _ => found.map(Cow::Borrowed),
             };
             match event {
                 Some(event) => {
