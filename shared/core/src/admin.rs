@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::event::{derived_id, new_id};
 use crate::flow::{FlowState, FlowWrite, pause_key, paused_since};
 use crate::function::{Registry, Trigger};
 use crate::run::{Envelope, Message, Run, StepRecord, StepStatus, Target};
+use crate::run_id::{derived_run_id, fresh_run_id};
 use crate::store::{EventLog, FlowStore, Outbox, RunFilter, RunStore};
 use crate::transition::{Conflict, Outgoing};
 
@@ -39,12 +40,18 @@ pub struct RunView {
 pub struct Admin<S> {
     store: S,
     registry: Arc<Registry>,
+    clock: Arc<dyn Clock>,
 }
 
 impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
-    /// Admin operations over `store` for the functions of `registry`.
-    pub fn new(store: S, registry: Arc<Registry>) -> Self {
-        Self { store, registry }
+    /// Admin operations over `store` for the functions of `registry`, at
+    /// the time `clock` tells.
+    pub fn new(store: S, registry: Arc<Registry>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            registry,
+            clock,
+        }
     }
 
     /// The run with its step timeline.
@@ -265,7 +272,7 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
     /// # Errors
     /// [`Error::RunNotFound`]; [`Error::UnknownFunction`] if its function is gone.
     pub async fn replay(&self, run_id: &str) -> Result<String> {
-        self.request_replay(run_id, new_id(), None).await
+        self.request_replay(run_id, None, None).await
     }
 
     /// Requests a rerun of a finished run from step `step_id`: a new run of
@@ -307,7 +314,7 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
                 open.id, open.id
             )));
         }
-        self.request_replay(run_id, new_id(), Some(step_id.to_owned()))
+        self.request_replay(run_id, None, Some(step_id.to_owned()))
             .await
     }
 
@@ -318,14 +325,17 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
     /// # Errors
     /// As [`Self::replay`].
     pub async fn redrive(&self, run_id: &str) -> Result<String> {
-        self.request_replay(run_id, derived_id(&["redrive", run_id]), None)
-            .await
+        self.request_replay(run_id, Some("redrive"), None).await
     }
 
+    /// Asks the router for a new run of `run_id`'s function and event: its
+    /// id fresh, or derived from the original's and `derived_by` (its time
+    /// then when the original ended, so that the same request makes the
+    /// same id).
     async fn request_replay(
         &self,
         run_id: &str,
-        new_run_id: String,
+        derived_by: Option<&str>,
         from_step: Option<String>,
     ) -> Result<String> {
         let original = self
@@ -336,6 +346,14 @@ impl<S: RunStore + EventLog + FlowStore + Outbox> Admin<S> {
         if self.registry.get(&original.function_id).is_none() {
             return Err(Error::UnknownFunction(original.function_id));
         }
+        let function = &original.function_id;
+        let new_run_id = match derived_by {
+            Some(how) => {
+                let at = original.ended_at.unwrap_or(original.created_at);
+                derived_run_id(function, at, &[how, run_id])
+            }
+            None => fresh_run_id(function, self.clock.now_ms()),
+        };
         let request = Envelope::new(
             Target::Router,
             Message::Replay {

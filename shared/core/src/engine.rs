@@ -97,7 +97,7 @@ impl<S: Store> Engine<S> {
                 clock.clone(),
                 config.worker,
             ),
-            admin: Admin::new(store.clone(), registry.clone()),
+            admin: Admin::new(store.clone(), registry.clone(), clock.clone()),
             store,
             registry,
             clock,

@@ -27,6 +27,7 @@ pub mod observe;
 pub mod retention;
 pub mod router;
 pub mod run;
+pub mod run_id;
 pub mod step;
 pub mod store;
 #[cfg(feature = "testing")]

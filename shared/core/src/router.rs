@@ -27,6 +27,7 @@ use crate::run::{
     Envelope, Message, ParentStep, Resolution, Run, RunStatus, StepRecord, StepStatus, Target,
     Waiter, WaiterKind,
 };
+use crate::run_id::derived_run_id;
 use crate::store::{EventLog, FlowStore, LoadedRun, Outbox, RunStore, StoredEvent, Waiters};
 use crate::transition::{Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
 
@@ -443,7 +444,7 @@ where
         {
             also.push(next);
         }
-        let run_id = derived_id(&[function_id, &event.id]);
+        let run_id = derived_run_id(function_id, at, &[&event.id]);
         self.start(NewRun {
             function: &function,
             event,
@@ -1096,10 +1097,11 @@ fn start_at(function_id: &str, run_id: &str, at: i64) -> Outgoing {
 
 /// The id of the run of `function_id` that event `event_id`, received at
 /// `received_at`, starts: derived, so a redelivered route never starts a
-/// second one, and known as soon as the event is accepted.
+/// second one, and known as soon as the event is accepted; its time is
+/// when the event was received.
 #[must_use]
 pub fn triggered_run_id(function_id: &str, event_id: &str, received_at: i64) -> String {
-    derived_id(&[function_id, event_id, &received_at.to_string()])
+    derived_run_id(function_id, received_at, &[event_id])
 }
 
 /// A run an event will start: its function and its id.

@@ -10,10 +10,10 @@ use std::future::Future;
 use serde_json::{Value, json};
 
 use super::{Change, Next, Step, Wake, replayed, step_error};
-use crate::event::derived_id;
 use crate::failure::StepError;
 use crate::limits::MAX_EVENT_BYTES;
 use crate::run::{Envelope, Message, ParentStep, StepKind, StepStatus, Target};
+use crate::run_id::derived_run_id;
 use crate::transition::Outgoing;
 
 impl Step {
@@ -32,7 +32,12 @@ impl Step {
                     return replayed(rec)
                         .unwrap_or_else(|| Next::Suspend(None, Wake::waiting(rec.wake_at)));
                 }
-                let child = derived_id(&[scope.run_id(), &claim.key, "invoke"]);
+                // Its time: when the parent asked for it.
+                let child = derived_run_id(
+                    &function_id,
+                    scope.now,
+                    &[scope.run_id(), &claim.key, "invoke"],
+                );
                 let mut rec = claim.new_record(StepKind::Invoke, StepStatus::Waiting, scope.now);
                 let size = serde_json::to_vec(&data).map_or(usize::MAX, |b| b.len());
                 if size > MAX_EVENT_BYTES {
