@@ -21,5 +21,5 @@ pub mod testing;
 
 pub use calls::CallCounter;
 pub use config::{AwsClients, AwsConfig};
-pub use dynamo::{AwsStore, FUNCTION_INDEX, STATUS_INDEX};
+pub use dynamo::{AwsStore, FUNCTION_INDEX, STATUS_INDEX, run_event_key, run_item_key};
 pub use error::AwsError;

@@ -15,7 +15,7 @@ use hookflow::run::{RunStatus, StepRecord};
 use hookflow::store::FlowStore;
 use hookflow::transition::{Committed, Conflict, Fence, Transition};
 
-use super::runs::run_pk;
+use super::run_keys::RunKeys;
 use super::{AwsStore, Item, get_n, get_s, number, string};
 use super::{inline, packed};
 use crate::error::{AwsError, Result, ddb};
@@ -85,13 +85,13 @@ impl AwsStore {
         t: &Transition,
         steps: &[&StepRecord],
     ) -> Result<Vec<TransactWriteItem>> {
-        let run_id = &t.run.id;
+        let keys = RunKeys::of(&t.run.id);
         let mut writes = Vec::new();
         for step in steps {
             writes.push(
                 self.put(HashMap::from([
-                    ("pk".into(), run_pk(run_id)),
-                    ("sk".into(), string(format!("STEP#{}", step.id))),
+                    ("pk".into(), keys.pk()),
+                    ("sk".into(), string(keys.step_sk(&step.id))),
                     ("position".into(), number(i64::from(step.position))),
                     ("status".into(), string(status_name(step)?)),
                     self.body_attribute("body", serde_json::to_string(step)?)
@@ -138,9 +138,10 @@ impl AwsStore {
         if t.event_recorded_at.is_some() {
             return Ok(None);
         }
+        let keys = RunKeys::of(&t.run.id);
         self.put(HashMap::from([
-            ("pk".into(), run_pk(&t.run.id)),
-            ("sk".into(), string("EVENT")),
+            ("pk".into(), keys.pk()),
+            ("sk".into(), string(keys.event_sk())),
             self.body_attribute("body", serde_json::to_string(&t.run.event)?)
                 .await?,
             ("ttl".into(), self.unfinished_ttl(self.clock.now_ms())),

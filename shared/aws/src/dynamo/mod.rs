@@ -5,16 +5,18 @@
 //! | event (dedupe) | `EVT#{id}` | `EVT`: also the trigger event of the runs it starts (`kept` as long as they may live) |
 //! | earlier event of a reused id | `EVT#{id}` | `EVT#{received_at:015}`: a kept event its id's next event replaced |
 //! | routed event, by name | `EVN#{name}` | `{received_at:015}#{id}`: for a name something waits for, or held for a paused function (before: the trigger event of the runs it started) |
-//! | run | `RUN#{id}` | `RUN` ([`FUNCTION_INDEX`]: `FN#{function}`, every run, keys only; [`STATUS_INDEX`]: `FS#{function}#{status}`, failed and cancelled runs) |
-//! | trigger event | `RUN#{id}` | `EVENT` |
-//! | step | `RUN#{id}` | `STEP#{step id}` |
+//! | run | `FR#{function tag}#{shard}` | `{id}`: a function's runs in time order, by the parts of their ids ([`hookflow::run_id`]; [`STATUS_INDEX`]: `FS#{function}#{status}`, failed and cancelled runs) |
+//! | trigger event | `FR#{function tag}#{shard}` | `{id}#EVENT` |
+//! | step | `FR#{function tag}#{shard}` | `{id}#STEP#{step id}` |
+//! | run of an id of another form (made before that format) | `RUN#{id}` | `RUN` ([`FUNCTION_INDEX`]: `FN#{function}`, keys only), with `EVENT` and `STEP#{step id}` beside it |
 //! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
 //! | waiter | `WAIT#{event}` | `{run}#{step}` |
 //! | document | `DOC#{collection}` | `{key}` |
 //!
-//! Run state changes only by transitions ([`runs`]). Reads that decide
-//! anything are strongly consistent; only run listing uses the (eventually
-//! consistent) indexes.
+//! Run state changes only by transitions ([`runs`]); where a run's items
+//! are follows from its id ([`run_keys`]). Reads that decide anything are
+//! strongly consistent; only run listing reads eventually consistently (a
+//! function's partitions and the indexes).
 
 mod blobs;
 mod commit;
@@ -22,9 +24,11 @@ mod docs;
 mod inline;
 mod packed;
 mod run_item;
+mod run_keys;
 mod runs;
 mod waiters;
 
+pub use run_keys::{run_event_key, run_item_key};
 pub use runs::{FUNCTION_INDEX, STATUS_INDEX};
 
 use std::collections::{HashMap, HashSet};
@@ -243,7 +247,7 @@ impl AwsStore {
     pub(crate) async fn query_partition(
         &self,
         pk: AttributeValue,
-        sk_max: Option<&str>,
+        sk_range: Option<(String, String)>,
     ) -> Result<Vec<Item>> {
         let mut items = Vec::new();
         let mut start = None;
@@ -255,9 +259,10 @@ impl AwsStore {
                 .expression_attribute_values(":pk", pk.clone())
                 .consistent_read(true)
                 .set_exclusive_start_key(start);
-            query = match sk_max {
-                Some(last) => query
-                    .key_condition_expression("pk = :pk AND sk <= :last")
+            query = match &sk_range {
+                Some((first, last)) => query
+                    .key_condition_expression("pk = :pk AND sk BETWEEN :first AND :last")
+                    .expression_attribute_values(":first", string(first))
                     .expression_attribute_values(":last", string(last)),
                 None => query.key_condition_expression("pk = :pk"),
             };

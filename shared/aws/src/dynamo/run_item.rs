@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use hookflow::transition::{Fence, Outgoing, Transition};
 
-use super::runs::{run_pk, status_index_key, time_key};
+use super::run_keys::RunKeys;
+use super::runs::{status_index_key, time_key};
 use super::{AwsStore, Item, event_pk, expires, expiry_secs, number, packed, string};
 use crate::error::{AwsError, Result};
 
@@ -116,20 +117,24 @@ impl AwsStore {
                     .await?,
             )
         };
+        let keys = RunKeys::of(&run.id);
         if t.fence == Fence::Create {
             let mut item: Item = HashMap::from([
-                ("pk".into(), run_pk(&run.id)),
-                ("sk".into(), string("RUN")),
+                ("pk".into(), keys.pk()),
+                ("sk".into(), string(keys.run_sk())),
                 ("function_id".into(), string(&run.function_id)),
                 ("status".into(), string(run.status.as_str())),
                 ("created_at".into(), number(run.created_at)),
                 (body_name, body),
                 ("lease_until".into(), number(0)),
                 ("version".into(), number(0)),
-                ("gsi1pk".into(), string(format!("FN#{}", run.function_id))),
-                ("gsi1sk".into(), string(time_key(run))),
                 ("ttl".into(), self.run_ttl(run)),
             ]);
+            // A run the table lists by its key needs no index entry.
+            if keys.indexed() {
+                item.insert("gsi1pk".into(), string(format!("FN#{}", run.function_id)));
+                item.insert("gsi1sk".into(), string(time_key(run)));
+            }
             if let Some(key) = status_index_key(run) {
                 item.insert("gsi2pk".into(), string(key));
                 item.insert("gsi2sk".into(), string(time_key(run)));
@@ -167,8 +172,8 @@ impl AwsStore {
         ];
         let mut update = Update::builder()
             .table_name(self.table())
-            .key("pk", run_pk(&run.id))
-            .key("sk", string("RUN"))
+            .key("pk", keys.pk())
+            .key("sk", string(keys.run_sk()))
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#ver", "version")
             .expression_attribute_values(":one", number(1))
@@ -273,10 +278,11 @@ impl AwsStore {
     /// large for one transaction.
     pub(super) fn fence_check(&self, t: &Transition) -> Result<TransactWriteItem> {
         let condition = fence_condition(&t.fence);
+        let keys = RunKeys::of(&t.run.id);
         let mut check = ConditionCheck::builder()
             .table_name(self.table())
-            .key("pk", run_pk(&t.run.id))
-            .key("sk", string("RUN"))
+            .key("pk", keys.pk())
+            .key("sk", string(keys.run_sk()))
             .condition_expression(condition.expression);
         for (name, value) in condition.names {
             check = check.expression_attribute_names(name, value);

@@ -2,17 +2,21 @@
 //! item carries the fence as its condition, and whose outbox is kept on the
 //! run item until the run's next transition replaces it.
 //!
-//! | item | pk | sk |
-//! |---|---|---|
-//! | run | `RUN#{id}` | `RUN`: state (no event), lease, cancellation request, outbox, small step records (`j{position}`), the trigger event's key (`event_pk`, `event_sk`, and `event_at`, when it was received) |
-//! | trigger event | `RUN#{id}` | `EVENT`: a copy, for a run whose event has no record of its own (cron, invoked, replayed); a key, when the item has one, wins over it |
-//! | step | `RUN#{id}` | `STEP#{step id}`: a step's record over 2 KiB, or from the 65th step on |
-//! | idempotency key | `IDEM#{function}#{key}` | `IDEM` |
+//! A run's items share a partition, its function's (or, for an id of
+//! another form, its own: [`super::run_keys`]):
+//!
+//! | item | sk |
+//! |---|---|
+//! | run | `{id}` (`RUN`): state (no event), lease, cancellation request, outbox, small step records (`j{position}`), the trigger event's key (`event_pk`, `event_sk`, and `event_at`, when it was received) |
+//! | trigger event | `{id}#EVENT` (`EVENT`): a copy, for a run whose event has no record of its own (cron, invoked, replayed); a key, when the item has one, wins over it |
+//! | step | `{id}#STEP#{step id}` (`STEP#{step id}`): a step's record over 2 KiB, or from the 65th step on |
+//!
+//! Idempotency keys are `IDEM#{function}#{key}`, `IDEM`.
 //!
 //! A run started by a routed event refers to that event's own record
 //! (`EVT#{id}`, kept as long as a run may live; runs created before that
 //! refer to its routed record, `EVN#{name}`) instead of a copy: one
-//! consistent Query of `RUN#{id}` loads the run and its journal, and one
+//! consistent Query of the run's items loads the run and its journal, and one
 //! consistent GetItem its event, unless the start message carried that very
 //! event ([`RunStore::load_started_run`]). A later event of the same id
 //! (after the deduplication window) moves the record it replaces aside, so
@@ -29,16 +33,14 @@ use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore, StoredEvent};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 
 use super::run_item::{RUN_ATTRIBUTES, TERMINAL};
+use super::run_keys::{RunKeys, function_partitions, run_id_of};
 use super::{
     AwsStore, Item, condition_failed, event_pk, get_n, get_s, number, replaced_event_sk,
     routed_key, string,
 };
 use super::{inline, packed};
 use crate::error::{AwsError, Result, ddb};
-
-pub(super) fn run_pk(id: &str) -> AttributeValue {
-    string(format!("RUN#{id}"))
-}
+use hookflow::run_id::{RunIdParts, time_part};
 
 /// The event record a run item refers to, if it does (else its trigger
 /// event is the `EVENT` item of its partition).
@@ -86,10 +88,12 @@ pub(super) fn time_key(run: &Run) -> String {
     format!("{:015}#{}", run.created_at, run.id)
 }
 
-/// The index of every run by function and creation time (`gsi1pk` =
-/// `FN#{function}`, `gsi1sk` = [`time_key`]). It projects keys only, and a
-/// run's keys in it never change, so it is written once, when the run is
-/// created: a run's checkpoints, leases and status changes write no index.
+/// The index of runs by function and creation time (`gsi1pk` =
+/// `FN#{function}`, `gsi1sk` = [`time_key`]) for runs whose ids are of
+/// another form than [`hookflow::run_id`]'s (made before it), which the
+/// table cannot list by key; a run of the current form is in none. It
+/// projects keys only, and a run's keys in it never change, so it is
+/// written once, when the run is created.
 pub const FUNCTION_INDEX: &str = "by_function";
 
 /// The index of the runs an operator looks up by status, failed and
@@ -103,7 +107,8 @@ pub const STATUS_INDEX: &str = "gsi2";
 const STATUS_SCAN: usize = 10_000;
 
 /// Whether runs with `status` are in the [`STATUS_INDEX`] (others are
-/// listed through the [`FUNCTION_INDEX`] and filtered).
+/// listed from their function's partitions, and through the
+/// [`FUNCTION_INDEX`], and filtered).
 fn status_indexed(status: RunStatus) -> bool {
     matches!(status, RunStatus::Failed | RunStatus::Cancelled)
 }
@@ -123,8 +128,7 @@ impl AwsStore {
         // The fields the item holds as attributes of their own (bodies
         // written before they were left out still hold them too).
         let mut fields: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&body)?;
-        let pk = get_s(item, "pk")?;
-        let id = pk.strip_prefix("RUN#").unwrap_or(pk);
+        let id = run_id_of(item)?;
         let values = [
             serde_json::Value::from(id),
             get_s(item, "function_id")?.into(),
@@ -221,13 +225,15 @@ impl AwsStore {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Option<Item>>> + Send + '_ {
-        self.item(run_pk(id), "RUN".to_owned())
+        let keys = RunKeys::of(id);
+        self.item(keys.pk(), keys.run_sk())
     }
 
-    /// The items of a run's partition whose sort key is at most `last`
-    /// (`RUN` gives the event and the run; `STEP$` adds every step).
-    async fn run_partition(&self, id: &str, last: &str) -> Result<Vec<Item>> {
-        self.query_partition(run_pk(id), Some(last)).await
+    /// The run's item and its event copy, with its step items if
+    /// `with_steps`.
+    async fn run_items(&self, keys: &RunKeys<'_>, with_steps: bool) -> Result<Vec<Item>> {
+        self.query_partition(keys.pk(), Some(keys.range(with_steps)))
+            .await
     }
 
     /// The items with these keys that exist, by key (`BatchGetItem`, 100
@@ -300,7 +306,10 @@ impl AwsStore {
         let key_of = |item: &Item| -> Result<(String, String)> {
             Ok(match referenced_event(item) {
                 Some(reference) => (reference.pk.to_owned(), reference.sk.to_owned()),
-                None => (get_s(item, "pk")?.to_owned(), "EVENT".to_owned()),
+                None => (
+                    get_s(item, "pk")?.to_owned(),
+                    RunKeys::of(run_id_of(item)?).event_sk(),
+                ),
             })
         };
         let mut wanted = Vec::new();
@@ -350,20 +359,23 @@ impl AwsStore {
     /// The run with its journal and outbox; its event from `carried` when
     /// that is the routed record the run refers to.
     async fn load(&self, id: &str, carried: Option<&StoredEvent>) -> Result<Option<LoadedRun>> {
-        let items = self.run_partition(id, "STEP$").await?;
+        let keys = RunKeys::of(id);
+        let items = self.run_items(&keys, true).await?;
         let find = |sk: &str| {
             items
                 .iter()
                 .find(|i| matches!(i.get("sk"), Some(AttributeValue::S(v)) if v == sk))
         };
-        let Some(item) = find("RUN") else {
+        let Some(item) = find(&keys.run_sk()) else {
             return Ok(None);
         };
-        let event = self.trigger_event(item, find("EVENT"), carried).await?;
+        let event = self
+            .trigger_event(item, find(&keys.event_sk()), carried)
+            .await?;
         let mut journal: Vec<StepRecord> = Vec::new();
         for step in items
             .iter()
-            .filter(|i| matches!(i.get("sk"), Some(AttributeValue::S(v)) if v.starts_with("STEP#")))
+            .filter(|i| matches!(i.get("sk"), Some(AttributeValue::S(v)) if keys.is_step(v)))
         {
             journal.push(self.decode(step, "body").await?);
         }
@@ -416,15 +428,18 @@ impl RunStore for AwsStore {
     }
 
     async fn get_run(&self, id: &str) -> hookflow::Result<Option<Run>> {
-        let items = self.run_partition(id, "RUN").await?;
+        let keys = RunKeys::of(id);
+        let items = self.run_items(&keys, false).await?;
         let find = |sk: &str| {
             items
                 .iter()
                 .find(|i| matches!(i.get("sk"), Some(AttributeValue::S(v)) if v == sk))
         };
-        match find("RUN") {
+        match find(&keys.run_sk()) {
             Some(item) => {
-                let event = self.trigger_event(item, find("EVENT"), None).await?;
+                let event = self
+                    .trigger_event(item, find(&keys.event_sk()), None)
+                    .await?;
                 Ok(Some(self.run_of(item, event).await?))
             }
             None => Ok(None),
@@ -446,8 +461,8 @@ impl RunStore for AwsStore {
             .ddb()
             .update_item()
             .table_name(self.table())
-            .key("pk", run_pk(run_id))
-            .key("sk", string("RUN"))
+            .key("pk", RunKeys::of(run_id).pk())
+            .key("sk", string(RunKeys::of(run_id).run_sk()))
             .update_expression("SET lease_until = :until")
             .condition_expression("lease_token = :token AND lease_until > :now")
             .expression_attribute_values(":until", number(until))
@@ -480,8 +495,8 @@ impl RunStore for AwsStore {
             .ddb()
             .update_item()
             .table_name(self.table())
-            .key("pk", run_pk(run_id))
-            .key("sk", string("RUN"))
+            .key("pk", RunKeys::of(run_id).pk())
+            .key("sk", string(RunKeys::of(run_id).run_sk()))
             .update_expression("SET cancel_requested = if_not_exists(cancel_requested, :reason)")
             .condition_expression(
                 "attribute_exists(pk) AND NOT (#status IN (:completed, :failed, :cancelled, :skipped))",
@@ -512,141 +527,263 @@ impl RunStore for AwsStore {
 
     async fn list_runs(&self, filter: &RunFilter) -> hookflow::Result<Vec<Run>> {
         let limit = if filter.limit == 0 { 100 } else { filter.limit };
-        // The index sort keys are `{created_at:015}#{id}`: a time range is
-        // a range of them (`~` sorts after `#`).
         if let (Some(since), Some(until)) = (filter.since, filter.until)
             && since >= until
         {
             return Ok(Vec::new());
         }
-        let ranged = filter.since.is_some() || filter.until.is_some();
-        let lowest = format!("{:015}", filter.since.unwrap_or(0).max(0));
-        let highest = format!(
-            "{:015}~",
-            filter.until.map_or(999_999_999_999_999, |t| t.max(1) - 1)
-        );
-        let mut items: Vec<Item> = Vec::new();
-        if let Some(function) = &filter.function_id {
+        let mut items = match &filter.function_id {
             // Failed and cancelled runs from the status index, which holds
-            // them whole; any other from the function index (keys only),
-            // each run read from the table and kept if its status matches.
-            let (index, key, value, whole) = match filter.status {
-                Some(status) if status_indexed(status) => (
-                    STATUS_INDEX,
-                    "gsi2",
-                    format!("FS#{function}#{}", status.as_str()),
-                    true,
-                ),
-                _ => (FUNCTION_INDEX, "gsi1", format!("FN#{function}"), false),
-            };
-            // A status filter skips runs: read more of the index at a time
-            // (a page of keys is at most 1 MB anyway).
-            let page = match filter.status {
-                Some(_) if !whole => (limit * 4).clamp(100, 1000),
-                _ => limit.min(1000),
-            };
-            let mut start = None;
-            let mut looked = 0;
-            loop {
-                let mut query = self
-                    .ddb()
-                    .query()
-                    .table_name(self.table())
-                    .index_name(index)
-                    .key_condition_expression(format!("{key}pk = :v"))
-                    .expression_attribute_values(":v", string(value.clone()));
-                if ranged {
-                    query = query
-                        .key_condition_expression(format!(
-                            "{key}pk = :v AND {key}sk BETWEEN :lo AND :hi"
-                        ))
-                        .expression_attribute_values(":lo", string(lowest.clone()))
-                        .expression_attribute_values(":hi", string(highest.clone()));
-                }
-                let out = query
-                    .scan_index_forward(false)
-                    .limit(i32::try_from(page).unwrap_or(i32::MAX))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(ddb)?;
-                if whole {
-                    items.extend(out.items().iter().cloned());
-                } else {
-                    let keys = out
-                        .items()
-                        .iter()
-                        .map(|i| Ok((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned())))
-                        .collect::<Result<Vec<_>>>()?;
-                    looked += keys.len();
-                    // Eventually consistent, as the index itself is.
-                    let mut runs = self.batch_get(&keys, false).await?;
-                    for key in &keys {
-                        // A run gone since (past its retention) is left out.
-                        let Some(item) = runs.remove(key) else {
-                            continue;
-                        };
-                        if filter
-                            .status
-                            .is_none_or(|s| get_s(&item, "status").is_ok_and(|v| v == s.as_str()))
-                        {
-                            items.push(item);
-                        }
-                    }
-                }
-                start = out.last_evaluated_key().cloned();
-                let enough =
-                    items.len() >= limit || (filter.status.is_some() && looked >= STATUS_SCAN);
-                if start.is_none() || enough {
-                    break;
-                }
+            // them whole.
+            Some(function) if filter.status.is_some_and(status_indexed) => {
+                let status = filter.status.map(RunStatus::as_str).unwrap_or_default();
+                let key = format!("FS#{function}#{status}");
+                self.indexed_runs(STATUS_INDEX, "gsi2", &key, filter, limit)
+                    .await?
             }
-        } else {
-            // No function given: an administrative scan of run items (by pk
-            // prefix too, so a document keyed `RUN` is not taken for a run).
-            let mut start = None;
-            loop {
-                let mut scan = self
-                    .ddb()
-                    .scan()
-                    .table_name(self.table())
-                    .filter_expression("sk = :run AND begins_with(pk, :prefix)")
-                    .expression_attribute_values(":run", string("RUN"))
-                    .expression_attribute_values(":prefix", string("RUN#"))
-                    .set_exclusive_start_key(start);
-                if let Some(status) = filter.status {
-                    scan = scan
-                        .filter_expression(
-                            "sk = :run AND begins_with(pk, :prefix) AND #status = :status",
-                        )
-                        .expression_attribute_names("#status", "status")
-                        .expression_attribute_values(":status", string(status.as_str()));
-                }
-                let out = scan.send().await.map_err(ddb)?;
+            // Any other: from the function's partitions, and those with ids
+            // of another form from the function index; newest first.
+            Some(function) => {
+                let shards = function_partitions(function)
+                    .map(|pk| self.partition_runs(pk, function, filter, limit));
+                let mut items: Vec<Item> = futures::future::try_join_all(shards)
+                    .await?
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let key = format!("FN#{function}");
                 items.extend(
-                    out.items()
-                        .iter()
-                        .filter(|item| {
-                            let created = get_n(item, "created_at").unwrap_or(0);
-                            filter.since.is_none_or(|t| created >= t)
-                                && filter.until.is_none_or(|t| created < t)
-                        })
-                        .cloned(),
+                    self.indexed_runs(FUNCTION_INDEX, "gsi1", &key, filter, limit)
+                        .await?,
                 );
-                start = out.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break;
-                }
+                items
             }
-            let key = |item: &Item| {
-                (
-                    get_n(item, "created_at").unwrap_or(0),
-                    get_s(item, "pk").map(str::to_owned).unwrap_or_default(),
-                )
-            };
-            items.sort_by_key(|item| std::cmp::Reverse(key(item)));
-        }
+            None => self.scanned_runs(filter).await?,
+        };
+        items.sort_by_cached_key(|item| std::cmp::Reverse(listing_key(item)));
         items.truncate(limit);
         Ok(self.with_events(&items).await?)
+    }
+}
+
+/// What runs are listed by, newest first: when the run's trigger came for
+/// an id that says it (the function's partitions are in that order), else
+/// when it was created; then the id.
+fn listing_key(item: &Item) -> (i64, String) {
+    let id = run_id_of(item).unwrap_or_default();
+    let at = RunIdParts::parse(id).map_or_else(|| get_n(item, "created_at").unwrap_or(0), |p| p.at);
+    (at, id.to_owned())
+}
+
+/// The index sort keys (`{created_at:015}#{id}`) of a time range: the
+/// lowest and highest (`~` sorts after `#`).
+fn index_range(filter: &RunFilter) -> (String, String) {
+    (
+        format!("{:015}", filter.since.unwrap_or(0).max(0)),
+        format!(
+            "{:015}~",
+            filter.until.map_or(999_999_999_999_999, |t| t.max(1) - 1)
+        ),
+    )
+}
+
+/// Whether a listing that found `found` runs of `limit` after looking at
+/// `looked` stops: it has enough, or a status filter has looked far enough.
+fn listed_enough(filter: &RunFilter, found: usize, looked: usize, limit: usize) -> bool {
+    found >= limit || (filter.status.is_some() && looked >= STATUS_SCAN)
+}
+
+/// How many items a listing reads at a time: more when a status filter
+/// skips runs (a page is at most 1 MB anyway).
+fn listing_page(filter: &RunFilter, limit: usize, filtered: bool) -> i32 {
+    let page = if filtered && filter.status.is_some() {
+        (limit * 4).clamp(100, 1000)
+    } else {
+        limit.min(1000)
+    };
+    i32::try_from(page).unwrap_or(i32::MAX)
+}
+
+impl AwsStore {
+    /// Up to `limit` runs of a function from its partition `pk`, newest
+    /// first, in the filter's time range (the time in their ids; a run
+    /// created after `until` whose trigger came before it is left out too)
+    /// and with its status. Eventually consistent, as an index would be.
+    async fn partition_runs(
+        &self,
+        pk: String,
+        function: &str,
+        filter: &RunFilter,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let lowest = time_part(filter.since.unwrap_or(0));
+        let highest = match filter.until {
+            Some(until) => time_part(until.max(1) - 1) + "~",
+            // After every id's time.
+            None => "~".to_owned(),
+        };
+        // Only run items (their steps and event copies have no function),
+        // and only this function's (two functions' tags may be the same).
+        let mut condition = "function_id = :function".to_owned();
+        if filter.until.is_some() {
+            condition.push_str(" AND created_at < :until");
+        }
+        if filter.status.is_some() {
+            condition.push_str(" AND #status = :status");
+        }
+        let mut items = Vec::new();
+        let mut start = None;
+        let mut looked = 0;
+        loop {
+            let mut query = self
+                .ddb()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .filter_expression(&condition)
+                .expression_attribute_values(":pk", string(&pk))
+                .expression_attribute_values(":lo", string(&lowest))
+                .expression_attribute_values(":hi", string(&highest))
+                .expression_attribute_values(":function", string(function))
+                .scan_index_forward(false)
+                .limit(listing_page(filter, limit, true))
+                .set_exclusive_start_key(start);
+            if let Some(until) = filter.until {
+                query = query.expression_attribute_values(":until", number(until));
+            }
+            if let Some(status) = filter.status {
+                query = query
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", string(status.as_str()));
+            }
+            let out = query.send().await.map_err(ddb)?;
+            looked += usize::try_from(out.scanned_count()).unwrap_or(0);
+            items.extend(out.items().iter().cloned());
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() || listed_enough(filter, items.len(), looked, limit) {
+                items.truncate(limit);
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Up to `limit` runs from `index` (key attributes `{key}pk`,
+    /// `{key}sk`), partition `value`, newest first, in the filter's time
+    /// range and with its status: the [`STATUS_INDEX`] holds its runs
+    /// whole; the [`FUNCTION_INDEX`] their keys, each run then read from
+    /// the table and kept if its status matches.
+    async fn indexed_runs(
+        &self,
+        index: &str,
+        key: &str,
+        value: &str,
+        filter: &RunFilter,
+        limit: usize,
+    ) -> Result<Vec<Item>> {
+        let whole = index == STATUS_INDEX;
+        let ranged = filter.since.is_some() || filter.until.is_some();
+        let (lowest, highest) = index_range(filter);
+        let mut items: Vec<Item> = Vec::new();
+        let mut start = None;
+        let mut looked = 0;
+        loop {
+            let mut query = self
+                .ddb()
+                .query()
+                .table_name(self.table())
+                .index_name(index)
+                .key_condition_expression(format!("{key}pk = :v"))
+                .expression_attribute_values(":v", string(value));
+            if ranged {
+                query = query
+                    .key_condition_expression(format!(
+                        "{key}pk = :v AND {key}sk BETWEEN :lo AND :hi"
+                    ))
+                    .expression_attribute_values(":lo", string(lowest.clone()))
+                    .expression_attribute_values(":hi", string(highest.clone()));
+            }
+            let out = query
+                .scan_index_forward(false)
+                .limit(listing_page(filter, limit, !whole))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(ddb)?;
+            if whole {
+                items.extend(out.items().iter().cloned());
+            } else {
+                let keys = out
+                    .items()
+                    .iter()
+                    .map(|i| Ok((get_s(i, "pk")?.to_owned(), get_s(i, "sk")?.to_owned())))
+                    .collect::<Result<Vec<_>>>()?;
+                looked += keys.len();
+                // Eventually consistent, as the index itself is.
+                let mut runs = self.batch_get(&keys, false).await?;
+                for key in &keys {
+                    // A run gone since (past its retention) is left out.
+                    let Some(item) = runs.remove(key) else {
+                        continue;
+                    };
+                    if filter
+                        .status
+                        .is_none_or(|s| get_s(&item, "status").is_ok_and(|v| v == s.as_str()))
+                    {
+                        items.push(item);
+                    }
+                }
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() || listed_enough(filter, items.len(), looked, limit) {
+                items.truncate(limit);
+                return Ok(items);
+            }
+        }
+    }
+
+    /// No function given: an administrative scan of every run item (those
+    /// in partitions of their own by pk prefix and sort key, so a document
+    /// keyed `RUN` is not taken for a run; those in their function's
+    /// partitions by prefix and a function).
+    async fn scanned_runs(&self, filter: &RunFilter) -> Result<Vec<Item>> {
+        let mut condition = "((sk = :run AND begins_with(pk, :own)) \
+                             OR (begins_with(pk, :shard) AND attribute_exists(function_id)))"
+            .to_owned();
+        if filter.status.is_some() {
+            condition.push_str(" AND #status = :status");
+        }
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut scan = self
+                .ddb()
+                .scan()
+                .table_name(self.table())
+                .filter_expression(&condition)
+                .expression_attribute_values(":run", string("RUN"))
+                .expression_attribute_values(":own", string("RUN#"))
+                .expression_attribute_values(":shard", string("FR#"))
+                .set_exclusive_start_key(start);
+            if let Some(status) = filter.status {
+                scan = scan
+                    .expression_attribute_names("#status", "status")
+                    .expression_attribute_values(":status", string(status.as_str()));
+            }
+            let out = scan.send().await.map_err(ddb)?;
+            items.extend(
+                out.items()
+                    .iter()
+                    .filter(|item| {
+                        let created = get_n(item, "created_at").unwrap_or(0);
+                        filter.since.is_none_or(|t| created >= t)
+                            && filter.until.is_none_or(|t| created < t)
+                    })
+                    .cloned(),
+            );
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
     }
 }

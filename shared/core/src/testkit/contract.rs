@@ -9,6 +9,7 @@ use crate::run::{
     Envelope, Lease, Message, Run, RunStatus, StepKind, StepRecord, StepStatus, Target, Waiter,
     WaiterKind,
 };
+use crate::run_id::derived_run_id;
 use crate::store::{RunFilter, Store, StoredEvent};
 use crate::transition::{Committed, Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
 
@@ -31,6 +32,21 @@ fn step(id: &str, position: u32, status: StepStatus) -> StepRecord {
         wake_at: None,
         detail: None,
     }
+}
+
+/// How a check names its runs: the id of run `name` of a function created
+/// at a time.
+type IdForm = fn(&str, &str, i64) -> String;
+
+/// The run's name as its id (an id of another form than the current one:
+/// a store keeps such runs as it did before the format).
+fn named(name: &str, _function: &str, _at: i64) -> String {
+    name.to_owned()
+}
+
+/// An id of the current format ([`crate::run_id`]), as the engine makes.
+fn current(name: &str, function: &str, at: i64) -> String {
+    derived_run_id(function, at, &[name])
 }
 
 fn run(id: &str, function: &str, created_at: i64) -> Run {
@@ -220,10 +236,26 @@ pub async fn events_are_deduplicated_and_routed<S: Store + QueueProbe>(store: S)
 /// A run is created once, with its trigger event and start message; listed
 /// newest first; frozen once finished.
 pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProbe>(store: S) {
-    let a = run("run-a", "fn-1", T0);
+    created_once_and_frozen(store, named).await;
+}
+
+/// [`runs_are_created_once_and_frozen_when_finished`], with run ids of the
+/// current format (which a store may key runs by).
+pub async fn runs_of_current_ids_are_created_once_and_frozen<S: Store + QueueProbe>(store: S) {
+    created_once_and_frozen(store, current).await;
+}
+
+async fn created_once_and_frozen<S: Store + QueueProbe>(store: S, id: IdForm) {
+    let (a_id, b_id, c_id) = (
+        id("run-a", "fn-1", T0),
+        id("run-b", "fn-1", T0 + 10),
+        id("run-c", "fn-2", T0 + 20),
+    );
+    let (b, c) = (b_id.as_str(), c_id.as_str());
+    let a = run(&a_id, "fn-1", T0);
     let mut t = Transition::new(Fence::Create, a.clone());
     t.outbox.push(Outgoing::Send {
-        envelope: start("run-a"),
+        envelope: start(&a_id),
     });
     commit(&store, &t).await.unwrap();
     assert_eq!(
@@ -233,10 +265,10 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
     );
     assert_eq!(
         store.take_due(T0).await.unwrap(),
-        [start("run-a")],
+        [start(&a_id)],
         "started once"
     );
-    let loaded = store.load_run("run-a").await.unwrap().expect("loaded");
+    let loaded = store.load_run(&a_id).await.unwrap().expect("loaded");
     assert_eq!(loaded.run, a, "with its trigger event");
     assert!(loaded.journal.is_empty());
 
@@ -257,7 +289,7 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
     .await
     .unwrap();
     assert_eq!(
-        store.get_run("run-a").await.unwrap().unwrap().status,
+        store.get_run(&a_id).await.unwrap().unwrap().status,
         RunStatus::Cancelled
     );
     assert_eq!(
@@ -266,11 +298,11 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
         "a finished run is never taken again"
     );
 
-    create(&store, &run("run-b", "fn-1", T0 + 10)).await;
-    create(&store, &run("run-c", "fn-2", T0 + 20)).await;
+    create(&store, &run(b, "fn-1", T0 + 10)).await;
+    create(&store, &run(c, "fn-2", T0 + 20)).await;
     let all = store.list_runs(&RunFilter::default()).await.unwrap();
     let ids: Vec<_> = all.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, ["run-c", "run-b", "run-a"]);
+    assert_eq!(ids, [c, b, a_id.as_str()]);
     let filter = RunFilter {
         function_id: Some("fn-1".into()),
         status: Some(RunStatus::Queued),
@@ -284,7 +316,7 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
         .into_iter()
         .map(|r| r.id)
         .collect();
-    assert_eq!(ids, ["run-b"]);
+    assert_eq!(ids, [b]);
     let filter = RunFilter {
         limit: 1,
         ..RunFilter::default()
@@ -303,30 +335,30 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
         until,
         ..RunFilter::default()
     };
-    assert_eq!(listed(range(Some(T0 + 10), None)).await, ["run-c", "run-b"]);
-    assert_eq!(listed(range(None, Some(T0 + 20))).await, ["run-b", "run-a"]);
-    assert_eq!(listed(range(Some(T0 + 5), Some(T0 + 15))).await, ["run-b"]);
+    assert_eq!(listed(range(Some(T0 + 10), None)).await, [c, b]);
+    assert_eq!(listed(range(None, Some(T0 + 20))).await, [b, a_id.as_str()]);
+    assert_eq!(listed(range(Some(T0 + 5), Some(T0 + 15))).await, [b]);
     let one_function = RunFilter {
         function_id: Some("fn-1".into()),
         ..range(Some(T0 + 5), None)
     };
-    assert_eq!(listed(one_function).await, ["run-b"]);
+    assert_eq!(listed(one_function).await, [b]);
     let function_and_status = RunFilter {
         function_id: Some("fn-1".into()),
         status: Some(RunStatus::Cancelled),
         ..range(None, Some(T0 + 5))
     };
-    assert_eq!(listed(function_and_status).await, ["run-a"]);
+    assert_eq!(listed(function_and_status).await, [a_id.as_str()]);
     // Exact bounds on the per-function index, and empty ranges.
     let fn1 = |since, until| RunFilter {
         function_id: Some("fn-1".into()),
         ..range(since, until)
     };
-    assert_eq!(listed(fn1(Some(T0 + 10), None)).await, ["run-b"]);
-    assert_eq!(listed(fn1(None, Some(T0 + 10))).await, ["run-a"]);
+    assert_eq!(listed(fn1(Some(T0 + 10), None)).await, [b]);
+    assert_eq!(listed(fn1(None, Some(T0 + 10))).await, [a_id.as_str()]);
     assert_eq!(
         listed(fn1(Some(T0), Some(T0 + 11))).await,
-        ["run-b", "run-a"]
+        [b, a_id.as_str()]
     );
     assert!(listed(fn1(Some(T0 + 10), Some(T0 + 10))).await.is_empty());
     assert!(listed(fn1(Some(T0 + 20), Some(T0 + 10))).await.is_empty());
@@ -338,6 +370,18 @@ pub async fn runs_are_created_once_and_frozen_when_finished<S: Store + QueueProb
 /// Listing a function's runs by status finds them as their status changes,
 /// newest first, past any number of newer runs of other statuses.
 pub async fn runs_are_listed_by_their_current_status<S: Store + QueueProbe>(store: S) {
+    listed_by_current_status(store, named).await;
+}
+
+/// [`runs_are_listed_by_their_current_status`], with run ids of the
+/// current format.
+pub async fn runs_of_current_ids_are_listed_by_their_current_status<S: Store + QueueProbe>(
+    store: S,
+) {
+    listed_by_current_status(store, current).await;
+}
+
+async fn listed_by_current_status<S: Store + QueueProbe>(store: S, id: IdForm) {
     let listed = |status: RunStatus, limit: usize| {
         let store = &store;
         let filter = RunFilter {
@@ -352,21 +396,23 @@ pub async fn runs_are_listed_by_their_current_status<S: Store + QueueProbe>(stor
         }
     };
     // GIVEN an old queued run, and 120 newer ones that were skipped
-    let queued = run("queued", "fn", T0);
+    let queued_id = id("queued", "fn", T0);
+    let queued = run(&queued_id, "fn", T0);
     create(&store, &queued).await;
     for i in 1..=120 {
-        let mut skipped = run(&format!("skipped-{i:03}"), "fn", T0 + i);
+        let mut skipped = run(&id(&format!("skipped-{i:03}"), "fn", T0 + i), "fn", T0 + i);
         skipped.status = RunStatus::Skipped;
         commit(&store, &Transition::new(Fence::Create, skipped))
             .await
             .expect("created");
     }
-    create(&store, &run("other-fn", "fn-2", T0 + 200)).await;
+    let other = id("other-fn", "fn-2", T0 + 200);
+    create(&store, &run(&other, "fn-2", T0 + 200)).await;
     // THEN each status lists its runs, the queued one from behind them all
-    assert_eq!(listed(RunStatus::Queued, 1).await, ["queued"]);
+    assert_eq!(listed(RunStatus::Queued, 1).await, [queued_id.as_str()]);
     assert_eq!(
         listed(RunStatus::Skipped, 3).await,
-        ["skipped-120", "skipped-119", "skipped-118"]
+        [120, 119, 118].map(|i| id(&format!("skipped-{i:03}"), "fn", T0 + i))
     );
     assert_eq!(listed(RunStatus::Skipped, 0).await.len(), 100);
     assert!(listed(RunStatus::Running, 0).await.is_empty());
@@ -374,7 +420,7 @@ pub async fn runs_are_listed_by_their_current_status<S: Store + QueueProbe>(stor
     let running = acquire(&store, &queued, "w", T0 + 300, T0 + 400)
         .await
         .expect("acquired");
-    assert_eq!(listed(RunStatus::Running, 0).await, ["queued"]);
+    assert_eq!(listed(RunStatus::Running, 0).await, [queued_id.as_str()]);
     assert!(listed(RunStatus::Queued, 0).await.is_empty());
     let mut failed = running.clone();
     failed.status = RunStatus::Failed;
@@ -387,7 +433,7 @@ pub async fn runs_are_listed_by_their_current_status<S: Store + QueueProbe>(stor
         .await
         .expect("failed");
     // THEN it is listed as failed, and as nothing else
-    assert_eq!(listed(RunStatus::Failed, 0).await, ["queued"]);
+    assert_eq!(listed(RunStatus::Failed, 0).await, [queued_id.as_str()]);
     assert!(listed(RunStatus::Running, 0).await.is_empty());
     assert!(listed(RunStatus::Completed, 0).await.is_empty());
 }
@@ -998,7 +1044,8 @@ async fn create_referring<S: Store>(store: &S, id: &str, stored: &StoredEvent) {
 /// The journal keeps one record per step, replaced by later checkpoints and
 /// loaded in position order.
 pub async fn journal_checkpoints_are_ordered_and_replaced<S: Store + QueueProbe>(store: S) {
-    let r = run("r", "fn", T0);
+    // One run of each id form.
+    let r = run(&current("r", "fn", T0), "fn", T0);
     create(&store, &r).await;
     let held = acquire(&store, &r, "t", T0, T0 + 1000).await.unwrap();
     let hold = Fence::Hold {
@@ -1016,7 +1063,7 @@ pub async fn journal_checkpoints_are_ordered_and_replaced<S: Store + QueueProbe>
     commit(&store, &t).await.unwrap();
     let other = run("other", "fn", T0);
     create(&store, &other).await;
-    let loaded = store.load_run("r").await.unwrap().unwrap();
+    let loaded = store.load_run(&r.id).await.unwrap().unwrap();
     let steps: Vec<_> = loaded
         .journal
         .iter()
@@ -1174,9 +1221,9 @@ pub async fn large_payloads_round_trip<S: Store + QueueProbe>(store: S) {
         [stored]
     );
 
-    let r = Run::new("run-big".into(), "fn", event.clone(), T0);
+    let r = Run::new(current("run-big", "fn", T0), "fn", event.clone(), T0);
     let mut create = Transition::new(Fence::Create, r.clone());
-    let mut w = waiter("run-big", "w", "user/linked");
+    let mut w = waiter(&r.id, "w", "user/linked");
     w.trigger = serde_json::to_value(&event).unwrap();
     create.waiters_added.push(w.clone());
     commit(&store, &create).await.unwrap();
@@ -1204,14 +1251,11 @@ pub async fn large_payloads_round_trip<S: Store + QueueProbe>(store: S) {
     });
     commit(&store, &finish).await.unwrap();
 
-    let loaded = store.load_run("run-big").await.unwrap().unwrap();
+    let loaded = store.load_run(&r.id).await.unwrap().unwrap();
     assert_eq!(loaded.run.event, event);
     assert_eq!(loaded.run.output, done.output);
     assert_eq!(loaded.journal, [output]);
-    assert_eq!(
-        store.get_run("run-big").await.unwrap().unwrap().event,
-        event
-    );
+    assert_eq!(store.get_run(&r.id).await.unwrap().unwrap().event, event);
     let listed = store.list_runs(&RunFilter::default()).await.unwrap();
     assert_eq!(listed[0].output, done.output);
     assert_eq!(store.waiters_for("user/linked").await.unwrap(), [w]);
