@@ -349,6 +349,29 @@ async fn a_five_step_run_costs_what_the_readme_says() {
     );
 }
 
+#[tokio::test]
+async fn a_duplicate_event_costs_its_refused_put_only() {
+    // GIVEN an event that started a run
+    let env = AwsTestEnv::new(vec![five_steps()]).await;
+    let event = Event::new("bench/go", json!({})).with_id("evt-twice");
+    env.send(vec![event.clone()]).await;
+    env.counter.reset();
+    // WHEN it comes again within the deduplication window
+    let again = env.engine.ingest(vec![event]).await.unwrap();
+    // THEN it is a duplicate, told by the refused put, which returns the
+    // record it met: no read of it (it is routed again, in case the first
+    // route was lost)
+    assert!(again[0].duplicate);
+    let calls = env.calls();
+    let get = |op: &str| calls.get(op).copied().unwrap_or(0);
+    assert_eq!(get("DynamoDB.PutItem"), 1, "{calls:#?}");
+    assert_eq!(get("DynamoDB.GetItem"), 0, "{calls:#?}");
+    assert_eq!(get("SQS.SendMessage"), 1, "the route");
+    // AND its route starts no second run
+    env.settle().await;
+    assert_eq!(env.runs().await.len(), 1);
+}
+
 #[test]
 fn the_test_tables_indexes_are_the_templates() {
     // The indexes template.yaml declares for HookflowTable, as (name, key

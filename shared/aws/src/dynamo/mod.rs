@@ -34,7 +34,8 @@ pub use runs::{FUNCTION_INDEX, STATUS_INDEX};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use hookflow::Clock;
 use hookflow::event::Event;
 use hookflow::limits::CARRIED_EVENT_BYTES;
@@ -221,6 +222,17 @@ where
         == Some("ConditionalCheckFailedException")
 }
 
+/// The item a refused `PutItem` met, when it asked for it
+/// (`ReturnValuesOnConditionCheckFailure`).
+fn record_met(
+    err: &aws_sdk_dynamodb::error::SdkError<PutItemError, aws_smithy_runtime_api::http::Response>,
+) -> Option<Item> {
+    match err.as_service_error() {
+        Some(PutItemError::ConditionalCheckFailedException(refused)) => refused.item().cloned(),
+        _ => None,
+    }
+}
+
 /// A conditional write's answer: `true` when written, `false` when its
 /// condition failed (another writer got there first), else the error.
 pub(crate) fn conditional<T, E>(
@@ -361,13 +373,21 @@ impl AwsStore {
                 "attribute_not_exists(pk) OR (received_at <= :cutoff AND attribute_not_exists(kept))",
             )
             .expression_attribute_values(":cutoff", number(cutoff))
+            // A duplicate's refusal carries the record it met: no read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        if conditional(first)? {
-            return Ok(true);
-        }
+        let mut met = match first {
+            Ok(_) => return Ok(true),
+            Err(err) if condition_failed(&err) => record_met(&err),
+            Err(err) => return Err(ddb(err).into()),
+        };
         for _ in 0..EVENT_ATTEMPTS {
-            let Some(current) = self.event_item(&pk, "EVT").await? else {
+            let current = match met.take() {
+                Some(record) => Some(record),
+                None => self.event_item(&pk, "EVT").await?,
+            };
+            let Some(current) = current else {
                 // Gone meanwhile (expired): nothing to keep.
                 let put = put.clone().condition_expression("attribute_not_exists(pk)");
                 if conditional(put.send().await)? {
