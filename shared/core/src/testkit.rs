@@ -19,8 +19,8 @@ pub use self::contract::{
     flow_records_change_only_at_the_version_read, idempotency_keys_are_claimed_once,
     journal_checkpoints_are_ordered_and_replaced, large_payloads_round_trip,
     leases_fence_every_commit, runs_are_created_once_and_frozen_when_finished,
-    runs_are_listed_by_their_current_status, runs_keep_their_event_when_its_id_comes_again,
-    runs_of_current_ids_are_created_once_and_frozen,
+    runs_are_listed_by_their_current_status, runs_are_listed_newest_first_however_their_ids_spread,
+    runs_keep_their_event_when_its_id_comes_again, runs_of_current_ids_are_created_once_and_frozen,
     runs_of_current_ids_are_listed_by_their_current_status,
     runs_read_the_routed_event_they_refer_to, the_outbox_delivers_on_time,
     waiters_are_registered_by_transitions,
@@ -60,6 +60,11 @@ macro_rules! store_contract_tests {
         #[tokio::test]
         async fn contract_runs_of_current_ids_are_listed_by_their_current_status() {
             $crate::testkit::runs_of_current_ids_are_listed_by_their_current_status($make.await)
+                .await;
+        }
+        #[tokio::test]
+        async fn contract_runs_are_listed_newest_first_however_their_ids_spread() {
+            $crate::testkit::runs_are_listed_newest_first_however_their_ids_spread($make.await)
                 .await;
         }
         #[tokio::test]

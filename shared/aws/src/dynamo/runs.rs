@@ -25,7 +25,7 @@
 //! record).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use hookflow::run::{Envelope, Lease, Message, Run, RunStatus, StepRecord, Target};
@@ -544,13 +544,7 @@ impl RunStore for AwsStore {
             // Any other: from the function's partitions, and those with ids
             // of another form from the function index; newest first.
             Some(function) => {
-                let shards = function_partitions(function)
-                    .map(|pk| self.partition_runs(pk, function, filter, limit));
-                let mut items: Vec<Item> = futures::future::try_join_all(shards)
-                    .await?
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                let mut items = self.function_runs(function, filter, limit).await?;
                 let key = format!("FN#{function}");
                 items.extend(
                     self.indexed_runs(FUNCTION_INDEX, "gsi1", &key, filter, limit)
@@ -587,6 +581,16 @@ fn index_range(filter: &RunFilter) -> (String, String) {
     )
 }
 
+/// One of a function's partitions in a listing that merges them.
+struct Shard {
+    pk: String,
+    /// Its runs read and not yet listed, newest first.
+    read: VecDeque<Item>,
+    /// Where its next page starts (`Some(None)`: at its newest), or `None`
+    /// once it is read to the end.
+    next: Option<Option<Item>>,
+}
+
 /// Whether a listing that found `found` runs of `limit` after looking at
 /// `looked` stops: it has enough, or a status filter has looked far enough.
 fn listed_enough(filter: &RunFilter, found: usize, looked: usize, limit: usize) -> bool {
@@ -605,17 +609,81 @@ fn listing_page(filter: &RunFilter, limit: usize, filtered: bool) -> i32 {
 }
 
 impl AwsStore {
-    /// Up to `limit` runs of a function from its partition `pk`, newest
-    /// first, in the filter's time range (the time in their ids; a run
-    /// created after `until` whose trigger came before it is left out too)
-    /// and with its status. Eventually consistent, as an index would be.
-    async fn partition_runs(
+    /// The newest `limit` runs of `function` in its partitions, in the
+    /// filter's time range (the time in their ids; a run created after
+    /// `until` whose trigger came before it is left out too) and with its
+    /// status: the partitions read a page at a time, each only while it may
+    /// hold a run newer than the others' next, merged. Eventually
+    /// consistent, as an index would be.
+    async fn function_runs(
         &self,
-        pk: String,
         function: &str,
         filter: &RunFilter,
         limit: usize,
     ) -> Result<Vec<Item>> {
+        // A page of each shard holds a sixteenth of what is asked, and some.
+        let page = listing_page(filter, limit.div_ceil(16) + 10, true);
+        let mut shards: Vec<Shard> = function_partitions(function)
+            .map(|pk| Shard {
+                pk,
+                read: VecDeque::new(),
+                next: Some(None),
+            })
+            .collect();
+        let mut runs = Vec::new();
+        let mut looked = 0;
+        while runs.len() < limit {
+            // Until every shard that is not read to the end has a run read
+            // (a page whose every item the filter left out has none).
+            loop {
+                let wanting: Vec<usize> = (0..shards.len())
+                    .filter(|&i| shards[i].read.is_empty() && shards[i].next.is_some())
+                    .collect();
+                if wanting.is_empty() || (filter.status.is_some() && looked >= STATUS_SCAN) {
+                    break;
+                }
+                let pages = wanting.iter().map(|&i| {
+                    let shard = &shards[i];
+                    let start = shard.next.clone().flatten();
+                    self.partition_page(&shard.pk, function, filter, page, start)
+                });
+                for (i, (items, next, scanned)) in wanting
+                    .iter()
+                    .zip(futures::future::try_join_all(pages).await?)
+                {
+                    looked += scanned;
+                    shards[*i].read.extend(items);
+                    shards[*i].next = next.map(Some);
+                }
+            }
+            // The newest run read (ids sort by their time).
+            let newest = shards
+                .iter_mut()
+                .filter_map(|shard| {
+                    let sk = get_s(shard.read.front()?, "sk").ok()?.to_owned();
+                    Some((sk, shard))
+                })
+                .max_by(|(a, _), (b, _)| a.cmp(b));
+            match newest.and_then(|(_, shard)| shard.read.pop_front()) {
+                Some(run) => runs.push(run),
+                None => break,
+            }
+        }
+        Ok(runs)
+    }
+
+    /// One page of the run items of `function` in its partition `pk`,
+    /// newest first, in the filter's range and with its status: the items,
+    /// where the next page starts (`None` at the end) and how many items
+    /// the page looked at.
+    async fn partition_page(
+        &self,
+        pk: &str,
+        function: &str,
+        filter: &RunFilter,
+        page: i32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>, usize)> {
         let lowest = time_part(filter.since.unwrap_or(0));
         let highest = match filter.until {
             Some(until) => time_part(until.max(1) - 1) + "~",
@@ -625,46 +693,38 @@ impl AwsStore {
         // Only run items (their steps and event copies have no function),
         // and only this function's (two functions' tags may be the same).
         let mut condition = "function_id = :function".to_owned();
-        if filter.until.is_some() {
+        let mut query = self
+            .ddb()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", string(pk))
+            .expression_attribute_values(":lo", string(lowest))
+            .expression_attribute_values(":hi", string(highest))
+            .expression_attribute_values(":function", string(function))
+            .scan_index_forward(false)
+            .limit(page)
+            .set_exclusive_start_key(start);
+        if let Some(until) = filter.until {
             condition.push_str(" AND created_at < :until");
+            query = query.expression_attribute_values(":until", number(until));
         }
-        if filter.status.is_some() {
+        if let Some(status) = filter.status {
             condition.push_str(" AND #status = :status");
+            query = query
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":status", string(status.as_str()));
         }
-        let mut items = Vec::new();
-        let mut start = None;
-        let mut looked = 0;
-        loop {
-            let mut query = self
-                .ddb()
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .filter_expression(&condition)
-                .expression_attribute_values(":pk", string(&pk))
-                .expression_attribute_values(":lo", string(&lowest))
-                .expression_attribute_values(":hi", string(&highest))
-                .expression_attribute_values(":function", string(function))
-                .scan_index_forward(false)
-                .limit(listing_page(filter, limit, true))
-                .set_exclusive_start_key(start);
-            if let Some(until) = filter.until {
-                query = query.expression_attribute_values(":until", number(until));
-            }
-            if let Some(status) = filter.status {
-                query = query
-                    .expression_attribute_names("#status", "status")
-                    .expression_attribute_values(":status", string(status.as_str()));
-            }
-            let out = query.send().await.map_err(ddb)?;
-            looked += usize::try_from(out.scanned_count()).unwrap_or(0);
-            items.extend(out.items().iter().cloned());
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() || listed_enough(filter, items.len(), looked, limit) {
-                items.truncate(limit);
-                return Ok(items);
-            }
-        }
+        let out = query
+            .filter_expression(condition)
+            .send()
+            .await
+            .map_err(ddb)?;
+        Ok((
+            out.items().to_vec(),
+            out.last_evaluated_key().cloned(),
+            usize::try_from(out.scanned_count()).unwrap_or(0),
+        ))
     }
 
     /// Up to `limit` runs from `index` (key attributes `{key}pk`,

@@ -9,7 +9,7 @@ use crate::run::{
     Envelope, Lease, Message, Run, RunStatus, StepKind, StepRecord, StepStatus, Target, Waiter,
     WaiterKind,
 };
-use crate::run_id::derived_run_id;
+use crate::run_id::{RunIdParts, derived_run_id};
 use crate::store::{RunFilter, Store, StoredEvent};
 use crate::transition::{Committed, Conflict, Fence, IdempotencyClaim, Outgoing, Transition};
 
@@ -436,6 +436,67 @@ async fn listed_by_current_status<S: Store + QueueProbe>(store: S, id: IdForm) {
     assert_eq!(listed(RunStatus::Failed, 0).await, [queued_id.as_str()]);
     assert!(listed(RunStatus::Running, 0).await.is_empty());
     assert!(listed(RunStatus::Completed, 0).await.is_empty());
+}
+
+/// A function's runs are listed newest first however their ids spread
+/// them (a store may keep them apart by a part of their ids: here most in
+/// one part, so listing reads it page after page).
+pub async fn runs_are_listed_newest_first_however_their_ids_spread<S: Store + QueueProbe>(
+    store: S,
+) {
+    // GIVEN 40 runs whose ids have the same digit after their function's
+    // tag, and 20 others, at distinct times, of one function; and a run of
+    // another function in between
+    let first_digit = |id: &str| id.as_bytes()[22];
+    let mut ids = Vec::new();
+    let (mut alike, mut other) = (0, 0);
+    for i in 0..2000 {
+        let at = T0 + i;
+        let id = current(&format!("spread-{i}"), "fn", at);
+        let keep = if first_digit(&id) == b'0' {
+            alike += 1;
+            alike <= 40
+        } else {
+            other += 1;
+            other <= 20
+        };
+        if keep {
+            let mut r = run(&id, "fn", at);
+            r.status = RunStatus::Skipped;
+            commit(&store, &Transition::new(Fence::Create, r))
+                .await
+                .expect("created");
+            ids.push(id);
+        }
+        if alike >= 40 && other >= 20 {
+            break;
+        }
+    }
+    assert_eq!(ids.len(), 60);
+    let elsewhere = current("elsewhere", "fn-2", T0 + 500);
+    create(&store, &run(&elsewhere, "fn-2", T0 + 500)).await;
+    ids.reverse();
+    let listed = |limit: usize, since: Option<i64>| {
+        let store = &store;
+        let filter = RunFilter {
+            function_id: Some("fn".into()),
+            limit,
+            since,
+            ..RunFilter::default()
+        };
+        async move {
+            let runs = store.list_runs(&filter).await.unwrap();
+            runs.into_iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    // THEN any number of the newest are listed in order
+    for limit in [1, 7, 30, 59] {
+        assert_eq!(listed(limit, None).await, ids[..limit], "newest {limit}");
+    }
+    assert_eq!(listed(0, None).await, ids, "all 60 (under the default 100)");
+    // AND a time range is exact
+    let middle = RunIdParts::parse(&ids[30]).unwrap().at;
+    assert_eq!(listed(0, Some(middle)).await, ids[..=30]);
 }
 
 /// A lease has one holder until it lapses; only its holder commits, and a
