@@ -447,13 +447,13 @@ pub async fn runs_are_listed_newest_first_however_their_ids_spread<S: Store + Qu
     // GIVEN 40 runs whose ids have the same digit after their function's
     // tag, and 20 others, at distinct times, of one function; and a run of
     // another function in between
-    let first_digit = |id: &str| id.as_bytes()[22];
+    let shard = |id: &str| RunIdParts::parse(id).map(|parts| parts.shard);
     let mut ids = Vec::new();
     let (mut alike, mut other) = (0, 0);
     for i in 0..2000 {
         let at = T0 + i;
         let id = current(&format!("spread-{i}"), "fn", at);
-        let keep = if first_digit(&id) == b'0' {
+        let keep = if shard(&id) == Some('0') {
             alike += 1;
             alike <= 40
         } else {
