@@ -12,6 +12,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::event::derived_id;
+
 /// The width of the time part (milliseconds since the epoch, hex).
 const TIME_DIGITS: usize = 12;
 /// The width of the function tag.
@@ -33,32 +35,32 @@ pub fn time_part(at: i64) -> String {
     format!("{:0width$x}", at.max(0), width = TIME_DIGITS)
 }
 
-fn assemble(function_id: &str, at: i64, part: &[u8]) -> String {
+/// An id of `function_id`'s run at `at` whose last part is `part` (at
+/// least [`PART_DIGITS`] hex digits; the first of them are taken).
+fn assemble(function_id: &str, at: i64, part: &str) -> String {
     format!(
         "{}-{}-{}",
         time_part(at),
         function_tag(function_id),
-        hex::encode(&part[..PART_DIGITS / 2])
+        &part[..PART_DIGITS]
     )
 }
 
 /// The id of a run of `function_id` whose trigger came at `at`, derived
-/// from `parts` (with the function's id): the same arguments always make
-/// the same id.
+/// from `parts` (with the function's id, by [`derived_id`]): the same
+/// arguments always make the same id.
 #[must_use]
 pub fn derived_run_id(function_id: &str, at: i64, parts: &[&str]) -> String {
-    let mut hasher = Sha256::new();
-    for part in std::iter::once(&function_id).chain(parts) {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
-    }
-    assemble(function_id, at, &hasher.finalize())
+    let parts: Vec<&str> = std::iter::once(function_id)
+        .chain(parts.iter().copied())
+        .collect();
+    assemble(function_id, at, &derived_id(&parts))
 }
 
 /// A new, unique id of a run of `function_id` started at `at`.
 #[must_use]
 pub fn fresh_run_id(function_id: &str, at: i64) -> String {
-    assemble(function_id, at, uuid::Uuid::new_v4().as_bytes())
+    assemble(function_id, at, &uuid::Uuid::new_v4().simple().to_string())
 }
 
 /// What a run id of this format says.
