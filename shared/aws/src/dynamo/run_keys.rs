@@ -21,10 +21,13 @@ use hookflow::run_id::{RunIdParts, function_tag};
 use super::{Item, get_s, string};
 use crate::error::Result;
 
+/// What the partition keys of functions' runs begin with.
+pub(super) const SHARD_PREFIX: &str = "FR#";
+
 /// The partition of a function's runs in shard `shard` (a hex digit), by
 /// the function's tag.
 fn shard_pk(tag: &str, shard: char) -> String {
-    format!("FR#{tag}#{shard}")
+    format!("{SHARD_PREFIX}{tag}#{shard}")
 }
 
 /// The 16 partitions the runs of `function_id` (with ids of the current

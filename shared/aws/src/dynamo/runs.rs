@@ -33,7 +33,7 @@ use hookflow::store::{LoadedRun, Outbox, RunFilter, RunStore, StoredEvent};
 use hookflow::transition::{Committed, Conflict, Outgoing, Transition};
 
 use super::run_item::{RUN_ATTRIBUTES, TERMINAL};
-use super::run_keys::{RunKeys, function_partitions, run_id_of};
+use super::run_keys::{RunKeys, SHARD_PREFIX, function_partitions, run_id_of};
 use super::{
     AwsStore, Item, condition_failed, event_pk, get_n, get_s, number, replaced_event_sk,
     routed_key, string,
@@ -457,12 +457,13 @@ impl RunStore for AwsStore {
         now: i64,
         until: i64,
     ) -> hookflow::Result<Result<(), Conflict>> {
+        let keys = RunKeys::of(run_id);
         let result = self
             .ddb()
             .update_item()
             .table_name(self.table())
-            .key("pk", RunKeys::of(run_id).pk())
-            .key("sk", string(RunKeys::of(run_id).run_sk()))
+            .key("pk", keys.pk())
+            .key("sk", string(keys.run_sk()))
             .update_expression("SET lease_until = :until")
             .condition_expression("lease_token = :token AND lease_until > :now")
             .expression_attribute_values(":until", number(until))
@@ -491,12 +492,13 @@ impl RunStore for AwsStore {
         function_id: &str,
         reason: &str,
     ) -> hookflow::Result<bool> {
+        let keys = RunKeys::of(run_id);
         let result = self
             .ddb()
             .update_item()
             .table_name(self.table())
-            .key("pk", RunKeys::of(run_id).pk())
-            .key("sk", string(RunKeys::of(run_id).run_sk()))
+            .key("pk", keys.pk())
+            .key("sk", string(keys.run_sk()))
             .update_expression("SET cancel_requested = if_not_exists(cancel_requested, :reason)")
             .condition_expression(
                 "attribute_exists(pk) AND NOT (#status IN (:completed, :failed, :cancelled, :skipped))",
@@ -594,7 +596,13 @@ struct Shard {
 /// Whether a listing that found `found` runs of `limit` after looking at
 /// `looked` stops: it has enough, or a status filter has looked far enough.
 fn listed_enough(filter: &RunFilter, found: usize, looked: usize, limit: usize) -> bool {
-    found >= limit || (filter.status.is_some() && looked >= STATUS_SCAN)
+    found >= limit || looked_far_enough(filter, looked)
+}
+
+/// Whether a listing filtered by status has looked at as many runs as it
+/// may ([`STATUS_SCAN`]).
+fn looked_far_enough(filter: &RunFilter, looked: usize) -> bool {
+    filter.status.is_some() && looked >= STATUS_SCAN
 }
 
 /// How many items a listing reads at a time: more when a status filter
@@ -639,7 +647,7 @@ impl AwsStore {
                 let wanting: Vec<usize> = (0..shards.len())
                     .filter(|&i| shards[i].read.is_empty() && shards[i].next.is_some())
                     .collect();
-                if wanting.is_empty() || (filter.status.is_some() && looked >= STATUS_SCAN) {
+                if wanting.is_empty() || looked_far_enough(filter, looked) {
                     break;
                 }
                 let pages = wanting.iter().map(|&i| {
@@ -822,7 +830,7 @@ impl AwsStore {
                 .filter_expression(&condition)
                 .expression_attribute_values(":run", string("RUN"))
                 .expression_attribute_values(":own", string("RUN#"))
-                .expression_attribute_values(":shard", string("FR#"))
+                .expression_attribute_values(":shard", string(SHARD_PREFIX))
                 .set_exclusive_start_key(start);
             if let Some(status) = filter.status {
                 scan = scan
